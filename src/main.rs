@@ -1,0 +1,2 @@
+//! The `wgpu-mlp` command line. (Stub.)
+fn main() {}

@@ -1,0 +1,102 @@
+//! A dense row-major `[rows, cols]` f32 matrix: the batch type for inputs and outputs.
+
+use crate::error::{Error, Result};
+
+/// A row-major `[rows, cols]` matrix of f32. Inputs are `[batch, in]`, outputs `[batch, out]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix {
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+}
+
+impl Matrix {
+    /// Wraps `data` (row-major) as a `[rows, cols]` matrix; fails when the length does not match.
+    pub fn new(rows: usize, cols: usize, data: Vec<f32>) -> Result<Self> {
+        let expected = rows
+            .checked_mul(cols)
+            .ok_or_else(|| Error::shape(format!("[{rows}, {cols}] overflows usize")))?;
+        if data.len() != expected {
+            return Err(Error::shape(format!(
+                "[{rows}, {cols}] needs {expected} values, got {}",
+                data.len()
+            )));
+        }
+        Ok(Matrix { rows, cols, data })
+    }
+
+    /// A `[rows, cols]` matrix of zeros.
+    pub fn zeros(rows: usize, cols: usize) -> Self {
+        Matrix {
+            rows,
+            cols,
+            data: vec![0.0; rows * cols],
+        }
+    }
+
+    /// Builds a matrix from rows of equal length.
+    pub fn from_rows(rows: &[Vec<f32>]) -> Result<Self> {
+        let cols = rows.first().map_or(0, Vec::len);
+        if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != cols) {
+            return Err(Error::shape(format!(
+                "row {i} has {} values, row 0 has {cols}",
+                r.len()
+            )));
+        }
+        Ok(Matrix {
+            rows: rows.len(),
+            cols,
+            data: rows.concat(),
+        })
+    }
+
+    /// Number of rows (the batch size).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns (the feature width).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// `[rows, cols]`.
+    pub fn shape(&self) -> [usize; 2] {
+        [self.rows, self.cols]
+    }
+
+    /// The row-major values.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// The row-major values, mutable.
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
+    /// Consumes the matrix and returns its row-major values.
+    pub fn into_vec(self) -> Vec<f32> {
+        self.data
+    }
+
+    /// Row `i` as a slice. Panics if `i >= rows` (like slice indexing).
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// Rows `start..end` as a new matrix.
+    pub fn slice_rows(&self, start: usize, end: usize) -> Result<Matrix> {
+        if start > end || end > self.rows {
+            return Err(Error::shape(format!(
+                "rows {start}..{end} out of range for {} rows",
+                self.rows
+            )));
+        }
+        Ok(Matrix {
+            rows: end - start,
+            cols: self.cols,
+            data: self.data[start * self.cols..end * self.cols].to_vec(),
+        })
+    }
+}
