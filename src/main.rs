@@ -1,2 +1,336 @@
-//! The `wgpu-mlp` command line. (Stub.)
-fn main() {}
+//! The `wgpu-mlp` command line.
+//!
+//! ```text
+//! wgpu-mlp summary --layers 784,128,64,10 --act relu,relu,softmax [--batch N]
+//! wgpu-mlp summary --weights model.safetensors --act relu,relu,softmax [--batch N]
+//! wgpu-mlp init --layers 784,128,10 [--act relu,softmax] --seed 42 --output model.safetensors
+//! wgpu-mlp infer --weights model.safetensors --act relu,relu,softmax --input x.npy --output y.npy
+//!                [--device cpu|gpu|auto] [--adapter NAME]
+//! ```
+//!
+//! Every error prints `error: <message>` on stderr and exits with status 1 (usage errors
+//! included); no command leaves a partial output file behind.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use wgpu_mlp::io::{self, MatrixFormat};
+use wgpu_mlp::{Activation, DEFAULT_SEED, Error, Layer, Matrix, Mlp, Result};
+
+/// PyTorch-style multi-layer perceptrons on the GPU (WGSL + wgpu), checked against an exact CPU
+/// reference.
+#[derive(Debug, Parser)]
+#[command(name = "wgpu-mlp", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the torchsummary table of a model (from layer widths or a weights file).
+    Summary(SummaryArgs),
+    /// Create a model with PyTorch's default init and save it as safetensors.
+    Init(InitArgs),
+    /// Run a model on an input matrix (.npy or .csv) and write the output (.npy or .csv).
+    Infer(InferArgs),
+}
+
+/// Where the model comes from: layer widths or a weights file (exactly one).
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct ModelSource {
+    /// Layer widths, input first: e.g. 784,128,64,10 (three Linear layers).
+    #[arg(long, value_name = "W0,W1,...")]
+    layers: Option<String>,
+
+    /// A safetensors state_dict (an nn.Sequential's, or named modules with --names).
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct SummaryArgs {
+    #[command(flatten)]
+    source: ModelSource,
+
+    /// One activation per Linear layer, comma separated (default: identity everywhere).
+    /// Names: identity, sigmoid, tanh, relu, leaky_relu[:SLOPE], softmax, gelu, gelu_tanh, silu,
+    /// elu[:ALPHA].
+    #[arg(long, value_name = "A1,A2,...")]
+    act: Option<String>,
+
+    /// Batch size shown in the table; -1 (the default) shows -1 as torchsummary does.
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    batch: i64,
+
+    /// Module names of the layers, in order, for weights with named modules (e.g. fc1,fc2).
+    #[arg(long, value_name = "N1,N2,...", requires = "weights")]
+    names: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// Layer widths, input first: e.g. 784,128,10 (two Linear layers).
+    #[arg(long, value_name = "W0,W1,...")]
+    layers: String,
+
+    /// One activation per Linear layer (default: identity everywhere). They decide the module
+    /// indices of the saved keys, as in the equivalent nn.Sequential.
+    #[arg(long, value_name = "A1,A2,...")]
+    act: Option<String>,
+
+    /// Seed: the weights equal those of torch.manual_seed(SEED) then building the same layers.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    seed: u64,
+
+    /// Where to write the safetensors file.
+    #[arg(long, short, value_name = "FILE")]
+    output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct InferArgs {
+    /// A safetensors state_dict.
+    #[arg(long, value_name = "FILE")]
+    weights: PathBuf,
+
+    /// One activation per Linear layer, comma separated (default: identity everywhere).
+    #[arg(long, value_name = "A1,A2,...")]
+    act: Option<String>,
+
+    /// Input matrix [batch, in]: .npy (<f4 or <f8) or .csv.
+    #[arg(long, short, value_name = "FILE")]
+    input: PathBuf,
+
+    /// Output matrix [batch, out]: .npy or .csv.
+    #[arg(long, short, value_name = "FILE")]
+    output: PathBuf,
+
+    /// Where to run the forward pass.
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    device: Device,
+
+    /// GPU adapter to use (a substring of its name).
+    #[arg(long, value_name = "NAME")]
+    adapter: Option<String>,
+
+    /// Module names of the layers, in order, for weights with named modules (e.g. fc1,fc2).
+    #[arg(long, value_name = "N1,N2,...")]
+    names: Option<String>,
+}
+
+/// Where `infer` runs the forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Device {
+    /// The GPU when one is available, the CPU otherwise.
+    Auto,
+    /// The CPU reference (f64 accumulation, rounded to f32).
+    Cpu,
+    /// The GPU; an error when none is available.
+    Gpu,
+}
+
+fn main() -> ExitCode {
+    // A panic is a bug; report it like any other error, without a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error (this is a bug): {info}");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::FAILURE,
+            };
+        }
+    };
+    match std::panic::catch_unwind(move || run(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Summary(args) => summary(args),
+        Command::Init(args) => init(args),
+        Command::Infer(args) => infer(args),
+    }
+}
+
+fn summary(args: SummaryArgs) -> Result<()> {
+    let acts = parse_acts(args.act.as_deref())?;
+    let model = match (&args.source.layers, &args.source.weights) {
+        (Some(layers), _) => build_model(&parse_widths(layers)?, acts, DEFAULT_SEED)?,
+        (None, Some(weights)) => {
+            let names = parse_names(args.names.as_deref())?;
+            load_model(weights, acts, names.as_deref())?
+        }
+        (None, None) => return Err(Error::InvalidArgument("give --layers or --weights".into())),
+    };
+    let text = wgpu_mlp::summary::summary(&model, args.batch);
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_all(text.as_bytes())
+        .and_then(|()| {
+            if text.is_empty() || text.ends_with('\n') {
+                Ok(())
+            } else {
+                out.write_all(b"\n")
+            }
+        })
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => {}
+        // `wgpu-mlp summary | head` is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            return Err(Error::Io {
+                path: PathBuf::from("<stdout>"),
+                source: e,
+            });
+        }
+    }
+    warn(&model);
+    Ok(())
+}
+
+fn init(args: InitArgs) -> Result<()> {
+    let widths = parse_widths(&args.layers)?;
+    let acts = parse_acts(args.act.as_deref())?;
+    let model = build_model(&widths, acts, args.seed)?;
+    io::safetensors::save_model(&args.output, &model)?;
+    warn(&model);
+    Ok(())
+}
+
+fn infer(args: InferArgs) -> Result<()> {
+    // Check everything cheap before doing any work.
+    MatrixFormat::from_path(&args.input)?;
+    MatrixFormat::from_path(&args.output)?;
+    let acts = parse_acts(args.act.as_deref())?;
+    let names = parse_names(args.names.as_deref())?;
+    let model = load_model(&args.weights, acts, names.as_deref())?;
+    let input = io::read_matrix(&args.input)?;
+    model.check_input(input.rows(), input.cols())?;
+    let output = run_forward(&model, &input, args.device, args.adapter)?;
+    io::write_matrix(&args.output, &output)?;
+    warn(&model);
+    Ok(())
+}
+
+/// Runs the forward pass on the chosen device.
+fn run_forward(
+    model: &Mlp,
+    input: &Matrix,
+    device: Device,
+    adapter: Option<String>,
+) -> Result<Matrix> {
+    model.check_input(input.rows(), input.cols())?;
+    match device {
+        Device::Cpu => wgpu_mlp::cpu::forward(model, input),
+        // GPU: wired in by the gpu module. Until then `auto` falls back to the CPU and `gpu`
+        // fails; `adapter` selects the GPU adapter once the GPU path exists.
+        Device::Auto => {
+            let _ = adapter;
+            wgpu_mlp::cpu::forward(model, input)
+        }
+        Device::Gpu => {
+            let _ = adapter;
+            Err(Error::Gpu("GPU path not available yet".into()))
+        }
+    }
+}
+
+/// Prints the model's diagnostics as warnings on stderr.
+fn warn(model: &Mlp) {
+    for d in model.diagnostics() {
+        eprintln!("warning: {d}");
+    }
+}
+
+/// Builds a model with PyTorch's default init from widths (input first) and one activation per
+/// Linear layer (`None`: identity everywhere).
+fn build_model(widths: &[usize], acts: Option<Vec<Activation>>, seed: u64) -> Result<Mlp> {
+    let n_layers = widths.len() - 1;
+    let acts = acts_for(acts, n_layers, "--layers")?;
+    let mut builder = Mlp::builder(widths[0]).seed(seed);
+    for (&w, act) in widths[1..].iter().zip(acts) {
+        builder = builder.layer(w, act);
+    }
+    builder.build()
+}
+
+/// Loads a weights file with one activation per Linear layer (`None`: identity everywhere).
+fn load_model(path: &Path, acts: Option<Vec<Activation>>, names: Option<&[String]>) -> Result<Mlp> {
+    let linears = io::safetensors::load_layers(path, names)?;
+    let acts = acts_for(acts, linears.len(), &path.display().to_string())?;
+    Mlp::from_layers(
+        linears
+            .into_iter()
+            .zip(acts)
+            .map(|(linear, activation)| Layer { linear, activation })
+            .collect(),
+    )
+}
+
+/// The activations, checked against the number of Linear layers.
+fn acts_for(acts: Option<Vec<Activation>>, n_layers: usize, what: &str) -> Result<Vec<Activation>> {
+    match acts {
+        None => Ok(vec![Activation::Identity; n_layers]),
+        Some(a) if a.len() == n_layers => Ok(a),
+        Some(a) => Err(Error::InvalidArgument(format!(
+            "--act lists {} activation(s) but {what} has {n_layers} Linear layer(s); \
+             give one per layer (identity for none)",
+            a.len()
+        ))),
+    }
+}
+
+fn parse_acts(s: Option<&str>) -> Result<Option<Vec<Activation>>> {
+    s.map(wgpu_mlp::activation::parse_list).transpose()
+}
+
+/// Parses `784,128,10`: at least two widths (input and one layer), each at least 1.
+fn parse_widths(s: &str) -> Result<Vec<usize>> {
+    let widths = s
+        .split(',')
+        .map(|w| {
+            let w = w.trim();
+            match w.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(Error::InvalidArgument(format!(
+                    "--layers: '{w}' is not a positive integer width"
+                ))),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if widths.len() < 2 {
+        return Err(Error::InvalidArgument(format!(
+            "--layers '{s}': give the input width and at least one layer width, e.g. 784,128,10"
+        )));
+    }
+    Ok(widths)
+}
+
+/// Parses `fc1,fc2` into layer names.
+fn parse_names(s: Option<&str>) -> Result<Option<Vec<String>>> {
+    let Some(s) = s else { return Ok(None) };
+    let names: Vec<String> = s.split(',').map(|n| n.trim().to_string()).collect();
+    if names.iter().any(String::is_empty) {
+        return Err(Error::InvalidArgument(format!(
+            "--names '{s}': empty layer name"
+        )));
+    }
+    Ok(Some(names))
+}

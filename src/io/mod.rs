@@ -1,1 +1,77 @@
-//! Weights and data I/O: safetensors state_dicts, `.npy` and CSV matrices. (Stub.)
+//! Weights and data I/O: safetensors state_dicts, `.npy` and CSV matrices.
+//!
+//! - [`safetensors`] reads and writes the `state_dict` of the equivalent PyTorch `nn.Sequential`.
+//! - [`npy`] reads `.npy` arrays (`<f4` or `<f8`, versions 1–3) and writes `<f4` version 1.0.
+//! - [`csv`] reads and writes plain numeric CSV.
+//! - [`read_matrix`] / [`write_matrix`] pick `.npy` or `.csv` by the file's extension.
+//!
+//! Every reader returns [`Error::Format`] naming the problem for malformed,
+//! truncated or unsupported files (it never panics), and every writer is atomic: the data goes to
+//! a temporary file in the target's directory that is renamed over the target only once it is
+//! complete, so a failed write never leaves a partial (or any new) file behind.
+
+mod atomic;
+pub mod csv;
+pub mod npy;
+pub mod safetensors;
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::matrix::Matrix;
+
+/// A matrix file format, chosen by file extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatrixFormat {
+    /// NumPy `.npy`.
+    Npy,
+    /// Comma-separated values, `.csv`.
+    Csv,
+}
+
+impl MatrixFormat {
+    /// The format for `path`'s extension (`.npy` or `.csv`, case-insensitive); an error naming the
+    /// path otherwise.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("npy") => Ok(MatrixFormat::Npy),
+            Some("csv") => Ok(MatrixFormat::Csv),
+            Some(other) => Err(Error::invalid(format!(
+                "{}: unsupported file extension '.{other}'; use .npy or .csv",
+                path.display()
+            ))),
+            None => Err(Error::invalid(format!(
+                "{}: no file extension; use .npy or .csv",
+                path.display()
+            ))),
+        }
+    }
+}
+
+/// Reads a `[rows, cols]` matrix from a `.npy` or `.csv` file, chosen by extension.
+pub fn read_matrix(path: impl AsRef<Path>) -> Result<Matrix> {
+    let path = path.as_ref();
+    match MatrixFormat::from_path(path)? {
+        MatrixFormat::Npy => npy::read(path),
+        MatrixFormat::Csv => csv::read(path),
+    }
+}
+
+/// Writes a matrix to a `.npy` or `.csv` file, chosen by extension (atomically).
+pub fn write_matrix(path: impl AsRef<Path>, matrix: &Matrix) -> Result<()> {
+    let path = path.as_ref();
+    match MatrixFormat::from_path(path)? {
+        MatrixFormat::Npy => npy::write(path, matrix),
+        MatrixFormat::Csv => csv::write(path, matrix),
+    }
+}
+
+/// Reads a whole file, wrapping the error with its path.
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}

@@ -1,0 +1,334 @@
+//! Adapter choice and the device: one [`GpuContext`] per device, shared by every model on it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::gpu::kernels::Kernels;
+
+/// What to tell a user who has no adapter at all.
+pub(crate) const INSTALL_HINT: &str = "install a GPU driver, or a software adapter: on Debian/Ubuntu \
+`apt-get install -y mesa-vulkan-drivers libvulkan1` gives lavapipe (Vulkan on the CPU); Mesa's \
+llvmpipe (OpenGL) comes with `libegl-mesa0 libgl1-mesa-dri`. Select one with WGPU_BACKEND=vulkan|gl \
+or WGPU_ADAPTER_NAME=<substring>; `wgpu-mlp adapters` lists what is found";
+
+/// How to choose the adapter and set up the device.
+#[derive(Clone, Debug)]
+pub struct GpuOptions {
+    /// Backends to consider. `None`: the `WGPU_BACKEND` variable (e.g. `vulkan`, `gl`), else all.
+    pub backends: Option<wgpu::Backends>,
+    /// Case-insensitive substring of the adapter name. `None`: the `WGPU_ADAPTER_NAME` variable,
+    /// else the best adapter (hardware before software).
+    pub adapter_name: Option<String>,
+    /// Caps the device's largest storage binding (bytes) below the adapter's own limit. Batches
+    /// whose activations exceed it run in chunks; useful to share a device, and to test chunking.
+    pub max_storage_binding_size: Option<u64>,
+    /// The longest any single wait on the GPU may take before it is reported as
+    /// [`Error::Timeout`].
+    pub timeout: Duration,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            backends: None,
+            adapter_name: None,
+            max_storage_binding_size: None,
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A description of one adapter, as `wgpu-mlp adapters` prints it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdapterSummary {
+    /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
+    pub name: String,
+    /// `Vulkan`, `Gl`, `Metal`, …
+    pub backend: String,
+    /// `DiscreteGpu`, `IntegratedGpu`, `Cpu`, …
+    pub device_type: String,
+    /// Driver name and version, when the backend reports them.
+    pub driver: String,
+}
+
+impl AdapterSummary {
+    fn from_info(info: &wgpu::AdapterInfo) -> Self {
+        let driver = [info.driver.as_str(), info.driver_info.as_str()]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        AdapterSummary {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver,
+        }
+    }
+}
+
+/// A device and queue with the crate's compiled kernels. Cheap to clone (shared inside).
+#[derive(Clone, Debug)]
+pub struct GpuContext {
+    pub(crate) inner: Arc<ContextInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ContextInner {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) info: wgpu::AdapterInfo,
+    pub(crate) limits: wgpu::Limits,
+    pub(crate) kernels: Kernels,
+    pub(crate) timeout: Duration,
+    /// Set by the device-lost callback; checked before and after every GPU call.
+    lost: Arc<Mutex<Option<String>>>,
+    /// Errors no error scope caught (they would panic by default).
+    uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+fn backends_from(opts: &GpuOptions) -> wgpu::Backends {
+    opts.backends
+        .or_else(wgpu::Backends::from_env)
+        .unwrap_or(wgpu::Backends::all())
+}
+
+fn new_instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
+    desc.backends = backends;
+    wgpu::Instance::new(desc)
+}
+
+/// Lists the adapters wgpu finds (for the given backends, or `WGPU_BACKEND`, or all).
+pub fn list_adapters(backends: Option<wgpu::Backends>) -> Vec<AdapterSummary> {
+    let opts = GpuOptions {
+        backends,
+        ..GpuOptions::default()
+    };
+    let backends = backends_from(&opts);
+    let instance = new_instance(backends);
+    pollster::block_on(instance.enumerate_adapters(backends))
+        .iter()
+        .map(|a| AdapterSummary::from_info(&a.get_info()))
+        .collect()
+}
+
+/// Hardware first, then virtual, then CPU adapters; among CPU adapters Vulkan (lavapipe) before GL
+/// (llvmpipe). `PowerPreference` alone does not sort: enumeration order would decide.
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let ty = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        wgpu::Backend::Gl => 1,
+        _ => 2,
+    };
+    (ty, backend)
+}
+
+impl GpuContext {
+    /// Picks an adapter as [`GpuOptions`] says and opens a device with the adapter's own limits.
+    pub fn new(opts: &GpuOptions) -> Result<Self> {
+        let backends = backends_from(opts);
+        let instance = new_instance(backends);
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let wanted = opts
+            .adapter_name
+            .clone()
+            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+            .filter(|s| !s.is_empty());
+        if adapters.is_empty() {
+            return Err(Error::NoAdapter(format!(
+                "wgpu found no adapter for backends {backends:?}; {INSTALL_HINT}"
+            )));
+        }
+        if let Some(name) = &wanted {
+            let needle = name.to_lowercase();
+            let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&needle));
+            if adapters.is_empty() {
+                return Err(Error::NoAdapter(format!(
+                    "no adapter name contains '{name}'; found: {}",
+                    names.join(", ")
+                )));
+            }
+        }
+        adapters.sort_by_key(|a| rank(&a.get_info()));
+        let adapter = adapters.swap_remove(0);
+        Self::from_adapter(&adapter, opts)
+    }
+
+    fn from_adapter(adapter: &wgpu::Adapter, opts: &GpuOptions) -> Result<Self> {
+        let info = adapter.get_info();
+        let mut limits = adapter.limits();
+        if let Some(cap) = opts.max_storage_binding_size {
+            limits.max_storage_buffer_binding_size =
+                limits.max_storage_buffer_binding_size.min(cap);
+        }
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("wgpu-mlp"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            ..Default::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| Error::Gpu(format!("request_device on {}: {e}", info.name)))?;
+
+        let lost = Arc::new(Mutex::new(None));
+        let lost_cb = Arc::clone(&lost);
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut l) = lost_cb.lock() {
+                *l = Some(format!("{reason:?}: {msg}"));
+            }
+        });
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let unc_cb = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut u) = unc_cb.lock() {
+                u.push(e.to_string());
+            }
+        }));
+
+        let scope = ErrorScope::push(&device);
+        let kernels = Kernels::new(&device);
+        scope.pop()?;
+        Ok(GpuContext {
+            inner: Arc::new(ContextInner {
+                device,
+                queue,
+                info,
+                limits,
+                kernels,
+                timeout: opts.timeout,
+                lost,
+                uncaptured,
+            }),
+        })
+    }
+
+    /// The chosen adapter.
+    pub fn adapter(&self) -> AdapterSummary {
+        AdapterSummary::from_info(&self.inner.info)
+    }
+
+    /// True for software adapters (lavapipe, llvmpipe, WARP), which report a CPU device type.
+    pub fn is_software(&self) -> bool {
+        self.inner.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// The device's limits (the adapter's own, less any cap from [`GpuOptions`]).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+}
+
+impl ContextInner {
+    /// Fails if the device was lost or an error escaped every scope.
+    pub(crate) fn check_alive(&self) -> Result<()> {
+        if let Some(msg) = self.lost.lock().ok().and_then(|l| l.clone()) {
+            return Err(Error::DeviceLost(msg));
+        }
+        let escaped: Vec<String> = self
+            .uncaptured
+            .lock()
+            .map(|mut u| u.drain(..).collect())
+            .unwrap_or_default();
+        if !escaped.is_empty() {
+            return Err(Error::Gpu(escaped.join("; ")));
+        }
+        Ok(())
+    }
+
+    /// Waits (with the context's timeout) until `index` has finished on the GPU.
+    pub(crate) fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        let res = self.device.poll(wgpu::PollType::Wait {
+            submission_index: Some(index),
+            timeout: Some(self.timeout),
+        });
+        match res {
+            Ok(_) => self.check_alive(),
+            Err(wgpu::PollError::Timeout) => {
+                self.check_alive()?;
+                Err(Error::Timeout(self.timeout))
+            }
+            Err(e) => Err(Error::Gpu(e.to_string())),
+        }
+    }
+
+    /// Maps the first `bytes` of a MAP_READ buffer (after the work writing it was submitted), hands
+    /// the bytes to `read`, and unmaps.
+    pub(crate) fn read_mapped<T>(
+        &self,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+        index: wgpu::SubmissionIndex,
+        read: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T> {
+        let slice = buffer.slice(..bytes);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait(index)?;
+        // The callback runs inside some thread's poll: usually ours, but when several threads
+        // share the device another poll may be delivering it right now, so wait for it.
+        let deadline = std::time::Instant::now() + self.timeout;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(1)) {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) => {
+                    return Err(Error::Gpu(format!("mapping the readback buffer: {e}")));
+                }
+                Err(_) if std::time::Instant::now() < deadline => {
+                    self.device
+                        .poll(wgpu::PollType::Poll)
+                        .map_err(|e| Error::Gpu(e.to_string()))?;
+                    self.check_alive()?;
+                }
+                Err(_) => return Err(Error::Timeout(self.timeout)),
+            }
+        }
+        let out = {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu(format!("reading the mapped buffer: {e}")))?;
+            read(&view)
+        };
+        buffer.unmap();
+        Ok(out)
+    }
+}
+
+/// Validation and out-of-memory scopes around a piece of GPU work, turned into a `Result`.
+/// (wgpu's scopes are thread-local, so push and pop on the same thread.)
+pub(crate) struct ErrorScope {
+    oom: wgpu::ErrorScopeGuard,
+    validation: wgpu::ErrorScopeGuard,
+}
+
+impl ErrorScope {
+    pub(crate) fn push(device: &wgpu::Device) -> Self {
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        ErrorScope { oom, validation }
+    }
+
+    pub(crate) fn pop(self) -> Result<()> {
+        let validation = pollster::block_on(self.validation.pop());
+        let oom = pollster::block_on(self.oom.pop());
+        if let Some(e) = oom {
+            return Err(Error::OutOfMemory(e.to_string()));
+        }
+        if let Some(e) = validation {
+            return Err(Error::Gpu(e.to_string()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,596 @@
+//! [`GpuMlp`]: a model whose weights live on the device, run with one submit per forward pass.
+
+use std::sync::Mutex;
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::gpu::context::{ContextInner, ErrorScope, GpuContext};
+use crate::gpu::kernels::{ELEMENTWISE_WG, LINEAR_BLOCK, LINEAR_WG, PipelineKey, act_code};
+use crate::gpu::pack;
+use crate::matrix::Matrix;
+use crate::model::Mlp;
+
+/// Which kernels run each layer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KernelMode {
+    /// One kernel per layer: matmul with the bias add and activation in its store step (softmax
+    /// still gets its own row kernel). The default, and the fast path.
+    #[default]
+    Fused,
+    /// Separate matmul, bias-add, activation and softmax kernels, each its own pass. Slower; it
+    /// exists so every step can be checked on its own.
+    Separate,
+}
+
+/// Uniform block of linear.wgsl (`Dims`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct LinearDims {
+    rows: u32,
+    k4: u32,
+    n4: u32,
+    n_out: u32,
+    wt_n4: u32,
+    pad: [u32; 3],
+}
+
+/// Uniform block of elementwise.wgsl and softmax.wgsl (`Dims`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct RowDims {
+    pub(crate) rows: u32,
+    pub(crate) n4: u32,
+    pub(crate) n_out: u32,
+    pub(crate) groups_x: u32,
+}
+
+#[derive(Debug)]
+struct GpuLayer {
+    n_in: usize,
+    n_out: usize,
+    weight: wgpu::Buffer,
+    bias: wgpu::Buffer,
+    linear_dims: wgpu::Buffer,
+    elementwise_dims: wgpu::Buffer,
+    softmax_dims: wgpu::Buffer,
+    /// The passes of this layer, in order.
+    passes: Vec<(PipelineKey, wgpu::ComputePipeline)>,
+}
+
+/// Device buffers reused across calls; they grow to the largest batch seen (up to the chunk size)
+/// and are never reallocated for a batch that fits.
+#[derive(Debug)]
+struct Workspace {
+    capacity_rows: usize,
+    input: wgpu::Buffer,
+    acts: [wgpu::Buffer; 2],
+    staging: wgpu::Buffer,
+    /// Per layer, per pass: the bind group (built with the buffers, reused by every call).
+    bind_groups: Vec<Vec<wgpu::BindGroup>>,
+    /// Rows the uniform blocks currently describe.
+    dims_rows: Option<usize>,
+    /// Rows of the input uploaded by [`GpuMlp::prepare`].
+    prepared_rows: Option<usize>,
+    /// Buffers created so far for the workspace (a test hook: it must stop growing once warm).
+    allocations: u64,
+}
+
+/// An [`Mlp`] uploaded to a GPU. Weights are uploaded once; each [`forward`](GpuMlp::forward) is
+/// one command encoder, one submit and one readback (per chunk; see below).
+///
+/// Batches of any size work: when a batch's activations would exceed the device's largest storage
+/// binding, or its grid the 65,535-workgroup limit, it runs in chunks of rows, each its own
+/// submit, with the same result.
+///
+/// `GpuMlp` is `Send + Sync`: calls from several threads are serialised on the internal workspace
+/// and each gets exactly the result it would get alone.
+#[derive(Debug)]
+pub struct GpuMlp {
+    ctx: GpuContext,
+    layers: Vec<GpuLayer>,
+    mode: KernelMode,
+    /// Largest number of rows one submit handles.
+    chunk_rows: usize,
+    workspace: Mutex<Option<Workspace>>,
+}
+
+const MAX_INDEX_BYTES: u64 = 1 << 31; // keeps every f32 index in the shaders below 2^31
+
+impl GpuMlp {
+    /// Uploads `model` to the device, with the fused kernels.
+    pub fn new(ctx: &GpuContext, model: &Mlp) -> Result<Self> {
+        Self::with_mode(ctx, model, KernelMode::Fused)
+    }
+
+    /// Uploads `model` to the device, running it with the given kernels.
+    pub fn with_mode(ctx: &GpuContext, model: &Mlp, mode: KernelMode) -> Result<Self> {
+        let inner = &ctx.inner;
+        inner.check_alive()?;
+        let limits = &inner.limits;
+        let max_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
+            .min(MAX_INDEX_BYTES);
+        // Refuse what can never fit before allocating anything.
+        for (i, l) in model.layers().iter().enumerate() {
+            let lin = &l.linear;
+            let bytes = pack::f32_bytes(pack::vec4s(lin.in_features()) * 4)
+                .saturating_mul(pack::weight_cols(lin.out_features()) as u64);
+            if bytes > max_binding {
+                return Err(Error::OutOfMemory(format!(
+                    "layer {i}'s weight Linear({}, {}) needs {bytes} bytes on the device, over the \
+                     largest storage binding of {max_binding} bytes; splitting one weight matrix \
+                     across bindings is not supported",
+                    lin.in_features(),
+                    lin.out_features()
+                )));
+            }
+        }
+        let widest = model
+            .layers()
+            .iter()
+            .map(|l| pack::vec4s(l.linear.out_features()))
+            .chain([pack::vec4s(model.in_features())])
+            .max()
+            .unwrap_or(1);
+        let row_bytes = pack::f32_bytes(widest * 4);
+        let rows_by_binding = max_binding / row_bytes;
+        let rows_by_grid = u64::from(limits.max_compute_workgroups_per_dimension)
+            * u64::from(LINEAR_WG.1 * LINEAR_BLOCK.0);
+        let chunk_rows = rows_by_binding.min(rows_by_grid) as usize;
+        if chunk_rows == 0 {
+            return Err(Error::OutOfMemory(format!(
+                "one row of activations ({row_bytes} bytes) exceeds the largest storage binding \
+                 ({max_binding} bytes)"
+            )));
+        }
+
+        let scope = ErrorScope::push(&inner.device);
+        let layers = model
+            .layers()
+            .iter()
+            .map(|l| upload_layer(inner, &l.linear, l.activation, mode))
+            .collect();
+        scope.pop()?;
+        Ok(GpuMlp {
+            ctx: ctx.clone(),
+            layers,
+            mode,
+            chunk_rows,
+            workspace: Mutex::new(None),
+        })
+    }
+
+    /// Input width.
+    pub fn in_features(&self) -> usize {
+        self.layers[0].n_in
+    }
+
+    /// Output width.
+    pub fn out_features(&self) -> usize {
+        self.layers[self.layers.len() - 1].n_out
+    }
+
+    /// The kernels this model runs with.
+    pub fn mode(&self) -> KernelMode {
+        self.mode
+    }
+
+    /// The most rows one submit handles; larger batches run in chunks of this size.
+    pub fn chunk_rows(&self) -> usize {
+        self.chunk_rows
+    }
+
+    /// The context this model lives on.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// How many device buffers the reusable workspace has allocated so far. Once the largest batch
+    /// has been seen this stays constant: later calls allocate nothing.
+    pub fn workspace_allocations(&self) -> u64 {
+        self.lock().as_ref().map_or(0, |w| w.allocations)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Workspace>> {
+        // A panic while holding the lock cannot leave the buffers inconsistent (they are rebuilt
+        // from scratch on growth), so a poisoned lock is still usable.
+        self.workspace.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_batch(&self, input: &Matrix) -> Result<()> {
+        if input.cols() != self.in_features() {
+            return Err(Error::shape(format!(
+                "input is [{}, {}] but the model expects [batch, {}]",
+                input.rows(),
+                input.cols(),
+                self.in_features()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs the forward pass on `input` (`[batch, in]`) and returns `[batch, out]`.
+    /// An empty batch returns an empty matrix without touching the GPU.
+    pub fn forward(&self, input: &Matrix) -> Result<Matrix> {
+        self.check_batch(input)?;
+        let inner = &self.ctx.inner;
+        inner.check_alive()?;
+        let (rows, n_out) = (input.rows(), self.out_features());
+        let mut out = Vec::with_capacity(rows * n_out);
+        let mut guard = self.lock();
+        let scope = ErrorScope::push(&inner.device);
+        let mut run = || -> Result<()> {
+            let mut start = 0;
+            while start < rows {
+                let end = (start + self.chunk_rows).min(rows);
+                let n = end - start;
+                let chunk = &input.as_slice()[start * input.cols()..end * input.cols()];
+                let ws = self.workspace_for(&mut guard, n);
+                self.upload(ws, chunk, n);
+                let mut encoder = inner.device.create_command_encoder(&Default::default());
+                self.encode(ws, &mut encoder, n);
+                let bytes = self.output_bytes(n);
+                encoder.copy_buffer_to_buffer(self.output_buffer(ws), 0, &ws.staging, 0, bytes);
+                let index = inner.queue.submit([encoder.finish()]);
+                let values = inner.read_mapped(&ws.staging, bytes, index, |b| {
+                    pack::unpad_rows(bytemuck::cast_slice(b), n, n_out)
+                })?;
+                out.extend_from_slice(&values);
+                start = end;
+            }
+            Ok(())
+        };
+        let result = run();
+        // Pop the scope on every path: a validation error explains a failed wait better.
+        let scoped = scope.pop();
+        result.and(scoped)?;
+        Matrix::new(rows, n_out, out)
+    }
+
+    /// Uploads `input` into the device workspace for [`run_prepared`](Self::run_prepared), so
+    /// the forward pass can be timed without transfers ("resident"). The batch must fit one chunk.
+    pub fn prepare(&self, input: &Matrix) -> Result<()> {
+        self.check_batch(input)?;
+        let rows = input.rows();
+        if rows == 0 || rows > self.chunk_rows {
+            return Err(Error::invalid(format!(
+                "prepare takes 1 to {} rows, got {rows}",
+                self.chunk_rows
+            )));
+        }
+        let inner = &self.ctx.inner;
+        let mut guard = self.lock();
+        let scope = ErrorScope::push(&inner.device);
+        let ws = self.workspace_for(&mut guard, rows);
+        self.upload(ws, input.as_slice(), rows);
+        ws.prepared_rows = Some(rows);
+        let index = inner.queue.submit([]);
+        let waited = inner.wait(index);
+        scope.pop()?;
+        waited
+    }
+
+    /// Runs the forward pass on the prepared input, leaving the output on the device, and waits
+    /// until the queue has drained.
+    pub fn run_prepared(&self) -> Result<()> {
+        let inner = &self.ctx.inner;
+        let mut guard = self.lock();
+        let ws = prepared(&mut guard)?;
+        let rows = ws.prepared_rows.unwrap_or(0);
+        let scope = ErrorScope::push(&inner.device);
+        let mut encoder = inner.device.create_command_encoder(&Default::default());
+        self.encode(ws, &mut encoder, rows);
+        let index = inner.queue.submit([encoder.finish()]);
+        let waited = inner.wait(index);
+        scope.pop()?;
+        waited
+    }
+
+    /// Reads back the output of the last [`run_prepared`](Self::run_prepared).
+    pub fn read_prepared(&self) -> Result<Matrix> {
+        let inner = &self.ctx.inner;
+        let mut guard = self.lock();
+        let ws = prepared(&mut guard)?;
+        let rows = ws.prepared_rows.unwrap_or(0);
+        let n_out = self.out_features();
+        let scope = ErrorScope::push(&inner.device);
+        let bytes = self.output_bytes(rows);
+        let mut encoder = inner.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(self.output_buffer(ws), 0, &ws.staging, 0, bytes);
+        let index = inner.queue.submit([encoder.finish()]);
+        let values = inner.read_mapped(&ws.staging, bytes, index, |b| {
+            pack::unpad_rows(bytemuck::cast_slice(b), rows, n_out)
+        });
+        scope.pop()?;
+        Matrix::new(rows, n_out, values?)
+    }
+
+    fn output_bytes(&self, rows: usize) -> u64 {
+        pack::f32_bytes(rows * pack::vec4s(self.out_features()) * 4)
+    }
+
+    fn output_buffer<'w>(&self, ws: &'w Workspace) -> &'w wgpu::Buffer {
+        &ws.acts[(self.layers.len() - 1) % 2]
+    }
+
+    /// The workspace, (re)built when `rows` exceeds its capacity; uniforms updated for `rows`.
+    fn workspace_for<'g>(
+        &self,
+        guard: &'g mut Option<Workspace>,
+        rows: usize,
+    ) -> &'g mut Workspace {
+        let needs_growth = guard.as_ref().is_none_or(|w| w.capacity_rows < rows);
+        if needs_growth {
+            let allocations = guard.as_ref().map_or(0, |w| w.allocations);
+            *guard = Some(self.build_workspace(rows, allocations));
+        }
+        let ws = guard.as_mut().expect("workspace was just built");
+        if ws.dims_rows != Some(rows) {
+            self.write_dims(rows);
+            ws.dims_rows = Some(rows);
+        }
+        ws
+    }
+
+    fn build_workspace(&self, rows: usize, allocations: u64) -> Workspace {
+        let device = &self.ctx.inner.device;
+        let widest = self
+            .layers
+            .iter()
+            .map(|l| pack::vec4s(l.n_out))
+            .max()
+            .unwrap_or(1);
+        let buffer = |label: &str, vec4s: usize, usage: wgpu::BufferUsages| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: pack::f32_bytes(rows * vec4s * 4).max(16),
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let storage = wgpu::BufferUsages::STORAGE;
+        let input = buffer(
+            "input",
+            pack::vec4s(self.in_features()),
+            storage | wgpu::BufferUsages::COPY_DST,
+        );
+        let acts = [
+            buffer("act0", widest, storage | wgpu::BufferUsages::COPY_SRC),
+            buffer("act1", widest, storage | wgpu::BufferUsages::COPY_SRC),
+        ];
+        let staging = buffer(
+            "staging",
+            pack::vec4s(self.out_features()),
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
+        let kernels = &self.ctx.inner.kernels;
+        let bind_groups = self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| {
+                let src = if i == 0 { &input } else { &acts[(i - 1) % 2] };
+                let dst = &acts[i % 2];
+                layer
+                    .passes
+                    .iter()
+                    .map(|(key, _)| {
+                        let (bgl, entries): (_, Vec<&wgpu::Buffer>) = match key {
+                            PipelineKey::Linear { .. } => (
+                                &kernels.linear_layout,
+                                vec![&layer.linear_dims, src, &layer.weight, &layer.bias, dst],
+                            ),
+                            PipelineKey::BiasAdd | PipelineKey::Activation { .. } => (
+                                &kernels.elementwise_layout,
+                                vec![&layer.elementwise_dims, &layer.bias, dst],
+                            ),
+                            PipelineKey::Softmax => {
+                                (&kernels.softmax_layout, vec![&layer.softmax_dims, dst])
+                            }
+                        };
+                        bind_group(device, bgl, &entries)
+                    })
+                    .collect()
+            })
+            .collect();
+        Workspace {
+            capacity_rows: rows,
+            input,
+            acts,
+            staging,
+            bind_groups,
+            dims_rows: None,
+            prepared_rows: None,
+            allocations: allocations + 4,
+        }
+    }
+
+    /// Writes every layer's uniform blocks for a chunk of `rows`.
+    fn write_dims(&self, rows: usize) {
+        let inner = &self.ctx.inner;
+        let max_groups = inner.limits.max_compute_workgroups_per_dimension;
+        for l in &self.layers {
+            let n4 = pack::vec4s(l.n_out) as u32;
+            let linear = LinearDims {
+                rows: rows as u32,
+                k4: pack::vec4s(l.n_in) as u32,
+                n4,
+                n_out: l.n_out as u32,
+                wt_n4: (pack::weight_cols(l.n_out) / 4) as u32,
+                pad: [0; 3],
+            };
+            let ew_groups = (rows as u64 * u64::from(n4)).div_ceil(u64::from(ELEMENTWISE_WG));
+            let row_dims = |groups: u64| RowDims {
+                rows: rows as u32,
+                n4,
+                n_out: l.n_out as u32,
+                groups_x: fold(groups, max_groups).0,
+            };
+            inner
+                .queue
+                .write_buffer(&l.linear_dims, 0, bytemuck::bytes_of(&linear));
+            inner.queue.write_buffer(
+                &l.elementwise_dims,
+                0,
+                bytemuck::bytes_of(&row_dims(ew_groups)),
+            );
+            inner.queue.write_buffer(
+                &l.softmax_dims,
+                0,
+                bytemuck::bytes_of(&row_dims(rows as u64)),
+            );
+        }
+    }
+
+    fn upload(&self, ws: &Workspace, chunk: &[f32], rows: usize) {
+        let padded = pack::pad_rows(chunk, rows, self.in_features());
+        self.ctx
+            .inner
+            .queue
+            .write_buffer(&ws.input, 0, bytemuck::cast_slice(&padded));
+    }
+
+    /// Records every layer's passes for a chunk of `rows` into one compute pass.
+    fn encode(&self, ws: &Workspace, encoder: &mut wgpu::CommandEncoder, rows: usize) {
+        let max_groups = self.ctx.inner.limits.max_compute_workgroups_per_dimension;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("mlp forward"),
+            timestamp_writes: None,
+        });
+        for (layer, groups) in self.layers.iter().zip(&ws.bind_groups) {
+            let n4 = pack::vec4s(layer.n_out) as u64;
+            for ((key, pipeline), bg) in layer.passes.iter().zip(groups) {
+                let (x, y) = match key {
+                    PipelineKey::Linear { .. } => {
+                        let cols = n4.div_ceil(u64::from(LINEAR_BLOCK.1 / 4));
+                        let blocks = (rows as u64).div_ceil(u64::from(LINEAR_BLOCK.0));
+                        (
+                            cols.div_ceil(u64::from(LINEAR_WG.0)) as u32,
+                            blocks.div_ceil(u64::from(LINEAR_WG.1)) as u32,
+                        )
+                    }
+                    PipelineKey::BiasAdd | PipelineKey::Activation { .. } => fold(
+                        (rows as u64 * n4).div_ceil(u64::from(ELEMENTWISE_WG)),
+                        max_groups,
+                    ),
+                    PipelineKey::Softmax => fold(rows as u64, max_groups),
+                };
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, bg, &[]);
+                pass.dispatch_workgroups(x, y, 1);
+            }
+        }
+    }
+}
+
+fn prepared(guard: &mut Option<Workspace>) -> Result<&mut Workspace> {
+    guard
+        .as_mut()
+        .filter(|w| w.prepared_rows.is_some())
+        .ok_or_else(|| Error::invalid("call prepare() with an input first"))
+}
+
+/// Folds `groups` workgroups into a 2-D grid no wider than `max` per dimension; the shaders rebuild
+/// the linear index as `y · groups_x + x`.
+pub(crate) fn fold(groups: u64, max: u32) -> (u32, u32) {
+    let groups = groups.max(1);
+    let x = groups.min(u64::from(max));
+    (x as u32, groups.div_ceil(x) as u32)
+}
+
+pub(crate) fn bind_group(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout,
+        entries: &entries,
+    })
+}
+
+fn upload_layer(
+    inner: &ContextInner,
+    linear: &crate::layer::Linear,
+    activation: Activation,
+    mode: KernelMode,
+) -> GpuLayer {
+    let device = &inner.device;
+    let init = |label: &str, data: &[f32], usage: wgpu::BufferUsages| {
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(data),
+            usage,
+        })
+    };
+    let uniform = |label: &str, size: u64| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    };
+    let has_bias = linear.bias().is_some();
+    let (act, alpha) = act_code(activation);
+    let alpha = alpha.to_bits();
+    let mut keys = Vec::new();
+    match mode {
+        KernelMode::Fused => keys.push(PipelineKey::Linear {
+            act,
+            alpha,
+            bias: has_bias,
+        }),
+        KernelMode::Separate => {
+            keys.push(PipelineKey::Linear {
+                act: 0,
+                alpha: 0,
+                bias: false,
+            });
+            if has_bias {
+                keys.push(PipelineKey::BiasAdd);
+            }
+            if act != 0 {
+                keys.push(PipelineKey::Activation { act, alpha });
+            }
+        }
+    }
+    if activation.is_rowwise() {
+        keys.push(PipelineKey::Softmax);
+    }
+    let passes = keys
+        .into_iter()
+        .map(|k| (k, inner.kernels.pipeline(device, k)))
+        .collect();
+    GpuLayer {
+        n_in: linear.in_features(),
+        n_out: linear.out_features(),
+        weight: init(
+            "weight",
+            &pack::weight_transposed(linear),
+            wgpu::BufferUsages::STORAGE,
+        ),
+        bias: init(
+            "bias",
+            &pack::bias_padded(linear),
+            wgpu::BufferUsages::STORAGE,
+        ),
+        linear_dims: uniform("linear dims", std::mem::size_of::<LinearDims>() as u64),
+        elementwise_dims: uniform("elementwise dims", std::mem::size_of::<RowDims>() as u64),
+        softmax_dims: uniform("softmax dims", std::mem::size_of::<RowDims>() as u64),
+        passes,
+    }
+}

@@ -1,0 +1,599 @@
+//! Command-line tests: run the built `wgpu-mlp` binary in temporary directories.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use wgpu_mlp::io::{npy, safetensors as st};
+use wgpu_mlp::{Activation, Layer, Linear, Mlp};
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run wgpu-mlp")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts a clean failure: exit status 1, `error:` on stderr, no panic or backtrace.
+fn assert_fails(o: &Output) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(err.starts_with("error: "), "stderr: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("stack backtrace"),
+        "stderr: {err}"
+    );
+    err
+}
+
+fn assert_ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "status {:?}, stderr: {}",
+        o.status,
+        stderr(o)
+    );
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `infer` on the seed_example fixture with the given extra arguments; returns the output and the
+/// output path.
+fn infer_seed_example(dir: &Path, out_name: &str, extra: &[&str]) -> (Output, PathBuf) {
+    let out = dir.join(out_name);
+    let weights = data("seed_example.safetensors");
+    let x = data("seed_example.x.npy");
+    let mut args = vec![
+        "infer",
+        "--weights",
+        p(&weights),
+        "--act",
+        "sigmoid,identity",
+        "--input",
+        p(&x),
+        "--output",
+        p(&out),
+    ];
+    args.extend_from_slice(extra);
+    (run(&args), out)
+}
+
+fn assert_matches_y64(got: &[f32], tol: f64) {
+    let want = npy::read_f64(data("seed_example.y64.npy")).unwrap();
+    assert_eq!(got.len(), want.data.len());
+    for (g, w) in got.iter().zip(&want.data) {
+        assert!((f64::from(*g) - w).abs() <= tol, "got {g}, want {w}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// infer
+
+#[test]
+fn infer_cpu_matches_pytorch_float64() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, out) = infer_seed_example(dir.path(), "y.npy", &["--device", "cpu"]);
+    assert_ok(&o);
+    let y = npy::read(&out).unwrap();
+    assert_eq!(y.shape(), [4, 2]);
+    assert_matches_y64(y.as_slice(), 1e-6);
+    assert_eq!(files_in(dir.path()), ["y.npy"]);
+}
+
+#[test]
+fn infer_writes_csv_and_reads_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, out) = infer_seed_example(dir.path(), "y.csv", &["--device", "cpu"]);
+    assert_ok(&o);
+    let y = wgpu_mlp::io::csv::read(&out).unwrap();
+    assert_matches_y64(y.as_slice(), 1e-6);
+
+    // The same input given as CSV.
+    let x_csv = dir.path().join("x.csv");
+    wgpu_mlp::io::write_matrix(&x_csv, &npy::read(data("seed_example.x.npy")).unwrap()).unwrap();
+    let out2 = dir.path().join("y2.npy");
+    let weights = data("seed_example.safetensors");
+    let o = run(&[
+        "infer",
+        "--weights",
+        p(&weights),
+        "--act",
+        "sigmoid,identity",
+        "-i",
+        p(&x_csv),
+        "-o",
+        p(&out2),
+        "--device",
+        "cpu",
+    ]);
+    assert_ok(&o);
+    assert_eq!(npy::read(&out2).unwrap(), y);
+}
+
+#[test]
+fn infer_auto_device_works() {
+    // `auto` uses the GPU when there is one and the CPU otherwise; either way the result is close.
+    let dir = tempfile::tempdir().unwrap();
+    let (o, out) = infer_seed_example(dir.path(), "y.npy", &["--device", "auto"]);
+    assert_ok(&o);
+    assert_matches_y64(npy::read(&out).unwrap().as_slice(), 1e-5);
+}
+
+#[test]
+fn infer_bad_activation_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("y.npy");
+    let weights = data("seed_example.safetensors");
+    let x = data("seed_example.x.npy");
+    let o = run(&[
+        "infer",
+        "--weights",
+        p(&weights),
+        "--act",
+        "sigmoid,frobnicate",
+        "--input",
+        p(&x),
+        "--output",
+        p(&out),
+        "--device",
+        "cpu",
+    ]);
+    let err = assert_fails(&o);
+    assert!(err.contains("frobnicate"), "{err}");
+    assert!(!out.exists());
+    assert!(files_in(dir.path()).is_empty());
+}
+
+#[test]
+fn infer_wrong_activation_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("y.npy");
+    let weights = data("seed_example.safetensors");
+    let x = data("seed_example.x.npy");
+    let o = run(&[
+        "infer",
+        "--weights",
+        p(&weights),
+        "--act",
+        "relu,relu,softmax",
+        "--input",
+        p(&x),
+        "--output",
+        p(&out),
+    ]);
+    let err = assert_fails(&o);
+    assert!(
+        err.contains("3 activation") && err.contains("2 Linear"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn infer_wrong_input_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("y.npy");
+    // small_classifier expects 10 features; seed_example's input has 3.
+    let weights = data("small_classifier.safetensors");
+    let x = data("seed_example.x.npy");
+    let o = run(&[
+        "infer",
+        "--weights",
+        p(&weights),
+        "--act",
+        "relu,tanh,softmax",
+        "--input",
+        p(&x),
+        "--output",
+        p(&out),
+        "--device",
+        "cpu",
+    ]);
+    let err = assert_fails(&o);
+    assert!(err.contains("[4, 3]") && err.contains("10"), "{err}");
+    assert!(!out.exists());
+    assert!(files_in(dir.path()).is_empty());
+}
+
+#[test]
+fn infer_truncated_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::read(data("seed_example.safetensors")).unwrap();
+    let weights = dir.path().join("w.safetensors");
+    std::fs::write(&weights, &full[..full.len() / 2]).unwrap();
+    let out = dir.path().join("y.npy");
+    let x = data("seed_example.x.npy");
+    let o = run(&[
+        "infer",
+        "--weights",
+        p(&weights),
+        "--act",
+        "sigmoid,identity",
+        "--input",
+        p(&x),
+        "--output",
+        p(&out),
+        "--device",
+        "cpu",
+    ]);
+    let err = assert_fails(&o);
+    assert!(err.contains("w.safetensors"), "{err}");
+    assert!(!out.exists());
+    assert_eq!(files_in(dir.path()), ["w.safetensors"]);
+}
+
+#[test]
+fn infer_bad_input_and_output_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = data("seed_example.safetensors");
+    let x = data("seed_example.x.npy");
+    // Unsupported output extension: refused before any work.
+    let out = dir.path().join("y.txt");
+    let o = run(&[
+        "infer",
+        "--weights",
+        p(&weights),
+        "--input",
+        p(&x),
+        "--output",
+        p(&out),
+    ]);
+    let err = assert_fails(&o);
+    assert!(err.contains("y.txt"), "{err}");
+    assert!(!out.exists());
+    // Missing input file.
+    let out = dir.path().join("y.npy");
+    let missing = dir.path().join("nope.npy");
+    let o = run(&[
+        "infer",
+        "--weights",
+        p(&weights),
+        "--input",
+        p(&missing),
+        "--output",
+        p(&out),
+    ]);
+    let err = assert_fails(&o);
+    assert!(err.contains("nope.npy"), "{err}");
+    // Corrupt input file.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "1,2,3\n4,5\n").unwrap();
+    let o = run(&[
+        "infer",
+        "--weights",
+        p(&weights),
+        "--input",
+        p(&bad),
+        "--output",
+        p(&out),
+    ]);
+    let err = assert_fails(&o);
+    assert!(err.contains("bad.csv") && err.contains("line 2"), "{err}");
+    // Output directory that does not exist.
+    let deep = dir.path().join("no/such/dir/y.npy");
+    let o = run(&[
+        "infer",
+        "--weights",
+        p(&weights),
+        "--input",
+        p(&x),
+        "--output",
+        p(&deep),
+    ]);
+    assert_fails(&o);
+    assert_eq!(files_in(dir.path()), ["bad.csv"]);
+}
+
+#[test]
+fn infer_with_named_modules() {
+    let dir = tempfile::tempdir().unwrap();
+    // Rename seed_example's keys 0.* / 2.* to fc1.* / fc2.*.
+    let original = std::fs::read(data("seed_example.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&original).unwrap();
+    let renamed = safetensors::serialize(
+        file.tensors().into_iter().map(|(k, v)| {
+            let k = k.replacen("0.", "fc1.", 1).replacen("2.", "fc2.", 1);
+            (k, v)
+        }),
+        None,
+    )
+    .unwrap();
+    let weights = dir.path().join("named.safetensors");
+    std::fs::write(&weights, renamed).unwrap();
+
+    let x = data("seed_example.x.npy");
+    let out = dir.path().join("y.npy");
+    let base = [
+        "infer",
+        "--weights",
+        p(&weights),
+        "--act",
+        "sigmoid,identity",
+        "--input",
+        p(&x),
+        "--output",
+        p(&out),
+        "--device",
+        "cpu",
+    ];
+    let err = assert_fails(&run(&base));
+    assert!(err.contains("fc1"), "{err}");
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["--names", "fc1,fc2"]);
+    assert_ok(&run(&args));
+    assert_matches_y64(npy::read(&out).unwrap().as_slice(), 1e-6);
+}
+
+#[test]
+fn infer_gpu_device_is_accepted_by_the_parser() {
+    // Whether a GPU exists varies; the flag must parse, and any failure must be a clean error.
+    let dir = tempfile::tempdir().unwrap();
+    let (o, out) = infer_seed_example(
+        dir.path(),
+        "y.npy",
+        &["--device", "gpu", "--adapter", "no-such-adapter-name"],
+    );
+    if o.status.success() {
+        assert_matches_y64(npy::read(&out).unwrap().as_slice(), 1e-5);
+    } else {
+        assert_fails(&o);
+        assert!(!out.exists());
+    }
+    let (o, _) = infer_seed_example(dir.path(), "z.npy", &["--device", "tpu"]);
+    assert_fails(&o);
+}
+
+// ---------------------------------------------------------------------------------------------
+// summary
+
+#[test]
+fn summary_from_layers() {
+    let o = run(&[
+        "summary",
+        "--layers",
+        "784,128,64,10",
+        "--act",
+        "relu,relu,softmax",
+        "--batch",
+        "-1",
+    ]);
+    assert_ok(&o);
+    let model = Mlp::builder(784)
+        .layer(128, Activation::Relu)
+        .layer(64, Activation::Relu)
+        .layer(10, Activation::Softmax)
+        .build()
+        .unwrap();
+    let text = wgpu_mlp::summary::summary(&model, -1);
+    assert!(stdout(&o).starts_with(&text), "{}", stdout(&o));
+}
+
+#[test]
+fn summary_from_weights() {
+    let weights = data("small_classifier.safetensors");
+    let o = run(&[
+        "summary",
+        "--weights",
+        p(&weights),
+        "--act",
+        "relu,tanh,softmax",
+        "--batch",
+        "64",
+    ]);
+    assert_ok(&o);
+    let model = st::load_model(
+        &weights,
+        &[Activation::Relu, Activation::Tanh, Activation::Softmax],
+        None,
+    )
+    .unwrap();
+    let text = wgpu_mlp::summary::summary(&model, 64);
+    assert!(stdout(&o).starts_with(&text));
+    // Negative batch sizes are values, not flags.
+    let o = run(&["summary", "--weights", p(&weights), "--batch", "-1"]);
+    assert_ok(&o);
+}
+
+#[test]
+fn summary_warns_about_constant_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("zeros.safetensors");
+    let model = Mlp::from_layers(vec![Layer {
+        linear: Linear::new(3, 4, vec![0.0; 12], None).unwrap(),
+        activation: Activation::Identity,
+    }])
+    .unwrap();
+    st::save_model(&w, &model).unwrap();
+    let o = run(&["summary", "--weights", p(&w)]);
+    assert_ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("warning:") && err.contains("layer 0"), "{err}");
+}
+
+#[test]
+fn summary_usage_errors() {
+    let weights = data("seed_example.safetensors");
+    for args in [
+        vec!["summary"],
+        vec!["summary", "--layers", "3,4", "--weights", p(&weights)],
+        vec!["summary", "--layers", "3"],
+        vec!["summary", "--layers", "3,x,4"],
+        vec!["summary", "--layers", "3,0,4"],
+        vec!["summary", "--layers", "3,4,5", "--act", "relu"],
+        vec!["summary", "--layers", "3,4", "--act", "nope"],
+        vec!["summary", "--layers", "3,4", "--batch", "many"],
+        vec!["bogus"],
+    ] {
+        let o = run(&args);
+        assert_fails(&o);
+    }
+    // No subcommand: the help text, as a failure.
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("Usage:"), "{}", stderr(&o));
+    let o = run(&["--help"]);
+    assert_ok(&o);
+    assert!(stdout(&o).contains("infer"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// init (these need the init module: PyTorch's default Linear init)
+
+#[test]
+fn init_matches_pytorch_default_init() {
+    let dir = tempfile::tempdir().unwrap();
+    for (seed, inp, out, fixture) in [
+        ("0", 3, 2, "init_linear_seed0_3x2.safetensors"),
+        ("1", 4, 6, "init_linear_seed1_4x6.safetensors"),
+    ] {
+        let path = dir.path().join(format!("m{seed}.safetensors"));
+        let layers = format!("{inp},{out}");
+        let o = run(&[
+            "init",
+            "--layers",
+            &layers,
+            "--seed",
+            seed,
+            "--output",
+            p(&path),
+        ]);
+        assert_ok(&o);
+        let got = st::load_layers(&path, None).unwrap();
+        let want = st::load_layers(data(fixture), None).unwrap();
+        assert_eq!(got, want, "seed {seed}");
+    }
+}
+
+#[test]
+fn init_keys_and_round_trip_through_infer() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    let o = run(&[
+        "init",
+        "--layers",
+        "3,5,2",
+        "--act",
+        "relu,softmax",
+        "--seed",
+        "42",
+        "--output",
+        p(&model),
+    ]);
+    assert_ok(&o);
+    let bytes = std::fs::read(&model).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names = file.names();
+    names.sort();
+    assert_eq!(names, ["0.bias", "0.weight", "2.bias", "2.weight"]);
+
+    let want = Mlp::builder(3)
+        .layer(5, Activation::Relu)
+        .layer(2, Activation::Softmax)
+        .seed(42)
+        .build()
+        .unwrap();
+    let loaded = st::load_model(&model, &[Activation::Relu, Activation::Softmax], None).unwrap();
+    assert_eq!(loaded, want);
+
+    let x = data("seed_example.x.npy");
+    let out = dir.path().join("y.csv");
+    let o = run(&[
+        "infer",
+        "--weights",
+        p(&model),
+        "--act",
+        "relu,softmax",
+        "--input",
+        p(&x),
+        "--output",
+        p(&out),
+        "--device",
+        "cpu",
+    ]);
+    assert_ok(&o);
+    let y = wgpu_mlp::io::csv::read(&out).unwrap();
+    let expect = wgpu_mlp::cpu::forward(&want, &npy::read(&x).unwrap()).unwrap();
+    assert_eq!(y, expect);
+}
+
+#[test]
+fn init_default_seed_and_no_act() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    let o = run(&["init", "--layers", "4,3,3,2", "--output", p(&model)]);
+    assert_ok(&o);
+    let layers = st::load_layers(&model, None).unwrap();
+    assert_eq!(layers.len(), 3);
+    let bytes = std::fs::read(&model).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert!(
+        file.tensor("2.weight").is_ok(),
+        "identity layers take consecutive indices"
+    );
+}
+
+#[test]
+fn init_errors_leave_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    for args in [
+        vec!["init", "--layers", "3", "--output", p(&model)],
+        vec!["init", "--layers", "3,0,2", "--output", p(&model)],
+        vec![
+            "init",
+            "--layers",
+            "3,2",
+            "--act",
+            "relu,relu",
+            "--output",
+            p(&model),
+        ],
+        vec![
+            "init",
+            "--layers",
+            "3,2",
+            "--act",
+            "bogus",
+            "--output",
+            p(&model),
+        ],
+        vec![
+            "init",
+            "--layers",
+            "3,2",
+            "--seed",
+            "-4",
+            "--output",
+            p(&model),
+        ],
+        vec!["init", "--layers", "3,2"],
+    ] {
+        assert_fails(&run(&args));
+        assert!(files_in(dir.path()).is_empty(), "{args:?}");
+    }
+}

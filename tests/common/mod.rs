@@ -1,0 +1,61 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use wgpu_mlp::gpu::{GpuContext, GpuOptions};
+
+/// The GPU context for tests. There is no silent skip: with no adapter the test fails and says how
+/// to install one. `WGPU_BACKEND` (vulkan, gl) and `WGPU_ADAPTER_NAME` choose the adapter.
+pub fn gpu() -> GpuContext {
+    match GpuContext::new(&GpuOptions::default()) {
+        Ok(ctx) => ctx,
+        Err(e) => panic!(
+            "GPU tests need an adapter and none was usable: {e}\n\
+             On Debian/Ubuntu: apt-get install -y mesa-vulkan-drivers libvulkan1 (lavapipe), \
+             then run with WGPU_BACKEND=vulkan; Mesa's llvmpipe (WGPU_BACKEND=gl) needs libegl-mesa0."
+        ),
+    }
+}
+
+/// Asserts `actual` (f32, from the GPU) matches `expected` (the f64 reference) element by element:
+/// |a − e| ≤ atol + rtol·|e|. NaN only matches an expected NaN; infinities must match exactly.
+pub fn assert_close(actual: &[f32], expected: &[f64], rtol: f64, atol: f64, what: &str) {
+    assert_eq!(actual.len(), expected.len(), "{what}: length differs");
+    let mut worst = (0usize, 0.0f64);
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        let a = f64::from(a);
+        if e.is_nan() {
+            assert!(a.is_nan(), "{what}[{i}]: expected NaN, got {a}");
+            continue;
+        }
+        assert!(!a.is_nan(), "{what}[{i}]: got NaN, expected {e}");
+        if e.is_infinite() {
+            assert_eq!(a, e, "{what}[{i}]: expected {e}, got {a}");
+            continue;
+        }
+        let err = (a - e).abs();
+        let tol = atol + rtol * e.abs();
+        assert!(
+            err <= tol,
+            "{what}[{i}]: got {a}, expected {e} (error {err:e} > tolerance {tol:e})"
+        );
+        if err / tol > worst.1 {
+            worst = (i, err / tol);
+        }
+    }
+}
+
+/// Deterministic pseudo-random f32 values in [lo, hi) (SplitMix64), so failures reproduce.
+pub fn random_vec(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            let u = (z >> 40) as f32 / (1u64 << 24) as f32;
+            lo + (hi - lo) * u
+        })
+        .collect()
+}

@@ -1,0 +1,407 @@
+//! GPU forward pass against the CPU reference, on whatever adapter `WGPU_BACKEND` /
+//! `WGPU_ADAPTER_NAME` select (CI runs this file on lavapipe and on llvmpipe).
+//!
+//! Tolerances. The GPU computes in f32 with fused multiply-adds; the reference is f64. A dot
+//! product of K terms in f32 has a worst-case relative error near K·2⁻²⁴ of Σ|xᵢwᵢ|, typically
+//! √K·2⁻²⁴. For the widths here (K ≤ 1000, inputs in [-1, 1], PyTorch-default weights, outputs of
+//! order 1) that is below 1e-5; we allow |gpu − ref| ≤ 1e-4 + 1e-4·|ref| per layer stack, which is
+//! still thousands of times smaller than any indexing or layout mistake would produce (those give
+//! O(1) errors). Extremes (|x| up to 1e4) are checked relative to the magnitude, and NaN only
+//! matches an expected NaN.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::{assert_close, random_vec};
+use wgpu_mlp::gpu::{GpuContext, GpuMlp, GpuOptions, KernelMode, ops};
+use wgpu_mlp::{Activation, Error, Layer, Linear, Matrix, Mlp, cpu, io};
+
+const RTOL: f64 = 1e-4;
+const ATOL: f64 = 1e-4;
+
+fn ctx() -> &'static GpuContext {
+    static CTX: OnceLock<GpuContext> = OnceLock::new();
+    CTX.get_or_init(common::gpu)
+}
+
+fn model(sizes: &[usize], acts: &[Activation], seed: u64) -> Mlp {
+    let mut b = Mlp::builder(sizes[0]).seed(seed);
+    for (w, a) in sizes[1..].iter().zip(acts) {
+        b = b.layer(*w, *a);
+    }
+    b.build().unwrap()
+}
+
+fn input(rows: usize, cols: usize, seed: u64, scale: f32) -> Matrix {
+    Matrix::new(rows, cols, random_vec(rows * cols, seed, -scale, scale)).unwrap()
+}
+
+fn check_model(m: &Mlp, x: &Matrix, mode: KernelMode, what: &str) {
+    let gpu = GpuMlp::with_mode(ctx(), m, mode).unwrap();
+    let y = gpu.forward(x).unwrap();
+    assert_eq!(y.shape(), [x.rows(), m.out_features()], "{what}");
+    let expected = cpu::forward_f64(m, x).unwrap();
+    assert_close(y.as_slice(), &expected, RTOL, ATOL, what);
+}
+
+#[test]
+fn every_activation_fused_and_separate() {
+    for (i, act) in Activation::ALL
+        .iter()
+        .chain(&[Activation::LeakyRelu(0.2), Activation::Elu(0.5)])
+        .enumerate()
+    {
+        for mode in [KernelMode::Fused, KernelMode::Separate] {
+            // Odd widths, so padding lanes are exercised; inputs wide enough to reach the tails.
+            let m = model(&[13, 37, 9], &[*act, *act], 100 + i as u64);
+            let x = input(67, 13, i as u64, 3.0);
+            check_model(&m, &x, mode, &format!("{act} {mode:?}"));
+        }
+    }
+}
+
+#[test]
+fn random_networks_depths_widths_batches() {
+    const WIDTHS: [usize; 8] = [1, 3, 7, 31, 33, 64, 257, 1000];
+    const BATCHES: [usize; 4] = [1, 2, 63, 1025];
+    let acts = [
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::LeakyRelu(0.01),
+        Activation::Gelu,
+    ];
+    let mut case = 0u64;
+    for depth in 1..=5 {
+        for (bi, &batch) in BATCHES.iter().enumerate() {
+            // Walk the width list with a stride so every width shows up as input, hidden and
+            // output width across the cases.
+            let sizes: Vec<usize> = (0..=depth)
+                .map(|j| WIDTHS[(depth * 3 + bi * 5 + j * 3) % WIDTHS.len()])
+                .collect();
+            let mut layer_acts: Vec<Activation> =
+                (0..depth).map(|j| acts[(j + bi) % acts.len()]).collect();
+            if case % 3 == 0 {
+                *layer_acts.last_mut().unwrap() = Activation::Softmax;
+            }
+            let m = model(&sizes, &layer_acts, case);
+            let x = input(batch, sizes[0], 1000 + case, 1.0);
+            check_model(
+                &m,
+                &x,
+                KernelMode::Fused,
+                &format!("sizes {sizes:?} batch {batch}"),
+            );
+            case += 1;
+        }
+    }
+}
+
+#[test]
+fn separate_kernels_on_random_networks() {
+    for (case, sizes) in [vec![1, 1], vec![31, 33, 7], vec![257, 64, 3, 1]]
+        .iter()
+        .enumerate()
+    {
+        let acts: Vec<Activation> = (1..sizes.len())
+            .map(|j| {
+                if j == sizes.len() - 1 {
+                    Activation::Softmax
+                } else {
+                    Activation::Silu
+                }
+            })
+            .collect();
+        let m = model(sizes, &acts, 7 + case as u64);
+        for batch in [1, 63] {
+            let x = input(batch, sizes[0], case as u64, 1.0);
+            check_model(&m, &x, KernelMode::Separate, &format!("{sizes:?} b{batch}"));
+        }
+    }
+}
+
+#[test]
+fn pytorch_fixtures_match_float64_outputs() {
+    let cases = [
+        (
+            "seed_example",
+            vec![Activation::Sigmoid, Activation::Identity],
+        ),
+        (
+            "small_classifier",
+            vec![Activation::Relu, Activation::Tanh, Activation::Softmax],
+        ),
+        (
+            "leaky_regression",
+            vec![Activation::LeakyRelu(0.1), Activation::Identity],
+        ),
+    ];
+    for (name, acts) in cases {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
+        let m =
+            io::safetensors::load_model(format!("{dir}{name}.safetensors"), &acts, None).unwrap();
+        let x = io::npy::read(format!("{dir}{name}.x.npy")).unwrap();
+        let y64 = io::npy::read_f64(format!("{dir}{name}.y64.npy")).unwrap();
+        for mode in [KernelMode::Fused, KernelMode::Separate] {
+            let y = GpuMlp::with_mode(ctx(), &m, mode)
+                .unwrap()
+                .forward(&x)
+                .unwrap();
+            // PyTorch's own f32 output differs from its f64 output by ~1e-7; so does ours.
+            assert_close(y.as_slice(), &y64.data, 1e-5, 1e-6, name);
+        }
+    }
+}
+
+/// A one-layer identity model `y = x` (weight = I, no bias) followed by `act`, so the activation
+/// sees exactly the values we choose.
+fn passthrough(width: usize, act: Activation) -> Mlp {
+    let mut w = vec![0.0f32; width * width];
+    for i in 0..width {
+        w[i * width + i] = 1.0;
+    }
+    Mlp::from_layers(vec![Layer {
+        linear: Linear::new(width, width, w, None).unwrap(),
+        activation: act,
+    }])
+    .unwrap()
+}
+
+/// f32 reference for one row through `act`, PyTorch's f32 semantics.
+fn reference_row(act: Activation, row: &[f32]) -> Vec<f64> {
+    let mut r: Vec<f32> = row.to_vec();
+    if act.is_rowwise() {
+        wgpu_mlp::activation::softmax_row_f32(&mut r);
+    } else {
+        r.iter_mut().for_each(|v| *v = act.apply_f32(*v));
+    }
+    r.into_iter().map(f64::from).collect()
+}
+
+#[test]
+fn extremes_large_magnitudes_inf_and_nan() {
+    let inf = f32::INFINITY;
+    let nan = f32::NAN;
+    let rows: Vec<Vec<f32>> = vec![
+        vec![1e4, -1e4, 100.0, -100.0, 88.0, -88.0, 0.0],
+        vec![1000.0, 1001.0, 1002.0, -1e4, -1e4, -1e4, -1e4],
+        vec![-inf, 0.0, 1.0, -inf, 2.0, -inf, 3.0],
+        vec![-inf, -inf, -inf, -inf, -inf, -inf, -inf],
+        vec![inf, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+        vec![nan, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+        vec![-3.0, 3.0, 1e-3, -1e-3, 20.0, -20.0, 9.5],
+    ];
+    let x = Matrix::from_rows(&rows).unwrap();
+    for act in Activation::ALL {
+        for mode in [KernelMode::Fused, KernelMode::Separate] {
+            let m = passthrough(7, act);
+            let y = GpuMlp::with_mode(ctx(), &m, mode)
+                .unwrap()
+                .forward(&x)
+                .unwrap();
+            for (i, row) in rows.iter().enumerate() {
+                // The identity matmul turns a lone inf into inf·0 = NaN in other columns, as in
+                // PyTorch; so only rows without inf/NaN go through the matmul cleanly. Those rows
+                // are checked through the standalone kernel below instead.
+                if row.iter().all(|v| v.is_finite()) {
+                    let expected = reference_row(act, row);
+                    assert_close(
+                        y.row(i),
+                        &expected,
+                        1e-5,
+                        1e-6,
+                        &format!("{act} {mode:?} row {i}"),
+                    );
+                }
+            }
+        }
+        // The activation kernel alone sees ±inf and NaN directly.
+        let y = ops::activation(ctx(), &x, act).unwrap();
+        for (i, row) in rows.iter().enumerate() {
+            let expected = reference_row(act, row);
+            assert_close(
+                y.row(i),
+                &expected,
+                1e-5,
+                1e-6,
+                &format!("{act} kernel row {i}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn sigmoid_and_tanh_limits_are_exact() {
+    let x = Matrix::new(1, 4, vec![-100.0, 100.0, -1e4, 1e4]).unwrap();
+    let s = ops::activation(ctx(), &x, Activation::Sigmoid).unwrap();
+    assert_eq!(s.as_slice(), &[0.0, 1.0, 0.0, 1.0]);
+    let t = ops::activation(ctx(), &x, Activation::Tanh).unwrap();
+    assert_eq!(t.as_slice(), &[-1.0, 1.0, -1.0, 1.0]);
+}
+
+#[test]
+fn each_separate_kernel_matches_cpu() {
+    for (rows, inner, cols) in [(1, 1, 1), (3, 7, 5), (63, 257, 33), (130, 64, 1000)] {
+        let x = input(rows, inner, rows as u64, 2.0);
+        let w = input(cols, inner, cols as u64 + 1, 1.0);
+        let y = ops::matmul(ctx(), &x, &w).unwrap();
+        let mut expected = vec![0.0f64; rows * cols];
+        for r in 0..rows {
+            for c in 0..cols {
+                expected[r * cols + c] = x
+                    .row(r)
+                    .iter()
+                    .zip(w.row(c))
+                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                    .sum();
+            }
+        }
+        assert_close(
+            y.as_slice(),
+            &expected,
+            RTOL,
+            ATOL,
+            &format!("matmul {rows}x{inner}x{cols}"),
+        );
+
+        let a = input(rows, cols, 5, 10.0);
+        let bias = random_vec(cols, 6, -1.0, 1.0);
+        let y = ops::bias_add(ctx(), &a, &bias).unwrap();
+        let expected: Vec<f64> = a
+            .as_slice()
+            .iter()
+            .enumerate()
+            .map(|(i, v)| f64::from(*v) + f64::from(bias[i % cols]))
+            .collect();
+        assert_close(y.as_slice(), &expected, 1e-6, 1e-6, "bias_add");
+
+        for act in Activation::ALL {
+            let y = ops::activation(ctx(), &a, act).unwrap();
+            let expected: Vec<f64> = (0..rows)
+                .flat_map(|r| reference_row(act, a.row(r)))
+                .collect();
+            assert_close(
+                y.as_slice(),
+                &expected,
+                1e-5,
+                1e-6,
+                &format!("{act} kernel"),
+            );
+        }
+    }
+}
+
+#[test]
+fn batch_larger_than_the_workgroup_grid_is_chunked() {
+    // 65,535 workgroups × 32 rows is the most one dispatch covers; this batch needs two chunks.
+    let rows = 65_535 * 32 + 1000;
+    let m = Mlp::from_layers(vec![Layer {
+        linear: Linear::new(1, 2, vec![2.0, -3.0], Some(vec![0.5, 0.25])).unwrap(),
+        activation: Activation::Identity,
+    }])
+    .unwrap();
+    let gpu = GpuMlp::new(ctx(), &m).unwrap();
+    assert!(gpu.chunk_rows() < rows, "the test must exceed one chunk");
+    let x = Matrix::new(rows, 1, (0..rows).map(|i| (i % 1000) as f32).collect()).unwrap();
+    let y = gpu.forward(&x).unwrap();
+    for i in [0, 1, gpu.chunk_rows() - 1, gpu.chunk_rows(), rows - 1] {
+        let v = (i % 1000) as f32;
+        assert_eq!(y.row(i), &[2.0 * v + 0.5, -3.0 * v + 0.25], "row {i}");
+    }
+    let expected = cpu::forward_f64(&m, &x).unwrap();
+    assert_close(y.as_slice(), &expected, 0.0, 0.0, "chunked batch");
+}
+
+#[test]
+fn batch_larger_than_the_storage_binding_is_chunked() {
+    // A device whose largest binding holds 256 KiB: 1000 rows of width 130 (528 bytes a row,
+    // padded) need 3 chunks.
+    let small = GpuContext::new(&GpuOptions {
+        max_storage_binding_size: Some(256 * 1024),
+        ..GpuOptions::default()
+    })
+    .unwrap();
+    assert_eq!(small.limits().max_storage_buffer_binding_size, 256 * 1024);
+    let m = model(&[100, 130, 10], &[Activation::Relu, Activation::Softmax], 3);
+    let gpu = GpuMlp::new(&small, &m).unwrap();
+    assert!(gpu.chunk_rows() < 1000);
+    let x = input(1000, 100, 9, 1.0);
+    let y = gpu.forward(&x).unwrap();
+    assert_close(
+        y.as_slice(),
+        &cpu::forward_f64(&m, &x).unwrap(),
+        RTOL,
+        ATOL,
+        "chunked",
+    );
+
+    // A weight matrix that cannot fit one binding is refused with the limit in the message.
+    let big = model(&[300, 300], &[Activation::Identity], 1);
+    let err = GpuMlp::new(&small, &big).unwrap_err();
+    assert!(matches!(err, Error::OutOfMemory(_)), "{err}");
+    assert!(err.to_string().contains("262144"), "{err}");
+}
+
+#[test]
+fn thousand_forward_passes_are_identical_and_allocate_nothing() {
+    let m = model(&[31, 64, 10], &[Activation::Relu, Activation::Softmax], 5);
+    let gpu = GpuMlp::new(ctx(), &m).unwrap();
+    let x = input(17, 31, 4, 1.0);
+    let first = gpu.forward(&x).unwrap();
+    let warm = gpu.workspace_allocations();
+    for _ in 0..1000 {
+        assert_eq!(gpu.forward(&x).unwrap(), first);
+    }
+    assert_eq!(
+        gpu.workspace_allocations(),
+        warm,
+        "buffers were allocated after warm-up"
+    );
+    // Smaller batches reuse the same buffers too.
+    let small = input(3, 31, 8, 1.0);
+    gpu.forward(&small).unwrap();
+    assert_eq!(gpu.workspace_allocations(), warm);
+}
+
+#[test]
+fn resident_path_matches_forward() {
+    let m = model(&[784, 512, 10], &[Activation::Relu, Activation::Softmax], 2);
+    let gpu = GpuMlp::new(ctx(), &m).unwrap();
+    let x = input(64, 784, 3, 1.0);
+    gpu.prepare(&x).unwrap();
+    gpu.run_prepared().unwrap();
+    assert_eq!(gpu.read_prepared().unwrap(), gpu.forward(&x).unwrap());
+}
+
+#[test]
+fn errors_instead_of_panics() {
+    let m = model(&[5, 3], &[Activation::Relu], 1);
+    let gpu = GpuMlp::new(ctx(), &m).unwrap();
+    let err = gpu.forward(&input(2, 4, 1, 1.0)).unwrap_err();
+    assert!(matches!(err, Error::Shape(_)), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("[2, 4]") && msg.contains('5'), "{msg}");
+
+    let empty = gpu.forward(&Matrix::new(0, 5, vec![]).unwrap()).unwrap();
+    assert_eq!(empty.shape(), [0, 3]);
+
+    assert!(
+        gpu.run_prepared().is_err(),
+        "run_prepared before prepare must fail"
+    );
+
+    let err = GpuContext::new(&GpuOptions {
+        adapter_name: Some("no-such-adapter-name".into()),
+        ..GpuOptions::default()
+    })
+    .unwrap_err();
+    assert!(matches!(err, Error::NoAdapter(_)), "{err}");
+}
+
+#[test]
+fn gpu_model_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<GpuMlp>();
+    assert_send_sync::<GpuContext>();
+}

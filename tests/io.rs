@@ -1,0 +1,1003 @@
+//! I/O tests: safetensors state_dicts, `.npy` and CSV matrices, atomic writes, and the PyTorch
+//! fixtures in `tests/data` run through the CPU reference.
+
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use wgpu_mlp::io::{self, csv, npy, safetensors as st};
+use wgpu_mlp::{Activation, Error, Layer, Linear, Matrix, Mlp};
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// The Format error's message, or a panic describing what came back instead.
+fn format_msg<T: std::fmt::Debug>(r: wgpu_mlp::Result<T>) -> String {
+    match r {
+        Err(Error::Format { msg, .. }) => msg,
+        other => panic!("expected a Format error, got {other:?}"),
+    }
+}
+
+/// A small model with fixed weights (independent of the init code).
+fn fixed_model(acts: &[Activation], widths: &[usize], bias: bool) -> Mlp {
+    let mut layers = Vec::new();
+    let mut k = 0.0f32;
+    for (i, act) in acts.iter().enumerate() {
+        let (n_in, n_out) = (widths[i], widths[i + 1]);
+        let weight: Vec<f32> = (0..n_in * n_out)
+            .map(|_| {
+                k += 1.0;
+                (k * 0.37).sin() / 3.0
+            })
+            .collect();
+        let b = bias.then(|| (0..n_out).map(|j| j as f32 * 0.125 - 0.5).collect());
+        layers.push(Layer {
+            linear: Linear::new(n_in, n_out, weight, b).unwrap(),
+            activation: *act,
+        });
+    }
+    Mlp::from_layers(layers).unwrap()
+}
+
+/// A safetensors file from a raw JSON header and data section.
+fn raw_st(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// A safetensors file from `(name, dtype, shape, bytes)` made with the safetensors crate.
+fn st_file(tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.to_string(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// `n` f32 values `[out, in]` for a weight.
+fn weight_bytes(out: usize, inp: usize) -> Vec<u8> {
+    f32_bytes(&(0..out * inp).map(|i| i as f32 * 0.25).collect::<Vec<_>>())
+}
+
+fn keys_of(bytes: &[u8]) -> Vec<String> {
+    let mut k: Vec<String> = SafeTensors::deserialize(bytes)
+        .unwrap()
+        .names()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    k.sort();
+    k
+}
+
+// ---------------------------------------------------------------------------------------------
+// safetensors: round trips and key naming
+
+#[test]
+fn save_load_model_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let acts = [
+        Activation::Relu,
+        Activation::LeakyRelu(0.1),
+        Activation::Softmax,
+    ];
+    let model = fixed_model(&acts, &[5, 4, 3, 2], true);
+    st::save_model(&path, &model).unwrap();
+    let back = st::load_model(&path, &acts, None).unwrap();
+    assert_eq!(back, model);
+    // No temporary files left next to it.
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(entries.len(), 1);
+}
+
+#[test]
+fn save_load_without_bias() {
+    let acts = [Activation::Tanh, Activation::Identity];
+    let model = fixed_model(&acts, &[3, 4, 2], false);
+    let bytes = st::model_to_bytes(&model).unwrap();
+    assert_eq!(keys_of(&bytes), ["0.weight", "2.weight"]);
+    let back = st::model_from_bytes(&bytes, "mem", &acts, None).unwrap();
+    assert_eq!(back, model);
+    assert!(back.layers().iter().all(|l| l.linear.bias().is_none()));
+}
+
+#[test]
+fn saved_keys_follow_nn_sequential_indices() {
+    let model = fixed_model(
+        &[Activation::Relu, Activation::Relu, Activation::Softmax],
+        &[4, 3, 3, 2],
+        true,
+    );
+    let keys = keys_of(&st::model_to_bytes(&model).unwrap());
+    assert_eq!(
+        keys,
+        [
+            "0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"
+        ]
+    );
+
+    let model = fixed_model(&[Activation::Identity; 3], &[4, 3, 3, 2], true);
+    let keys = keys_of(&st::model_to_bytes(&model).unwrap());
+    assert_eq!(
+        keys,
+        [
+            "0.bias", "0.weight", "1.bias", "1.weight", "2.bias", "2.weight"
+        ]
+    );
+
+    assert_eq!(
+        st::module_indices(&[
+            Activation::Sigmoid,
+            Activation::Identity,
+            Activation::Gelu,
+            Activation::Identity
+        ]),
+        [0, 2, 3, 5]
+    );
+}
+
+#[test]
+fn saved_file_is_f32_little_endian_with_pt_metadata() {
+    let model = fixed_model(&[Activation::Identity], &[2, 3], true);
+    let bytes = st::model_to_bytes(&model).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let w = file.tensor("0.weight").unwrap();
+    assert_eq!(w.dtype(), Dtype::F32);
+    assert_eq!(w.shape(), [3, 2]);
+    assert_eq!(w.data(), f32_bytes(model.layers()[0].linear.weight()));
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(
+        meta.metadata().as_ref().unwrap().get("format").unwrap(),
+        "pt"
+    );
+}
+
+#[test]
+fn load_model_needs_one_activation_per_layer() {
+    let model = fixed_model(&[Activation::Relu, Activation::Identity], &[3, 3, 2], true);
+    let bytes = st::model_to_bytes(&model).unwrap();
+    let err = st::model_from_bytes(&bytes, "mem", &[Activation::Relu], None).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("1 activation") && msg.contains("2 Linear"),
+        "{msg}"
+    );
+    assert!(st::model_from_bytes(&bytes, "mem", &[Activation::Relu; 3], None).is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// safetensors: the PyTorch fixtures
+
+struct Case {
+    name: &'static str,
+    acts: &'static str,
+}
+
+const CASES: [Case; 3] = [
+    Case {
+        name: "seed_example",
+        acts: "sigmoid,identity",
+    },
+    Case {
+        name: "small_classifier",
+        acts: "relu,tanh,softmax",
+    },
+    Case {
+        name: "leaky_regression",
+        acts: "leaky_relu:0.1,identity",
+    },
+];
+
+/// Checks the CPU reference on one fixture against PyTorch's float64 run of the same model.
+///
+/// Both sides compute in f64 from the same f32 weights and inputs, so they differ only by f64
+/// rounding (summation order, libm): we allow 1e-12 relative error, with an absolute floor of
+/// 1e-14 for values near zero. PyTorch's own f32 output (`y.npy`) must be within f32 rounding.
+fn check_fixture(case: &Case) {
+    let acts = wgpu_mlp::activation::parse_list(case.acts).unwrap();
+    let model = st::load_model(data(&format!("{}.safetensors", case.name)), &acts, None).unwrap();
+    let x = npy::read(data(&format!("{}.x.npy", case.name))).unwrap();
+    let want = npy::read_f64(data(&format!("{}.y64.npy", case.name))).unwrap();
+    let got = wgpu_mlp::cpu::forward_f64(&model, &x).unwrap();
+    assert_eq!(
+        [want.rows, want.cols],
+        [x.rows(), model.out_features()],
+        "{}",
+        case.name
+    );
+    assert_eq!(got.len(), want.data.len());
+    for (i, (g, w)) in got.iter().zip(&want.data).enumerate() {
+        let tol = 1e-12 * w.abs().max(1e-2);
+        assert!(
+            (g - w).abs() <= tol,
+            "{} [{i}]: got {g:e}, PyTorch float64 {w:e} (relative error {:e})",
+            case.name,
+            ((g - w) / w).abs()
+        );
+    }
+    let y32 = npy::read(data(&format!("{}.y.npy", case.name))).unwrap();
+    let ours = wgpu_mlp::cpu::forward(&model, &x).unwrap();
+    assert_eq!(y32.shape(), ours.shape());
+    for (a, b) in y32.as_slice().iter().zip(ours.as_slice()) {
+        assert!(
+            (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+            "{}: {a} vs {b}",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn fixture_seed_example_matches_pytorch_float64() {
+    check_fixture(&CASES[0]);
+}
+
+#[test]
+fn fixture_small_classifier_matches_pytorch_float64() {
+    check_fixture(&CASES[1]);
+}
+
+/// PyTorch's float64 run uses the slope 0.1 as an f64; `Activation::LeakyRelu` stores an f32, and
+/// widening 0.1f32 to f64 gives 0.10000000149…, a 1.5e-8 relative difference in the slope.
+#[test]
+fn fixture_leaky_regression_matches_pytorch_float64() {
+    check_fixture(&CASES[2]);
+}
+
+#[test]
+fn fixture_layer_shapes() {
+    let layers = st::load_layers(data("small_classifier.safetensors"), None).unwrap();
+    let shapes: Vec<_> = layers
+        .iter()
+        .map(|l| (l.in_features(), l.out_features()))
+        .collect();
+    assert_eq!(shapes, [(10, 16), (16, 8), (8, 3)]);
+    assert!(layers.iter().all(|l| l.bias().is_some()));
+}
+
+#[test]
+fn lone_linear_state_dict_loads_as_one_layer() {
+    let layers = st::load_layers(data("init_linear_seed1_4x6.safetensors"), None).unwrap();
+    assert_eq!(layers.len(), 1);
+    assert_eq!((layers[0].in_features(), layers[0].out_features()), (4, 6));
+    assert_eq!(layers[0].bias().unwrap().len(), 6);
+}
+
+// ---------------------------------------------------------------------------------------------
+// safetensors: dtypes, key order, named modules
+
+#[test]
+fn f16_bf16_f64_tensors_are_accepted() {
+    // Values exact in every dtype.
+    let w = [0.5f32, -1.25, 2.0, 0.0, -0.375, 3.0];
+    let b = [1.5f32, -2.0];
+    let f16 = |v: &[f32]| -> Vec<u8> {
+        v.iter()
+            .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+            .collect()
+    };
+    let bf16 = |v: &[f32]| -> Vec<u8> {
+        v.iter()
+            .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+            .collect()
+    };
+    let f64b =
+        |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| f64::from(*x).to_le_bytes()).collect() };
+    type Conv = fn(&[f32]) -> Vec<u8>;
+    let cases: [(Dtype, Conv); 4] = [
+        (Dtype::F16, f16),
+        (Dtype::BF16, bf16),
+        (Dtype::F64, f64b),
+        (Dtype::F32, f32_bytes),
+    ];
+    for (dtype, conv) in cases {
+        let bytes = st_file(&[
+            ("0.weight", dtype, vec![2, 3], conv(&w)),
+            ("0.bias", dtype, vec![2], conv(&b)),
+        ]);
+        let layers = st::layers_from_bytes(&bytes, "mem", None).unwrap();
+        assert_eq!(layers[0].weight(), w, "{dtype:?}");
+        assert_eq!(layers[0].bias().unwrap(), b, "{dtype:?}");
+    }
+    // Mixed dtypes in one file are fine too.
+    let bytes = st_file(&[
+        ("0.weight", Dtype::F16, vec![2, 3], f16(&w)),
+        ("0.bias", Dtype::F64, vec![2], f64b(&b)),
+    ]);
+    let layers = st::layers_from_bytes(&bytes, "mem", None).unwrap();
+    assert_eq!(layers[0].bias().unwrap(), b);
+}
+
+#[test]
+fn layers_are_taken_in_numeric_order() {
+    // Eleven layers 0..=10, layer i is Linear(i + 1, i + 2): lexicographic order (0, 1, 10, 2, …)
+    // would not chain.
+    let mut tensors = Vec::new();
+    for i in 0..=10usize {
+        let name: &'static str = Box::leak(format!("{i}.weight").into_boxed_str());
+        tensors.push((
+            name,
+            Dtype::F32,
+            vec![i + 2, i + 1],
+            weight_bytes(i + 2, i + 1),
+        ));
+    }
+    let bytes = st_file(&tensors);
+    let layers = st::layers_from_bytes(&bytes, "mem", None).unwrap();
+    let ins: Vec<usize> = layers.iter().map(Linear::in_features).collect();
+    assert_eq!(ins, (1..=11).collect::<Vec<_>>());
+    assert!(layers.iter().all(|l| l.bias().is_none()));
+}
+
+#[test]
+fn sparse_indices_keep_their_order() {
+    // Indices 0, 3, 7, 12 (activation modules in between) load in that order.
+    let bytes = st_file(&[
+        ("12.weight", Dtype::F32, vec![1, 4], weight_bytes(1, 4)),
+        ("3.weight", Dtype::F32, vec![3, 2], weight_bytes(3, 2)),
+        ("7.weight", Dtype::F32, vec![4, 3], weight_bytes(4, 3)),
+        ("0.weight", Dtype::F32, vec![2, 5], weight_bytes(2, 5)),
+    ]);
+    let layers = st::layers_from_bytes(&bytes, "mem", None).unwrap();
+    let shapes: Vec<_> = layers
+        .iter()
+        .map(|l| (l.in_features(), l.out_features()))
+        .collect();
+    assert_eq!(shapes, [(5, 2), (2, 3), (3, 4), (4, 1)]);
+}
+
+#[test]
+fn named_modules_load_with_names() {
+    let bytes = st_file(&[
+        ("fc1.weight", Dtype::F32, vec![3, 2], weight_bytes(3, 2)),
+        ("fc1.bias", Dtype::F32, vec![3], f32_bytes(&[1.0, 2.0, 3.0])),
+        ("out.weight", Dtype::F32, vec![1, 3], weight_bytes(1, 3)),
+    ]);
+    let names = ["fc1".to_string(), "out".to_string()];
+    let layers = st::layers_from_bytes(&bytes, "mem", Some(&names)).unwrap();
+    assert_eq!(layers.len(), 2);
+    assert_eq!(layers[0].bias().unwrap(), [1.0, 2.0, 3.0]);
+    assert!(layers[1].bias().is_none());
+    let model = st::model_from_bytes(
+        &bytes,
+        "mem",
+        &[Activation::Relu, Activation::Identity],
+        Some(&names),
+    )
+    .unwrap();
+    assert_eq!(model.in_features(), 2);
+
+    // Without names: the keys are not nn.Sequential indices.
+    let msg = format_msg(st::layers_from_bytes(&bytes, "mem", None));
+    assert!(
+        msg.contains("'fc1.weight'") && msg.contains("'out.weight'"),
+        "{msg}"
+    );
+    // Names in the wrong order do not chain.
+    let rev = ["out".to_string(), "fc1".to_string()];
+    let msg = format_msg(st::layers_from_bytes(&bytes, "mem", Some(&rev)));
+    assert!(msg.contains("chain"), "{msg}");
+    // A name that is not there.
+    let bad = ["fc1".to_string(), "fc2".to_string()];
+    let msg = format_msg(st::layers_from_bytes(&bytes, "mem", Some(&bad)));
+    assert!(msg.contains("fc2.weight"), "{msg}");
+    // Keys left over.
+    let only = ["fc1".to_string()];
+    let msg = format_msg(st::layers_from_bytes(&bytes, "mem", Some(&only)));
+    assert!(msg.contains("'out.weight'"), "{msg}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// safetensors: bad input
+
+#[test]
+fn every_truncation_of_a_fixture_is_a_format_error() {
+    let full = std::fs::read(data("small_classifier.safetensors")).unwrap();
+    assert!(st::layers_from_bytes(&full, "mem", None).is_ok());
+    for len in 0..full.len() {
+        let r = st::layers_from_bytes(&full[..len], "cut", None);
+        assert!(
+            matches!(r, Err(Error::Format { .. })),
+            "prefix of {len} bytes: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn truncated_file_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.safetensors");
+    let full = std::fs::read(data("seed_example.safetensors")).unwrap();
+    std::fs::write(&path, &full[..full.len() - 7]).unwrap();
+    match st::load_layers(&path, None) {
+        Err(Error::Format { path: p, msg }) => {
+            assert!(p.contains("t.safetensors"), "{p}");
+            assert!(msg.contains("data_offsets"), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let missing = dir.path().join("nope.safetensors");
+    assert!(matches!(
+        st::load_layers(&missing, None),
+        Err(Error::Io { .. })
+    ));
+}
+
+#[test]
+fn header_length_past_eof() {
+    let mut bytes = std::fs::read(data("seed_example.safetensors")).unwrap();
+    bytes[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let msg = format_msg(st::layers_from_bytes(&bytes, "mem", None));
+    assert!(msg.contains("past the end"), "{msg}");
+    bytes[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    let msg = format_msg(st::layers_from_bytes(&bytes, "mem", None));
+    assert!(msg.contains("past the end"), "{msg}");
+    let msg = format_msg(st::layers_from_bytes(&[1, 2, 3], "mem", None));
+    assert!(msg.contains("too short"), "{msg}");
+}
+
+#[test]
+fn offsets_past_the_end() {
+    let h = r#"{"0.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,1600]}}"#;
+    let msg = format_msg(st::layers_from_bytes(&raw_st(h, &[0; 16]), "mem", None));
+    assert!(msg.contains("data_offsets"), "{msg}");
+    // Offsets that fit the file but not the shape.
+    let h = r#"{"0.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,16]}}"#;
+    let msg = format_msg(st::layers_from_bytes(&raw_st(h, &[0; 16]), "mem", None));
+    assert!(msg.contains("data_offsets"), "{msg}");
+    // Overflowing shape.
+    let h = r#"{"0.weight":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,16]}}"#;
+    assert!(st::layers_from_bytes(&raw_st(h, &[0; 16]), "mem", None).is_err());
+}
+
+#[test]
+fn wrong_dtype_is_rejected() {
+    for (dtype, size) in [
+        (Dtype::I32, 4),
+        (Dtype::I64, 8),
+        (Dtype::U8, 1),
+        (Dtype::BOOL, 1),
+    ] {
+        let bytes = st_file(&[("0.weight", dtype, vec![2, 2], vec![0; 4 * size])]);
+        let msg = format_msg(st::layers_from_bytes(&bytes, "mem", None));
+        assert!(
+            msg.contains(&format!("{dtype}")) && msg.contains("'0.weight'"),
+            "{msg}"
+        );
+    }
+    // A dtype name the format does not know.
+    let h = r#"{"0.weight":{"dtype":"Q4","shape":[2,2],"data_offsets":[0,16]}}"#;
+    let msg = format_msg(st::layers_from_bytes(&raw_st(h, &[0; 16]), "mem", None));
+    assert!(msg.contains("Q4"), "{msg}");
+}
+
+#[test]
+fn shapes_that_do_not_chain() {
+    let bytes = st_file(&[
+        ("0.weight", Dtype::F32, vec![4, 3], weight_bytes(4, 3)),
+        ("2.weight", Dtype::F32, vec![2, 5], weight_bytes(2, 5)),
+    ]);
+    let msg = format_msg(st::layers_from_bytes(&bytes, "mem", None));
+    assert!(
+        msg.contains("chain") && msg.contains("'2.weight'") && msg.contains("'0.weight'"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn missing_weight() {
+    let bytes = st_file(&[
+        ("0.weight", Dtype::F32, vec![4, 3], weight_bytes(4, 3)),
+        ("2.bias", Dtype::F32, vec![2], f32_bytes(&[0.0, 1.0])),
+    ]);
+    let msg = format_msg(st::layers_from_bytes(&bytes, "mem", None));
+    assert!(msg.contains("missing '2.weight'"), "{msg}");
+    let bytes = st_file(&[("bias", Dtype::F32, vec![2], f32_bytes(&[0.0, 1.0]))]);
+    let msg = format_msg(st::layers_from_bytes(&bytes, "mem", None));
+    assert!(msg.contains("missing 'weight'"), "{msg}");
+    let empty = raw_st("{}", &[]);
+    let msg = format_msg(st::layers_from_bytes(&empty, "mem", None));
+    assert!(msg.contains("no tensors"), "{msg}");
+}
+
+#[test]
+fn bias_of_wrong_length_or_rank() {
+    let bytes = st_file(&[
+        ("0.weight", Dtype::F32, vec![4, 3], weight_bytes(4, 3)),
+        ("0.bias", Dtype::F32, vec![3], f32_bytes(&[0.0; 3])),
+    ]);
+    let msg = format_msg(st::layers_from_bytes(&bytes, "mem", None));
+    assert!(msg.contains("'0.bias'") && msg.contains("[4]"), "{msg}");
+    let bytes = st_file(&[
+        ("0.weight", Dtype::F32, vec![4, 3], weight_bytes(4, 3)),
+        ("0.bias", Dtype::F32, vec![4, 1], f32_bytes(&[0.0; 4])),
+    ]);
+    let msg = format_msg(st::layers_from_bytes(&bytes, "mem", None));
+    assert!(msg.contains("'0.bias'"), "{msg}");
+}
+
+#[test]
+fn weight_must_be_2d_and_nonempty() {
+    for shape in [vec![12], vec![2, 3, 2], vec![]] {
+        let n: usize = shape.iter().product();
+        let bytes = st_file(&[("0.weight", Dtype::F32, shape.clone(), vec![0; 4 * n])]);
+        let msg = format_msg(st::layers_from_bytes(&bytes, "mem", None));
+        assert!(msg.contains("2-D"), "{shape:?}: {msg}");
+    }
+    let bytes = st_file(&[("0.weight", Dtype::F32, vec![0, 3], vec![])]);
+    let msg = format_msg(st::layers_from_bytes(&bytes, "mem", None));
+    assert!(msg.contains("at least 1"), "{msg}");
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let bytes = st_file(&[
+        ("0.weight", Dtype::F32, vec![4, 3], weight_bytes(4, 3)),
+        ("1.running_mean", Dtype::F32, vec![4], f32_bytes(&[0.0; 4])),
+        ("extra", Dtype::F32, vec![1], f32_bytes(&[0.0])),
+    ]);
+    let msg = format_msg(st::layers_from_bytes(&bytes, "mem", None));
+    assert!(
+        msg.contains("'1.running_mean'") && msg.contains("'extra'"),
+        "{msg}"
+    );
+    // "01" and "1" are the same module index.
+    let bytes = st_file(&[
+        ("01.weight", Dtype::F32, vec![4, 3], weight_bytes(4, 3)),
+        ("1.weight", Dtype::F32, vec![4, 3], weight_bytes(4, 3)),
+    ]);
+    let msg = format_msg(st::layers_from_bytes(&bytes, "mem", None));
+    assert!(msg.contains("same parameter"), "{msg}");
+}
+
+#[test]
+fn non_utf8_or_invalid_json_header() {
+    let mut h = br#"{"0.weight":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]}}"#.to_vec();
+    h[3] = 0xff;
+    let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&h);
+    bytes.extend_from_slice(&[0; 4]);
+    let msg = format_msg(st::layers_from_bytes(&bytes, "mem", None));
+    assert!(msg.contains("UTF-8"), "{msg}");
+
+    let msg = format_msg(st::layers_from_bytes(
+        &raw_st("{not json", &[]),
+        "mem",
+        None,
+    ));
+    assert!(msg.contains("invalid header"), "{msg}");
+}
+
+#[test]
+fn garbage_never_panics() {
+    // A cheap deterministic fuzz: flip bytes of a valid file; every outcome must be Ok or Err.
+    let full = std::fs::read(data("seed_example.safetensors")).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..3000 {
+        let mut b = full.clone();
+        for _ in 0..3 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let i = (state % b.len() as u64) as usize;
+            b[i] = (state >> 32) as u8;
+        }
+        let _ = st::layers_from_bytes(&b, "fuzz", None);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// npy
+
+fn npy_file(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = b"\x93NUMPY".to_vec();
+    out.extend_from_slice(&[version, 0]);
+    if version == 1 {
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    }
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+#[test]
+fn npy_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.npy");
+    let m = Matrix::new(
+        2,
+        4,
+        vec![
+            1.0,
+            -0.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::MIN_POSITIVE,
+            1e-45,
+            -3.5,
+            f32::MAX,
+        ],
+    )
+    .unwrap();
+    npy::write(&path, &m).unwrap();
+    let back = npy::read(&path).unwrap();
+    assert_eq!(back.shape(), [2, 4]);
+    let bits = |m: &Matrix| m.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&back), bits(&m));
+    // Empty batch.
+    let e = Matrix::new(0, 3, vec![]).unwrap();
+    assert_eq!(npy::from_bytes(&npy::to_bytes(&e), "mem").unwrap(), e);
+}
+
+#[test]
+fn npy_header_is_padded_to_64_and_ends_with_newline() {
+    for (r, c) in [(1, 1), (4, 3), (123_456_789_012, 0), (0, 7_890), (0, 0)] {
+        let bytes = npy::to_bytes(&Matrix::zeros(r, c));
+        assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+        let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        assert_eq!(bytes[10 + hlen - 1], b'\n');
+        let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
+        assert!(
+            header.starts_with(&format!(
+                "{{'descr': '<f4', 'fortran_order': False, 'shape': ({r}, {c}), }}"
+            )),
+            "{header}"
+        );
+        assert_eq!(bytes.len(), 10 + hlen + 4 * r * c);
+    }
+}
+
+#[test]
+fn npy_reads_fixture_f4_and_f8() {
+    let x = npy::read(data("seed_example.x.npy")).unwrap();
+    assert_eq!(x.shape(), [4, 3]);
+    let y = npy::read(data("seed_example.y64.npy")).unwrap();
+    let y64 = npy::read_f64(data("seed_example.y64.npy")).unwrap();
+    assert_eq!(y.shape(), [4, 2]);
+    assert_eq!((y64.rows, y64.cols), (4, 2));
+    for (a, b) in y.as_slice().iter().zip(&y64.data) {
+        assert_eq!(*a, *b as f32);
+    }
+}
+
+#[test]
+fn npy_versions_and_header_variants() {
+    let d = f32_bytes(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let headers = [
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }\n",
+        "{\"descr\":\"<f4\",\"shape\":(2,3),\"fortran_order\":False}",
+        "{'shape': (2L, 3L), 'fortran_order': False, 'descr': '<f4'}      \n",
+        "{ 'descr' : '<f4' , 'fortran_order' : False , 'shape' : ( 2 , 3 , ) }",
+    ];
+    for v in [1, 2, 3] {
+        for h in headers {
+            let m = npy::from_bytes(&npy_file(v, h, &d), "mem")
+                .unwrap_or_else(|e| panic!("v{v} {h:?}: {e}"));
+            assert_eq!(m.shape(), [2, 3]);
+            assert_eq!(m.as_slice(), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        }
+    }
+    // 1-D becomes one row.
+    let m = npy::from_bytes(
+        &npy_file(
+            1,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }",
+            &d,
+        ),
+        "mem",
+    )
+    .unwrap();
+    assert_eq!(m.shape(), [1, 6]);
+    // <f8 is converted.
+    let d8: Vec<u8> = [0.1f64, 0.2].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let m = npy::from_bytes(
+        &npy_file(
+            1,
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2), }",
+            &d8,
+        ),
+        "mem",
+    )
+    .unwrap();
+    assert_eq!(m.as_slice(), [0.1f32, 0.2f32]);
+}
+
+#[test]
+fn npy_fortran_order_is_rejected() {
+    let h = "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }";
+    let msg = format_msg(npy::from_bytes(&npy_file(1, h, &[0; 16]), "mem"));
+    assert!(msg.contains("fortran_order"), "{msg}");
+}
+
+#[test]
+fn npy_overflowing_shape_is_rejected() {
+    for shape in [
+        "(4294967296, 4294967296)",
+        "(18446744073709551615, 2)",
+        "(99999999999999999999999999999999999999999999, 1)",
+        "(-1, 3)",
+    ] {
+        let h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+        let msg = format_msg(npy::from_bytes(&npy_file(1, &h, &[0; 16]), "mem"));
+        assert!(
+            msg.contains("overflow")
+                || msg.contains("too large")
+                || msg.contains("invalid dimension"),
+            "{shape}: {msg}"
+        );
+    }
+}
+
+#[test]
+fn npy_wrong_dtype_is_rejected() {
+    for descr in ["<i4", ">f4", "<f2", "|u1", "<c8", "float32"] {
+        let h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (2, 2), }}");
+        let msg = format_msg(npy::from_bytes(&npy_file(1, &h, &[0; 16]), "mem"));
+        assert!(msg.contains(descr) && msg.contains("dtype"), "{msg}");
+    }
+    let h = "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }";
+    let msg = format_msg(npy::from_bytes(&npy_file(1, h, &[0; 8]), "mem"));
+    assert!(msg.contains("structured"), "{msg}");
+}
+
+#[test]
+fn npy_lying_headers() {
+    let h = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+    // Data shorter than the shape says.
+    let msg = format_msg(npy::from_bytes(&npy_file(1, h, &[0; 20]), "mem"));
+    assert!(msg.contains("truncated") && msg.contains("24"), "{msg}");
+    // Longer.
+    let msg = format_msg(npy::from_bytes(&npy_file(1, h, &[0; 28]), "mem"));
+    assert!(msg.contains("unexpected bytes"), "{msg}");
+    // Header length past EOF.
+    let mut b = npy_file(1, h, &[0; 24]);
+    b[8..10].copy_from_slice(&60000u16.to_le_bytes());
+    let msg = format_msg(npy::from_bytes(&b, "mem"));
+    assert!(msg.contains("past the end"), "{msg}");
+    let mut b = npy_file(2, h, &[0; 24]);
+    b[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+    let msg = format_msg(npy::from_bytes(&b, "mem"));
+    assert!(msg.contains("past the end"), "{msg}");
+}
+
+#[test]
+fn npy_bad_headers() {
+    let d = [0u8; 16];
+    let cases = [
+        ("{'descr': '<f4', 'shape': (2, 2), }", "fortran_order"),
+        ("{'descr': '<f4', 'fortran_order': False}", "shape"),
+        (
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), 'x': 1}",
+            "'x'",
+        ),
+        (
+            "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 2)}",
+            "duplicate",
+        ),
+        (
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 2), }",
+            "2-D",
+        ),
+        (
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (), }",
+            "2-D",
+        ),
+        (
+            "{'descr': '<f4', 'fortran_order': 0, 'shape': (2, 2), }",
+            "fortran_order",
+        ),
+        (
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2.0, 2), }",
+            "integer",
+        ),
+        (
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), } junk",
+            "after the dict",
+        ),
+        (
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2)",
+            "'}'",
+        ),
+        ("{'descr: '<f4'}", "header"),
+        ("['descr']", "dict"),
+        ("", "end of the header"),
+        (
+            &format!("{}0{}", "(".repeat(100), ")".repeat(100)),
+            "deeply",
+        ),
+    ];
+    for (h, want) in cases {
+        let msg = format_msg(npy::from_bytes(&npy_file(1, h, &d), "mem"));
+        assert!(msg.contains(want), "{h:?}: {msg}");
+    }
+    // Non-UTF-8 header.
+    let mut b = npy_file(
+        1,
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }",
+        &d,
+    );
+    b[13] = 0xfe;
+    let msg = format_msg(npy::from_bytes(&b, "mem"));
+    assert!(msg.contains("UTF-8"), "{msg}");
+    // Bad magic and unknown version.
+    let msg = format_msg(npy::from_bytes(b"PK\x03\x04 this is a zip file", "mem"));
+    assert!(msg.contains("magic"), "{msg}");
+    let msg = format_msg(npy::from_bytes(&npy_file(4, "{}", &d), "mem"));
+    assert!(msg.contains("version"), "{msg}");
+}
+
+#[test]
+fn every_truncation_of_an_npy_is_a_format_error() {
+    let full = std::fs::read(data("small_classifier.x.npy")).unwrap();
+    assert!(npy::from_bytes(&full, "mem").is_ok());
+    for len in 0..full.len() {
+        let r = npy::from_bytes(&full[..len], "cut");
+        assert!(matches!(r, Err(Error::Format { .. })), "{len}: {r:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// csv
+
+#[test]
+fn csv_round_trip_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.csv");
+    let mut vals = vec![0.1f32, -0.0, 1e-7, 3.4e38, 1e-45, -123.456, 1.0, 2.5e-20];
+    let mut s = 1u32;
+    for _ in 0..64 {
+        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        vals.push(f32::from_bits(s & 0x7f7f_ffff) * if s & 1 == 0 { 1.0 } else { -1.0 });
+    }
+    let m = Matrix::new(vals.len() / 8, 8, vals).unwrap();
+    csv::write(&path, &m).unwrap();
+    let back = csv::read(&path).unwrap();
+    let bits = |m: &Matrix| m.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(back.shape(), m.shape());
+    assert_eq!(bits(&back), bits(&m));
+    // Special values.
+    let m = Matrix::new(1, 3, vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY]).unwrap();
+    let back = csv::from_bytes(&csv::to_bytes(&m), "mem").unwrap();
+    assert!(back.as_slice()[0].is_nan());
+    assert_eq!(&back.as_slice()[1..], [f32::INFINITY, f32::NEG_INFINITY]);
+}
+
+#[test]
+fn csv_formatting_is_short() {
+    let m = Matrix::new(2, 2, vec![0.1, 1.0, 1e-7, -2.5]).unwrap();
+    assert_eq!(
+        String::from_utf8(csv::to_bytes(&m)).unwrap(),
+        "0.1,1.0\n1e-7,-2.5\n"
+    );
+}
+
+#[test]
+fn csv_header_blank_lines_and_crlf() {
+    let text = "\u{feff}x0, x1 ,x2\r\n\r\n1, 2,3\r\n  \n# a comment\n4,5,6e0\n\n";
+    let m = csv::from_bytes(text.as_bytes(), "mem").unwrap();
+    assert_eq!(m.shape(), [2, 3]);
+    assert_eq!(m.as_slice(), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    // No header, no trailing newline.
+    let m = csv::from_bytes(b"1,2\n3,4", "mem").unwrap();
+    assert_eq!(m.shape(), [2, 2]);
+}
+
+#[test]
+fn csv_ragged_rows() {
+    let msg = format_msg(csv::from_bytes(b"a,b,c\n1,2,3\n4,5\n", "mem"));
+    assert!(msg.contains("line 3") && msg.contains("line 2"), "{msg}");
+}
+
+#[test]
+fn csv_non_numbers() {
+    let msg = format_msg(csv::from_bytes(b"1,2\n3,abc\n", "mem"));
+    assert!(
+        msg.contains("line 2, column 2") && msg.contains("'abc'"),
+        "{msg}"
+    );
+    // A first line mixing numbers and text is data with a typo, not a header.
+    let msg = format_msg(csv::from_bytes(b"1,x\n3,4\n", "mem"));
+    assert!(msg.contains("line 1, column 2"), "{msg}");
+    let msg = format_msg(csv::from_bytes(b"1,,3\n", "mem"));
+    assert!(msg.contains("empty field"), "{msg}");
+    let msg = format_msg(csv::from_bytes(b"1;2;3\n", "mem"));
+    assert!(
+        msg.contains("no numeric rows") || msg.contains("not a number"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn csv_empty_and_non_utf8() {
+    let msg = format_msg(csv::from_bytes(b"", "mem"));
+    assert!(msg.contains("no numeric rows"), "{msg}");
+    let msg = format_msg(csv::from_bytes(b"a,b\n\n", "mem"));
+    assert!(msg.contains("no numeric rows"), "{msg}");
+    let msg = format_msg(csv::from_bytes(b"1,2\n3,\xff\n", "mem"));
+    assert!(msg.contains("line 2") && msg.contains("UTF-8"), "{msg}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// read_matrix / write_matrix and atomic writes
+
+#[test]
+fn matrix_by_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Matrix::new(2, 2, vec![1.0, 2.0, 3.0, 4.5]).unwrap();
+    for name in ["a.npy", "b.csv", "c.NPY", "d.Csv"] {
+        let p = dir.path().join(name);
+        io::write_matrix(&p, &m).unwrap();
+        assert_eq!(io::read_matrix(&p).unwrap(), m, "{name}");
+    }
+    assert!(
+        std::fs::read(dir.path().join("b.csv"))
+            .unwrap()
+            .starts_with(b"1.0,2.0\n")
+    );
+    assert!(
+        std::fs::read(dir.path().join("a.npy"))
+            .unwrap()
+            .starts_with(b"\x93NUMPY")
+    );
+    for name in ["e.txt", "f", "g.npz"] {
+        let p = dir.path().join(name);
+        let err = io::write_matrix(&p, &m).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+        assert!(!p.exists());
+        assert!(io::read_matrix(&p).is_err());
+    }
+}
+
+#[test]
+fn failed_write_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Matrix::zeros(3, 3);
+    let model = fixed_model(&[Activation::Identity], &[2, 2], true);
+    // Missing parent directory.
+    let p = dir.path().join("missing").join("out.npy");
+    assert!(matches!(npy::write(&p, &m), Err(Error::Io { .. })));
+    assert!(matches!(
+        csv::write(dir.path().join("missing/o.csv"), &m),
+        Err(Error::Io { .. })
+    ));
+    assert!(st::save_model(dir.path().join("missing/m.safetensors"), &model).is_err());
+    // Target is a directory.
+    let sub = dir.path().join("sub.npy");
+    std::fs::create_dir(&sub).unwrap();
+    assert!(npy::write(&sub, &m).is_err());
+    assert!(sub.is_dir());
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["sub.npy"]);
+    assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 0);
+}
+
+#[test]
+fn write_replaces_existing_file_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("y.npy");
+    std::fs::write(
+        &p,
+        b"old contents that are longer than the new file, surely? no",
+    )
+    .unwrap();
+    let m = Matrix::new(1, 2, vec![7.0, 8.0]).unwrap();
+    npy::write(&p, &m).unwrap();
+    assert_eq!(npy::read(&p).unwrap(), m);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
