@@ -6,6 +6,7 @@
 //! wgpu-mlp init --layers 784,128,10 [--act relu,softmax] --seed 42 --output model.safetensors
 //! wgpu-mlp infer --weights model.safetensors --act relu,relu,softmax --input x.npy --output y.npy
 //!                [--device cpu|gpu|auto] [--adapter NAME]
+//! wgpu-mlp adapters
 //! ```
 //!
 //! Every error prints `error: <message>` on stderr and exits with status 1 (usage errors
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use wgpu_mlp::gpu::{GpuContext, GpuMlp, GpuOptions, list_adapters};
 use wgpu_mlp::io::{self, MatrixFormat};
 use wgpu_mlp::{Activation, DEFAULT_SEED, Error, Layer, Matrix, Mlp, Result};
 
@@ -37,6 +39,8 @@ enum Command {
     Init(InitArgs),
     /// Run a model on an input matrix (.npy or .csv) and write the output (.npy or .csv).
     Infer(InferArgs),
+    /// List the GPU adapters wgpu finds (WGPU_BACKEND narrows the backends) and the default choice.
+    Adapters,
 }
 
 /// Where the model comes from: layer widths or a weights file (exactly one).
@@ -165,6 +169,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Summary(args) => summary(args),
         Command::Init(args) => init(args),
         Command::Infer(args) => infer(args),
+        Command::Adapters => adapters(),
     }
 }
 
@@ -237,19 +242,47 @@ fn run_forward(
     adapter: Option<String>,
 ) -> Result<Matrix> {
     model.check_input(input.rows(), input.cols())?;
+    let gpu_context = || {
+        GpuContext::new(&GpuOptions {
+            adapter_name: adapter.clone(),
+            ..GpuOptions::default()
+        })
+    };
+    let on_gpu = |ctx: &GpuContext| {
+        let a = ctx.adapter();
+        eprintln!("running on {} ({}, {})", a.name, a.backend, a.device_type);
+        GpuMlp::new(ctx, model)?.forward(input)
+    };
     match device {
         Device::Cpu => wgpu_mlp::cpu::forward(model, input),
-        // GPU: wired in by the gpu module. Until then `auto` falls back to the CPU and `gpu`
-        // fails; `adapter` selects the GPU adapter once the GPU path exists.
-        Device::Auto => {
-            let _ = adapter;
-            wgpu_mlp::cpu::forward(model, input)
-        }
-        Device::Gpu => {
-            let _ = adapter;
-            Err(Error::Gpu("GPU path not available yet".into()))
-        }
+        Device::Gpu => on_gpu(&gpu_context()?),
+        Device::Auto => match gpu_context() {
+            Ok(ctx) => on_gpu(&ctx),
+            Err(Error::NoAdapter(msg)) => {
+                eprintln!("note: no GPU adapter ({msg}); running on the CPU");
+                wgpu_mlp::cpu::forward(model, input)
+            }
+            Err(e) => Err(e),
+        },
     }
+}
+
+fn adapters() -> Result<()> {
+    let found = list_adapters(None);
+    if found.is_empty() {
+        println!("no adapters found");
+    }
+    for (i, a) in found.iter().enumerate() {
+        println!(
+            "{i}: {} | backend {} | type {} | driver {}",
+            a.name, a.backend, a.device_type, a.driver
+        );
+    }
+    match GpuContext::new(&GpuOptions::default()) {
+        Ok(ctx) => println!("default choice: {}", ctx.adapter().name),
+        Err(e) => println!("default choice: none ({e})"),
+    }
+    Ok(())
 }
 
 /// Prints the model's diagnostics as warnings on stderr.
