@@ -2,33 +2,39 @@
 // With USE_BIAS = false and ACT = 0 it is the plain matmul x·Wᵀ.
 //
 // Layouts (all padded with zeros, so the inner loop needs no bounds checks):
-//   x  [rows, k4]  vec4 per 4 input features (row stride k4 = ceil(in/4))
-//   wt [k4*4, n8/4] the weight transposed to [in, out], out padded to a multiple of 8
-//   b  [n8/4]      the bias, padded
-//   y  [rows, n4]  vec4 per 4 outputs (row stride n4 = ceil(out/4)); padded lanes are written 0
+//   x  [rows, k4]    vec4 per 4 input features (row stride k4 = ceil(in/4))
+//   wt [k4*4, wt_n4] the weight transposed to [in, out], out padded to a multiple of 8
+//   b  [wt_n4]       the bias, padded
+//   y  [rows, n4]    vec4 per 4 outputs (row stride n4 = ceil(out/4)); padded lanes are written 0
 //
-// Each invocation computes a 4-row × 8-column block in registers: per step of 4 in k it loads
-// 4 vec4 of x and 8 vec4 of wt and does 128 multiply-adds. Loads, not FMAs, are what cost on
-// software adapters, so FMAs per load is the lever (see docs/PERFORMANCE.md).
+// x is read through a 64 KiB uniform-buffer window of whole rows (the host binds the window at a
+// dynamic offset and dispatches once per window). All invocations of a workgroup share the same
+// rows, so every x load has a workgroup-uniform address: software adapters (llvmpipe/lavapipe)
+// then load once and broadcast instead of looping over lanes, and GPUs serve it from the constant
+// cache. Loads of wt are consecutive vec4s across invocations (coalesced).
+//
+// Each invocation computes a 16-row × 4-column block: invocation i takes output columns 4i..4i+3.
+// Per step of 4 in k: 16 shared x loads, 4 own wt loads, 256 FMAs. There is no early return, so the
+// x addresses stay provably uniform; rows and columns past the end are clamped for loads and
+// skipped for stores.
 
 struct Dims {
-    rows: u32,    // valid rows of x and y
-    k4: u32,      // vec4s per row of x
-    n4: u32,      // vec4s per row of y
-    n_out: u32,   // real output width (lanes at or past it are padding)
-    wt_n4: u32,   // vec4s per row of wt (n8 / 4)
+    rows: u32,     // valid rows in this window (≥ 1)
+    row_base: u32, // the window's first row in y
+    k4: u32,       // vec4s per row of x
+    n4: u32,       // vec4s per row of y
+    n_out: u32,    // real output width (lanes at or past it are padding)
+    wt_n4: u32,    // vec4s per row of wt
     pad0: u32,
     pad1: u32,
-    pad2: u32,
 }
 
 override USE_BIAS: bool = true;
-override WG_X: u32 = 8u;
-override WG_Y: u32 = 8u;
+override WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> dims: Dims;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;
+@group(0) @binding(1) var<uniform> x: array<vec4<f32>, 4096>;
+@group(0) @binding(2) var wt: texture_2d<f32>;
 @group(0) @binding(3) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> y: array<vec4<f32>>;
 
@@ -43,81 +49,111 @@ fn epilogue(v: vec4<f32>, col4: u32) -> vec4<f32> {
     return r;
 }
 
-@compute @workgroup_size(WG_X, WG_Y, 1)
-fn linear(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let col8 = gid.x;            // block of 8 output columns
-    let row0 = gid.y * 4u;       // first of 4 rows
-    let c0 = col8 * 2u;          // first vec4 column of the block
-    if row0 >= dims.rows || c0 >= dims.n4 {
-        return;
+fn store(row: u32, col: u32, v: vec4<f32>) {
+    if row < dims.rows && col < dims.n4 {
+        y[(dims.row_base + row) * dims.n4 + col] = epilogue(v, col);
     }
-    // Rows past the end re-read the last row (never stored): keeps loads in bounds with no
-    // per-step checks.
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn linear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let col = wid.x * WG + lid.x;
+    let wc = min(col, dims.wt_n4 - 1u);
+    let row0 = wid.y * 16u;
     let last = dims.rows - 1u;
-    let xr0 = min(row0, last) * dims.k4;
-    let xr1 = min(row0 + 1u, last) * dims.k4;
-    let xr2 = min(row0 + 2u, last) * dims.k4;
-    let xr3 = min(row0 + 3u, last) * dims.k4;
-
-    var a00 = vec4<f32>(0.0); var a01 = vec4<f32>(0.0);
-    var a10 = vec4<f32>(0.0); var a11 = vec4<f32>(0.0);
-    var a20 = vec4<f32>(0.0); var a21 = vec4<f32>(0.0);
-    var a30 = vec4<f32>(0.0); var a31 = vec4<f32>(0.0);
-
+    let k4 = dims.k4;
     let wn = dims.wt_n4;
-    for (var k = 0u; k < dims.k4; k = k + 1u) {
-        let x0 = x[xr0 + k];
-        let x1 = x[xr1 + k];
-        let x2 = x[xr2 + k];
-        let x3 = x[xr3 + k];
-        let wbase = k * 4u * wn + c0;
-        let w00 = wt[wbase];            let w01 = wt[wbase + 1u];
-        let w10 = wt[wbase + wn];       let w11 = wt[wbase + wn + 1u];
-        let w20 = wt[wbase + 2u * wn];  let w21 = wt[wbase + 2u * wn + 1u];
-        let w30 = wt[wbase + 3u * wn];  let w31 = wt[wbase + 3u * wn + 1u];
+    let x0 = min(row0 + 0u, last) * k4;
+    let x1 = min(row0 + 1u, last) * k4;
+    let x2 = min(row0 + 2u, last) * k4;
+    let x3 = min(row0 + 3u, last) * k4;
+    let x4 = min(row0 + 4u, last) * k4;
+    let x5 = min(row0 + 5u, last) * k4;
+    let x6 = min(row0 + 6u, last) * k4;
+    let x7 = min(row0 + 7u, last) * k4;
+    let x8 = min(row0 + 8u, last) * k4;
+    let x9 = min(row0 + 9u, last) * k4;
+    let x10 = min(row0 + 10u, last) * k4;
+    let x11 = min(row0 + 11u, last) * k4;
+    let x12 = min(row0 + 12u, last) * k4;
+    let x13 = min(row0 + 13u, last) * k4;
+    let x14 = min(row0 + 14u, last) * k4;
+    let x15 = min(row0 + 15u, last) * k4;
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0);
+    var a8 = vec4<f32>(0.0);
+    var a9 = vec4<f32>(0.0);
+    var a10 = vec4<f32>(0.0);
+    var a11 = vec4<f32>(0.0);
+    var a12 = vec4<f32>(0.0);
+    var a13 = vec4<f32>(0.0);
+    var a14 = vec4<f32>(0.0);
+    var a15 = vec4<f32>(0.0);
 
-        a00 = fma(vec4<f32>(x0.x), w00, a00); a01 = fma(vec4<f32>(x0.x), w01, a01);
-        a00 = fma(vec4<f32>(x0.y), w10, a00); a01 = fma(vec4<f32>(x0.y), w11, a01);
-        a00 = fma(vec4<f32>(x0.z), w20, a00); a01 = fma(vec4<f32>(x0.z), w21, a01);
-        a00 = fma(vec4<f32>(x0.w), w30, a00); a01 = fma(vec4<f32>(x0.w), w31, a01);
-
-        a10 = fma(vec4<f32>(x1.x), w00, a10); a11 = fma(vec4<f32>(x1.x), w01, a11);
-        a10 = fma(vec4<f32>(x1.y), w10, a10); a11 = fma(vec4<f32>(x1.y), w11, a11);
-        a10 = fma(vec4<f32>(x1.z), w20, a10); a11 = fma(vec4<f32>(x1.z), w21, a11);
-        a10 = fma(vec4<f32>(x1.w), w30, a10); a11 = fma(vec4<f32>(x1.w), w31, a11);
-
-        a20 = fma(vec4<f32>(x2.x), w00, a20); a21 = fma(vec4<f32>(x2.x), w01, a21);
-        a20 = fma(vec4<f32>(x2.y), w10, a20); a21 = fma(vec4<f32>(x2.y), w11, a21);
-        a20 = fma(vec4<f32>(x2.z), w20, a20); a21 = fma(vec4<f32>(x2.z), w21, a21);
-        a20 = fma(vec4<f32>(x2.w), w30, a20); a21 = fma(vec4<f32>(x2.w), w31, a21);
-
-        a30 = fma(vec4<f32>(x3.x), w00, a30); a31 = fma(vec4<f32>(x3.x), w01, a31);
-        a30 = fma(vec4<f32>(x3.y), w10, a30); a31 = fma(vec4<f32>(x3.y), w11, a31);
-        a30 = fma(vec4<f32>(x3.z), w20, a30); a31 = fma(vec4<f32>(x3.z), w21, a31);
-        a30 = fma(vec4<f32>(x3.w), w30, a30); a31 = fma(vec4<f32>(x3.w), w31, a31);
+    for (var k = 0u; k < k4; k = k + 1u) {
+        let kr = k * 4u;
+        let w0 = textureLoad(wt, vec2<u32>(wc, kr), 0);
+        let w1 = textureLoad(wt, vec2<u32>(wc, kr + 1u), 0);
+        let w2 = textureLoad(wt, vec2<u32>(wc, kr + 2u), 0);
+        let w3 = textureLoad(wt, vec2<u32>(wc, kr + 3u), 0);
+        let v0 = x[x0 + k];
+        a0 = fma(vec4<f32>(v0.x), w0, fma(vec4<f32>(v0.y), w1, fma(vec4<f32>(v0.z), w2, fma(vec4<f32>(v0.w), w3, a0))));
+        let v1 = x[x1 + k];
+        a1 = fma(vec4<f32>(v1.x), w0, fma(vec4<f32>(v1.y), w1, fma(vec4<f32>(v1.z), w2, fma(vec4<f32>(v1.w), w3, a1))));
+        let v2 = x[x2 + k];
+        a2 = fma(vec4<f32>(v2.x), w0, fma(vec4<f32>(v2.y), w1, fma(vec4<f32>(v2.z), w2, fma(vec4<f32>(v2.w), w3, a2))));
+        let v3 = x[x3 + k];
+        a3 = fma(vec4<f32>(v3.x), w0, fma(vec4<f32>(v3.y), w1, fma(vec4<f32>(v3.z), w2, fma(vec4<f32>(v3.w), w3, a3))));
+        let v4 = x[x4 + k];
+        a4 = fma(vec4<f32>(v4.x), w0, fma(vec4<f32>(v4.y), w1, fma(vec4<f32>(v4.z), w2, fma(vec4<f32>(v4.w), w3, a4))));
+        let v5 = x[x5 + k];
+        a5 = fma(vec4<f32>(v5.x), w0, fma(vec4<f32>(v5.y), w1, fma(vec4<f32>(v5.z), w2, fma(vec4<f32>(v5.w), w3, a5))));
+        let v6 = x[x6 + k];
+        a6 = fma(vec4<f32>(v6.x), w0, fma(vec4<f32>(v6.y), w1, fma(vec4<f32>(v6.z), w2, fma(vec4<f32>(v6.w), w3, a6))));
+        let v7 = x[x7 + k];
+        a7 = fma(vec4<f32>(v7.x), w0, fma(vec4<f32>(v7.y), w1, fma(vec4<f32>(v7.z), w2, fma(vec4<f32>(v7.w), w3, a7))));
+        let v8 = x[x8 + k];
+        a8 = fma(vec4<f32>(v8.x), w0, fma(vec4<f32>(v8.y), w1, fma(vec4<f32>(v8.z), w2, fma(vec4<f32>(v8.w), w3, a8))));
+        let v9 = x[x9 + k];
+        a9 = fma(vec4<f32>(v9.x), w0, fma(vec4<f32>(v9.y), w1, fma(vec4<f32>(v9.z), w2, fma(vec4<f32>(v9.w), w3, a9))));
+        let v10 = x[x10 + k];
+        a10 = fma(vec4<f32>(v10.x), w0, fma(vec4<f32>(v10.y), w1, fma(vec4<f32>(v10.z), w2, fma(vec4<f32>(v10.w), w3, a10))));
+        let v11 = x[x11 + k];
+        a11 = fma(vec4<f32>(v11.x), w0, fma(vec4<f32>(v11.y), w1, fma(vec4<f32>(v11.z), w2, fma(vec4<f32>(v11.w), w3, a11))));
+        let v12 = x[x12 + k];
+        a12 = fma(vec4<f32>(v12.x), w0, fma(vec4<f32>(v12.y), w1, fma(vec4<f32>(v12.z), w2, fma(vec4<f32>(v12.w), w3, a12))));
+        let v13 = x[x13 + k];
+        a13 = fma(vec4<f32>(v13.x), w0, fma(vec4<f32>(v13.y), w1, fma(vec4<f32>(v13.z), w2, fma(vec4<f32>(v13.w), w3, a13))));
+        let v14 = x[x14 + k];
+        a14 = fma(vec4<f32>(v14.x), w0, fma(vec4<f32>(v14.y), w1, fma(vec4<f32>(v14.z), w2, fma(vec4<f32>(v14.w), w3, a14))));
+        let v15 = x[x15 + k];
+        a15 = fma(vec4<f32>(v15.x), w0, fma(vec4<f32>(v15.y), w1, fma(vec4<f32>(v15.z), w2, fma(vec4<f32>(v15.w), w3, a15))));
     }
 
-    var b0 = vec4<f32>(0.0);
-    var b1 = vec4<f32>(0.0);
+    var bias = vec4<f32>(0.0);
     if USE_BIAS {
-        b0 = b[c0];
-        b1 = b[c0 + 1u];
+        bias = b[wc];
     }
-    let has1 = c0 + 1u < dims.n4;
-    let n4 = dims.n4;
-    // Row 0 is always valid (checked above); the others are stored only when they exist.
-    y[row0 * n4 + c0] = epilogue(a00 + b0, c0);
-    if has1 { y[row0 * n4 + c0 + 1u] = epilogue(a01 + b1, c0 + 1u); }
-    if row0 + 1u < dims.rows {
-        y[(row0 + 1u) * n4 + c0] = epilogue(a10 + b0, c0);
-        if has1 { y[(row0 + 1u) * n4 + c0 + 1u] = epilogue(a11 + b1, c0 + 1u); }
-    }
-    if row0 + 2u < dims.rows {
-        y[(row0 + 2u) * n4 + c0] = epilogue(a20 + b0, c0);
-        if has1 { y[(row0 + 2u) * n4 + c0 + 1u] = epilogue(a21 + b1, c0 + 1u); }
-    }
-    if row0 + 3u < dims.rows {
-        y[(row0 + 3u) * n4 + c0] = epilogue(a30 + b0, c0);
-        if has1 { y[(row0 + 3u) * n4 + c0 + 1u] = epilogue(a31 + b1, c0 + 1u); }
-    }
+    store(row0 + 0u, col, a0 + bias);
+    store(row0 + 1u, col, a1 + bias);
+    store(row0 + 2u, col, a2 + bias);
+    store(row0 + 3u, col, a3 + bias);
+    store(row0 + 4u, col, a4 + bias);
+    store(row0 + 5u, col, a5 + bias);
+    store(row0 + 6u, col, a6 + bias);
+    store(row0 + 7u, col, a7 + bias);
+    store(row0 + 8u, col, a8 + bias);
+    store(row0 + 9u, col, a9 + bias);
+    store(row0 + 10u, col, a10 + bias);
+    store(row0 + 11u, col, a11 + bias);
+    store(row0 + 12u, col, a12 + bias);
+    store(row0 + 13u, col, a13 + bias);
+    store(row0 + 14u, col, a14 + bias);
+    store(row0 + 15u, col, a15 + bias);
 }

@@ -337,10 +337,25 @@ fn batch_larger_than_the_storage_binding_is_chunked() {
     );
 
     // A weight matrix that cannot fit one binding is refused with the limit in the message.
-    let big = model(&[300, 300], &[Activation::Identity], 1);
+    // (Inputs over 16,384 features read their weight from a storage buffer; see linear_wide.wgsl.)
+    let big = model(&[16_389, 8], &[Activation::Identity], 1);
     let err = GpuMlp::new(&small, &big).unwrap_err();
     assert!(matches!(err, Error::OutOfMemory(_)), "{err}");
     assert!(err.to_string().contains("262144"), "{err}");
+}
+
+#[test]
+fn inputs_too_wide_for_the_uniform_window_use_the_storage_kernel() {
+    // 16,389 features do not fit linear.wgsl's 64 KiB window of rows: linear_wide.wgsl runs.
+    let m = model(
+        &[16_389, 5, 3],
+        &[Activation::Tanh, Activation::Identity],
+        11,
+    );
+    let x = input(3, 16_389, 12, 1.0);
+    for mode in [KernelMode::Fused, KernelMode::Separate] {
+        check_model(&m, &x, mode, "wide input");
+    }
 }
 
 #[test]

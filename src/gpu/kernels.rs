@@ -8,22 +8,34 @@ use crate::activation::Activation;
 
 const ACTIVATION_WGSL: &str = include_str!("../../shaders/activation.wgsl");
 const LINEAR_WGSL: &str = include_str!("../../shaders/linear.wgsl");
+const LINEAR_WIDE_WGSL: &str = include_str!("../../shaders/linear_wide.wgsl");
 const ELEMENTWISE_WGSL: &str = include_str!("../../shaders/elementwise.wgsl");
 const SOFTMAX_WGSL: &str = include_str!("../../shaders/softmax.wgsl");
 
-/// Workgroup shape of the Linear kernel: 8×8 invocations, each a 4-row × 8-column block, so one
-/// workgroup covers 32 rows × 64 columns.
-pub(crate) const LINEAR_WG: (u32, u32) = (8, 8);
-/// Rows and columns one Linear invocation computes.
-pub(crate) const LINEAR_BLOCK: (u32, u32) = (4, 8);
+/// Invocations per workgroup of linear.wgsl (a row of them, one per 4 output columns).
+pub(crate) const LINEAR_WG: u32 = 64;
+/// Rows and columns one linear.wgsl invocation computes; the workgroup shares the rows.
+pub(crate) const LINEAR_BLOCK: (u32, u32) = (16, 4);
+/// Bytes of x that linear.wgsl sees through its uniform window (`array<vec4<f32>, 4096>`).
+pub(crate) const LINEAR_WINDOW_BYTES: u64 = 65536;
+/// Workgroup shape of linear_wide.wgsl: 8×8 invocations of 4 rows × 8 columns each.
+pub(crate) const WIDE_WG: (u32, u32) = (8, 8);
+/// Rows and columns one linear_wide.wgsl invocation computes.
+pub(crate) const WIDE_BLOCK: (u32, u32) = (4, 8);
 /// Invocations per workgroup of the elementwise kernels (fixed in elementwise.wgsl).
 pub(crate) const ELEMENTWISE_WG: u32 = 64;
 
 /// A pipeline specialisation: which entry point, and the values of its override constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum PipelineKey {
-    /// linear.wgsl with the activation code, its parameter's bits, and whether the bias is added.
-    Linear { act: u32, alpha: u32, bias: bool },
+    /// linear.wgsl (or linear_wide.wgsl when `wide`) with the activation code, its parameter's
+    /// bits, and whether the bias is added.
+    Linear {
+        act: u32,
+        alpha: u32,
+        bias: bool,
+        wide: bool,
+    },
     /// elementwise.wgsl `bias_add`.
     BiasAdd,
     /// elementwise.wgsl `activation`.
@@ -50,12 +62,15 @@ pub(crate) fn act_code(act: Activation) -> (u32, f32) {
 #[derive(Debug)]
 pub(crate) struct Kernels {
     linear_module: wgpu::ShaderModule,
+    linear_wide_module: wgpu::ShaderModule,
     elementwise_module: wgpu::ShaderModule,
     softmax_module: wgpu::ShaderModule,
     pub(crate) linear_layout: wgpu::BindGroupLayout,
+    pub(crate) linear_wide_layout: wgpu::BindGroupLayout,
     pub(crate) elementwise_layout: wgpu::BindGroupLayout,
     pub(crate) softmax_layout: wgpu::BindGroupLayout,
     linear_pl: wgpu::PipelineLayout,
+    linear_wide_pl: wgpu::PipelineLayout,
     elementwise_pl: wgpu::PipelineLayout,
     softmax_pl: wgpu::PipelineLayout,
     cache: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
@@ -75,12 +90,17 @@ fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
 }
 
 fn uniform(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    uniform_at(binding, false)
+}
+
+/// A uniform binding; `dynamic`: its offset is given per dispatch (`set_bind_group` offsets).
+fn uniform_at(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Buffer {
             ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: false,
+            has_dynamic_offset: dynamic,
             min_binding_size: None,
         },
         count: None,
@@ -115,6 +135,11 @@ fn layout(
 impl Kernels {
     pub(crate) fn new(device: &wgpu::Device) -> Self {
         let linear_module = module(device, "linear.wgsl", &[ACTIVATION_WGSL, LINEAR_WGSL]);
+        let linear_wide_module = module(
+            device,
+            "linear_wide.wgsl",
+            &[ACTIVATION_WGSL, LINEAR_WIDE_WGSL],
+        );
         let elementwise_module = module(
             device,
             "elementwise.wgsl",
@@ -125,7 +150,27 @@ impl Kernels {
             device,
             "linear",
             &[
-                uniform(0),
+                uniform_at(0, true),
+                uniform_at(1, true),
+                wgpu::BindGroupLayoutEntry {
+                    binding: 2,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    },
+                    count: None,
+                },
+                storage(3, true),
+                storage(4, false),
+            ],
+        );
+        let (linear_wide_layout, linear_wide_pl) = layout(
+            device,
+            "linear_wide",
+            &[
+                uniform_at(0, true),
                 storage(1, true),
                 storage(2, true),
                 storage(3, true),
@@ -141,12 +186,15 @@ impl Kernels {
             layout(device, "softmax", &[uniform(0), storage(1, false)]);
         Kernels {
             linear_module,
+            linear_wide_module,
             elementwise_module,
             softmax_module,
             linear_layout,
+            linear_wide_layout,
             elementwise_layout,
             softmax_layout,
             linear_pl,
+            linear_wide_pl,
             elementwise_pl,
             softmax_pl,
             cache: Mutex::new(HashMap::new()),
@@ -168,18 +216,33 @@ impl Kernels {
 
     fn build(&self, device: &wgpu::Device, key: PipelineKey) -> wgpu::ComputePipeline {
         let (module, layout, entry, constants): (_, _, _, Vec<(&str, f64)>) = match key {
-            PipelineKey::Linear { act, alpha, bias } => (
-                &self.linear_module,
-                &self.linear_pl,
-                "linear",
-                vec![
+            PipelineKey::Linear {
+                act,
+                alpha,
+                bias,
+                wide,
+            } => {
+                let mut c = vec![
                     ("ACT", f64::from(act)),
                     ("ALPHA", f64::from(f32::from_bits(alpha))),
                     ("USE_BIAS", if bias { 1.0 } else { 0.0 }),
-                    ("WG_X", f64::from(LINEAR_WG.0)),
-                    ("WG_Y", f64::from(LINEAR_WG.1)),
-                ],
-            ),
+                ];
+                if wide {
+                    c.extend([
+                        ("WG_X", f64::from(WIDE_WG.0)),
+                        ("WG_Y", f64::from(WIDE_WG.1)),
+                    ]);
+                    (
+                        &self.linear_wide_module,
+                        &self.linear_wide_pl,
+                        "linear_wide",
+                        c,
+                    )
+                } else {
+                    c.push(("WG", f64::from(LINEAR_WG)));
+                    (&self.linear_module, &self.linear_pl, "linear", c)
+                }
+            }
             PipelineKey::BiasAdd => (
                 &self.elementwise_module,
                 &self.elementwise_pl,

@@ -8,7 +8,10 @@ use wgpu::util::DeviceExt;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::gpu::context::{ContextInner, ErrorScope, GpuContext};
-use crate::gpu::kernels::{ELEMENTWISE_WG, LINEAR_BLOCK, LINEAR_WG, PipelineKey, act_code};
+use crate::gpu::kernels::{
+    ELEMENTWISE_WG, LINEAR_BLOCK, LINEAR_WG, LINEAR_WINDOW_BYTES, PipelineKey, WIDE_BLOCK, WIDE_WG,
+    act_code,
+};
 use crate::gpu::pack;
 use crate::matrix::Matrix;
 use crate::model::Mlp;
@@ -30,11 +33,12 @@ pub enum KernelMode {
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 struct LinearDims {
     rows: u32,
+    row_base: u32,
     k4: u32,
     n4: u32,
     n_out: u32,
     wt_n4: u32,
-    pad: [u32; 3],
+    pad: [u32; 2],
 }
 
 /// Uniform block of elementwise.wgsl and softmax.wgsl (`Dims`).
@@ -51,13 +55,23 @@ pub(crate) struct RowDims {
 struct GpuLayer {
     n_in: usize,
     n_out: usize,
-    weight: wgpu::Buffer,
+    /// Rows of x per uniform window of linear.wgsl; 0 when the layer runs linear_wide.wgsl.
+    window_rows: usize,
+    weight: Weight,
     bias: wgpu::Buffer,
-    linear_dims: wgpu::Buffer,
     elementwise_dims: wgpu::Buffer,
     softmax_dims: wgpu::Buffer,
     /// The passes of this layer, in order.
     passes: Vec<(PipelineKey, wgpu::ComputePipeline)>,
+}
+
+/// Where a layer's packed weight lives: an rgba32float texture `[k4·4 rows, wt_n4 texels]` for
+/// linear.wgsl (texel fetches are gathered in SIMD by software adapters, where storage-buffer
+/// loads go lane by lane), or a storage buffer for linear_wide.wgsl.
+#[derive(Debug)]
+enum Weight {
+    Texture(wgpu::TextureView),
+    Buffer(wgpu::Buffer),
 }
 
 /// Device buffers reused across calls; they grow to the largest batch seen (up to the chunk size)
@@ -68,6 +82,8 @@ struct Workspace {
     input: wgpu::Buffer,
     acts: [wgpu::Buffer; 2],
     staging: wgpu::Buffer,
+    /// Per layer: the Linear pass's uniform blocks, one per window of rows (`dims_stride` apart).
+    linear_dims: Vec<wgpu::Buffer>,
     /// Per layer, per pass: the bind group (built with the buffers, reused by every call).
     bind_groups: Vec<Vec<wgpu::BindGroup>>,
     /// Rows the uniform blocks currently describe.
@@ -94,6 +110,8 @@ pub struct GpuMlp {
     mode: KernelMode,
     /// Largest number of rows one submit handles.
     chunk_rows: usize,
+    /// Distance between per-window uniform blocks (the device's uniform offset alignment).
+    dims_stride: u64,
     workspace: Mutex<Option<Workspace>>,
 }
 
@@ -117,6 +135,9 @@ impl GpuMlp {
         // Refuse what can never fit before allocating anything.
         for (i, l) in model.layers().iter().enumerate() {
             let lin = &l.linear;
+            if window_rows(lin.in_features(), lin.out_features(), limits) > 0 {
+                continue; // its weight lives in a texture, not a storage binding
+            }
             let bytes = pack::f32_bytes(pack::vec4s(lin.in_features()) * 4)
                 .saturating_mul(pack::weight_cols(lin.out_features()) as u64);
             if bytes > max_binding {
@@ -137,9 +158,10 @@ impl GpuMlp {
             .max()
             .unwrap_or(1);
         let row_bytes = pack::f32_bytes(widest * 4);
-        let rows_by_binding = max_binding / row_bytes;
+        // Activation buffers carry the uniform window's slack (see build_workspace).
+        let rows_by_binding = max_binding.saturating_sub(LINEAR_WINDOW_BYTES) / row_bytes;
         let rows_by_grid = u64::from(limits.max_compute_workgroups_per_dimension)
-            * u64::from(LINEAR_WG.1 * LINEAR_BLOCK.0);
+            * u64::from(WIDE_WG.1 * WIDE_BLOCK.0);
         let chunk_rows = rows_by_binding.min(rows_by_grid) as usize;
         if chunk_rows == 0 {
             return Err(Error::OutOfMemory(format!(
@@ -148,11 +170,16 @@ impl GpuMlp {
             )));
         }
 
+        let align = u64::from(limits.min_uniform_buffer_offset_alignment);
+        let dims_stride = (std::mem::size_of::<LinearDims>() as u64).next_multiple_of(align);
         let scope = ErrorScope::push(&inner.device);
         let layers = model
             .layers()
             .iter()
-            .map(|l| upload_layer(inner, &l.linear, l.activation, mode))
+            .map(|l| {
+                let window = window_rows(l.linear.in_features(), l.linear.out_features(), limits);
+                upload_layer(inner, &l.linear, l.activation, mode, window)
+            })
             .collect();
         scope.pop()?;
         Ok(GpuMlp {
@@ -160,6 +187,7 @@ impl GpuMlp {
             layers,
             mode,
             chunk_rows,
+            dims_stride,
             workspace: Mutex::new(None),
         })
     }
@@ -245,9 +273,10 @@ impl GpuMlp {
             Ok(())
         };
         let result = run();
-        // Pop the scope on every path: a validation error explains a failed wait better.
-        let scoped = scope.pop();
-        result.and(scoped)?;
+        // Pop the scope on every path; its error (validation, out of memory) explains a failed
+        // wait better than the wait's own error, so it goes first.
+        scope.pop()?;
+        result?;
         Matrix::new(rows, n_out, out)
     }
 
@@ -330,7 +359,7 @@ impl GpuMlp {
         }
         let ws = guard.as_mut().expect("workspace was just built");
         if ws.dims_rows != Some(rows) {
-            self.write_dims(rows);
+            self.write_dims(&ws.linear_dims, rows);
             ws.dims_rows = Some(rows);
         }
         ws
@@ -344,29 +373,56 @@ impl GpuMlp {
             .map(|l| pack::vec4s(l.n_out))
             .max()
             .unwrap_or(1);
-        let buffer = |label: &str, vec4s: usize, usage: wgpu::BufferUsages| {
+        // Activations are also read through linear.wgsl's 64 KiB uniform window, which may start
+        // at any row: the slack keeps the last window inside the buffer.
+        let buffer = |label: &str, vec4s: usize, usage: wgpu::BufferUsages, slack: u64| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
-                size: pack::f32_bytes(rows * vec4s * 4).max(16),
+                size: pack::f32_bytes(rows * vec4s * 4).max(16) + slack,
                 usage,
                 mapped_at_creation: false,
             })
         };
-        let storage = wgpu::BufferUsages::STORAGE;
+        let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM;
+        let slack = LINEAR_WINDOW_BYTES;
         let input = buffer(
             "input",
             pack::vec4s(self.in_features()),
             storage | wgpu::BufferUsages::COPY_DST,
+            slack,
         );
         let acts = [
-            buffer("act0", widest, storage | wgpu::BufferUsages::COPY_SRC),
-            buffer("act1", widest, storage | wgpu::BufferUsages::COPY_SRC),
+            buffer(
+                "act0",
+                widest,
+                storage | wgpu::BufferUsages::COPY_SRC,
+                slack,
+            ),
+            buffer(
+                "act1",
+                widest,
+                storage | wgpu::BufferUsages::COPY_SRC,
+                slack,
+            ),
         ];
         let staging = buffer(
             "staging",
             pack::vec4s(self.out_features()),
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            0,
         );
+        let linear_dims: Vec<wgpu::Buffer> = self
+            .layers
+            .iter()
+            .map(|l| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("linear dims"),
+                    size: windows(rows, l.window_rows) as u64 * self.dims_stride,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
         let kernels = &self.ctx.inner.kernels;
         let bind_groups = self
             .layers
@@ -379,20 +435,36 @@ impl GpuMlp {
                     .passes
                     .iter()
                     .map(|(key, _)| {
-                        let (bgl, entries): (_, Vec<&wgpu::Buffer>) = match key {
-                            PipelineKey::Linear { .. } => (
-                                &kernels.linear_layout,
-                                vec![&layer.linear_dims, src, &layer.weight, &layer.bias, dst],
-                            ),
+                        let (bgl, entries) = match key {
+                            PipelineKey::Linear { wide, .. } => {
+                                let dims = sized(&linear_dims[i], 0, LINEAR_DIMS_BYTES);
+                                let (bgl, x) = if *wide {
+                                    (&kernels.linear_wide_layout, whole(src))
+                                } else {
+                                    (&kernels.linear_layout, sized(src, 0, LINEAR_WINDOW_BYTES))
+                                };
+                                let w = match &layer.weight {
+                                    Weight::Texture(view) => {
+                                        wgpu::BindingResource::TextureView(view)
+                                    }
+                                    Weight::Buffer(buffer) => whole(buffer),
+                                };
+                                (bgl, vec![dims, x, w, whole(&layer.bias), whole(dst)])
+                            }
                             PipelineKey::BiasAdd | PipelineKey::Activation { .. } => (
                                 &kernels.elementwise_layout,
-                                vec![&layer.elementwise_dims, &layer.bias, dst],
+                                vec![
+                                    whole(&layer.elementwise_dims),
+                                    whole(&layer.bias),
+                                    whole(dst),
+                                ],
                             ),
-                            PipelineKey::Softmax => {
-                                (&kernels.softmax_layout, vec![&layer.softmax_dims, dst])
-                            }
+                            PipelineKey::Softmax => (
+                                &kernels.softmax_layout,
+                                vec![whole(&layer.softmax_dims), whole(dst)],
+                            ),
                         };
-                        bind_group(device, bgl, &entries)
+                        bind_group_of(device, bgl, entries)
                     })
                     .collect()
             })
@@ -402,27 +474,42 @@ impl GpuMlp {
             input,
             acts,
             staging,
+            linear_dims,
             bind_groups,
             dims_rows: None,
             prepared_rows: None,
-            allocations: allocations + 4,
+            allocations: allocations + 4 + self.layers.len() as u64,
         }
     }
 
     /// Writes every layer's uniform blocks for a chunk of `rows`.
-    fn write_dims(&self, rows: usize) {
+    fn write_dims(&self, linear_dims: &[wgpu::Buffer], rows: usize) {
         let inner = &self.ctx.inner;
         let max_groups = inner.limits.max_compute_workgroups_per_dimension;
-        for l in &self.layers {
+        let stride = self.dims_stride as usize;
+        for (l, dims_buffer) in self.layers.iter().zip(linear_dims) {
             let n4 = pack::vec4s(l.n_out) as u32;
-            let linear = LinearDims {
-                rows: rows as u32,
-                k4: pack::vec4s(l.n_in) as u32,
-                n4,
-                n_out: l.n_out as u32,
-                wt_n4: (pack::weight_cols(l.n_out) / 4) as u32,
-                pad: [0; 3],
+            let n = windows(rows, l.window_rows);
+            let per_window = if l.window_rows == 0 {
+                rows
+            } else {
+                l.window_rows
             };
+            let mut blocks = vec![0u8; n * stride];
+            for (w, block) in blocks.chunks_exact_mut(stride).enumerate() {
+                let base = w * per_window;
+                let dims = LinearDims {
+                    rows: (rows - base).min(per_window) as u32,
+                    row_base: base as u32,
+                    k4: pack::vec4s(l.n_in) as u32,
+                    n4,
+                    n_out: l.n_out as u32,
+                    wt_n4: (pack::weight_cols(l.n_out) / 4) as u32,
+                    pad: [0; 2],
+                };
+                block[..LINEAR_DIMS_BYTES as usize].copy_from_slice(bytemuck::bytes_of(&dims));
+            }
+            inner.queue.write_buffer(dims_buffer, 0, &blocks);
             let ew_groups = (rows as u64 * u64::from(n4)).div_ceil(u64::from(ELEMENTWISE_WG));
             let row_dims = |groups: u64| RowDims {
                 rows: rows as u32,
@@ -430,9 +517,6 @@ impl GpuMlp {
                 n_out: l.n_out as u32,
                 groups_x: fold(groups, max_groups).0,
             };
-            inner
-                .queue
-                .write_buffer(&l.linear_dims, 0, bytemuck::bytes_of(&linear));
             inner.queue.write_buffer(
                 &l.elementwise_dims,
                 0,
@@ -464,13 +548,34 @@ impl GpuMlp {
         for (layer, groups) in self.layers.iter().zip(&ws.bind_groups) {
             let n4 = pack::vec4s(layer.n_out) as u64;
             for ((key, pipeline), bg) in layer.passes.iter().zip(groups) {
+                pass.set_pipeline(pipeline);
+                if let PipelineKey::Linear { wide: false, .. } = key {
+                    // One dispatch per uniform window of rows.
+                    let r = layer.window_rows;
+                    let x_row_bytes = pack::f32_bytes(pack::vec4s(layer.n_in) * 4);
+                    let cols = n4.div_ceil(u64::from(LINEAR_BLOCK.1 / 4));
+                    for w in 0..windows(rows, r) {
+                        let valid = (rows - w * r).min(r) as u64;
+                        let offsets = [
+                            (w as u64 * self.dims_stride) as u32,
+                            (w as u64 * r as u64 * x_row_bytes) as u32,
+                        ];
+                        pass.set_bind_group(0, bg, &offsets);
+                        pass.dispatch_workgroups(
+                            cols.div_ceil(u64::from(LINEAR_WG)) as u32,
+                            valid.div_ceil(u64::from(LINEAR_BLOCK.0)) as u32,
+                            1,
+                        );
+                    }
+                    continue;
+                }
                 let (x, y) = match key {
                     PipelineKey::Linear { .. } => {
-                        let cols = n4.div_ceil(u64::from(LINEAR_BLOCK.1 / 4));
-                        let blocks = (rows as u64).div_ceil(u64::from(LINEAR_BLOCK.0));
+                        let cols = n4.div_ceil(u64::from(WIDE_BLOCK.1 / 4));
+                        let blocks = (rows as u64).div_ceil(u64::from(WIDE_BLOCK.0));
                         (
-                            cols.div_ceil(u64::from(LINEAR_WG.0)) as u32,
-                            blocks.div_ceil(u64::from(LINEAR_WG.1)) as u32,
+                            cols.div_ceil(u64::from(WIDE_WG.0)) as u32,
+                            blocks.div_ceil(u64::from(WIDE_WG.1)) as u32,
                         )
                     }
                     PipelineKey::BiasAdd | PipelineKey::Activation { .. } => fold(
@@ -479,8 +584,12 @@ impl GpuMlp {
                     ),
                     PipelineKey::Softmax => fold(rows as u64, max_groups),
                 };
-                pass.set_pipeline(pipeline);
-                pass.set_bind_group(0, bg, &[]);
+                let offsets: &[u32] = if matches!(key, PipelineKey::Linear { .. }) {
+                    &[0]
+                } else {
+                    &[]
+                };
+                pass.set_bind_group(0, bg, offsets);
                 pass.dispatch_workgroups(x, y, 1);
             }
         }
@@ -502,17 +611,82 @@ pub(crate) fn fold(groups: u64, max: u32) -> (u32, u32) {
     (x as u32, groups.div_ceil(x) as u32)
 }
 
+/// Bytes of one [`LinearDims`] block.
+const LINEAR_DIMS_BYTES: u64 = std::mem::size_of::<LinearDims>() as u64;
+
+/// Rows of x one uniform window of linear.wgsl holds for an input of `n_in` features: as many
+/// whole rows as fit in 64 KiB, rounded so every window starts at an offset the device accepts.
+/// 0 means linear.wgsl cannot run the layer (input too wide, weight texture over the device's
+/// texture size, or uniform bindings too small): use linear_wide.wgsl.
+fn window_rows(n_in: usize, n_out: usize, limits: &wgpu::Limits) -> usize {
+    let tex = limits.max_texture_dimension_2d as usize;
+    if limits.max_uniform_buffer_binding_size < LINEAR_WINDOW_BYTES
+        || pack::vec4s(n_in) * 4 > tex
+        || pack::weight_cols(n_out) / 4 > tex
+    {
+        return 0;
+    }
+    let row_bytes = pack::f32_bytes(pack::vec4s(n_in) * 4);
+    let align = u64::from(limits.min_uniform_buffer_offset_alignment).max(1);
+    let fit = LINEAR_WINDOW_BYTES / row_bytes;
+    // Offsets are multiples of row_bytes; they must also be multiples of align.
+    let step = align / gcd(row_bytes, align);
+    ((fit / step) * step) as usize
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Dispatches (and uniform blocks) a Linear pass needs for `rows`: one per window of `window`
+/// rows, or one for the wide kernel (`window` 0).
+fn windows(rows: usize, window: usize) -> usize {
+    if window == 0 {
+        1
+    } else {
+        rows.div_ceil(window).max(1)
+    }
+}
+
+/// A binding of a whole buffer.
+fn whole(buffer: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
+    buffer.as_entire_binding()
+}
+
+/// A binding of `size` bytes of `buffer` from `offset`.
+fn sized(buffer: &wgpu::Buffer, offset: u64, size: u64) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer,
+        offset,
+        size: std::num::NonZeroU64::new(size),
+    })
+}
+
+/// A bind group of whole buffers, bound in order.
 pub(crate) fn bind_group(
     device: &wgpu::Device,
     layout: &wgpu::BindGroupLayout,
     buffers: &[&wgpu::Buffer],
 ) -> wgpu::BindGroup {
-    let entries: Vec<wgpu::BindGroupEntry> = buffers
-        .iter()
+    bind_group_of(
+        device,
+        layout,
+        buffers.iter().map(|b| b.as_entire_binding()).collect(),
+    )
+}
+
+/// A bind group of the given resources, bound in order.
+fn bind_group_of(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    resources: Vec<wgpu::BindingResource<'_>>,
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = resources
+        .into_iter()
         .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry {
+        .map(|(i, resource)| wgpu::BindGroupEntry {
             binding: i as u32,
-            resource: b.as_entire_binding(),
+            resource,
         })
         .collect();
     device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -527,6 +701,7 @@ fn upload_layer(
     linear: &crate::layer::Linear,
     activation: Activation,
     mode: KernelMode,
+    window_rows: usize,
 ) -> GpuLayer {
     let device = &inner.device;
     let init = |label: &str, data: &[f32], usage: wgpu::BufferUsages| {
@@ -545,20 +720,24 @@ fn upload_layer(
         })
     };
     let has_bias = linear.bias().is_some();
+    let weight = pack::weight_transposed(linear);
     let (act, alpha) = act_code(activation);
     let alpha = alpha.to_bits();
+    let wide = window_rows == 0;
     let mut keys = Vec::new();
     match mode {
         KernelMode::Fused => keys.push(PipelineKey::Linear {
             act,
             alpha,
             bias: has_bias,
+            wide,
         }),
         KernelMode::Separate => {
             keys.push(PipelineKey::Linear {
                 act: 0,
                 alpha: 0,
                 bias: false,
+                wide,
             });
             if has_bias {
                 keys.push(PipelineKey::BiasAdd);
@@ -578,17 +757,46 @@ fn upload_layer(
     GpuLayer {
         n_in: linear.in_features(),
         n_out: linear.out_features(),
-        weight: init(
-            "weight",
-            &pack::weight_transposed(linear),
-            wgpu::BufferUsages::STORAGE,
-        ),
+        window_rows,
+        weight: if window_rows > 0 {
+            Weight::Texture({
+                let cols = pack::weight_cols(linear.out_features()) / 4;
+                let rows = pack::vec4s(linear.in_features()) * 4;
+                let size = wgpu::Extent3d {
+                    width: cols as u32,
+                    height: rows as u32,
+                    depth_or_array_layers: 1,
+                };
+                let tex = device.create_texture(&wgpu::TextureDescriptor {
+                    label: Some("weight texture"),
+                    size,
+                    mip_level_count: 1,
+                    sample_count: 1,
+                    dimension: wgpu::TextureDimension::D2,
+                    format: wgpu::TextureFormat::Rgba32Float,
+                    usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                    view_formats: &[],
+                });
+                inner.queue.write_texture(
+                    tex.as_image_copy(),
+                    bytemuck::cast_slice(&weight),
+                    wgpu::TexelCopyBufferLayout {
+                        offset: 0,
+                        bytes_per_row: Some((cols * 16) as u32),
+                        rows_per_image: Some(rows as u32),
+                    },
+                    size,
+                );
+                tex.create_view(&Default::default())
+            })
+        } else {
+            Weight::Buffer(init("weight", &weight, wgpu::BufferUsages::STORAGE))
+        },
         bias: init(
             "bias",
             &pack::bias_padded(linear),
             wgpu::BufferUsages::STORAGE,
         ),
-        linear_dims: uniform("linear dims", std::mem::size_of::<LinearDims>() as u64),
         elementwise_dims: uniform("elementwise dims", std::mem::size_of::<RowDims>() as u64),
         softmax_dims: uniform("softmax dims", std::mem::size_of::<RowDims>() as u64),
         passes,

@@ -1,0 +1,117 @@
+// The Linear kernel for inputs too wide for linear.wgsl's 64 KiB uniform window (more than
+// 16,384 features, or devices without the window): y = act(x·Wᵀ + b) with x read from a storage
+// buffer. Same layouts and epilogue as linear.wgsl.
+//
+// Each invocation computes a 4-row × 8-column block in registers: per step of 4 in k it loads
+// 4 vec4 of x and 8 vec4 of wt and does 128 multiply-adds.
+
+struct Dims {
+    rows: u32,     // valid rows of x and y
+    row_base: u32, // always 0 here: one dispatch covers the chunk
+    k4: u32,       // vec4s per row of x
+    n4: u32,       // vec4s per row of y
+    n_out: u32,    // real output width (lanes at or past it are padding)
+    wt_n4: u32,    // vec4s per row of wt
+    pad0: u32,
+    pad1: u32,
+}
+
+override USE_BIAS: bool = true;
+override WG_X: u32 = 8u;
+override WG_Y: u32 = 8u;
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> y: array<vec4<f32>>;
+
+// Zeroes lanes past the real width, so padding never carries NaN or inf into the next layer.
+fn epilogue(v: vec4<f32>, col4: u32) -> vec4<f32> {
+    var r = vec4<f32>(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
+    let c = col4 * 4u;
+    if c + 4u > dims.n_out {
+        let lane = vec4<u32>(c, c + 1u, c + 2u, c + 3u);
+        r = select(vec4<f32>(0.0), r, lane < vec4<u32>(dims.n_out));
+    }
+    return r;
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn linear_wide(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let col8 = gid.x;            // block of 8 output columns
+    let row0 = gid.y * 4u;       // first of 4 rows
+    let c0 = col8 * 2u;          // first vec4 column of the block
+    if row0 >= dims.rows || c0 >= dims.n4 {
+        return;
+    }
+    // Rows past the end re-read the last row (never stored): keeps loads in bounds with no
+    // per-step checks.
+    let last = dims.rows - 1u;
+    let xr0 = min(row0, last) * dims.k4;
+    let xr1 = min(row0 + 1u, last) * dims.k4;
+    let xr2 = min(row0 + 2u, last) * dims.k4;
+    let xr3 = min(row0 + 3u, last) * dims.k4;
+
+    var a00 = vec4<f32>(0.0); var a01 = vec4<f32>(0.0);
+    var a10 = vec4<f32>(0.0); var a11 = vec4<f32>(0.0);
+    var a20 = vec4<f32>(0.0); var a21 = vec4<f32>(0.0);
+    var a30 = vec4<f32>(0.0); var a31 = vec4<f32>(0.0);
+
+    let wn = dims.wt_n4;
+    for (var k = 0u; k < dims.k4; k = k + 1u) {
+        let x0 = x[xr0 + k];
+        let x1 = x[xr1 + k];
+        let x2 = x[xr2 + k];
+        let x3 = x[xr3 + k];
+        let wbase = k * 4u * wn + c0;
+        let w00 = wt[wbase];            let w01 = wt[wbase + 1u];
+        let w10 = wt[wbase + wn];       let w11 = wt[wbase + wn + 1u];
+        let w20 = wt[wbase + 2u * wn];  let w21 = wt[wbase + 2u * wn + 1u];
+        let w30 = wt[wbase + 3u * wn];  let w31 = wt[wbase + 3u * wn + 1u];
+
+        a00 = fma(vec4<f32>(x0.x), w00, a00); a01 = fma(vec4<f32>(x0.x), w01, a01);
+        a00 = fma(vec4<f32>(x0.y), w10, a00); a01 = fma(vec4<f32>(x0.y), w11, a01);
+        a00 = fma(vec4<f32>(x0.z), w20, a00); a01 = fma(vec4<f32>(x0.z), w21, a01);
+        a00 = fma(vec4<f32>(x0.w), w30, a00); a01 = fma(vec4<f32>(x0.w), w31, a01);
+
+        a10 = fma(vec4<f32>(x1.x), w00, a10); a11 = fma(vec4<f32>(x1.x), w01, a11);
+        a10 = fma(vec4<f32>(x1.y), w10, a10); a11 = fma(vec4<f32>(x1.y), w11, a11);
+        a10 = fma(vec4<f32>(x1.z), w20, a10); a11 = fma(vec4<f32>(x1.z), w21, a11);
+        a10 = fma(vec4<f32>(x1.w), w30, a10); a11 = fma(vec4<f32>(x1.w), w31, a11);
+
+        a20 = fma(vec4<f32>(x2.x), w00, a20); a21 = fma(vec4<f32>(x2.x), w01, a21);
+        a20 = fma(vec4<f32>(x2.y), w10, a20); a21 = fma(vec4<f32>(x2.y), w11, a21);
+        a20 = fma(vec4<f32>(x2.z), w20, a20); a21 = fma(vec4<f32>(x2.z), w21, a21);
+        a20 = fma(vec4<f32>(x2.w), w30, a20); a21 = fma(vec4<f32>(x2.w), w31, a21);
+
+        a30 = fma(vec4<f32>(x3.x), w00, a30); a31 = fma(vec4<f32>(x3.x), w01, a31);
+        a30 = fma(vec4<f32>(x3.y), w10, a30); a31 = fma(vec4<f32>(x3.y), w11, a31);
+        a30 = fma(vec4<f32>(x3.z), w20, a30); a31 = fma(vec4<f32>(x3.z), w21, a31);
+        a30 = fma(vec4<f32>(x3.w), w30, a30); a31 = fma(vec4<f32>(x3.w), w31, a31);
+    }
+
+    var b0 = vec4<f32>(0.0);
+    var b1 = vec4<f32>(0.0);
+    if USE_BIAS {
+        b0 = b[c0];
+        b1 = b[c0 + 1u];
+    }
+    let has1 = c0 + 1u < dims.n4;
+    let n4 = dims.n4;
+    // Row 0 is always valid (checked above); the others are stored only when they exist.
+    y[row0 * n4 + c0] = epilogue(a00 + b0, c0);
+    if has1 { y[row0 * n4 + c0 + 1u] = epilogue(a01 + b1, c0 + 1u); }
+    if row0 + 1u < dims.rows {
+        y[(row0 + 1u) * n4 + c0] = epilogue(a10 + b0, c0);
+        if has1 { y[(row0 + 1u) * n4 + c0 + 1u] = epilogue(a11 + b1, c0 + 1u); }
+    }
+    if row0 + 2u < dims.rows {
+        y[(row0 + 2u) * n4 + c0] = epilogue(a20 + b0, c0);
+        if has1 { y[(row0 + 2u) * n4 + c0 + 1u] = epilogue(a21 + b1, c0 + 1u); }
+    }
+    if row0 + 3u < dims.rows {
+        y[(row0 + 3u) * n4 + c0] = epilogue(a30 + b0, c0);
+        if has1 { y[(row0 + 3u) * n4 + c0 + 1u] = epilogue(a31 + b1, c0 + 1u); }
+    }
+}
