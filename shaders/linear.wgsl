@@ -13,7 +13,7 @@
 // then load once and broadcast instead of looping over lanes, and GPUs serve it from the constant
 // cache. Loads of wt are consecutive vec4s across invocations (coalesced).
 //
-// Each invocation computes a 16-row × 4-column block: invocation i takes output columns 4i..4i+3.
+// Each invocation computes a ROWS-row × 4-column block (ROWS ≤ 16): invocation i takes output columns 4i..4i+3.
 // Per step of 4 in k: 16 shared x loads, 4 own wt loads, 256 FMAs. There is no early return, so the
 // x addresses stay provably uniform; rows and columns past the end are clamped for loads and
 // skipped for stores.
@@ -30,6 +30,9 @@ struct Dims {
 }
 
 override USE_BIAS: bool = true;
+// Rows per invocation, at most 16: the host picks 1 or 4 for small batches so a GEMV does not
+// compute 16 copies of one row. The `if ROWS > i` tests are resolved when the pipeline compiles.
+override ROWS: u32 = 16u;
 override WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> dims: Dims;
@@ -59,7 +62,7 @@ fn store(row: u32, col: u32, v: vec4<f32>) {
 fn linear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let col = wid.x * WG + lid.x;
     let wc = min(col, dims.wt_n4 - 1u);
-    let row0 = wid.y * 16u;
+    let row0 = wid.y * ROWS;
     let last = dims.rows - 1u;
     let k4 = dims.k4;
     let wn = dims.wt_n4;
@@ -104,36 +107,66 @@ fn linear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
         let w3 = textureLoad(wt, vec2<u32>(wc, kr + 3u), 0);
         let v0 = x[x0 + k];
         a0 = fma(vec4<f32>(v0.x), w0, fma(vec4<f32>(v0.y), w1, fma(vec4<f32>(v0.z), w2, fma(vec4<f32>(v0.w), w3, a0))));
-        let v1 = x[x1 + k];
-        a1 = fma(vec4<f32>(v1.x), w0, fma(vec4<f32>(v1.y), w1, fma(vec4<f32>(v1.z), w2, fma(vec4<f32>(v1.w), w3, a1))));
-        let v2 = x[x2 + k];
-        a2 = fma(vec4<f32>(v2.x), w0, fma(vec4<f32>(v2.y), w1, fma(vec4<f32>(v2.z), w2, fma(vec4<f32>(v2.w), w3, a2))));
-        let v3 = x[x3 + k];
-        a3 = fma(vec4<f32>(v3.x), w0, fma(vec4<f32>(v3.y), w1, fma(vec4<f32>(v3.z), w2, fma(vec4<f32>(v3.w), w3, a3))));
-        let v4 = x[x4 + k];
-        a4 = fma(vec4<f32>(v4.x), w0, fma(vec4<f32>(v4.y), w1, fma(vec4<f32>(v4.z), w2, fma(vec4<f32>(v4.w), w3, a4))));
-        let v5 = x[x5 + k];
-        a5 = fma(vec4<f32>(v5.x), w0, fma(vec4<f32>(v5.y), w1, fma(vec4<f32>(v5.z), w2, fma(vec4<f32>(v5.w), w3, a5))));
-        let v6 = x[x6 + k];
-        a6 = fma(vec4<f32>(v6.x), w0, fma(vec4<f32>(v6.y), w1, fma(vec4<f32>(v6.z), w2, fma(vec4<f32>(v6.w), w3, a6))));
-        let v7 = x[x7 + k];
-        a7 = fma(vec4<f32>(v7.x), w0, fma(vec4<f32>(v7.y), w1, fma(vec4<f32>(v7.z), w2, fma(vec4<f32>(v7.w), w3, a7))));
-        let v8 = x[x8 + k];
-        a8 = fma(vec4<f32>(v8.x), w0, fma(vec4<f32>(v8.y), w1, fma(vec4<f32>(v8.z), w2, fma(vec4<f32>(v8.w), w3, a8))));
-        let v9 = x[x9 + k];
-        a9 = fma(vec4<f32>(v9.x), w0, fma(vec4<f32>(v9.y), w1, fma(vec4<f32>(v9.z), w2, fma(vec4<f32>(v9.w), w3, a9))));
-        let v10 = x[x10 + k];
-        a10 = fma(vec4<f32>(v10.x), w0, fma(vec4<f32>(v10.y), w1, fma(vec4<f32>(v10.z), w2, fma(vec4<f32>(v10.w), w3, a10))));
-        let v11 = x[x11 + k];
-        a11 = fma(vec4<f32>(v11.x), w0, fma(vec4<f32>(v11.y), w1, fma(vec4<f32>(v11.z), w2, fma(vec4<f32>(v11.w), w3, a11))));
-        let v12 = x[x12 + k];
-        a12 = fma(vec4<f32>(v12.x), w0, fma(vec4<f32>(v12.y), w1, fma(vec4<f32>(v12.z), w2, fma(vec4<f32>(v12.w), w3, a12))));
-        let v13 = x[x13 + k];
-        a13 = fma(vec4<f32>(v13.x), w0, fma(vec4<f32>(v13.y), w1, fma(vec4<f32>(v13.z), w2, fma(vec4<f32>(v13.w), w3, a13))));
-        let v14 = x[x14 + k];
-        a14 = fma(vec4<f32>(v14.x), w0, fma(vec4<f32>(v14.y), w1, fma(vec4<f32>(v14.z), w2, fma(vec4<f32>(v14.w), w3, a14))));
-        let v15 = x[x15 + k];
-        a15 = fma(vec4<f32>(v15.x), w0, fma(vec4<f32>(v15.y), w1, fma(vec4<f32>(v15.z), w2, fma(vec4<f32>(v15.w), w3, a15))));
+        if ROWS > 1u {
+            let v1 = x[x1 + k];
+            a1 = fma(vec4<f32>(v1.x), w0, fma(vec4<f32>(v1.y), w1, fma(vec4<f32>(v1.z), w2, fma(vec4<f32>(v1.w), w3, a1))));
+        }
+        if ROWS > 2u {
+            let v2 = x[x2 + k];
+            a2 = fma(vec4<f32>(v2.x), w0, fma(vec4<f32>(v2.y), w1, fma(vec4<f32>(v2.z), w2, fma(vec4<f32>(v2.w), w3, a2))));
+        }
+        if ROWS > 3u {
+            let v3 = x[x3 + k];
+            a3 = fma(vec4<f32>(v3.x), w0, fma(vec4<f32>(v3.y), w1, fma(vec4<f32>(v3.z), w2, fma(vec4<f32>(v3.w), w3, a3))));
+        }
+        if ROWS > 4u {
+            let v4 = x[x4 + k];
+            a4 = fma(vec4<f32>(v4.x), w0, fma(vec4<f32>(v4.y), w1, fma(vec4<f32>(v4.z), w2, fma(vec4<f32>(v4.w), w3, a4))));
+        }
+        if ROWS > 5u {
+            let v5 = x[x5 + k];
+            a5 = fma(vec4<f32>(v5.x), w0, fma(vec4<f32>(v5.y), w1, fma(vec4<f32>(v5.z), w2, fma(vec4<f32>(v5.w), w3, a5))));
+        }
+        if ROWS > 6u {
+            let v6 = x[x6 + k];
+            a6 = fma(vec4<f32>(v6.x), w0, fma(vec4<f32>(v6.y), w1, fma(vec4<f32>(v6.z), w2, fma(vec4<f32>(v6.w), w3, a6))));
+        }
+        if ROWS > 7u {
+            let v7 = x[x7 + k];
+            a7 = fma(vec4<f32>(v7.x), w0, fma(vec4<f32>(v7.y), w1, fma(vec4<f32>(v7.z), w2, fma(vec4<f32>(v7.w), w3, a7))));
+        }
+        if ROWS > 8u {
+            let v8 = x[x8 + k];
+            a8 = fma(vec4<f32>(v8.x), w0, fma(vec4<f32>(v8.y), w1, fma(vec4<f32>(v8.z), w2, fma(vec4<f32>(v8.w), w3, a8))));
+        }
+        if ROWS > 9u {
+            let v9 = x[x9 + k];
+            a9 = fma(vec4<f32>(v9.x), w0, fma(vec4<f32>(v9.y), w1, fma(vec4<f32>(v9.z), w2, fma(vec4<f32>(v9.w), w3, a9))));
+        }
+        if ROWS > 10u {
+            let v10 = x[x10 + k];
+            a10 = fma(vec4<f32>(v10.x), w0, fma(vec4<f32>(v10.y), w1, fma(vec4<f32>(v10.z), w2, fma(vec4<f32>(v10.w), w3, a10))));
+        }
+        if ROWS > 11u {
+            let v11 = x[x11 + k];
+            a11 = fma(vec4<f32>(v11.x), w0, fma(vec4<f32>(v11.y), w1, fma(vec4<f32>(v11.z), w2, fma(vec4<f32>(v11.w), w3, a11))));
+        }
+        if ROWS > 12u {
+            let v12 = x[x12 + k];
+            a12 = fma(vec4<f32>(v12.x), w0, fma(vec4<f32>(v12.y), w1, fma(vec4<f32>(v12.z), w2, fma(vec4<f32>(v12.w), w3, a12))));
+        }
+        if ROWS > 13u {
+            let v13 = x[x13 + k];
+            a13 = fma(vec4<f32>(v13.x), w0, fma(vec4<f32>(v13.y), w1, fma(vec4<f32>(v13.z), w2, fma(vec4<f32>(v13.w), w3, a13))));
+        }
+        if ROWS > 14u {
+            let v14 = x[x14 + k];
+            a14 = fma(vec4<f32>(v14.x), w0, fma(vec4<f32>(v14.y), w1, fma(vec4<f32>(v14.z), w2, fma(vec4<f32>(v14.w), w3, a14))));
+        }
+        if ROWS > 15u {
+            let v15 = x[x15 + k];
+            a15 = fma(vec4<f32>(v15.x), w0, fma(vec4<f32>(v15.y), w1, fma(vec4<f32>(v15.z), w2, fma(vec4<f32>(v15.w), w3, a15))));
+        }
     }
 
     var bias = vec4<f32>(0.0);
@@ -141,19 +174,19 @@ fn linear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
         bias = b[wc];
     }
     store(row0 + 0u, col, a0 + bias);
-    store(row0 + 1u, col, a1 + bias);
-    store(row0 + 2u, col, a2 + bias);
-    store(row0 + 3u, col, a3 + bias);
-    store(row0 + 4u, col, a4 + bias);
-    store(row0 + 5u, col, a5 + bias);
-    store(row0 + 6u, col, a6 + bias);
-    store(row0 + 7u, col, a7 + bias);
-    store(row0 + 8u, col, a8 + bias);
-    store(row0 + 9u, col, a9 + bias);
-    store(row0 + 10u, col, a10 + bias);
-    store(row0 + 11u, col, a11 + bias);
-    store(row0 + 12u, col, a12 + bias);
-    store(row0 + 13u, col, a13 + bias);
-    store(row0 + 14u, col, a14 + bias);
-    store(row0 + 15u, col, a15 + bias);
+    if ROWS > 1u { store(row0 + 1u, col, a1 + bias); }
+    if ROWS > 2u { store(row0 + 2u, col, a2 + bias); }
+    if ROWS > 3u { store(row0 + 3u, col, a3 + bias); }
+    if ROWS > 4u { store(row0 + 4u, col, a4 + bias); }
+    if ROWS > 5u { store(row0 + 5u, col, a5 + bias); }
+    if ROWS > 6u { store(row0 + 6u, col, a6 + bias); }
+    if ROWS > 7u { store(row0 + 7u, col, a7 + bias); }
+    if ROWS > 8u { store(row0 + 8u, col, a8 + bias); }
+    if ROWS > 9u { store(row0 + 9u, col, a9 + bias); }
+    if ROWS > 10u { store(row0 + 10u, col, a10 + bias); }
+    if ROWS > 11u { store(row0 + 11u, col, a11 + bias); }
+    if ROWS > 12u { store(row0 + 12u, col, a12 + bias); }
+    if ROWS > 13u { store(row0 + 13u, col, a13 + bias); }
+    if ROWS > 14u { store(row0 + 14u, col, a14 + bias); }
+    if ROWS > 15u { store(row0 + 15u, col, a15 + bias); }
 }

@@ -16,6 +16,8 @@ const SOFTMAX_WGSL: &str = include_str!("../../shaders/softmax.wgsl");
 pub(crate) const LINEAR_WG: u32 = 64;
 /// Rows and columns one linear.wgsl invocation computes; the workgroup shares the rows.
 pub(crate) const LINEAR_BLOCK: (u32, u32) = (16, 4);
+/// Smaller row blocks of linear.wgsl for small batches (a GEMV needs one row, not 16 copies).
+pub(crate) const LINEAR_SMALL_ROWS: [u32; 2] = [1, 4];
 /// Bytes of x that linear.wgsl sees through its uniform window (`array<vec4<f32>, 4096>`).
 pub(crate) const LINEAR_WINDOW_BYTES: u64 = 65536;
 /// Workgroup shape of linear_wide.wgsl: 8×8 invocations of 4 rows × 8 columns each.
@@ -35,6 +37,8 @@ pub(crate) enum PipelineKey {
         alpha: u32,
         bias: bool,
         wide: bool,
+        /// linear.wgsl's `ROWS` (rows per invocation); 0 for linear_wide.wgsl.
+        rows: u32,
     },
     /// elementwise.wgsl `bias_add`.
     BiasAdd,
@@ -221,6 +225,7 @@ impl Kernels {
                 alpha,
                 bias,
                 wide,
+                rows,
             } => {
                 let mut c = vec![
                     ("ACT", f64::from(act)),
@@ -240,6 +245,7 @@ impl Kernels {
                     )
                 } else {
                     c.push(("WG", f64::from(LINEAR_WG)));
+                    c.push(("ROWS", f64::from(rows)));
                     (&self.linear_module, &self.linear_pl, "linear", c)
                 }
             }

@@ -9,8 +9,8 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::gpu::context::{ContextInner, ErrorScope, GpuContext};
 use crate::gpu::kernels::{
-    ELEMENTWISE_WG, LINEAR_BLOCK, LINEAR_WG, LINEAR_WINDOW_BYTES, PipelineKey, WIDE_BLOCK, WIDE_WG,
-    act_code,
+    ELEMENTWISE_WG, LINEAR_BLOCK, LINEAR_SMALL_ROWS, LINEAR_WG, LINEAR_WINDOW_BYTES, PipelineKey,
+    WIDE_BLOCK, WIDE_WG, act_code,
 };
 use crate::gpu::pack;
 use crate::matrix::Matrix;
@@ -63,6 +63,8 @@ struct GpuLayer {
     softmax_dims: wgpu::Buffer,
     /// The passes of this layer, in order.
     passes: Vec<(PipelineKey, wgpu::ComputePipeline)>,
+    /// linear.wgsl with fewer rows per invocation, for batches of at most 1 and 4 rows.
+    small: Vec<(u32, wgpu::ComputePipeline)>,
 }
 
 /// Where a layer's packed weight lives: an rgba32float texture `[k4·4 rows, wt_n4 texels]` for
@@ -550,6 +552,13 @@ impl GpuMlp {
             for ((key, pipeline), bg) in layer.passes.iter().zip(groups) {
                 pass.set_pipeline(pipeline);
                 if let PipelineKey::Linear { wide: false, .. } = key {
+                    // Small batches take the variant with the fewest rows per invocation.
+                    let (block, small) = layer
+                        .small
+                        .iter()
+                        .find(|(n, _)| rows <= *n as usize)
+                        .map_or((LINEAR_BLOCK.0, pipeline), |(n, p)| (*n, p));
+                    pass.set_pipeline(small);
                     // One dispatch per uniform window of rows.
                     let r = layer.window_rows;
                     let x_row_bytes = pack::f32_bytes(pack::vec4s(layer.n_in) * 4);
@@ -563,7 +572,7 @@ impl GpuMlp {
                         pass.set_bind_group(0, bg, &offsets);
                         pass.dispatch_workgroups(
                             cols.div_ceil(u64::from(LINEAR_WG)) as u32,
-                            valid.div_ceil(u64::from(LINEAR_BLOCK.0)) as u32,
+                            valid.div_ceil(u64::from(block)) as u32,
                             1,
                         );
                     }
@@ -724,6 +733,7 @@ fn upload_layer(
     let (act, alpha) = act_code(activation);
     let alpha = alpha.to_bits();
     let wide = window_rows == 0;
+    let rows = if wide { 0 } else { LINEAR_BLOCK.0 };
     let mut keys = Vec::new();
     match mode {
         KernelMode::Fused => keys.push(PipelineKey::Linear {
@@ -731,6 +741,7 @@ fn upload_layer(
             alpha,
             bias: has_bias,
             wide,
+            rows,
         }),
         KernelMode::Separate => {
             keys.push(PipelineKey::Linear {
@@ -738,6 +749,7 @@ fn upload_layer(
                 alpha: 0,
                 bias: false,
                 wide,
+                rows,
             });
             if has_bias {
                 keys.push(PipelineKey::BiasAdd);
@@ -750,6 +762,28 @@ fn upload_layer(
     if activation.is_rowwise() {
         keys.push(PipelineKey::Softmax);
     }
+    let small = match keys[0] {
+        PipelineKey::Linear {
+            act,
+            alpha,
+            bias,
+            wide: false,
+            ..
+        } => LINEAR_SMALL_ROWS
+            .iter()
+            .map(|&rows| {
+                let key = PipelineKey::Linear {
+                    act,
+                    alpha,
+                    bias,
+                    wide: false,
+                    rows,
+                };
+                (rows, inner.kernels.pipeline(device, key))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let passes = keys
         .into_iter()
         .map(|k| (k, inner.kernels.pipeline(device, k)))
@@ -800,5 +834,6 @@ fn upload_layer(
         elementwise_dims: uniform("elementwise dims", std::mem::size_of::<RowDims>() as u64),
         softmax_dims: uniform("softmax dims", std::mem::size_of::<RowDims>() as u64),
         passes,
+        small,
     }
 }
