@@ -26,12 +26,37 @@ impl Matrix {
     }
 
     /// A `[rows, cols]` matrix of zeros.
+    ///
+    /// Panics, like `vec![0.0; n]`, if `rows · cols` overflows `usize` or the allocation fails;
+    /// [`Matrix::try_zeros`] returns an error instead.
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        Matrix {
-            rows,
-            cols,
-            data: vec![0.0; rows * cols],
+        match Self::try_zeros(rows, cols) {
+            Ok(m) => m,
+            Err(e) => panic!("Matrix::zeros: {e}"),
         }
+    }
+
+    /// A `[rows, cols]` matrix of zeros, or an error when `rows · cols` overflows `usize` or the
+    /// memory cannot be reserved.
+    pub fn try_zeros(rows: usize, cols: usize) -> Result<Self> {
+        let n = rows
+            .checked_mul(cols)
+            .filter(|&n| n <= isize::MAX as usize / 4)
+            .ok_or_else(|| {
+                Error::shape(format!(
+                    "[{rows}, {cols}] is too large: {rows}·{cols} f32 values overflow the address \
+                     space"
+                ))
+            })?;
+        let mut data = Vec::new();
+        data.try_reserve_exact(n).map_err(|e| {
+            Error::invalid(format!(
+                "out of memory: cannot allocate a [{rows}, {cols}] matrix ({} bytes): {e}",
+                n * 4
+            ))
+        })?;
+        data.resize(n, 0.0);
+        Ok(Matrix { rows, cols, data })
     }
 
     /// Builds a matrix from rows of equal length.

@@ -99,6 +99,11 @@ impl MlpBuilder {
     }
 
     /// Validates the shapes and draws the weights (each layer's weight, then its bias, in order).
+    ///
+    /// Every layer's size is checked before anything is allocated: a weight of more than
+    /// [`Mlp::MAX_TENSOR_ELEMENTS`] elements is an [`Error::InvalidArgument`] naming the layer and
+    /// the limit, and memory is reserved fallibly, so an allocation the system refuses is an error
+    /// too (not an abort).
     pub fn build(self) -> Result<Mlp> {
         if self.in_features == 0 {
             return Err(Error::shape("the input width must be at least 1"));
@@ -111,23 +116,24 @@ impl MlpBuilder {
                 "layer {i} has width 0; widths must be at least 1"
             )));
         }
+        // Refuse absurd sizes before allocating anything, for every layer.
+        let mut fan_in = self.in_features;
+        for (i, spec) in self.specs.iter().enumerate() {
+            check_tensor_size(i, fan_in, spec.out_features)?;
+            fan_in = spec.out_features;
+        }
         let mut rng = Generator::new(self.seed);
         let mut layers = Vec::with_capacity(self.specs.len());
         let mut fan_in = self.in_features;
         for (i, spec) in self.specs.into_iter().enumerate() {
             let out = spec.out_features;
-            let len = fan_in
-                .checked_mul(out)
-                .filter(|&n| n <= isize::MAX as usize / 4);
-            let len = len.ok_or_else(|| {
-                Error::invalid(format!("layer {i}: Linear({fan_in}, {out}) is too large"))
-            })?;
-            let mut weight = vec![0.0f32; len];
+            let len = check_tensor_size(i, fan_in, out)?;
+            let mut weight = try_zeros(len, || format!("layer {i} weight [{out}, {fan_in}]"))?;
             spec.weight_init
                 .fill_weight(&mut weight, out, fan_in, &mut rng)
                 .map_err(|e| Error::invalid(format!("layer {i} weight: {e}")))?;
             let bias = if spec.bias {
-                let mut b = vec![0.0f32; out];
+                let mut b = try_zeros(out, || format!("layer {i} bias [{out}]"))?;
                 spec.bias_init
                     .fill_bias(&mut b, fan_in, &mut rng)
                     .map_err(|e| Error::invalid(format!("layer {i} bias: {e}")))?;
@@ -145,7 +151,51 @@ impl MlpBuilder {
     }
 }
 
+/// The element count of layer `i`'s weight `[out, fan_in]`, or the error explaining that it is
+/// over [`Mlp::MAX_TENSOR_ELEMENTS`].
+fn check_tensor_size(i: usize, fan_in: usize, out: usize) -> Result<usize> {
+    let limit = Mlp::MAX_TENSOR_ELEMENTS;
+    match fan_in.checked_mul(out) {
+        Some(n) if n <= limit => Ok(n),
+        n => Err(Error::invalid(format!(
+            "layer {i}: Linear({fan_in}, {out}) is too large: its weight [{out}, {fan_in}] has {} \
+             elements, over the limit of {limit} elements ({} GiB of f32) per tensor",
+            n.map_or_else(
+                || format!("{fan_in}·{out} (overflows usize)"),
+                |n| n.to_string()
+            ),
+            ((limit as u64 + 1) * 4) >> 30
+        ))),
+    }
+}
+
+/// A vector of `len` zeros, reserved fallibly: an allocation the system refuses is an error naming
+/// `what`, not an abort.
+fn try_zeros(len: usize, what: impl FnOnce() -> String) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|e| {
+        Error::invalid(format!(
+            "out of memory: cannot allocate {} bytes for {}: {e}",
+            len.saturating_mul(4),
+            what()
+        ))
+    })?;
+    v.resize(len, 0.0);
+    Ok(v)
+}
+
 impl Mlp {
+    /// The most elements any one weight tensor made by [`MlpBuilder::build`] may have:
+    /// `2³¹ − 1` (8 GiB of f32). Larger layers are refused before anything is allocated. The limit
+    /// is far above what a forward pass can use in practice (on the GPU a weight must also fit one
+    /// storage binding, at most 2 GiB), and it keeps every element index within `i32`. On 32-bit
+    /// targets the address space caps it further.
+    pub const MAX_TENSOR_ELEMENTS: usize = if (i32::MAX as u64) < (isize::MAX as u64) / 4 {
+        i32::MAX as usize
+    } else {
+        isize::MAX as usize / 4
+    };
+
     /// Starts a builder for a network whose input has `in_features` columns.
     ///
     /// ```

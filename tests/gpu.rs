@@ -415,6 +415,35 @@ fn errors_instead_of_panics() {
 }
 
 #[test]
+fn a_timeout_is_an_error_and_the_model_still_works_afterwards() {
+    let ctx = GpuContext::new(&GpuOptions {
+        timeout: std::time::Duration::from_micros(1),
+        ..GpuOptions::default()
+    })
+    .unwrap();
+    let m = model(&[256, 256, 256], &[Activation::Relu, Activation::Tanh], 4);
+    let gpu = GpuMlp::new(&ctx, &m).unwrap();
+    let x = input(512, 256, 5, 1.0);
+    match gpu.forward(&x) {
+        Err(Error::Timeout(_)) => {}
+        // wgpu's GL backend runs the work inside submit, leaving no wait to time out.
+        Ok(_) if ctx.adapter().backend == "Gl" => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    ctx.set_timeout(std::time::Duration::from_secs(120));
+    for _ in 0..3 {
+        let y = gpu.forward(&x).unwrap();
+        assert_close(
+            y.as_slice(),
+            &cpu::forward_f64(&m, &x).unwrap(),
+            RTOL,
+            ATOL,
+            "after timeout",
+        );
+    }
+}
+
+#[test]
 fn gpu_model_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<GpuMlp>();

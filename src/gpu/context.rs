@@ -82,7 +82,8 @@ pub(crate) struct ContextInner {
     pub(crate) info: wgpu::AdapterInfo,
     pub(crate) limits: wgpu::Limits,
     pub(crate) kernels: Kernels,
-    pub(crate) timeout: Duration,
+    /// The longest single wait; changeable at run time (see [`GpuContext::set_timeout`]).
+    timeout: Mutex<Duration>,
     /// Set by the device-lost callback; checked before and after every GPU call.
     lost: Arc<Mutex<Option<String>>>,
     /// Errors no error scope caught (they would panic by default).
@@ -206,7 +207,7 @@ impl GpuContext {
                 info,
                 limits,
                 kernels,
-                timeout: opts.timeout,
+                timeout: Mutex::new(opts.timeout),
                 lost,
                 uncaptured,
             }),
@@ -223,6 +224,12 @@ impl GpuContext {
         self.inner.info.device_type == wgpu::DeviceType::Cpu
     }
 
+    /// Changes the longest single wait on the GPU (see [`GpuOptions::timeout`]) for every model on
+    /// this context.
+    pub fn set_timeout(&self, timeout: Duration) {
+        *self.inner.timeout.lock().unwrap_or_else(|p| p.into_inner()) = timeout;
+    }
+
     /// The device's limits (the adapter's own, less any cap from [`GpuOptions`]).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
@@ -230,6 +237,10 @@ impl GpuContext {
 }
 
 impl ContextInner {
+    pub(crate) fn timeout(&self) -> Duration {
+        *self.timeout.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Fails if the device was lost or an error escaped every scope.
     pub(crate) fn check_alive(&self) -> Result<()> {
         if let Some(msg) = self.lost.lock().ok().and_then(|l| l.clone()) {
@@ -250,13 +261,13 @@ impl ContextInner {
     pub(crate) fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
         let res = self.device.poll(wgpu::PollType::Wait {
             submission_index: Some(index),
-            timeout: Some(self.timeout),
+            timeout: Some(self.timeout()),
         });
         match res {
             Ok(_) => self.check_alive(),
             Err(wgpu::PollError::Timeout) => {
                 self.check_alive()?;
-                Err(Error::Timeout(self.timeout))
+                Err(Error::Timeout(self.timeout()))
             }
             Err(e) => Err(Error::Gpu(e.to_string())),
         }
@@ -276,33 +287,43 @@ impl ContextInner {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
+        // On any failure the buffer is unmapped (cancelling a pending map), so the next call can
+        // map it again: a timeout must not leave the model unusable.
+        if let Err(e) = self.wait_for_map(index, &rx) {
+            buffer.unmap();
+            return Err(e);
+        }
+        let out = slice
+            .get_mapped_range()
+            .map(|view| read(&view))
+            .map_err(|e| Error::Gpu(format!("reading the mapped buffer: {e}")));
+        buffer.unmap();
+        out
+    }
+
+    /// Waits for submission `index`, then for the map callback that reports on `rx`.
+    fn wait_for_map(
+        &self,
+        index: wgpu::SubmissionIndex,
+        rx: &std::sync::mpsc::Receiver<Result<(), wgpu::BufferAsyncError>>,
+    ) -> Result<()> {
         self.wait(index)?;
         // The callback runs inside some thread's poll: usually ours, but when several threads
         // share the device another poll may be delivering it right now, so wait for it.
-        let deadline = std::time::Instant::now() + self.timeout;
+        let deadline = std::time::Instant::now() + self.timeout();
         loop {
             match rx.recv_timeout(Duration::from_millis(1)) {
-                Ok(Ok(())) => break,
-                Ok(Err(e)) => {
-                    return Err(Error::Gpu(format!("mapping the readback buffer: {e}")));
-                }
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) => return Err(Error::Gpu(format!("mapping the readback buffer: {e}"))),
                 Err(_) if std::time::Instant::now() < deadline => {
                     self.device
                         .poll(wgpu::PollType::Poll)
                         .map_err(|e| Error::Gpu(e.to_string()))?;
                     self.check_alive()?;
                 }
-                Err(_) => return Err(Error::Timeout(self.timeout)),
+                Err(_) => return Err(Error::Timeout(self.timeout())),
             }
         }
-        let out = {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| Error::Gpu(format!("reading the mapped buffer: {e}")))?;
-            read(&view)
-        };
-        buffer.unmap();
-        Ok(out)
     }
 }
 
@@ -330,5 +351,19 @@ impl ErrorScope {
             return Err(Error::Gpu(e.to_string()));
         }
         Ok(())
+    }
+}
+
+impl GpuContext {
+    /// Test hook: loses the device as a driver reset or an unplugged GPU would. It destroys the
+    /// device (WebGPU's `GPUDevice.destroy()`) and polls once, so that wgpu reports the loss
+    /// through the device-lost callback, as it does at once when the driver reports a real loss
+    /// (`destroy` alone defers the report to the next poll). Every later call on this context, or
+    /// on a model built on it, returns [`Error::DeviceLost`]; build a new [`GpuContext`] (and
+    /// models on it) to carry on.
+    #[doc(hidden)]
+    pub fn simulate_device_loss(&self) {
+        self.inner.device.destroy();
+        let _ = self.inner.device.poll(wgpu::PollType::Poll);
     }
 }

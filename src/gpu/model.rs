@@ -3,7 +3,6 @@
 use std::sync::Mutex;
 
 use bytemuck::{Pod, Zeroable};
-use wgpu::util::DeviceExt;
 
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -657,6 +656,26 @@ fn windows(rows: usize, window: usize) -> usize {
     }
 }
 
+/// A buffer holding `data`. Written through the queue rather than mapped at creation: mapping
+/// panics inside wgpu when the device was lost but the loss is not reported yet.
+pub(crate) fn upload_buffer(
+    inner: &ContextInner,
+    label: &str,
+    data: &[u8],
+    usage: wgpu::BufferUsages,
+) -> wgpu::Buffer {
+    let buffer = inner.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: (data.len() as u64)
+            .next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)
+            .max(16),
+        usage: usage | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    inner.queue.write_buffer(&buffer, 0, data);
+    buffer
+}
+
 /// A binding of a whole buffer.
 fn whole(buffer: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
     buffer.as_entire_binding()
@@ -713,12 +732,8 @@ fn upload_layer(
     window_rows: usize,
 ) -> GpuLayer {
     let device = &inner.device;
-    let init = |label: &str, data: &[f32], usage: wgpu::BufferUsages| {
-        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(data),
-            usage,
-        })
+    let init = |label: &str, data: &[f32], usage| {
+        upload_buffer(inner, label, bytemuck::cast_slice(data), usage)
     };
     let uniform = |label: &str, size: u64| {
         device.create_buffer(&wgpu::BufferDescriptor {

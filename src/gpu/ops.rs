@@ -2,13 +2,11 @@
 //! activation, softmax. They allocate per call and exist to check each kernel on its own against
 //! its CPU counterpart; models run through [`GpuMlp`](crate::gpu::GpuMlp).
 
-use wgpu::util::DeviceExt;
-
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::gpu::context::{ErrorScope, GpuContext};
 use crate::gpu::kernels::{ELEMENTWISE_WG, PipelineKey, act_code};
-use crate::gpu::model::{GpuMlp, KernelMode, RowDims, bind_group, fold};
+use crate::gpu::model::{GpuMlp, KernelMode, RowDims, bind_group, fold, upload_buffer};
 use crate::gpu::pack;
 use crate::layer::Linear;
 use crate::matrix::Matrix;
@@ -85,13 +83,7 @@ fn run_rowwise(ctx: &GpuContext, x: &Matrix, bias: &[f32], key: PipelineKey) -> 
     };
     let device = &inner.device;
     let scope = ErrorScope::push(device);
-    let init = |data: &[u8], usage| {
-        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: data,
-            usage,
-        })
-    };
+    let init = |data: &[u8], usage| upload_buffer(inner, "ops", data, usage);
     let mut padded_bias = vec![0.0f32; n4 * 4];
     padded_bias[..bias.len()].copy_from_slice(bias);
     let dims_buf = init(bytemuck::bytes_of(&dims), wgpu::BufferUsages::UNIFORM);

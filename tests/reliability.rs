@@ -1,0 +1,1030 @@
+//! Reliability (issue 6): bad input everywhere it enters, several threads on one GPU model, a long
+//! soak run, timeouts, and device loss. The GPU tests run on whatever adapter `WGPU_BACKEND` /
+//! `WGPU_ADAPTER_NAME` select (CI: lavapipe and llvmpipe).
+//!
+//! Every test takes one process-wide lock, so they run one at a time: the soak test measures the
+//! process's memory, and the allocation checks watch every allocation the process makes.
+//!
+//! Limits at scale are tested in `tests/gpu.rs`, not here:
+//! `batch_larger_than_the_storage_binding_is_chunked` (a batch whose activations exceed the largest
+//! storage binding runs in chunks and matches the CPU, and a weight matrix over the binding is
+//! refused with an `OutOfMemory` error naming the limit) and
+//! `batch_larger_than_the_workgroup_grid_is_chunked`.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::{assert_close, random_vec};
+use wgpu_mlp::gpu::{GpuContext, GpuMlp, GpuOptions, KernelMode};
+use wgpu_mlp::io::{csv, npy, safetensors as st};
+use wgpu_mlp::{Activation, Error, Init, Layer, LayerSpec, Linear, Matrix, Mlp, cpu};
+
+// ---------------------------------------------------------------------------------------------
+// Harness: one test at a time, the largest allocation seen, process memory.
+
+/// Records the largest single allocation request, so a test can show that nothing big was
+/// allocated.
+struct Tracking;
+
+static LARGEST_ALLOC: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Tracking {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST_ALLOC.fetch_max(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LARGEST_ALLOC.fetch_max(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST_ALLOC.fetch_max(new_size, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Tracking = Tracking;
+
+/// Runs `f` and returns its result with the largest allocation (bytes) it made.
+fn largest_allocation_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    LARGEST_ALLOC.store(0, Ordering::SeqCst);
+    let out = f();
+    (out, LARGEST_ALLOC.load(Ordering::SeqCst))
+}
+
+/// One test at a time (see the module docs). A failed test poisons the lock; the rest still run.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Resident set size of this process in bytes (Linux: `VmRSS` in /proc/self/status), or `None`
+/// where /proc is not available.
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn ctx() -> &'static GpuContext {
+    static CTX: OnceLock<GpuContext> = OnceLock::new();
+    CTX.get_or_init(common::gpu)
+}
+
+fn model(sizes: &[usize], acts: &[Activation], seed: u64) -> Mlp {
+    let mut b = Mlp::builder(sizes[0]).seed(seed);
+    for (w, a) in sizes[1..].iter().zip(acts) {
+        b = b.layer(*w, *a);
+    }
+    b.build().unwrap()
+}
+
+fn input(rows: usize, cols: usize, seed: u64) -> Matrix {
+    Matrix::new(rows, cols, random_vec(rows * cols, seed, -1.0, 1.0)).unwrap()
+}
+
+/// The bits of every value (so NaN compares equal to NaN, and -0 differs from 0).
+fn bits(m: &Matrix) -> Vec<u32> {
+    m.as_slice().iter().map(|v| v.to_bits()).collect()
+}
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Library API: wrong widths, empty batches, NaN and infinity, absurd sizes, invalid init.
+
+#[test]
+fn wrong_widths_are_shape_errors_on_cpu_and_gpu() {
+    let _serial = serial();
+    let m = model(&[5, 4, 3], &[Activation::Relu, Activation::Identity], 1);
+    let gpu = GpuMlp::new(ctx(), &m).unwrap();
+    for cols in [0, 1, 4, 6, 1000] {
+        let x = Matrix::new(2, cols, vec![0.5; 2 * cols]).unwrap();
+        let errs = [
+            cpu::forward(&m, &x).unwrap_err(),
+            m.check_input(2, cols).unwrap_err(),
+            gpu.forward(&x).unwrap_err(),
+            gpu.prepare(&x).unwrap_err(),
+        ];
+        for err in errs {
+            assert!(matches!(err, Error::Shape(_)), "{err}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("[2, {cols}]")) && msg.contains("[batch, 5]"),
+                "{msg}"
+            );
+        }
+    }
+    // A matrix whose data does not match its shape cannot be made.
+    assert!(matches!(
+        Matrix::new(2, 5, vec![0.0; 9]),
+        Err(Error::Shape(_))
+    ));
+    assert!(matches!(
+        Matrix::from_rows(&[vec![1.0, 2.0], vec![3.0]]),
+        Err(Error::Shape(_))
+    ));
+    // Layers that do not chain.
+    let a = Linear::new(5, 4, vec![0.0; 20], None).unwrap();
+    let b = Linear::new(3, 2, vec![0.0; 6], None).unwrap();
+    let err = Mlp::from_layers(vec![
+        Layer {
+            linear: a,
+            activation: Activation::Relu,
+        },
+        Layer {
+            linear: b,
+            activation: Activation::Identity,
+        },
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("outputs 4 features"), "{err}");
+}
+
+#[test]
+fn empty_batch_returns_zero_rows_on_cpu_and_gpu() {
+    let _serial = serial();
+    let m = model(&[5, 7, 3], &[Activation::Tanh, Activation::Softmax], 2);
+    let empty = Matrix::new(0, 5, vec![]).unwrap();
+    let y = cpu::forward(&m, &empty).unwrap();
+    assert_eq!(y.shape(), [0, 3]);
+    assert!(cpu::forward_f64(&m, &empty).unwrap().is_empty());
+    for mode in [KernelMode::Fused, KernelMode::Separate] {
+        let gpu = GpuMlp::with_mode(ctx(), &m, mode).unwrap();
+        // Before any other call: no workspace is made for an empty batch.
+        assert_eq!(gpu.forward(&empty).unwrap().shape(), [0, 3]);
+        assert_eq!(gpu.workspace_allocations(), 0);
+        // After a real batch, and between real batches.
+        let x = input(4, 5, 3);
+        let first = gpu.forward(&x).unwrap();
+        assert_eq!(gpu.forward(&empty).unwrap().shape(), [0, 3]);
+        assert_eq!(gpu.forward(&x).unwrap(), first, "{mode:?}");
+        // The wrong width is still refused for an empty batch.
+        let bad = Matrix::new(0, 4, vec![]).unwrap();
+        assert!(matches!(gpu.forward(&bad), Err(Error::Shape(_))));
+        assert!(matches!(cpu::forward(&m, &bad), Err(Error::Shape(_))));
+        // `prepare` needs at least one row and says so.
+        let err = gpu.prepare(&empty).unwrap_err();
+        assert!(err.to_string().contains("got 0"), "{err}");
+    }
+}
+
+/// One Linear layer `y = x·Wᵀ + b` with W = [[1, 0], [0, 1], [1, 1]] and the given bias.
+fn three_outputs(bias: Option<Vec<f32>>, act: Activation) -> Mlp {
+    Mlp::from_layers(vec![Layer {
+        linear: Linear::new(2, 3, vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0], bias).unwrap(),
+        activation: act,
+    }])
+    .unwrap()
+}
+
+#[test]
+fn nan_and_infinity_propagate_as_in_pytorch() {
+    let _serial = serial();
+    let (inf, nan) = (f32::INFINITY, f32::NAN);
+    let x = Matrix::from_rows(&[
+        vec![1.0, 2.0],
+        vec![nan, 1.0],
+        vec![inf, 1.0],
+        vec![inf, -inf],
+        vec![-inf, 0.5],
+    ])
+    .unwrap();
+    // IEEE arithmetic, as torch.nn.Linear: NaN·0 = NaN (so a NaN anywhere in a row makes the
+    // whole output row NaN), ±inf·0 = NaN, inf + (−inf) = NaN.
+    let linear: [[f32; 3]; 5] = [
+        [1.0, 2.0, 3.0],
+        [nan, nan, nan],
+        [inf, nan, inf],
+        [nan, nan, nan],
+        [-inf, nan, -inf],
+    ];
+    // PyTorch's activations of those: relu(NaN) = NaN, relu(−inf) = 0, sigmoid(inf) = 1,
+    // tanh(−inf) = −1; softmax of a row holding NaN or inf is NaN throughout (inf − inf).
+    let expected = |act: Activation, row: usize| -> Vec<f32> {
+        let mut r = linear[row].to_vec();
+        if act.is_rowwise() {
+            wgpu_mlp::activation::softmax_row_f32(&mut r);
+        } else {
+            r.iter_mut().for_each(|v| *v = act.apply_f32(*v));
+        }
+        r
+    };
+    for act in [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Softmax,
+    ] {
+        let m = three_outputs(None, act);
+        let want: Vec<f64> = (0..5)
+            .flat_map(|r| expected(act, r))
+            .map(f64::from)
+            .collect();
+        let y = cpu::forward(&m, &x).unwrap();
+        assert_close(y.as_slice(), &want, 1e-6, 1e-6, &format!("cpu {act}"));
+        for mode in [KernelMode::Fused, KernelMode::Separate] {
+            let y = GpuMlp::with_mode(ctx(), &m, mode)
+                .unwrap()
+                .forward(&x)
+                .unwrap();
+            assert_close(
+                y.as_slice(),
+                &want,
+                1e-6,
+                1e-6,
+                &format!("gpu {act} {mode:?}"),
+            );
+        }
+    }
+    // Spot checks of the PyTorch semantics the table encodes.
+    let relu = three_outputs(None, Activation::Relu);
+    let y = cpu::forward(&relu, &x).unwrap();
+    assert!(y.row(1).iter().all(|v| v.is_nan()), "relu(NaN) is NaN");
+    assert_eq!(y.row(4)[0], 0.0, "relu(-inf) is 0");
+
+    // Non-finite weights and biases: only the outputs they touch are affected.
+    let m = Mlp::from_layers(vec![Layer {
+        linear: Linear::new(
+            2,
+            3,
+            vec![nan, 1.0, 1.0, 1.0, inf, 0.0],
+            Some(vec![0.0, -inf, 0.5]),
+        )
+        .unwrap(),
+        activation: Activation::Sigmoid,
+    }])
+    .unwrap();
+    let x = Matrix::from_rows(&[vec![1.0, 2.0], vec![0.0, 5.0]]).unwrap();
+    // Row 0: [NaN, sigmoid(3 − inf) = 0, sigmoid(inf + 0.5) = 1];
+    // row 1: [NaN·0 + 5 = NaN, sigmoid(5 − inf) = 0, sigmoid(inf·0 + 0.5) = NaN].
+    let want = [nan, 0.0, 1.0, nan, 0.0, nan].map(f64::from);
+    assert_close(
+        cpu::forward(&m, &x).unwrap().as_slice(),
+        &want,
+        0.0,
+        0.0,
+        "cpu weights",
+    );
+    for mode in [KernelMode::Fused, KernelMode::Separate] {
+        let y = GpuMlp::with_mode(ctx(), &m, mode)
+            .unwrap()
+            .forward(&x)
+            .unwrap();
+        assert_close(
+            y.as_slice(),
+            &want,
+            0.0,
+            0.0,
+            &format!("gpu weights {mode:?}"),
+        );
+    }
+}
+
+#[test]
+fn absurd_sizes_fail_cleanly_without_allocating() {
+    let _serial = serial();
+    let limit = Mlp::MAX_TENSOR_ELEMENTS;
+    assert_eq!(limit, (1 << 31) - 1);
+    let cases: Vec<(&str, wgpu_mlp::MlpBuilder)> = vec![
+        (
+            "Linear(2147483648, 2)",
+            Mlp::builder(1 << 31).layer(2, Activation::Relu),
+        ),
+        (
+            "Linear(1, 2147483648)",
+            Mlp::builder(1).layer(1 << 31, Activation::Relu),
+        ),
+        (
+            "Linear(65536, 65536)",
+            Mlp::builder(1 << 16).layer(1 << 16, Activation::Relu),
+        ),
+        (
+            "overflows usize",
+            Mlp::builder(usize::MAX).layer(2, Activation::Relu),
+        ),
+        // The absurd layer is the last: nothing is allocated for the first ones either.
+        (
+            "layer 2: Linear(1000, 4294967296)",
+            Mlp::builder(8)
+                .layer(1000, Activation::Relu)
+                .layer(1000, Activation::Relu)
+                .layer(1 << 32, Activation::Identity),
+        ),
+    ];
+    for (what, builder) in cases {
+        let start = Instant::now();
+        let (result, largest) = largest_allocation_of(|| builder.build());
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{what}: {err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(what) && msg.contains(&limit.to_string()),
+            "{what}: {msg}"
+        );
+        assert!(
+            largest < 1 << 20,
+            "{what}: an allocation of {largest} bytes was made"
+        );
+        assert!(start.elapsed() < Duration::from_secs(1), "{what}");
+    }
+    // One element over the limit is refused (2¹⁵ · 2¹⁶ = 2³¹); ordinary sizes are not affected.
+    let err = Mlp::builder(1 << 15)
+        .layer(1 << 16, Activation::Relu)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("2147483648 elements"), "{err}");
+    let m = Mlp::builder(1)
+        .layer(1 << 20, Activation::Relu)
+        .build()
+        .unwrap();
+    assert_eq!(m.param_count(), 2 << 20);
+
+    // Matrices: overflowing shapes are errors, not panics or wrapped lengths.
+    for (rows, cols) in [(usize::MAX, 2), (1 << 40, 1 << 40), (1 << 62, 1)] {
+        let (r, largest) = largest_allocation_of(|| Matrix::try_zeros(rows, cols));
+        let err = r.unwrap_err();
+        assert!(err.to_string().contains("too large"), "{err}");
+        assert!(largest < 1 << 20);
+        assert!(matches!(
+            Matrix::new(rows, cols, vec![]),
+            Err(Error::Shape(_))
+        ));
+    }
+    assert_eq!(Matrix::try_zeros(3, 4).unwrap(), Matrix::zeros(3, 4));
+    // `Matrix::zeros` panics (documented, like `vec!`) rather than wrapping the length.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let panicked = std::panic::catch_unwind(|| Matrix::zeros(usize::MAX, 2)).is_err();
+    std::panic::set_hook(hook);
+    assert!(panicked);
+    assert!(matches!(
+        Linear::new(usize::MAX, 2, vec![], None),
+        Err(Error::Shape(_))
+    ));
+}
+
+#[test]
+fn invalid_init_arguments_are_errors_naming_the_layer() {
+    let _serial = serial();
+    let spec = |init: Init| LayerSpec::new(4, Activation::Relu).weight_init(init);
+    let bias = |init: Init| LayerSpec::new(4, Activation::Relu).bias_init(init);
+    let cases = [
+        (
+            spec(Init::Normal {
+                mean: 0.0,
+                std: -1.0,
+            }),
+            "std >= 0.0",
+        ),
+        (spec(Init::Uniform { a: 2.0, b: 1.0 }), "range"),
+        (
+            spec(Init::Uniform {
+                a: f64::NAN,
+                b: 1.0,
+            }),
+            "out of bounds",
+        ),
+        (spec(Init::Uniform { a: 0.0, b: 1e300 }), "out of bounds"),
+        (
+            spec(Init::TruncNormal {
+                mean: 0.0,
+                std: 0.0,
+                a: -2.0,
+                b: 2.0,
+            }),
+            "division by zero",
+        ),
+        (spec(Init::Constant(1e300)), "overflow"),
+        (spec(Init::XavierNormal { gain: -1.0 }), "std >= 0.0"),
+        (bias(Init::Eye), "2 dimensions"),
+        (bias(Init::xavier_uniform()), "fewer than 2 dimensions"),
+        (bias(Init::kaiming_normal()), "fewer than 2 dimensions"),
+    ];
+    for (spec, phrase) in cases {
+        let what = format!("{spec:?}");
+        let err = Mlp::builder(3)
+            .layer(5, Activation::Relu)
+            .layer_spec(spec)
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{what}: {err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("layer 1") && msg.contains(phrase),
+            "{what}: {msg}"
+        );
+    }
+    // Non-finite constants are allowed (as in PyTorch) and give non-finite weights, which the
+    // forward pass propagates.
+    let m = Mlp::builder(2)
+        .layer_spec(LayerSpec::new(2, Activation::Identity).weight_init(Init::Constant(f64::NAN)))
+        .build()
+        .unwrap();
+    let y = cpu::forward(&m, &Matrix::new(1, 2, vec![1.0, 1.0]).unwrap()).unwrap();
+    assert!(y.as_slice().iter().all(|v| v.is_nan()));
+    assert!(
+        !m.diagnostics().is_empty(),
+        "constant weights are diagnosed"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files: bad safetensors / .npy / CSV through the library and the CLI.
+
+fn raw_st(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+fn npy_file(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = b"\x93NUMPY".to_vec();
+    out.extend_from_slice(&[version, 0]);
+    if version == 1 {
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    }
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+fn format_msg<T: std::fmt::Debug>(r: wgpu_mlp::Result<T>) -> String {
+    match r {
+        Err(Error::Format { msg, .. }) => msg,
+        other => panic!("expected a Format error, got {other:?}"),
+    }
+}
+
+#[test]
+fn duplicate_safetensors_keys_are_refused() {
+    let _serial = serial();
+    // serde_json (inside the safetensors crate) keeps the last of two equal keys; the second
+    // entry here would silently replace the first.
+    let w = r#""dtype":"F32","shape":[2,2],"data_offsets":[0,16]"#;
+    let h = format!(r#"{{"0.weight":{{{w}}},"0.weight":{{{w}}}}}"#);
+    assert!(
+        safetensors::SafeTensors::deserialize(&raw_st(&h, &[0; 16])).is_ok(),
+        "the safetensors crate accepts duplicate keys; if it stops, this check can go"
+    );
+    let msg = format_msg(st::layers_from_bytes(&raw_st(&h, &[0; 16]), "mem", None));
+    assert!(msg.contains("'0.weight' twice"), "{msg}");
+    // The same key spelled with an escape is the same key.
+    let h = format!(r#"{{"0.weight":{{{w}}},"0.w\u0065ight":{{{w}}}}}"#);
+    let msg = format_msg(st::layers_from_bytes(&raw_st(&h, &[0; 16]), "mem", None));
+    assert!(msg.contains("'0.weight' twice"), "{msg}");
+    // Repeated metadata entries too.
+    let h = format!(r#"{{"__metadata__":{{"format":"pt","format":"np"}},"0.weight":{{{w}}}}}"#);
+    let msg = format_msg(st::layers_from_bytes(&raw_st(&h, &[0; 16]), "mem", None));
+    assert!(msg.contains("'format' inside '__metadata__'"), "{msg}");
+    // Distinct keys are fine, escaped or not.
+    let h = format!(r#"{{"__metadata__":{{"a\"b":"x"}},"0.w\u0065ight":{{{w}}}}}"#);
+    assert_eq!(
+        st::layers_from_bytes(&raw_st(&h, &[0; 16]), "mem", None)
+            .unwrap()
+            .len(),
+        1
+    );
+    // .npy headers (a Python dict) were already strict.
+    let h = "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (1,), }";
+    let msg = format_msg(npy::from_bytes(&npy_file(1, h, &[0; 4]), "mem"));
+    assert!(msg.contains("duplicate key 'descr'"), "{msg}");
+}
+
+/// Bad weight files: (file name, bytes, phrase the error must contain).
+fn bad_weight_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let good = std::fs::read(data("seed_example.safetensors")).unwrap();
+    let mut lying_len = good.clone();
+    lying_len[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let w = r#""dtype":"F32","shape":[2,2],"data_offsets":[0,16]"#;
+    let mut non_utf8 = raw_st(
+        r#"{"0.weight":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]}}"#,
+        &[0; 4],
+    );
+    non_utf8[12] = 0xff;
+    vec![
+        (
+            "truncated.safetensors",
+            good[..good.len() - 5].to_vec(),
+            "data_offsets",
+        ),
+        ("lying_len.safetensors", lying_len, "past the end"),
+        (
+            "offsets.safetensors",
+            raw_st(
+                r#"{"0.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,1600]}}"#,
+                &[0; 16],
+            ),
+            "data_offsets",
+        ),
+        (
+            "overflow.safetensors",
+            raw_st(
+                r#"{"0.weight":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,16]}}"#,
+                &[0; 16],
+            ),
+            "overflow",
+        ),
+        (
+            "int.safetensors",
+            raw_st(
+                r#"{"0.weight":{"dtype":"I32","shape":[2,2],"data_offsets":[0,16]}}"#,
+                &[0; 16],
+            ),
+            "dtype I32",
+        ),
+        (
+            "dup.safetensors",
+            raw_st(
+                &format!(r#"{{"0.weight":{{{w}}},"0.weight":{{{w}}}}}"#),
+                &[0; 16],
+            ),
+            "twice",
+        ),
+        ("non_utf8.safetensors", non_utf8, "UTF-8"),
+        ("empty.safetensors", vec![], "too short"),
+    ]
+}
+
+/// Bad inputs for seed_example (3 features): (file name, bytes, phrase).
+fn bad_input_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let good = std::fs::read(data("seed_example.x.npy")).unwrap();
+    let h = |descr: &str, shape: &str| {
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}")
+    };
+    let mut lying_hlen = good.clone();
+    lying_hlen[8..10].copy_from_slice(&60000u16.to_le_bytes());
+    let mut non_utf8 = npy_file(1, &h("<f4", "(1, 3)"), &[0; 12]);
+    non_utf8[15] = 0xfe;
+    vec![
+        (
+            "truncated.npy",
+            good[..good.len() - 3].to_vec(),
+            "truncated",
+        ),
+        ("lying_hlen.npy", lying_hlen, "past the end"),
+        (
+            "lying_shape.npy",
+            npy_file(1, &h("<f4", "(4, 3)"), &[0; 12]),
+            "truncated",
+        ),
+        (
+            "overflow.npy",
+            npy_file(1, &h("<f4", "(4294967296, 4294967296)"), &[0; 12]),
+            "overflows",
+        ),
+        (
+            "int.npy",
+            npy_file(1, &h("<i4", "(1, 3)"), &[0; 12]),
+            "dtype '<i4'",
+        ),
+        (
+            "dup.npy",
+            npy_file(
+                1,
+                "{'descr': '<f4', 'shape': (1, 3), 'shape': (1, 3), 'fortran_order': False}",
+                &[0; 12],
+            ),
+            "duplicate key 'shape'",
+        ),
+        ("non_utf8.npy", non_utf8, "UTF-8"),
+        (
+            "non_utf8.csv",
+            b"1,2,3\n4,\xff5,6\n".to_vec(),
+            "line 2: not valid UTF-8",
+        ),
+        (
+            "ragged.csv",
+            b"1,2,3\n4,5\n".to_vec(),
+            "line 2 has 2 values",
+        ),
+        (
+            "text.csv",
+            b"1,2,3\n4,five,6\n".to_vec(),
+            "'five' is not a number",
+        ),
+    ]
+}
+
+fn run_cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run wgpu-mlp")
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Asserts a clean CLI failure: status 1, `error:` naming `phrase`, no panic.
+fn assert_cli_fails(o: &Output, phrases: &[&str], what: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{what}: {err}");
+    assert!(err.starts_with("error: "), "{what}: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    for p in phrases {
+        assert!(err.contains(p), "{what}: expected '{p}' in: {err}");
+    }
+}
+
+#[test]
+fn bad_files_fail_with_a_named_problem_in_library_and_cli() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good_weights = data("seed_example.safetensors");
+    let good_x = data("seed_example.x.npy");
+    // An output file from an earlier run: a failed run must leave it as it was.
+    let out = d.join("y.npy");
+    std::fs::write(&out, b"earlier output").unwrap();
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+
+    let mut expected_files = vec!["y.npy".to_string()];
+    for (name, bytes, phrase) in bad_weight_files() {
+        let msg = format_msg(st::layers_from_bytes(&bytes, name, None));
+        assert!(msg.contains(phrase), "{name}: {msg}");
+        let path = d.join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        expected_files.push(name.to_string());
+        let o = run_cli(&[
+            "infer",
+            "--weights",
+            &p(&path),
+            "--act",
+            "sigmoid,identity",
+            "--input",
+            &p(&good_x),
+            "--output",
+            &p(&out),
+            "--device",
+            "cpu",
+        ]);
+        assert_cli_fails(&o, &[name, phrase], name);
+    }
+    for (name, bytes, phrase) in bad_input_files() {
+        let r = if name.ends_with(".csv") {
+            csv::from_bytes(&bytes, name)
+        } else {
+            npy::from_bytes(&bytes, name)
+        };
+        let msg = format_msg(r);
+        assert!(msg.contains(phrase), "{name}: {msg}");
+        let path = d.join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        expected_files.push(name.to_string());
+        for device in ["cpu", "gpu"] {
+            let o = run_cli(&[
+                "infer",
+                "--weights",
+                &p(&good_weights),
+                "--act",
+                "sigmoid,identity",
+                "--input",
+                &p(&path),
+                "--output",
+                &p(&out),
+                "--device",
+                device,
+            ]);
+            assert_cli_fails(&o, &[name, phrase], name);
+        }
+    }
+    // The earlier output is untouched and no temporary file is left behind.
+    assert_eq!(std::fs::read(&out).unwrap(), b"earlier output");
+    expected_files.sort();
+    assert_eq!(files_in(d), expected_files);
+
+    // `init` with an absurd width: refused at once, nothing written.
+    let model = d.join("m.safetensors");
+    for layers in ["1,2147483648", "2147483648,2", "4,65536,65536"] {
+        let start = Instant::now();
+        let o = run_cli(&["init", "--layers", layers, "--output", &p(&model)]);
+        assert_cli_fails(&o, &["too large", "2147483647"], layers);
+        assert!(start.elapsed() < Duration::from_secs(10), "{layers}");
+        assert!(!model.exists(), "{layers}");
+    }
+}
+
+#[test]
+fn cli_runs_non_finite_inputs_without_failing() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let x = dir.path().join("x.csv");
+    std::fs::write(&x, "nan,0,1\ninf,-inf,0\n0.5,0.25,-1\n").unwrap();
+    let weights = data("seed_example.safetensors");
+    for device in ["cpu", "gpu"] {
+        let out = dir.path().join(format!("y_{device}.csv"));
+        let o = run_cli(&[
+            "infer",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--act",
+            "sigmoid,identity",
+            "--input",
+            x.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--device",
+            device,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let y = csv::read(&out).unwrap();
+        assert!(
+            y.row(0).iter().all(|v| v.is_nan()),
+            "{device}: {:?}",
+            y.row(0)
+        );
+        assert!(y.row(2).iter().all(|v| v.is_finite()), "{device}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency: one model, several threads.
+
+/// The model and inputs of the concurrency tests, with each input's single-threaded output.
+struct Workload {
+    model: Mlp,
+    inputs: Vec<Matrix>,
+}
+
+fn workload() -> Workload {
+    let model = model(
+        &[24, 64, 48, 10],
+        &[Activation::Relu, Activation::Tanh, Activation::Softmax],
+        11,
+    );
+    let inputs = [1, 2, 3, 7, 16, 31, 33, 64, 100, 129, 0, 5]
+        .iter()
+        .enumerate()
+        .map(|(i, &rows)| input(rows, 24, 500 + i as u64))
+        .collect();
+    Workload { model, inputs }
+}
+
+#[test]
+fn four_threads_on_one_model_get_exactly_their_single_threaded_results() {
+    let _serial = serial();
+    const THREADS: usize = 4;
+    const CALLS: usize = 250;
+    let w = workload();
+    let gpu = GpuMlp::new(ctx(), &w.model).unwrap();
+    // Alone, one call at a time; and checked against the CPU reference.
+    let alone: Vec<Vec<u32>> = w
+        .inputs
+        .iter()
+        .map(|x| {
+            let y = gpu.forward(x).unwrap();
+            let expected = cpu::forward_f64(&w.model, x).unwrap();
+            assert_close(y.as_slice(), &expected, 1e-4, 1e-4, "single-threaded");
+            bits(&y)
+        })
+        .collect();
+    let start = Instant::now();
+    let mismatches = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (gpu, w, alone, mismatches) = (&gpu, &w, &alone, &mismatches);
+            s.spawn(move || {
+                let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ (t as u64 + 1);
+                for call in 0..CALLS {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let i = (state % w.inputs.len() as u64) as usize;
+                    let y = gpu
+                        .forward(&w.inputs[i])
+                        .unwrap_or_else(|e| panic!("thread {t}, call {call}, input {i}: {e}"));
+                    if bits(&y) != alone[i] {
+                        mismatches.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("thread {t}, call {call}: input {i} differs from alone");
+                    }
+                }
+            });
+        }
+    });
+    let elapsed = start.elapsed();
+    println!(
+        "{THREADS} threads × {CALLS} calls on one model: {} calls in {elapsed:.2?} ({:.0} calls/s) on {} ({})",
+        THREADS * CALLS,
+        (THREADS * CALLS) as f64 / elapsed.as_secs_f64(),
+        ctx().adapter().name,
+        ctx().adapter().backend
+    );
+    assert_eq!(mismatches.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn threads_with_their_own_models_on_one_context() {
+    let _serial = serial();
+    // Four models share the device and queue; their submits interleave freely.
+    let w = workload();
+    let models: Vec<GpuMlp> = (0..4)
+        .map(|_| GpuMlp::new(ctx(), &w.model).unwrap())
+        .collect();
+    let alone: Vec<Vec<u32>> = w
+        .inputs
+        .iter()
+        .map(|x| bits(&models[0].forward(x).unwrap()))
+        .collect();
+    std::thread::scope(|s| {
+        for (t, gpu) in models.iter().enumerate() {
+            let (w, alone) = (&w, &alone);
+            s.spawn(move || {
+                for call in 0..100 {
+                    let i = (call * 7 + t * 3) % w.inputs.len();
+                    let y = gpu.forward(&w.inputs[i]).unwrap();
+                    assert_eq!(bits(&y), alone[i], "model {t}, call {call}, input {i}");
+                }
+            });
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Soak: 10,000 passes, flat buffers and memory.
+
+/// RSS growth allowed between pass 1,000 and pass 10,000.
+const RSS_GROWTH_BOUND: u64 = 32 << 20;
+
+#[test]
+fn soak_ten_thousand_passes_keep_buffers_and_memory_flat() {
+    let _serial = serial();
+    const PASSES: usize = 10_000;
+    const BATCHES: [usize; 8] = [256, 1, 17, 64, 3, 128, 100, 33];
+    let m = model(&[32, 64, 16], &[Activation::Relu, Activation::Softmax], 21);
+    let gpu = GpuMlp::new(ctx(), &m).unwrap();
+    let inputs: Vec<Matrix> = BATCHES
+        .iter()
+        .enumerate()
+        .map(|(i, &rows)| input(rows, 32, 900 + i as u64))
+        .collect();
+    // Warm-up: the largest batch first, so the workspace is built once.
+    let expected: Vec<Vec<u32>> = inputs
+        .iter()
+        .map(|x| bits(&gpu.forward(x).unwrap()))
+        .collect();
+    let warm = gpu.workspace_allocations();
+    assert!(warm > 0);
+    let start = Instant::now();
+    let mut rss_at_1000 = None;
+    for pass in 1..=PASSES {
+        let i = pass % inputs.len();
+        let y = gpu.forward(&inputs[i]).unwrap();
+        if pass % 97 == 0 {
+            assert_eq!(bits(&y), expected[i], "pass {pass}");
+        }
+        if pass == 1000 {
+            rss_at_1000 = rss_bytes();
+        }
+    }
+    let elapsed = start.elapsed();
+    let rss_end = rss_bytes();
+    assert_eq!(
+        gpu.workspace_allocations(),
+        warm,
+        "device buffers were allocated after warm-up"
+    );
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    match (rss_at_1000, rss_end) {
+        (Some(a), Some(b)) => {
+            let growth = b.saturating_sub(a);
+            println!(
+                "soak: {PASSES} passes in {elapsed:.2?} ({:.0} passes/s) on {} ({}); workspace \
+                 buffers {warm} throughout; RSS {:.1} MiB at pass 1,000, {:.1} MiB at pass \
+                 {PASSES} (growth {:.2} MiB, bound {:.0} MiB)",
+                PASSES as f64 / elapsed.as_secs_f64(),
+                ctx().adapter().name,
+                ctx().adapter().backend,
+                mib(a),
+                mib(b),
+                mib(growth),
+                mib(RSS_GROWTH_BOUND)
+            );
+            assert!(
+                growth < RSS_GROWTH_BOUND,
+                "RSS grew by {:.1} MiB between pass 1,000 and {PASSES}",
+                mib(growth)
+            );
+        }
+        _ => println!("soak: no /proc/self/status here; RSS not measured"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeouts and device loss.
+
+#[test]
+fn a_wait_longer_than_the_timeout_is_an_error_not_a_hang() {
+    let _serial = serial();
+    // Work that takes far longer than the timeout: ~1 GFLOP of matmuls against 1 µs.
+    let impatient = GpuContext::new(&GpuOptions {
+        timeout: Duration::from_micros(1),
+        ..GpuOptions::default()
+    })
+    .unwrap();
+    let m = model(
+        &[512, 512, 512],
+        &[Activation::Relu, Activation::Identity],
+        4,
+    );
+    let x = input(1024, 512, 5);
+    let gpu = GpuMlp::new(&impatient, &m).unwrap();
+    let start = Instant::now();
+    let result = gpu.forward(&x);
+    let elapsed = start.elapsed();
+    let adapter = impatient.adapter();
+    match result {
+        Err(Error::Timeout(t)) => {
+            assert_eq!(t, Duration::from_micros(1));
+            println!(
+                "timeout: a forward pass against a 1 µs timeout failed with Timeout after \
+                 {elapsed:.2?} on {} ({})",
+                adapter.name, adapter.backend
+            );
+        }
+        // wgpu's GL backend runs the commands inside `queue.submit`, and llvmpipe executes them
+        // there: by the time we wait, nothing is left to wait for, so no wait can time out.
+        Ok(y) if adapter.backend == "Gl" => {
+            assert_eq!(y.shape(), [1024, 512]);
+            println!(
+                "timeout: on {} (Gl) the work completes inside submit ({elapsed:.2?}); no wait \
+                 is left to time out",
+                adapter.name
+            );
+        }
+        Ok(_) => panic!("a 1 µs timeout did not fire on {adapter:?}"),
+        Err(e) => panic!("expected a Timeout, got {e}"),
+    }
+    assert!(elapsed < Duration::from_secs(30));
+    // A model on the same device with a patient context works, and so does this one, rebuilt.
+    let patient = GpuMlp::new(ctx(), &m).unwrap();
+    let want = patient.forward(&x).unwrap();
+    assert_close(
+        want.as_slice(),
+        &cpu::forward_f64(&m, &x).unwrap(),
+        1e-4,
+        1e-4,
+        "after a timeout",
+    );
+}
+
+#[test]
+fn device_loss_is_an_error_and_a_new_device_works() {
+    let _serial = serial();
+    let m = model(&[6, 8, 3], &[Activation::Tanh, Activation::Softmax], 8);
+    let x = input(5, 6, 9);
+    let lost = GpuContext::new(&GpuOptions::default()).unwrap();
+    let gpu = GpuMlp::new(&lost, &m).unwrap();
+    let before = gpu.forward(&x).unwrap();
+    lost.simulate_device_loss();
+    // Every later call fails with an error (none panics or hangs).
+    let mut errors = Vec::new();
+    for _ in 0..3 {
+        errors.push(gpu.forward(&x).unwrap_err());
+    }
+    errors.push(GpuMlp::new(&lost, &m).unwrap_err());
+    errors.push(GpuMlp::with_mode(&lost, &m, KernelMode::Separate).unwrap_err());
+    println!("after device loss: {errors:?}");
+    assert!(
+        errors.iter().all(|e| matches!(e, Error::DeviceLost(_))),
+        "{errors:?}"
+    );
+    // Other contexts on the same adapter are not affected.
+    let y = GpuMlp::new(ctx(), &m).unwrap().forward(&x).unwrap();
+    assert_eq!(bits(&y), bits(&before));
+    // A new context and model carry on, with the same results.
+    let fresh = GpuContext::new(&GpuOptions::default()).unwrap();
+    let again = GpuMlp::new(&fresh, &m).unwrap();
+    assert_eq!(bits(&again.forward(&x).unwrap()), bits(&before));
+}
