@@ -2,55 +2,32 @@
 // With USE_BIAS = false and ACT = 0 it is the plain matmul x·Wᵀ.
 //
 // Layouts (all padded with zeros, so the inner loop needs no bounds checks):
-//   x  [rows, k4]    vec4 per 4 input features (row stride k4 = ceil(in/4))
-//   wt [k4*4, wt_n4] the weight transposed to [in, out], out padded to a multiple of 8
-//   b  [wt_n4]       the bias, padded
-//   y  [rows, n4]    vec4 per 4 outputs (row stride n4 = ceil(out/4)); padded lanes are written 0
+//   x  [rows, k4]          vec4 per 4 input features (row stride k4 = ceil(in/4))
+//   wt texture [k4*4, wt_n4] rgba32float: the weight transposed to [in, out], out padded to 8
+//   b  [wt_n4]             the bias, padded
+//   y  [rows, n4]          vec4 per 4 outputs (row stride n4 = ceil(out/4)); padding written 0
 //
-// x is read through a 64 KiB uniform-buffer window of whole rows (the host binds the window at a
-// dynamic offset and dispatches once per window). All invocations of a workgroup share the same
-// rows, so every x load has a workgroup-uniform address: software adapters (llvmpipe/lavapipe)
-// then load once and broadcast instead of looping over lanes, and GPUs serve it from the constant
-// cache. Loads of wt are consecutive vec4s across invocations (coalesced).
-//
-// Each invocation computes a ROWS-row × 4-column block (ROWS ≤ 16): invocation i takes output columns 4i..4i+3.
-// Per step of 4 in k: 16 shared x loads, 4 own wt loads, 256 FMAs. There is no early return, so the
-// x addresses stay provably uniform; rows and columns past the end are clamped for loads and
-// skipped for stores.
+// Why this shape (measured on lavapipe, see docs/PERFORMANCE.md): llvmpipe runs invocations as
+// SIMD lanes and emits storage-buffer loads lane by lane, one component at a time, each behind a
+// bounds check. Uniform-buffer loads at a workgroup-uniform address are one load and a broadcast,
+// and texel fetches are SIMD gathers. So:
+// - x is read through a 64 KiB uniform window of whole rows (the host binds it at a dynamic offset
+//   and dispatches once per window); all invocations of a workgroup share the rows, so every x
+//   load has a uniform address (on GPUs: served from the constant cache);
+// - the weight is fetched from a texture (on GPUs: the texture cache; consecutive invocations
+//   fetch consecutive texels);
+// - each invocation computes a ROWS-row × 4-column block (ROWS ≤ 16; invocation i takes output
+//   columns 4i..4i+3): per step of 4 in k, ROWS shared x loads, 4 texel fetches, 16·ROWS FMAs.
+// There is no early return, so the x addresses stay provably uniform; rows and columns past the
+// end are clamped for loads and skipped for stores.
 
-struct Dims {
-    rows: u32,     // valid rows in this window (≥ 1)
-    row_base: u32, // the window's first row in y
-    k4: u32,       // vec4s per row of x
-    n4: u32,       // vec4s per row of y
-    n_out: u32,    // real output width (lanes at or past it are padding)
-    wt_n4: u32,    // vec4s per row of wt
-    pad0: u32,
-    pad1: u32,
-}
-
-override USE_BIAS: bool = true;
 // Rows per invocation, at most 16: the host picks 1 or 4 for small batches so a GEMV does not
 // compute 16 copies of one row. The `if ROWS > i` tests are resolved when the pipeline compiles.
 override ROWS: u32 = 16u;
 override WG: u32 = 64u;
 
-@group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<uniform> x: array<vec4<f32>, 4096>;
 @group(0) @binding(2) var wt: texture_2d<f32>;
-@group(0) @binding(3) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> y: array<vec4<f32>>;
-
-// Zeroes lanes past the real width, so padding never carries NaN or inf into the next layer.
-fn epilogue(v: vec4<f32>, col4: u32) -> vec4<f32> {
-    var r = vec4<f32>(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
-    let c = col4 * 4u;
-    if c + 4u > dims.n_out {
-        let lane = vec4<u32>(c, c + 1u, c + 2u, c + 3u);
-        r = select(vec4<f32>(0.0), r, lane < vec4<u32>(dims.n_out));
-    }
-    return r;
-}
 
 fn store(row: u32, col: u32, v: vec4<f32>) {
     if row < dims.rows && col < dims.n4 {

@@ -5,37 +5,11 @@
 // Each invocation computes a 4-row × 8-column block in registers: per step of 4 in k it loads
 // 4 vec4 of x and 8 vec4 of wt and does 128 multiply-adds.
 
-struct Dims {
-    rows: u32,     // valid rows of x and y
-    row_base: u32, // always 0 here: one dispatch covers the chunk
-    k4: u32,       // vec4s per row of x
-    n4: u32,       // vec4s per row of y
-    n_out: u32,    // real output width (lanes at or past it are padding)
-    wt_n4: u32,    // vec4s per row of wt
-    pad0: u32,
-    pad1: u32,
-}
-
-override USE_BIAS: bool = true;
 override WG_X: u32 = 8u;
 override WG_Y: u32 = 8u;
 
-@group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> y: array<vec4<f32>>;
-
-// Zeroes lanes past the real width, so padding never carries NaN or inf into the next layer.
-fn epilogue(v: vec4<f32>, col4: u32) -> vec4<f32> {
-    var r = vec4<f32>(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
-    let c = col4 * 4u;
-    if c + 4u > dims.n_out {
-        let lane = vec4<u32>(c, c + 1u, c + 2u, c + 3u);
-        r = select(vec4<f32>(0.0), r, lane < vec4<u32>(dims.n_out));
-    }
-    return r;
-}
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn linear_wide(@builtin(global_invocation_id) gid: vec3<u32>) {

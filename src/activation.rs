@@ -166,39 +166,43 @@ fn relu<T: PartialOrd + Default + Copy>(x: T) -> T {
 /// Softmax of one row in f64, PyTorch's algorithm: m = max (NaN-propagating), e = exp(x − m),
 /// y = e · (1/Σe). A row with +inf or NaN, or all −inf, becomes all NaN.
 pub fn softmax_row_f64(row: &mut [f64]) {
-    let m = row.iter().copied().fold(f64::NEG_INFINITY, |m, x| {
-        if x.is_nan() || m.is_nan() {
-            f64::NAN
-        } else {
-            m.max(x)
-        }
-    });
-    let mut sum = 0.0;
-    for x in row.iter_mut() {
-        *x = (*x - m).exp();
-        sum += *x;
-    }
-    let inv = 1.0 / sum;
-    for x in row.iter_mut() {
-        *x *= inv;
-    }
+    softmax_row(row, f64::NEG_INFINITY, f64::NAN, f64::exp);
 }
 
 /// Softmax of one row in f32, the same algorithm as [`softmax_row_f64`] in f32 arithmetic.
 pub fn softmax_row_f32(row: &mut [f32]) {
-    let m = row.iter().copied().fold(f32::NEG_INFINITY, |m, x| {
-        if x.is_nan() || m.is_nan() {
-            f32::NAN
+    softmax_row(row, f32::NEG_INFINITY, f32::NAN, f32::exp);
+}
+
+/// The softmax algorithm for either float type (std has no float trait; the constants and `exp`
+/// come in as arguments).
+fn softmax_row<T>(row: &mut [T], neg_inf: T, nan: T, exp: fn(T) -> T)
+where
+    T: Copy
+        + PartialOrd
+        + std::ops::Sub<Output = T>
+        + std::ops::AddAssign
+        + std::ops::MulAssign
+        + std::ops::Div<Output = T>
+        + From<u8>,
+{
+    #[allow(clippy::eq_op)]
+    let is_nan = |v: T| v != v;
+    let m = row.iter().copied().fold(neg_inf, |m, x| {
+        if is_nan(x) || is_nan(m) {
+            nan
+        } else if x > m {
+            x
         } else {
-            m.max(x)
+            m
         }
     });
-    let mut sum = 0.0;
+    let mut sum = T::from(0);
     for x in row.iter_mut() {
-        *x = (*x - m).exp();
+        *x = exp(*x - m);
         sum += *x;
     }
-    let inv = 1.0 / sum;
+    let inv = T::from(1) / sum;
     for x in row.iter_mut() {
         *x *= inv;
     }

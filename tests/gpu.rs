@@ -11,31 +11,12 @@
 
 mod common;
 
-use std::sync::OnceLock;
-
-use common::{assert_close, random_vec};
+use common::{assert_close, ctx, input, model, random_vec};
 use wgpu_mlp::gpu::{GpuContext, GpuMlp, GpuOptions, KernelMode, ops};
 use wgpu_mlp::{Activation, Error, Layer, Linear, Matrix, Mlp, cpu, io};
 
 const RTOL: f64 = 1e-4;
 const ATOL: f64 = 1e-4;
-
-fn ctx() -> &'static GpuContext {
-    static CTX: OnceLock<GpuContext> = OnceLock::new();
-    CTX.get_or_init(common::gpu)
-}
-
-fn model(sizes: &[usize], acts: &[Activation], seed: u64) -> Mlp {
-    let mut b = Mlp::builder(sizes[0]).seed(seed);
-    for (w, a) in sizes[1..].iter().zip(acts) {
-        b = b.layer(*w, *a);
-    }
-    b.build().unwrap()
-}
-
-fn input(rows: usize, cols: usize, seed: u64, scale: f32) -> Matrix {
-    Matrix::new(rows, cols, random_vec(rows * cols, seed, -scale, scale)).unwrap()
-}
 
 fn check_model(m: &Mlp, x: &Matrix, mode: KernelMode, what: &str) {
     let gpu = GpuMlp::with_mode(ctx(), m, mode).unwrap();

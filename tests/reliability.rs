@@ -17,10 +17,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{assert_close, random_vec};
+use common::{assert_close, ctx, model};
 use wgpu_mlp::gpu::{GpuContext, GpuMlp, GpuOptions, KernelMode};
 use wgpu_mlp::io::{csv, npy, safetensors as st};
 use wgpu_mlp::{Activation, Error, Init, Layer, LayerSpec, Linear, Matrix, Mlp, cpu};
@@ -82,21 +82,8 @@ fn rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn ctx() -> &'static GpuContext {
-    static CTX: OnceLock<GpuContext> = OnceLock::new();
-    CTX.get_or_init(common::gpu)
-}
-
-fn model(sizes: &[usize], acts: &[Activation], seed: u64) -> Mlp {
-    let mut b = Mlp::builder(sizes[0]).seed(seed);
-    for (w, a) in sizes[1..].iter().zip(acts) {
-        b = b.layer(*w, *a);
-    }
-    b.build().unwrap()
-}
-
 fn input(rows: usize, cols: usize, seed: u64) -> Matrix {
-    Matrix::new(rows, cols, random_vec(rows * cols, seed, -1.0, 1.0)).unwrap()
+    common::input(rows, cols, seed, 1.0)
 }
 
 /// The bits of every value (so NaN compares equal to NaN, and -0 differs from 0).

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use crate::activation::Activation;
 
 const ACTIVATION_WGSL: &str = include_str!("../../shaders/activation.wgsl");
+const LINEAR_COMMON_WGSL: &str = include_str!("../../shaders/linear_common.wgsl");
 const LINEAR_WGSL: &str = include_str!("../../shaders/linear.wgsl");
 const LINEAR_WIDE_WGSL: &str = include_str!("../../shaders/linear_wide.wgsl");
 const ELEMENTWISE_WGSL: &str = include_str!("../../shaders/elementwise.wgsl");
@@ -138,11 +139,15 @@ fn layout(
 
 impl Kernels {
     pub(crate) fn new(device: &wgpu::Device) -> Self {
-        let linear_module = module(device, "linear.wgsl", &[ACTIVATION_WGSL, LINEAR_WGSL]);
+        let linear_module = module(
+            device,
+            "linear.wgsl",
+            &[ACTIVATION_WGSL, LINEAR_COMMON_WGSL, LINEAR_WGSL],
+        );
         let linear_wide_module = module(
             device,
             "linear_wide.wgsl",
-            &[ACTIVATION_WGSL, LINEAR_WIDE_WGSL],
+            &[ACTIVATION_WGSL, LINEAR_COMMON_WGSL, LINEAR_WIDE_WGSL],
         );
         let elementwise_module = module(
             device,

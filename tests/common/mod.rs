@@ -1,7 +1,10 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::sync::OnceLock;
+
 use wgpu_mlp::gpu::{GpuContext, GpuOptions};
+use wgpu_mlp::{Activation, Matrix, Mlp};
 
 /// The GPU context for tests. There is no silent skip: with no adapter the test fails and says how
 /// to install one. `WGPU_BACKEND` (vulkan, gl) and `WGPU_ADAPTER_NAME` choose the adapter.
@@ -58,4 +61,25 @@ pub fn random_vec(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
             lo + (hi - lo) * u
         })
         .collect()
+}
+
+/// One context per test binary, shared by its tests (device creation and kernel compilation are
+/// slow on software adapters).
+pub fn ctx() -> &'static GpuContext {
+    static CTX: OnceLock<GpuContext> = OnceLock::new();
+    CTX.get_or_init(gpu)
+}
+
+/// A model with PyTorch's default init: `sizes` input first, one activation per layer.
+pub fn model(sizes: &[usize], acts: &[Activation], seed: u64) -> Mlp {
+    let mut b = Mlp::builder(sizes[0]).seed(seed);
+    for (w, a) in sizes[1..].iter().zip(acts) {
+        b = b.layer(*w, *a);
+    }
+    b.build().unwrap()
+}
+
+/// A `[rows, cols]` input of values uniform in [-scale, scale).
+pub fn input(rows: usize, cols: usize, seed: u64, scale: f32) -> Matrix {
+    Matrix::new(rows, cols, random_vec(rows * cols, seed, -scale, scale)).unwrap()
 }
