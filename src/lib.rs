@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod bench;
 pub mod cpu;
 pub mod data;
 mod error;
@@ -31,3 +32,8 @@ pub use layer::Linear;
 pub use matrix::Matrix;
 pub use model::{DEFAULT_SEED, Layer, LayerSpec, Mlp, MlpBuilder};
 pub use rng::Generator;
+
+/// The README's Rust examples, compiled and run as doctests so they cannot go stale.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

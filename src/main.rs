@@ -7,7 +7,12 @@
 //! wgpu-mlp infer --weights model.safetensors --act relu,relu,softmax --input x.npy --output y.npy
 //!                [--device cpu|gpu|auto] [--adapter NAME]
 //! wgpu-mlp adapters
+//! wgpu-mlp [bench] [--full] [--workload gemm,mnist,...] [--batch N,...] [--sizes N,...]
+//!                  [--paths cpu-fast,gpu-e2e,...] [--runs N] [--warmup N] [--budget SECS]
+//!                  [--adapter NAME] [--json FILE] [--plot FILE.svg]
 //! ```
+//!
+//! With no subcommand, `wgpu-mlp` runs the quick benchmark (`wgpu-mlp bench`).
 //!
 //! Every error prints `error: <message>` on stderr and exits with status 1 (usage errors
 //! included); no command leaves a partial output file behind.
@@ -27,8 +32,9 @@ use wgpu_mlp::{Activation, DEFAULT_SEED, Error, Layer, Matrix, Mlp, Result};
 #[derive(Debug, Parser)]
 #[command(name = "wgpu-mlp", version, about, propagate_version = true)]
 struct Cli {
+    /// With no subcommand: the quick benchmark (`bench`).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,6 +47,8 @@ enum Command {
     Infer(InferArgs),
     /// List the GPU adapters wgpu finds (WGPU_BACKEND narrows the backends) and the default choice.
     Adapters,
+    /// Benchmark CPU against GPU on the standard workloads (the default command: a quick run).
+    Bench(BenchArgs),
 }
 
 /// Where the model comes from: layer widths or a weights file (exactly one).
@@ -127,6 +135,59 @@ struct InferArgs {
     names: Option<String>,
 }
 
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Every workload and size (adds gemm 1024 and 2048, and wide b1024); minutes on a CPU.
+    /// The default is a quick run: gemm 256 and 512, mnist b1, b64 and b1024, seed, roundtrip.
+    #[arg(long, conflicts_with = "quick")]
+    full: bool,
+
+    /// The quick run (the default).
+    #[arg(long)]
+    quick: bool,
+
+    /// Workloads to run: gemm, mnist, wide, seed, roundtrip (repeatable or comma separated).
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    workload: Vec<String>,
+
+    /// Batch sizes for mnist, wide and seed, replacing their defaults (e.g. 1,64,1024).
+    #[arg(long, value_name = "N,...", value_delimiter = ',')]
+    batch: Option<Vec<usize>>,
+
+    /// GEMM sizes M = N = K, replacing the defaults (e.g. 256,512).
+    #[arg(long, value_name = "N,...", value_delimiter = ',')]
+    sizes: Option<Vec<usize>>,
+
+    /// Paths to run: cpu-reference, cpu-fast, gpu-e2e, gpu-resident (default: all).
+    #[arg(long, value_name = "PATH", value_delimiter = ',')]
+    paths: Vec<String>,
+
+    /// Timed runs per path (fewer, at least 3, when a path exceeds --budget).
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+
+    /// Untimed warm-up runs per path.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+
+    /// Seconds per path after which timing stops once 3 runs are done (default 5, 20 with
+    /// --full); 0: no limit.
+    #[arg(long, value_name = "SECS")]
+    budget: Option<f64>,
+
+    /// GPU adapter to use (a substring of its name).
+    #[arg(long, value_name = "NAME")]
+    adapter: Option<String>,
+
+    /// Also write every figure as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// Also draw throughput against batch size and GEMM size as an SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+}
+
 /// Where `infer` runs the forward pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Device {
@@ -165,11 +226,20 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+    let command = match cli.command {
+        Some(c) => c,
+        // No subcommand: the quick benchmark, with `bench`'s defaults.
+        None => Cli::try_parse_from(["wgpu-mlp", "bench"])
+            .ok()
+            .and_then(|c| c.command)
+            .ok_or_else(|| Error::InvalidArgument("no subcommand".into()))?,
+    };
+    match command {
         Command::Summary(args) => summary(args),
         Command::Init(args) => init(args),
         Command::Infer(args) => infer(args),
         Command::Adapters => adapters(),
+        Command::Bench(args) => bench(args),
     }
 }
 
@@ -223,6 +293,7 @@ fn infer(args: InferArgs) -> Result<()> {
     // Check everything cheap before doing any work.
     MatrixFormat::from_path(&args.input)?;
     MatrixFormat::from_path(&args.output)?;
+    check_output_dir(&args.output)?;
     let acts = parse_acts(args.act.as_deref())?;
     let names = parse_names(args.names.as_deref())?;
     let model = load_model(&args.weights, acts, names.as_deref())?;
@@ -283,6 +354,75 @@ fn adapters() -> Result<()> {
         Err(e) => println!("default choice: none ({e})"),
     }
     Ok(())
+}
+
+fn bench(args: BenchArgs) -> Result<()> {
+    use wgpu_mlp::bench::{self, BenchOptions, BenchPath, Progress, Workload};
+    let budget = args.budget.unwrap_or(if args.full { 20.0 } else { 5.0 });
+    if !(budget.is_finite() && budget >= 0.0) {
+        return Err(Error::InvalidArgument(
+            "--budget must be a number of seconds, 0 for no limit".into(),
+        ));
+    }
+    let opts = BenchOptions {
+        workloads: args
+            .workload
+            .iter()
+            .map(|w| Workload::parse(w))
+            .collect::<Result<_>>()?,
+        batches: args.batch,
+        sizes: args.sizes,
+        paths: args
+            .paths
+            .iter()
+            .map(|p| BenchPath::parse(p))
+            .collect::<Result<_>>()?,
+        full: args.full,
+        warmup: args.warmup,
+        runs: args.runs,
+        budget: (budget > 0.0).then(|| std::time::Duration::from_secs_f64(budget)),
+        adapter: args.adapter,
+        progress: Progress::auto(),
+        ..BenchOptions::default()
+    };
+    // Options and output folders checked before any work.
+    opts.cases()?;
+    for path in args.json.iter().chain(&args.plot) {
+        bench::check_output_dir(path)?;
+    }
+    let report = bench::run(&opts)?;
+    if let Some(path) = &args.json {
+        bench::write_file(path, report.to_json().as_bytes())?;
+    }
+    if let Some(path) = &args.plot {
+        bench::write_file(path, bench::svg(&report).as_bytes())?;
+    }
+    let mut out = std::io::stdout().lock();
+    match out
+        .write_all(report.to_markdown().as_bytes())
+        .and_then(|()| out.flush())
+    {
+        // `wgpu-mlp bench | head` is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+            path: PathBuf::from("<stdout>"),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Fails early when the output's folder does not exist, before any model runs.
+fn check_output_dir(output: &Path) -> Result<()> {
+    match output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => Err(Error::Io {
+            path: output.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("the output folder {} does not exist", dir.display()),
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Prints the model's diagnostics as warnings on stderr.

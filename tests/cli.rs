@@ -452,10 +452,22 @@ fn summary_usage_errors() {
         let o = run(&args);
         assert_fails(&o);
     }
-    // No subcommand: the help text, as a failure.
-    let o = run(&[]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("Usage:"), "{}", stderr(&o));
+    // No subcommand runs the quick benchmark (the README's main job); its options parse.
+    let o = run(&["bench", "--help"]);
+    assert_ok(&o);
+    let o = run(&[
+        "bench",
+        "--workload",
+        "seed",
+        "--paths",
+        "cpu-reference,cpu-fast",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+    ]);
+    assert_ok(&o);
+    assert!(stdout(&o).contains("| seed |"), "{}", stdout(&o));
     let o = run(&["--help"]);
     assert_ok(&o);
     assert!(stdout(&o).contains("infer"));

@@ -17,8 +17,9 @@ const SOFTMAX_WGSL: &str = include_str!("../../shaders/softmax.wgsl");
 pub(crate) const LINEAR_WG: u32 = 64;
 /// Rows and columns one linear.wgsl invocation computes; the workgroup shares the rows.
 pub(crate) const LINEAR_BLOCK: (u32, u32) = (16, 4);
-/// Smaller row blocks of linear.wgsl for small batches (a GEMV needs one row, not 16 copies).
-pub(crate) const LINEAR_SMALL_ROWS: [u32; 2] = [1, 4];
+/// Smaller row blocks of linear.wgsl, for small batches (a GEMV needs one row, not 16 copies)
+/// and for windows of fewer than 16 rows (inputs wider than 1,024 features).
+pub(crate) const LINEAR_SMALL_ROWS: [u32; 3] = [1, 4, 8];
 /// Bytes of x that linear.wgsl sees through its uniform window (`array<vec4<f32>, 4096>`).
 pub(crate) const LINEAR_WINDOW_BYTES: u64 = 65536;
 /// Workgroup shape of linear_wide.wgsl: 8×8 invocations of 4 rows × 8 columns each.

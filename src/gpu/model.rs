@@ -549,34 +549,34 @@ impl GpuMlp {
         for (layer, groups) in self.layers.iter().zip(&ws.bind_groups) {
             let n4 = pack::vec4s(layer.n_out) as u64;
             for ((key, pipeline), bg) in layer.passes.iter().zip(groups) {
-                pass.set_pipeline(pipeline);
                 if let PipelineKey::Linear { wide: false, .. } = key {
-                    // Small batches take the variant with the fewest rows per invocation.
-                    let (block, small) = layer
-                        .small
-                        .iter()
-                        .find(|(n, _)| rows <= *n as usize)
-                        .map_or((LINEAR_BLOCK.0, pipeline), |(n, p)| (*n, p));
-                    pass.set_pipeline(small);
-                    // One dispatch per uniform window of rows.
+                    // One dispatch per uniform window of rows, each with the smallest row block
+                    // that covers the window's rows (so no invocation computes clamped copies).
                     let r = layer.window_rows;
                     let x_row_bytes = pack::f32_bytes(pack::vec4s(layer.n_in) * 4);
                     let cols = n4.div_ceil(u64::from(LINEAR_BLOCK.1 / 4));
                     for w in 0..windows(rows, r) {
-                        let valid = (rows - w * r).min(r) as u64;
+                        let valid = (rows - w * r).min(r);
+                        let (block, pipeline) = layer
+                            .small
+                            .iter()
+                            .find(|(n, _)| valid <= *n as usize)
+                            .map_or((LINEAR_BLOCK.0, pipeline), |(n, p)| (*n, p));
                         let offsets = [
                             (w as u64 * self.dims_stride) as u32,
                             (w as u64 * r as u64 * x_row_bytes) as u32,
                         ];
+                        pass.set_pipeline(pipeline);
                         pass.set_bind_group(0, bg, &offsets);
                         pass.dispatch_workgroups(
                             cols.div_ceil(u64::from(LINEAR_WG)) as u32,
-                            valid.div_ceil(u64::from(block)) as u32,
+                            (valid as u64).div_ceil(u64::from(block)) as u32,
                             1,
                         );
                     }
                     continue;
                 }
+                pass.set_pipeline(pipeline);
                 let (x, y) = match key {
                     PipelineKey::Linear { .. } => {
                         let cols = n4.div_ceil(u64::from(WIDE_BLOCK.1 / 4));
@@ -637,9 +637,15 @@ fn window_rows(n_in: usize, n_out: usize, limits: &wgpu::Limits) -> usize {
     let row_bytes = pack::f32_bytes(pack::vec4s(n_in) * 4);
     let align = u64::from(limits.min_uniform_buffer_offset_alignment).max(1);
     let fit = LINEAR_WINDOW_BYTES / row_bytes;
-    // Offsets are multiples of row_bytes; they must also be multiples of align.
+    // Offsets are multiples of row_bytes; they must also be multiples of align (a power of two
+    // of at most 256, so `step` divides 16). Windows of whole 16-row blocks waste no invocation.
     let step = align / gcd(row_bytes, align);
-    ((fit / step) * step) as usize
+    let unit = if fit >= u64::from(LINEAR_BLOCK.0) {
+        u64::from(LINEAR_BLOCK.0).max(step)
+    } else {
+        step
+    };
+    ((fit / unit) * unit) as usize
 }
 
 fn gcd(a: u64, b: u64) -> u64 {

@@ -1,0 +1,823 @@
+//! The benchmark harness's logic, without timing anything that matters: FLOP counting, the
+//! statistics, the correctness gate, the fast CPU baseline, the JSON and the SVG.
+
+use std::time::Duration;
+
+use wgpu_mlp::bench::{
+    self, BenchOptions, BenchPath, FastCpuMlp, Record, Reference, Report, Settings, Stats,
+    Tolerance, Workload, random_input,
+};
+use wgpu_mlp::gpu::AdapterSummary;
+use wgpu_mlp::{Activation, LayerSpec, Matrix, Mlp};
+
+// ---------------------------------------------------------------------------------------------
+// FLOPs and statistics
+
+#[test]
+fn flops_are_two_batch_in_out_per_linear() {
+    assert_eq!(bench::linear_flops(64, 784, 512), 2 * 64 * 784 * 512);
+    let mnist = Workload::Mnist.model(0).unwrap();
+    assert_eq!(
+        bench::model_flops(&mnist, 64),
+        2 * 64 * (784 * 512 + 512 * 512 + 512 * 10)
+    );
+    let gemm = Workload::Gemm.model(2048).unwrap();
+    assert_eq!(bench::model_flops(&gemm, 2048), 2 * 2048u64.pow(3));
+    assert_eq!(bench::model_flops(&mnist, 0), 0);
+    // No overflow on the largest workload.
+    let wide = Workload::Wide.model(0).unwrap();
+    assert_eq!(bench::model_flops(&wide, 1024), 3 * 2 * 1024 * 2048 * 2048);
+}
+
+#[test]
+fn workload_models_have_the_documented_shapes() {
+    let widths = |m: &Mlp| {
+        m.layers()
+            .iter()
+            .map(|l| {
+                (
+                    l.linear.in_features(),
+                    l.linear.out_features(),
+                    l.activation,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    use Activation::*;
+    assert_eq!(
+        widths(&Workload::Mnist.model(0).unwrap()),
+        [(784, 512, Relu), (512, 512, Relu), (512, 10, Softmax)]
+    );
+    assert_eq!(
+        widths(&Workload::Wide.model(0).unwrap()),
+        [
+            (2048, 2048, Relu),
+            (2048, 2048, Relu),
+            (2048, 2048, Identity)
+        ]
+    );
+    assert_eq!(
+        widths(&Workload::Seed.model(0).unwrap()),
+        [(3, 3, Sigmoid), (3, 2, Identity)]
+    );
+    let gemm = Workload::Gemm.model(256).unwrap();
+    assert_eq!(widths(&gemm), [(256, 256, Identity)]);
+    assert!(gemm.layers()[0].linear.bias().is_none(), "gemm has no bias");
+    assert_eq!(
+        widths(&Workload::Roundtrip.model(0).unwrap()),
+        [(1, 1, Identity)]
+    );
+}
+
+#[test]
+fn stats_median_min_max() {
+    let s = Stats::from_ms(&[3.0, 1.0, 2.0]).unwrap();
+    assert_eq!(
+        (s.median_ms, s.min_ms, s.max_ms, s.runs),
+        (2.0, 1.0, 3.0, 3)
+    );
+    let s = Stats::from_ms(&[4.0, 1.0, 3.0, 2.0]).unwrap();
+    assert_eq!(
+        (s.median_ms, s.min_ms, s.max_ms, s.runs),
+        (2.5, 1.0, 4.0, 4)
+    );
+    let s = Stats::from_ms(&[7.0]).unwrap();
+    assert_eq!((s.median_ms, s.min_ms, s.max_ms), (7.0, 7.0, 7.0));
+    assert!(Stats::from_ms(&[]).is_none());
+    assert!(Stats::from_ms(&[1.0, f64::NAN]).is_none());
+    let s = Stats::from_durations(&[Duration::from_millis(2), Duration::from_micros(500)]).unwrap();
+    assert!((s.median_ms - 1.25).abs() < 1e-12 && s.min_ms == 0.5 && s.max_ms == 2.0);
+    // 1 GFLOP in 10 ms is 100 GFLOP/s; 64 rows in 10 ms are 6400 rows/s.
+    let s = Stats::from_ms(&[10.0]).unwrap();
+    assert!((s.gflops(1_000_000_000) - 100.0).abs() < 1e-9);
+    assert!((s.samples_per_s(64) - 6400.0).abs() < 1e-9);
+}
+
+#[test]
+fn time_runs_respects_warmup_runs_and_budget() {
+    let count = |opts: &BenchOptions| {
+        let mut calls = 0;
+        let samples = bench::time_runs(opts, || {
+            calls += 1;
+            Ok(())
+        })
+        .unwrap();
+        (calls, samples.len())
+    };
+    let no_budget = BenchOptions {
+        warmup: 2,
+        runs: 5,
+        budget: None,
+        ..BenchOptions::default()
+    };
+    assert_eq!(count(&no_budget), (7, 5));
+    // A spent budget: one warm-up run, then the minimum of timed runs.
+    let spent = BenchOptions {
+        warmup: 3,
+        runs: 10,
+        min_runs: 3,
+        budget: Some(Duration::ZERO),
+        ..BenchOptions::default()
+    };
+    assert_eq!(count(&spent), (4, 3));
+    // min_runs never exceeds runs.
+    let few = BenchOptions {
+        runs: 2,
+        ..spent.clone()
+    };
+    assert_eq!(count(&few).1, 2);
+    // The first error ends it.
+    let err = bench::time_runs(&no_budget, || Err(wgpu_mlp::Error::Gpu("boom".into())));
+    assert!(err.is_err());
+}
+
+#[test]
+fn sig_keeps_three_significant_digits() {
+    assert_eq!(bench::sig(0.012345), "0.0123");
+    assert_eq!(bench::sig(1.2345), "1.23");
+    assert_eq!(bench::sig(123.45), "123");
+    assert_eq!(bench::sig(12345.6), "12346");
+    assert_eq!(bench::sig(0.0), "0");
+}
+
+#[test]
+fn utc_dates() {
+    assert_eq!(bench::utc_date(0), "1970-01-01 00:00 UTC");
+    assert_eq!(bench::utc_date(951_782_400), "2000-02-29 00:00 UTC");
+    assert_eq!(bench::utc_date(1_700_000_000), "2023-11-14 22:13 UTC");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+#[test]
+fn quick_and_full_cases() {
+    let quick = BenchOptions::default().cases().unwrap();
+    assert!(quick.iter().all(|c| c.workload != Workload::Wide));
+    let gemm: Vec<usize> = quick.iter().filter_map(|c| c.size).collect();
+    assert_eq!(gemm, [256, 512]);
+    assert!(quick.iter().any(|c| c.workload == Workload::Roundtrip));
+
+    let full = BenchOptions {
+        full: true,
+        ..BenchOptions::default()
+    }
+    .cases()
+    .unwrap();
+    let gemm: Vec<usize> = full.iter().filter_map(|c| c.size).collect();
+    assert_eq!(gemm, [256, 512, 1024, 2048]);
+    let mnist: Vec<usize> = full
+        .iter()
+        .filter(|c| c.workload == Workload::Mnist)
+        .map(|c| c.batch)
+        .collect();
+    assert_eq!(mnist, [1, 64, 1024]);
+    assert!(
+        full.iter()
+            .any(|c| c.workload == Workload::Wide && c.batch == 1024)
+    );
+    for w in Workload::ALL {
+        assert!(full.iter().any(|c| c.workload == w), "{w:?}");
+    }
+
+    let custom = BenchOptions {
+        workloads: vec![Workload::Mnist, Workload::Roundtrip],
+        batches: Some(vec![8, 32]),
+        ..BenchOptions::default()
+    }
+    .cases()
+    .unwrap();
+    let got: Vec<(Workload, usize)> = custom.iter().map(|c| (c.workload, c.batch)).collect();
+    // --batch does not apply to roundtrip (one row by definition).
+    assert_eq!(
+        got,
+        [
+            (Workload::Mnist, 8),
+            (Workload::Mnist, 32),
+            (Workload::Roundtrip, 1)
+        ]
+    );
+}
+
+#[test]
+fn bad_options_are_refused() {
+    let runs0 = BenchOptions {
+        runs: 0,
+        ..BenchOptions::default()
+    };
+    assert!(runs0.cases().is_err());
+    let batch0 = BenchOptions {
+        batches: Some(vec![0]),
+        ..BenchOptions::default()
+    };
+    assert!(batch0.cases().is_err());
+    assert!(Workload::parse("mnist").is_ok());
+    let e = Workload::parse("resnet").unwrap_err().to_string();
+    assert!(e.contains("gemm, mnist, wide, seed, roundtrip"), "{e}");
+    assert_eq!(BenchPath::parse("gpu-e2e").unwrap(), BenchPath::GpuE2e);
+    assert!(BenchPath::parse("gpu").is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The correctness gate and the fast CPU baseline
+
+fn model(widths: &[usize], act: Activation) -> Mlp {
+    let mut b = Mlp::builder(widths[0]).seed(7);
+    for &w in &widths[1..] {
+        b = b.layer(w, act);
+    }
+    b.build().unwrap()
+}
+
+#[test]
+fn random_inputs_are_nonzero_and_in_range() {
+    let x = random_input(16, 9).unwrap();
+    assert_eq!(x.shape(), [16, 9]);
+    assert!(
+        x.as_slice()
+            .iter()
+            .all(|&v| (-1.0..1.0).contains(&v) && v != 0.0)
+    );
+    assert!(x.as_slice().iter().any(|&v| v < 0.0) && x.as_slice().iter().any(|&v| v > 0.0));
+}
+
+#[test]
+fn gate_accepts_the_reference_and_rejects_wrong_results() {
+    let m = model(&[5, 7, 3], Activation::Tanh);
+    let x = random_input(4, 5).unwrap();
+    let reference = Reference::new(&m, &x).unwrap();
+    let good = wgpu_mlp::cpu::forward(&m, &x).unwrap();
+    let info = reference.check(&good, Tolerance::default()).unwrap();
+    assert_eq!((info.rows, info.of_rows), (4, 4));
+    assert!(info.max_abs_err < 1e-6);
+
+    let mut wrong = good.clone();
+    wrong.as_mut_slice()[5] += 0.01;
+    let e = reference.check(&wrong, Tolerance::default()).unwrap_err();
+    assert!(e.contains("[1, 2]"), "{e}");
+
+    let mut nan = good.clone();
+    nan.as_mut_slice()[0] = f32::NAN;
+    assert!(reference.check(&nan, Tolerance::default()).is_err());
+
+    let zeros = Matrix::zeros(4, 3);
+    assert!(reference.check(&zeros, Tolerance::default()).is_err());
+
+    let short = Matrix::zeros(3, 3);
+    assert!(reference.check(&short, Tolerance::default()).is_err());
+}
+
+#[test]
+fn big_batches_are_checked_on_their_first_and_last_rows() {
+    assert_eq!(bench::check_rows(3), [0, 1, 2]);
+    assert_eq!(bench::check_rows(bench::CHECK_ALL_ROWS_UP_TO).len(), 256);
+    let rows = bench::check_rows(1000);
+    assert_eq!(rows.len(), bench::SUBSET_ROWS);
+    assert_eq!((rows[0], rows[31], rows[32], rows[63]), (0, 31, 968, 999));
+
+    let m = model(&[4, 2], Activation::Identity);
+    let x = random_input(300, 4).unwrap();
+    let reference = Reference::new(&m, &x).unwrap();
+    let mut y = wgpu_mlp::cpu::forward(&m, &x).unwrap();
+    assert_eq!(reference.check(&y, Tolerance::default()).unwrap().rows, 64);
+    // A wrong last row is caught.
+    y.as_mut_slice()[299 * 2] += 1.0;
+    assert!(reference.check(&y, Tolerance::default()).is_err());
+}
+
+fn template(path: BenchPath) -> Record {
+    Record {
+        workload: "mnist".into(),
+        size: None,
+        batch: 4,
+        path,
+        flops: 1000,
+        stats: None,
+        error: None,
+        checked_rows: None,
+        max_abs_err: None,
+        adapter: "test".into(),
+        backend: "test".into(),
+        runs_requested: 0,
+    }
+}
+
+#[test]
+fn a_wrong_result_is_an_error_row_and_is_never_timed() {
+    let m = model(&[3, 4, 2], Activation::Relu);
+    let x = random_input(4, 3).unwrap();
+    let reference = Reference::new(&m, &x).unwrap();
+    let opts = BenchOptions {
+        warmup: 1,
+        runs: 3,
+        ..BenchOptions::default()
+    };
+    let mut timed_calls = 0;
+    let rec = bench::measure(
+        &opts,
+        &template(BenchPath::GpuE2e),
+        Some((&reference, &mut || Ok(Matrix::zeros(4, 2)))),
+        &mut || {
+            timed_calls += 1;
+            Ok(())
+        },
+    );
+    assert_eq!(timed_calls, 0);
+    assert!(rec.stats.is_none());
+    assert!(
+        rec.error.as_deref().unwrap().contains("wrong result"),
+        "{rec:?}"
+    );
+    // An error from the path itself is an error row too.
+    let rec = bench::measure(
+        &opts,
+        &template(BenchPath::GpuE2e),
+        Some((&reference, &mut || {
+            Err(wgpu_mlp::Error::Gpu("device gone".into()))
+        })),
+        &mut || Ok(()),
+    );
+    assert!(rec.error.unwrap().contains("device gone"));
+
+    // A right result is timed.
+    let mut calls = 0;
+    let rec = bench::measure(
+        &opts,
+        &template(BenchPath::CpuFast),
+        Some((&reference, &mut || wgpu_mlp::cpu::forward(&m, &x))),
+        &mut || {
+            calls += 1;
+            Ok(())
+        },
+    );
+    assert_eq!(calls, 4);
+    assert_eq!(rec.stats.unwrap().runs, 3);
+    assert_eq!(rec.checked_rows, Some(4));
+    assert!(rec.error.is_none());
+}
+
+#[test]
+fn fast_cpu_matches_the_reference() {
+    let x = random_input(33, 17).unwrap();
+    for act in Activation::ALL {
+        let m = model(&[17, 40, 9], act);
+        let got = FastCpuMlp::new(&m).forward(&x).unwrap();
+        let reference = Reference::new(&m, &x).unwrap();
+        if let Err(e) = reference.check(&got, Tolerance::default()) {
+            panic!("{act}: {e}");
+        }
+    }
+    // Without bias, and the benchmark's own models.
+    let nobias = Mlp::builder(6)
+        .layer_spec(LayerSpec::new(5, Activation::Identity).no_bias())
+        .seed(3)
+        .build()
+        .unwrap();
+    let x6 = random_input(7, 6).unwrap();
+    let r = Reference::new(&nobias, &x6).unwrap();
+    r.check(
+        &FastCpuMlp::new(&nobias).forward(&x6).unwrap(),
+        Tolerance::default(),
+    )
+    .unwrap();
+    for (w, n) in [
+        (Workload::Mnist, 64),
+        (Workload::Gemm, 128),
+        (Workload::Seed, 1),
+    ] {
+        let m = w.model(n).unwrap();
+        let x = random_input(n, m.in_features()).unwrap();
+        let r = Reference::new(&m, &x).unwrap();
+        if let Err(e) = r.check(
+            &FastCpuMlp::new(&m).forward(&x).unwrap(),
+            Tolerance::default(),
+        ) {
+            panic!("{w:?}: {e}");
+        }
+    }
+    // Shape errors, not panics.
+    assert!(FastCpuMlp::new(&nobias).forward(&x).is_err());
+    assert_eq!(
+        FastCpuMlp::new(&nobias)
+            .forward(&Matrix::zeros(0, 6))
+            .unwrap()
+            .shape(),
+        [0, 5]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports: markdown, JSON, SVG
+
+fn stats(ms: f64) -> Option<Stats> {
+    Stats::from_ms(&[ms, ms * 0.9, ms * 1.2])
+}
+
+fn sample_report() -> Report {
+    let rec = |workload: &str, size: Option<usize>, batch, path, ms: Option<f64>| Record {
+        workload: workload.into(),
+        size,
+        batch,
+        path,
+        flops: 2 * batch as u64 * 100 * 100,
+        stats: ms.and_then(stats),
+        error: ms
+            .is_none()
+            .then(|| "wrong result at [0, 1]: got \"x\" | bad".to_string()),
+        checked_rows: Some(batch),
+        max_abs_err: Some(1e-7),
+        adapter: "llvmpipe \"test\"".into(),
+        backend: "Vulkan".into(),
+        runs_requested: 3,
+    };
+    let mut records = Vec::new();
+    for (b, gpu_ms) in [(1usize, 1.0), (64, 2.0), (1024, 10.0)] {
+        records.push(rec(
+            "mnist",
+            None,
+            b,
+            BenchPath::CpuReference,
+            Some(b as f64),
+        ));
+        records.push(rec(
+            "mnist",
+            None,
+            b,
+            BenchPath::CpuFast,
+            Some(b as f64 / 50.0),
+        ));
+        records.push(rec("mnist", None, b, BenchPath::GpuE2e, Some(gpu_ms)));
+        records.push(rec(
+            "mnist",
+            None,
+            b,
+            BenchPath::GpuResident,
+            Some(gpu_ms / 2.0),
+        ));
+    }
+    for n in [256usize, 512] {
+        records.push(rec("gemm", Some(n), n, BenchPath::CpuFast, Some(1.0)));
+        records.push(rec("gemm", Some(n), n, BenchPath::GpuE2e, None));
+    }
+    Report {
+        crate_version: "0.1.0".into(),
+        date: "2025-01-01 00:00 UTC".into(),
+        cpu: "Test CPU <x>".into(),
+        threads: 2,
+        load_avg: Some((1.5, 2.0)),
+        adapter: Some(AdapterSummary {
+            name: "llvmpipe \"test\"".into(),
+            backend: "Vulkan".into(),
+            device_type: "Cpu".into(),
+            driver: "Mesa".into(),
+        }),
+        adapter_error: None,
+        settings: Settings {
+            mode: "quick".into(),
+            warmup: 1,
+            runs: 3,
+            min_runs: 3,
+            budget_s: Some(5.0),
+        },
+        tolerance: Tolerance::default(),
+        records,
+    }
+}
+
+#[test]
+fn speedups_are_cpu_over_gpu() {
+    let r = sample_report();
+    let gpu = &r.records[2]; // mnist b1 gpu-e2e: 1 ms; cpu-reference 1 ms, cpu-fast 0.02 ms
+    assert_eq!(r.speedup(gpu, BenchPath::CpuReference), Some(1.0));
+    assert!((r.speedup(gpu, BenchPath::CpuFast).unwrap() - 0.02).abs() < 1e-12);
+    assert_eq!(r.speedup(&r.records[0], BenchPath::CpuFast), None);
+    // An error row has no speedup.
+    let err = r.records.last().unwrap();
+    assert_eq!(r.speedup(err, BenchPath::CpuFast), None);
+}
+
+#[test]
+fn markdown_table_has_every_row_and_shows_errors() {
+    let md = sample_report().to_markdown();
+    assert!(
+        md.contains("| workload | shape | path | median ms |"),
+        "{md}"
+    );
+    assert_eq!(
+        md.lines().filter(|l| l.starts_with("| mnist |")).count(),
+        12
+    );
+    assert!(md.contains("| gemm | 256×256×256 | gpu-e2e | **error**: wrong result"));
+    // The pipe inside the error message is escaped, so the row keeps its columns.
+    assert!(md.contains("\\| bad"), "{md}");
+    assert!(md.contains("software adapter"));
+    assert!(md.contains("1-minute load average before / after the run: 1.50 / 2.00 (on 2"));
+    assert!(md.contains("| mnist | b1 | gpu-e2e | 1.00 |"), "{md}");
+}
+
+#[test]
+fn json_has_the_required_fields_and_parses() {
+    let report = sample_report();
+    let json = report.to_json();
+    json_check::validate(&json).unwrap_or_else(|e| panic!("{e}\n{json}"));
+    for key in [
+        "crate_version",
+        "cpu",
+        "threads",
+        "adapter",
+        "backend",
+        "device_type",
+        "load_avg_1min",
+        "records",
+    ] {
+        assert!(json.contains(&format!("\n  \"{key}\": ")), "{key}");
+    }
+    let records: Vec<&str> = json.lines().filter(|l| l.starts_with("    {")).collect();
+    assert_eq!(records.len(), report.records.len());
+    for r in &records {
+        for key in [
+            "workload",
+            "size",
+            "batch",
+            "path",
+            "median_ms",
+            "min_ms",
+            "max_ms",
+            "runs",
+            "gflops",
+            "samples_per_s",
+            "adapter",
+            "backend",
+            "error",
+        ] {
+            assert!(r.contains(&format!("\"{key}\": ")), "{key} in {r}");
+        }
+    }
+    assert!(records[0].contains("\"path\": \"cpu-reference\""));
+    assert!(records[0].contains("\"size\": null") && records[0].contains("\"batch\": 1,"));
+    assert!(records[12].contains("\"size\": 256"));
+    // An error row: no figures, the message escaped.
+    let err = records.last().unwrap();
+    assert!(err.contains("\"median_ms\": null") && err.contains("\"gflops\": null"));
+    assert!(err.contains(r#"got \"x\""#));
+    // An empty report is still valid JSON.
+    let empty = Report {
+        records: vec![],
+        adapter: None,
+        adapter_error: Some("no adapter".into()),
+        ..report
+    };
+    json_check::validate(&empty.to_json()).unwrap();
+}
+
+#[test]
+fn svg_is_well_formed_and_names_every_series() {
+    let svg = bench::svg(&sample_report());
+    assert!(svg.starts_with("<svg"), "{svg}");
+    assert!(svg.trim_end().ends_with("</svg>"));
+    for name in ["cpu-reference", "cpu-fast", "gpu-e2e", "gpu-resident"] {
+        assert!(svg.contains(name), "{name}");
+    }
+    assert!(svg.contains("batch size") && svg.contains("M = N = K"));
+    // Text is escaped.
+    assert!(svg.contains("Test CPU &lt;x&gt;") && !svg.contains("<x>"));
+    xml_check::balanced(&svg).unwrap_or_else(|e| panic!("{e}\n{svg}"));
+    // Every coordinate is a number.
+    assert!(!svg.contains("NaN") && !svg.contains("inf"));
+
+    // No figures at all still draws a valid frame.
+    let empty = Report {
+        records: vec![],
+        ..sample_report()
+    };
+    let svg = bench::svg(&empty);
+    xml_check::balanced(&svg).unwrap();
+    assert!(svg.contains("no data"));
+}
+
+#[test]
+fn write_file_leaves_no_temporary_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.json");
+    bench::write_file(&path, b"{}").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1);
+    let missing = dir.path().join("missing/out.json");
+    assert!(bench::write_file(&missing, b"{}").is_err());
+    assert!(bench::check_output_dir(&missing).is_err());
+    assert!(bench::check_output_dir(&path).is_ok());
+    assert!(bench::check_output_dir(std::path::Path::new("plain.svg")).is_ok());
+}
+
+/// A CPU-only run end to end: two tiny rows, no GPU needed.
+#[test]
+fn cpu_only_run_produces_checked_records() {
+    let opts = BenchOptions {
+        workloads: vec![Workload::Seed],
+        paths: vec![BenchPath::CpuReference, BenchPath::CpuFast],
+        warmup: 0,
+        runs: 2,
+        ..BenchOptions::default()
+    };
+    let report = bench::run(&opts).unwrap();
+    assert!(report.adapter.is_none() && report.adapter_error.is_none());
+    assert_eq!(report.records.len(), 2);
+    assert!(
+        report
+            .records
+            .iter()
+            .all(|r| r.stats.is_some_and(|s| s.runs == 2))
+    );
+    assert_eq!(report.records[1].checked_rows, Some(1));
+    assert_eq!(report.settings.mode, "custom");
+    assert_eq!(report.crate_version, env!("CARGO_PKG_VERSION"));
+    assert!(report.threads >= 1 && !report.cpu.is_empty());
+    json_check::validate(&report.to_json()).unwrap();
+}
+
+/// A small strict JSON validator (RFC 8259 grammar), so the test needs no JSON dependency.
+mod json_check {
+    pub fn validate(s: &str) -> Result<(), String> {
+        let b = s.as_bytes();
+        let mut i = 0;
+        value(b, &mut i)?;
+        ws(b, &mut i);
+        if i == b.len() {
+            Ok(())
+        } else {
+            Err(format!("trailing data at {i}"))
+        }
+    }
+
+    fn ws(b: &[u8], i: &mut usize) {
+        while *i < b.len() && matches!(b[*i], b' ' | b'\n' | b'\r' | b'\t') {
+            *i += 1;
+        }
+    }
+
+    fn expect(b: &[u8], i: &mut usize, c: u8) -> Result<(), String> {
+        ws(b, i);
+        if b.get(*i) == Some(&c) {
+            *i += 1;
+            Ok(())
+        } else {
+            Err(format!("expected '{}' at {}", c as char, *i))
+        }
+    }
+
+    fn value(b: &[u8], i: &mut usize) -> Result<(), String> {
+        ws(b, i);
+        match b.get(*i) {
+            Some(b'{') => {
+                *i += 1;
+                ws(b, i);
+                if b.get(*i) == Some(&b'}') {
+                    *i += 1;
+                    return Ok(());
+                }
+                loop {
+                    ws(b, i);
+                    string(b, i)?;
+                    expect(b, i, b':')?;
+                    value(b, i)?;
+                    ws(b, i);
+                    match b.get(*i) {
+                        Some(b',') => *i += 1,
+                        Some(b'}') => {
+                            *i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(format!("expected ',' or '}}' at {}", *i)),
+                    }
+                }
+            }
+            Some(b'[') => {
+                *i += 1;
+                ws(b, i);
+                if b.get(*i) == Some(&b']') {
+                    *i += 1;
+                    return Ok(());
+                }
+                loop {
+                    value(b, i)?;
+                    ws(b, i);
+                    match b.get(*i) {
+                        Some(b',') => *i += 1,
+                        Some(b']') => {
+                            *i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(format!("expected ',' or ']' at {}", *i)),
+                    }
+                }
+            }
+            Some(b'"') => string(b, i),
+            Some(b't') => literal(b, i, "true"),
+            Some(b'f') => literal(b, i, "false"),
+            Some(b'n') => literal(b, i, "null"),
+            Some(c) if *c == b'-' || c.is_ascii_digit() => number(b, i),
+            _ => Err(format!("unexpected byte at {}", *i)),
+        }
+    }
+
+    fn literal(b: &[u8], i: &mut usize, lit: &str) -> Result<(), String> {
+        if b[*i..].starts_with(lit.as_bytes()) {
+            *i += lit.len();
+            Ok(())
+        } else {
+            Err(format!("bad literal at {}", *i))
+        }
+    }
+
+    fn number(b: &[u8], i: &mut usize) -> Result<(), String> {
+        let start = *i;
+        if b[*i] == b'-' {
+            *i += 1;
+        }
+        let digits = |i: &mut usize| {
+            let s = *i;
+            while *i < b.len() && b[*i].is_ascii_digit() {
+                *i += 1;
+            }
+            *i - s
+        };
+        let int_start = *i;
+        if digits(i) == 0 || (b[int_start] == b'0' && *i - int_start > 1) {
+            return Err(format!("bad number at {start}"));
+        }
+        if b.get(*i) == Some(&b'.') {
+            *i += 1;
+            if digits(i) == 0 {
+                return Err(format!("bad fraction at {start}"));
+            }
+        }
+        if matches!(b.get(*i), Some(b'e' | b'E')) {
+            *i += 1;
+            if matches!(b.get(*i), Some(b'+' | b'-')) {
+                *i += 1;
+            }
+            if digits(i) == 0 {
+                return Err(format!("bad exponent at {start}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn string(b: &[u8], i: &mut usize) -> Result<(), String> {
+        if b.get(*i) != Some(&b'"') {
+            return Err(format!("expected a string at {}", *i));
+        }
+        *i += 1;
+        while let Some(&c) = b.get(*i) {
+            *i += 1;
+            match c {
+                b'"' => return Ok(()),
+                b'\\' => match b.get(*i) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => *i += 1,
+                    Some(b'u')
+                        if b.len() >= *i + 5
+                            && b[*i + 1..*i + 5].iter().all(u8::is_ascii_hexdigit) =>
+                    {
+                        *i += 5
+                    }
+                    _ => return Err(format!("bad escape at {}", *i)),
+                },
+                c if c < 0x20 => return Err(format!("control character in string at {}", *i)),
+                _ => {}
+            }
+        }
+        Err("unterminated string".into())
+    }
+}
+
+/// Checks that every element of an XML document is closed in order (no DTDs or CDATA needed).
+mod xml_check {
+    pub fn balanced(s: &str) -> Result<(), String> {
+        let mut stack: Vec<String> = Vec::new();
+        let mut rest = s;
+        while let Some(open) = rest.find('<') {
+            let after = &rest[open + 1..];
+            let close = after.find('>').ok_or("unclosed tag")?;
+            let tag = &after[..close];
+            rest = &after[close + 1..];
+            if let Some(name) = tag.strip_prefix('/') {
+                match stack.pop() {
+                    Some(top) if top == name.trim() => {}
+                    other => return Err(format!("</{name}> closes {other:?}")),
+                }
+            } else if !tag.ends_with('/') && !tag.starts_with('?') && !tag.starts_with('!') {
+                let name = tag.split_whitespace().next().ok_or("empty tag")?;
+                stack.push(name.to_string());
+            }
+            if tag.matches('"').count() % 2 != 0 {
+                return Err(format!("unbalanced quotes in <{tag}>"));
+            }
+        }
+        if stack.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("unclosed elements: {stack:?}"))
+        }
+    }
+}
