@@ -14,6 +14,10 @@
 //! the seed. A failure prints the input as hex; add it to `FOUND` so it stays tested.
 //! `fuzz/` holds cargo-fuzz targets for longer runs by hand.
 
+mod common;
+
+use common::npy_file;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::time::Instant;
@@ -184,19 +188,6 @@ fn safetensors_seeds() -> Vec<Vec<u8>> {
         &[0, 0, 128, 63, 0, 0, 0, 64, 0, 0, 192, 127],
     ));
     seeds
-}
-
-fn npy_file(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = b"\x93NUMPY".to_vec();
-    out.extend_from_slice(&[version, 0]);
-    if version == 1 {
-        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    } else {
-        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-    }
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
 }
 
 fn npy_seeds() -> Vec<Vec<u8>> {

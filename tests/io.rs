@@ -1,6 +1,10 @@
 //! I/O tests: safetensors state_dicts, `.npy` and CSV matrices, atomic writes, and the PyTorch
 //! fixtures in `tests/data` run through the CPU reference.
 
+mod common;
+
+use common::npy_file;
+
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -598,19 +602,6 @@ fn garbage_never_panics() {
 
 // ---------------------------------------------------------------------------------------------
 // npy
-
-fn npy_file(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = b"\x93NUMPY".to_vec();
-    out.extend_from_slice(&[version, 0]);
-    if version == 1 {
-        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    } else {
-        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-    }
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
 
 #[test]
 fn npy_round_trip() {

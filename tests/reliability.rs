@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::npy_file;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -442,19 +444,6 @@ fn invalid_init_arguments_are_errors_naming_the_layer() {
 
 fn raw_st(header: &str, data: &[u8]) -> Vec<u8> {
     let mut out = (header.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
-fn npy_file(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = b"\x93NUMPY".to_vec();
-    out.extend_from_slice(&[version, 0]);
-    if version == 1 {
-        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    } else {
-        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-    }
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(data);
     out

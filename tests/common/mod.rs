@@ -83,3 +83,18 @@ pub fn model(sizes: &[usize], acts: &[Activation], seed: u64) -> Mlp {
 pub fn input(rows: usize, cols: usize, seed: u64, scale: f32) -> Matrix {
     Matrix::new(rows, cols, random_vec(rows * cols, seed, -scale, scale)).unwrap()
 }
+
+/// A `.npy` file from its parts: magic, version, header length (u16 for v1, u32 after), header
+/// text, data. Tests use it to build valid and deliberately broken files.
+pub fn npy_file(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = b"\x93NUMPY".to_vec();
+    out.extend_from_slice(&[version, 0]);
+    if version == 1 {
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    }
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
