@@ -1,6 +1,6 @@
 //! The separate kernels, one call each, on matrices from the host: matmul, bias add, an
 //! activation, softmax. They allocate per call and exist to check each kernel on its own against
-//! its CPU counterpart; models run through [`GpuMlp`](super::GpuMlp).
+//! its CPU counterpart; models run through [`GpuMlp`].
 
 use crate::activation::Activation;
 use crate::error::{Error, Result};
