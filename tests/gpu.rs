@@ -326,6 +326,25 @@ fn batch_larger_than_the_storage_binding_is_chunked() {
 }
 
 #[test]
+fn inputs_over_1024_features_pair_two_uniform_windows() {
+    // 1,025 to 8,192 features leave fewer than 16 rows in a 64 KiB window: each dispatch covers two
+    // windows (8, 4 or 2 rows each). Batches that end inside the first or the second window.
+    for (case, n_in) in [1_500usize, 2_048, 4_100].into_iter().enumerate() {
+        let m = model(
+            &[n_in, 37, 5],
+            &[Activation::Relu, Activation::Identity],
+            20 + case as u64,
+        );
+        for batch in [1, 3, 8, 9, 17, 100] {
+            let x = input(batch, n_in, batch as u64, 1.0);
+            for mode in [KernelMode::Fused, KernelMode::Separate] {
+                check_model(&m, &x, mode, &format!("in {n_in} batch {batch} {mode:?}"));
+            }
+        }
+    }
+}
+
+#[test]
 fn inputs_too_wide_for_the_uniform_window_use_the_storage_kernel() {
     // 16,389 features do not fit linear.wgsl's 64 KiB window of rows: linear_wide.wgsl runs.
     let m = model(

@@ -22,6 +22,8 @@ pub(crate) const LINEAR_BLOCK: (u32, u32) = (16, 4);
 pub(crate) const LINEAR_SMALL_ROWS: [u32; 3] = [1, 4, 8];
 /// Bytes of x that linear.wgsl sees through its uniform window (`array<vec4<f32>, 4096>`).
 pub(crate) const LINEAR_WINDOW_BYTES: u64 = 65536;
+/// linear.wgsl's `HALF` when windows are not paired.
+pub(crate) const NO_PAIR: u32 = u32::MAX;
 /// Workgroup shape of linear_wide.wgsl: 8×8 invocations of 4 rows × 8 columns each.
 pub(crate) const WIDE_WG: (u32, u32) = (8, 8);
 /// Rows and columns one linear_wide.wgsl invocation computes.
@@ -41,6 +43,8 @@ pub(crate) enum PipelineKey {
         wide: bool,
         /// linear.wgsl's `ROWS` (rows per invocation); 0 for linear_wide.wgsl.
         rows: u32,
+        /// linear.wgsl's `HALF`: rows per window when two windows are paired, else `NO_PAIR`.
+        half: u32,
     },
     /// elementwise.wgsl `bias_add`.
     BiasAdd,
@@ -162,6 +166,7 @@ impl Kernels {
             &[
                 uniform_at(0, true),
                 uniform_at(1, true),
+                uniform_at(5, true),
                 wgpu::BindGroupLayoutEntry {
                     binding: 2,
                     visibility: wgpu::ShaderStages::COMPUTE,
@@ -232,6 +237,7 @@ impl Kernels {
                 bias,
                 wide,
                 rows,
+                half,
             } => {
                 let mut c = vec![
                     ("ACT", f64::from(act)),
@@ -252,6 +258,7 @@ impl Kernels {
                 } else {
                     c.push(("WG", f64::from(LINEAR_WG)));
                     c.push(("ROWS", f64::from(rows)));
+                    c.push(("HALF", f64::from(half)));
                     (&self.linear_module, &self.linear_pl, "linear", c)
                 }
             }

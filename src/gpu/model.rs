@@ -8,8 +8,8 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::gpu::context::{ContextInner, ErrorScope, GpuContext};
 use crate::gpu::kernels::{
-    ELEMENTWISE_WG, LINEAR_BLOCK, LINEAR_SMALL_ROWS, LINEAR_WG, LINEAR_WINDOW_BYTES, PipelineKey,
-    WIDE_BLOCK, WIDE_WG, act_code,
+    ELEMENTWISE_WG, LINEAR_BLOCK, LINEAR_SMALL_ROWS, LINEAR_WG, LINEAR_WINDOW_BYTES, NO_PAIR,
+    PipelineKey, WIDE_BLOCK, WIDE_WG, act_code,
 };
 use crate::gpu::pack;
 use crate::matrix::Matrix;
@@ -56,6 +56,9 @@ struct GpuLayer {
     n_out: usize,
     /// Rows of x per uniform window of linear.wgsl; 0 when the layer runs linear_wide.wgsl.
     window_rows: usize,
+    /// Rows one Linear dispatch covers: the window, or two windows when a window holds fewer than
+    /// 16 rows (then `x` and `x_hi` are bound to consecutive windows).
+    dispatch_rows: usize,
     weight: Weight,
     bias: wgpu::Buffer,
     elementwise_dims: wgpu::Buffer,
@@ -160,7 +163,7 @@ impl GpuMlp {
             .unwrap_or(1);
         let row_bytes = pack::f32_bytes(widest * 4);
         // Activation buffers carry the uniform window's slack (see build_workspace).
-        let rows_by_binding = max_binding.saturating_sub(LINEAR_WINDOW_BYTES) / row_bytes;
+        let rows_by_binding = max_binding.saturating_sub(WORKSPACE_SLACK) / row_bytes;
         let rows_by_grid = u64::from(limits.max_compute_workgroups_per_dimension)
             * u64::from(WIDE_WG.1 * WIDE_BLOCK.0);
         let chunk_rows = rows_by_binding.min(rows_by_grid) as usize;
@@ -385,7 +388,7 @@ impl GpuMlp {
             })
         };
         let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM;
-        let slack = LINEAR_WINDOW_BYTES;
+        let slack = WORKSPACE_SLACK;
         let input = buffer(
             "input",
             pack::vec4s(self.in_features()),
@@ -418,7 +421,7 @@ impl GpuMlp {
             .map(|l| {
                 device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("linear dims"),
-                    size: windows(rows, l.window_rows) as u64 * self.dims_stride,
+                    size: windows(rows, l.dispatch_rows) as u64 * self.dims_stride,
                     usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 })
@@ -450,7 +453,11 @@ impl GpuMlp {
                                     }
                                     Weight::Buffer(buffer) => whole(buffer),
                                 };
-                                (bgl, vec![dims, x, w, whole(&layer.bias), whole(dst)])
+                                let mut e = vec![dims, x, w, whole(&layer.bias), whole(dst)];
+                                if !*wide {
+                                    e.push(sized(src, 0, LINEAR_WINDOW_BYTES)); // x_hi
+                                }
+                                (bgl, e)
                             }
                             PipelineKey::BiasAdd | PipelineKey::Activation { .. } => (
                                 &kernels.elementwise_layout,
@@ -490,11 +497,11 @@ impl GpuMlp {
         let stride = self.dims_stride as usize;
         for (l, dims_buffer) in self.layers.iter().zip(linear_dims) {
             let n4 = pack::vec4s(l.n_out) as u32;
-            let n = windows(rows, l.window_rows);
-            let per_window = if l.window_rows == 0 {
+            let n = windows(rows, l.dispatch_rows);
+            let per_window = if l.dispatch_rows == 0 {
                 rows
             } else {
-                l.window_rows
+                l.dispatch_rows
             };
             let mut blocks = vec![0u8; n * stride];
             for (w, block) in blocks.chunks_exact_mut(stride).enumerate() {
@@ -552,8 +559,14 @@ impl GpuMlp {
                 if let PipelineKey::Linear { wide: false, .. } = key {
                     // One dispatch per uniform window of rows, each with the smallest row block
                     // that covers the window's rows (so no invocation computes clamped copies).
-                    let r = layer.window_rows;
+                    let r = layer.dispatch_rows;
                     let x_row_bytes = pack::f32_bytes(pack::vec4s(layer.n_in) * 4);
+                    // x_hi: the second window when windows are paired, else the same as x.
+                    let hi_rows = if r > layer.window_rows {
+                        layer.window_rows
+                    } else {
+                        0
+                    };
                     let cols = n4.div_ceil(u64::from(LINEAR_BLOCK.1 / 4));
                     for w in 0..windows(rows, r) {
                         let valid = (rows - w * r).min(r);
@@ -562,9 +575,11 @@ impl GpuMlp {
                             .iter()
                             .find(|(n, _)| valid <= *n as usize)
                             .map_or((LINEAR_BLOCK.0, pipeline), |(n, p)| (*n, p));
+                        let x_offset = w as u64 * r as u64 * x_row_bytes;
                         let offsets = [
                             (w as u64 * self.dims_stride) as u32,
-                            (w as u64 * r as u64 * x_row_bytes) as u32,
+                            x_offset as u32,
+                            (x_offset + hi_rows as u64 * x_row_bytes) as u32,
                         ];
                         pass.set_pipeline(pipeline);
                         pass.set_bind_group(0, bg, &offsets);
@@ -619,6 +634,10 @@ pub(crate) fn fold(groups: u64, max: u32) -> (u32, u32) {
     (x as u32, groups.div_ceil(x) as u32)
 }
 
+/// Extra bytes after each activation buffer: linear.wgsl's uniform windows (x, and x_hi one
+/// window further) may start at any row and must stay inside the buffer.
+const WORKSPACE_SLACK: u64 = 2 * LINEAR_WINDOW_BYTES;
+
 /// Bytes of one [`LinearDims`] block.
 const LINEAR_DIMS_BYTES: u64 = std::mem::size_of::<LinearDims>() as u64;
 
@@ -640,12 +659,15 @@ fn window_rows(n_in: usize, n_out: usize, limits: &wgpu::Limits) -> usize {
     // Offsets are multiples of row_bytes; they must also be multiples of align (a power of two
     // of at most 256, so `step` divides 16). Windows of whole 16-row blocks waste no invocation.
     let step = align / gcd(row_bytes, align);
-    let unit = if fit >= u64::from(LINEAR_BLOCK.0) {
-        u64::from(LINEAR_BLOCK.0).max(step)
-    } else {
-        step
-    };
-    ((fit / unit) * unit) as usize
+    if fit >= u64::from(LINEAR_BLOCK.0) {
+        let unit = u64::from(LINEAR_BLOCK.0).max(step);
+        return ((fit / unit) * unit) as usize;
+    }
+    // Fewer than 16 rows fit: windows of 8, 4 or 2 rows, paired two to a dispatch.
+    [8u64, 4, 2]
+        .into_iter()
+        .find(|&r| r <= fit && r % step == 0)
+        .unwrap_or(0) as usize
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -754,6 +776,10 @@ fn upload_layer(
     let (act, alpha) = act_code(activation);
     let alpha = alpha.to_bits();
     let wide = window_rows == 0;
+    // A window of fewer than 16 rows is paired with the next one in each dispatch.
+    let paired = !wide && window_rows < LINEAR_BLOCK.0 as usize;
+    let dispatch_rows = if paired { 2 * window_rows } else { window_rows };
+    let half = if paired { window_rows as u32 } else { NO_PAIR };
     let rows = if wide { 0 } else { LINEAR_BLOCK.0 };
     let mut keys = Vec::new();
     match mode {
@@ -763,6 +789,7 @@ fn upload_layer(
             bias: has_bias,
             wide,
             rows,
+            half,
         }),
         KernelMode::Separate => {
             keys.push(PipelineKey::Linear {
@@ -771,6 +798,7 @@ fn upload_layer(
                 bias: false,
                 wide,
                 rows,
+                half,
             });
             if has_bias {
                 keys.push(PipelineKey::BiasAdd);
@@ -789,6 +817,7 @@ fn upload_layer(
             alpha,
             bias,
             wide: false,
+            half,
             ..
         } => LINEAR_SMALL_ROWS
             .iter()
@@ -799,6 +828,7 @@ fn upload_layer(
                     bias,
                     wide: false,
                     rows,
+                    half,
                 };
                 (rows, inner.kernels.pipeline(device, key))
             })
@@ -813,6 +843,7 @@ fn upload_layer(
         n_in: linear.in_features(),
         n_out: linear.out_features(),
         window_rows,
+        dispatch_rows,
         weight: if window_rows > 0 {
             Weight::Texture({
                 let cols = pack::weight_cols(linear.out_features()) / 4;
