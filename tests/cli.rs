@@ -1,7 +1,9 @@
 //! Command-line tests: run the built `wgpu-mlp` binary in temporary directories.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use wgpu_mlp::io::{npy, safetensors as st};
 use wgpu_mlp::{Activation, Layer, Linear, Mlp};
@@ -13,11 +15,7 @@ fn data(name: &str) -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .expect("run wgpu-mlp")
+    common::run_cli(args)
 }
 
 fn stderr(o: &Output) -> String {

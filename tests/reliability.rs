@@ -17,12 +17,12 @@ use common::npy_file;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{assert_close, ctx, model};
+use common::{assert_close, ctx, model, run_cli};
 use wgpu_mlp::gpu::{GpuContext, GpuMlp, GpuOptions, KernelMode};
 use wgpu_mlp::io::{csv, npy, safetensors as st};
 use wgpu_mlp::{Activation, Error, Init, Layer, LayerSpec, Linear, Matrix, Mlp, cpu};
@@ -604,14 +604,6 @@ fn bad_input_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "'five' is not a number",
         ),
     ]
-}
-
-fn run_cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .expect("run wgpu-mlp")
 }
 
 fn files_in(dir: &Path) -> Vec<String> {

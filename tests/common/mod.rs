@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use wgpu_mlp::gpu::{GpuContext, GpuOptions};
@@ -97,4 +98,13 @@ pub fn npy_file(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(data);
     out
+}
+
+/// Runs the `wgpu-mlp` binary with `args` and returns its output (status, stdout, stderr).
+pub fn run_cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run wgpu-mlp")
 }
