@@ -179,6 +179,10 @@ struct BenchArgs {
     #[arg(long, value_name = "NAME")]
     adapter: Option<String>,
 
+    /// How the GPU paths store weights: f32 (exact) or f16 (half the memory; f32 arithmetic).
+    #[arg(long, value_name = "FORMAT", default_value = "f32", value_parser = ["f32", "f16"])]
+    weight_format: String,
+
     /// Also write every figure as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -382,6 +386,11 @@ fn bench(args: BenchArgs) -> Result<()> {
         runs: args.runs,
         budget: (budget > 0.0).then(|| std::time::Duration::from_secs_f64(budget)),
         adapter: args.adapter,
+        weights: if args.weight_format == "f16" {
+            wgpu_mlp::gpu::WeightFormat::F16
+        } else {
+            wgpu_mlp::gpu::WeightFormat::F32
+        },
         progress: Progress::auto(),
         ..BenchOptions::default()
     };

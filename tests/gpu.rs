@@ -12,7 +12,7 @@
 mod common;
 
 use common::{assert_close, ctx, input, model, random_vec};
-use wgpu_mlp::gpu::{GpuContext, GpuMlp, GpuOptions, KernelMode, ops};
+use wgpu_mlp::gpu::{GpuContext, GpuMlp, GpuMlpOptions, GpuOptions, KernelMode, WeightFormat, ops};
 use wgpu_mlp::{Activation, Error, Layer, Linear, Matrix, Mlp, cpu, io};
 
 const RTOL: f64 = 1e-4;
@@ -323,6 +323,66 @@ fn batch_larger_than_the_storage_binding_is_chunked() {
     let err = GpuMlp::new(&small, &big).unwrap_err();
     assert!(matches!(err, Error::OutOfMemory(_)), "{err}");
     assert!(err.to_string().contains("262144"), "{err}");
+}
+
+/// `m` with every weight rounded to f16 and back: what the GPU computes with f16 storage.
+fn rounded_to_f16(m: &Mlp) -> Mlp {
+    let layers = m
+        .layers()
+        .iter()
+        .map(|l| {
+            let w = l
+                .linear
+                .weight()
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_f32());
+            Layer {
+                linear: Linear::new(
+                    l.linear.in_features(),
+                    l.linear.out_features(),
+                    w.collect(),
+                    l.linear.bias().map(<[f32]>::to_vec),
+                )
+                .unwrap(),
+                activation: l.activation,
+            }
+        })
+        .collect();
+    Mlp::from_layers(layers).unwrap()
+}
+
+#[test]
+fn f16_weights_match_the_reference_with_rounded_weights() {
+    // With f16 storage the GPU computes exactly the model whose weights are rounded to f16 (the
+    // arithmetic stays f32), so the f32 tolerance applies against that model. Against the
+    // original f32 model the rounding (relative 2⁻¹¹ per weight) adds about √K·2⁻¹²·|x||w| to
+    // each dot product: 2e-3 relative plus absolute covers it for these widths.
+    let f16 = GpuMlpOptions {
+        weights: WeightFormat::F16,
+        ..GpuMlpOptions::default()
+    };
+    for (case, sizes) in [vec![784, 512, 10], vec![33, 257, 7], vec![2_048, 64, 3]]
+        .iter()
+        .enumerate()
+    {
+        let acts = [Activation::Relu, Activation::Softmax];
+        let m = model(sizes, &acts[..sizes.len() - 1], 30 + case as u64);
+        for batch in [1, 5, 64] {
+            let x = input(batch, sizes[0], case as u64, 1.0);
+            for mode in [KernelMode::Fused, KernelMode::Separate] {
+                let opts = GpuMlpOptions { mode, ..f16 };
+                let y = GpuMlp::with_options(ctx(), &m, opts)
+                    .unwrap()
+                    .forward(&x)
+                    .unwrap();
+                let what = format!("f16 {sizes:?} b{batch} {mode:?}");
+                let exact = cpu::forward_f64(&rounded_to_f16(&m), &x).unwrap();
+                assert_close(y.as_slice(), &exact, RTOL, ATOL, &what);
+                let original = cpu::forward_f64(&m, &x).unwrap();
+                assert_close(y.as_slice(), &original, 2e-3, 2e-3, &what);
+            }
+        }
+    }
 }
 
 #[test]

@@ -207,6 +207,8 @@ pub struct BenchOptions {
     pub budget: Option<Duration>,
     /// GPU adapter name substring (`None`: `WGPU_ADAPTER_NAME`, else the best adapter).
     pub adapter: Option<String>,
+    /// How the GPU paths store weights.
+    pub weights: crate::gpu::WeightFormat,
     /// The correctness tolerance.
     pub tolerance: Tolerance,
     /// Progress display on stderr.
@@ -226,6 +228,7 @@ impl Default for BenchOptions {
             min_runs: 3,
             budget: Some(Duration::from_secs(5)),
             adapter: None,
+            weights: crate::gpu::WeightFormat::F32,
             tolerance: Tolerance::default(),
             progress: Progress::Off,
         }
@@ -521,7 +524,11 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
         // GPU model, shared by both GPU paths of the case.
         let gpu_model = match &gpu {
             Some(Ok(ctx)) if paths.iter().any(|p| p.is_gpu()) => {
-                Some(GpuMlp::new(ctx, &model).map_err(|e| e.to_string()))
+                let options = crate::gpu::GpuMlpOptions {
+                    weights: opts.weights,
+                    ..Default::default()
+                };
+                Some(GpuMlp::with_options(ctx, &model, options).map_err(|e| e.to_string()))
             }
             Some(Err(e)) => Some(Err(e.to_string())),
             _ => None,
@@ -589,7 +596,10 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
         adapter,
         adapter_error,
         settings: Settings {
-            mode: opts.mode().to_string(),
+            mode: match opts.weights {
+                crate::gpu::WeightFormat::F32 => opts.mode().to_string(),
+                crate::gpu::WeightFormat::F16 => format!("{}, f16 weights on the GPU", opts.mode()),
+            },
             warmup: opts.warmup,
             runs: opts.runs,
             min_runs: opts.min_runs.clamp(1, opts.runs),

@@ -27,6 +27,27 @@ pub enum KernelMode {
     Separate,
 }
 
+/// How weights are stored on the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// f32, exactly the model's weights.
+    #[default]
+    F32,
+    /// f16 (rounded to nearest, relative error at most 2⁻¹¹ per weight): half the memory and
+    /// half the bytes fetched per texel; arithmetic stays f32. Applies to layers run by
+    /// linear.wgsl (inputs up to 8,192 features); wider layers keep f32 weights.
+    F16,
+}
+
+/// Options for [`GpuMlp::with_options`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuMlpOptions {
+    /// Which kernels run each layer.
+    pub mode: KernelMode,
+    /// How weights are stored.
+    pub weights: WeightFormat,
+}
+
 /// Uniform block of linear.wgsl (`Dims`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -129,6 +150,19 @@ impl GpuMlp {
 
     /// Uploads `model` to the device, running it with the given kernels.
     pub fn with_mode(ctx: &GpuContext, model: &Mlp, mode: KernelMode) -> Result<Self> {
+        Self::with_options(
+            ctx,
+            model,
+            GpuMlpOptions {
+                mode,
+                ..GpuMlpOptions::default()
+            },
+        )
+    }
+
+    /// Uploads `model` to the device with the given kernels and weight storage.
+    pub fn with_options(ctx: &GpuContext, model: &Mlp, options: GpuMlpOptions) -> Result<Self> {
+        let mode = options.mode;
         let inner = &ctx.inner;
         inner.check_alive()?;
         let limits = &inner.limits;
@@ -182,7 +216,7 @@ impl GpuMlp {
             .iter()
             .map(|l| {
                 let window = window_rows(l.linear.in_features(), l.linear.out_features(), limits);
-                upload_layer(inner, &l.linear, l.activation, mode, window)
+                upload_layer(inner, &l.linear, l.activation, options, window)
             })
             .collect();
         scope.pop()?;
@@ -684,6 +718,59 @@ fn windows(rows: usize, window: usize) -> usize {
     }
 }
 
+/// The packed weight (`[k4·4, wt_n4·4]` f32, see [`pack::weight_transposed`]) as a texture of
+/// `wt_n4` × `k4·4` texels: rgba32float, or rgba16float for [`WeightFormat::F16`] (texel fetches
+/// convert to f32, so the shader is the same).
+fn weight_texture(
+    inner: &ContextInner,
+    linear: &crate::layer::Linear,
+    packed: &[f32],
+    format: WeightFormat,
+) -> wgpu::TextureView {
+    let cols = pack::weight_cols(linear.out_features()) / 4;
+    let rows = pack::vec4s(linear.in_features()) * 4;
+    let size = wgpu::Extent3d {
+        width: cols as u32,
+        height: rows as u32,
+        depth_or_array_layers: 1,
+    };
+    let (texture_format, bytes): (_, Vec<u8>) = match format {
+        WeightFormat::F32 => (
+            wgpu::TextureFormat::Rgba32Float,
+            bytemuck::cast_slice(packed).to_vec(),
+        ),
+        WeightFormat::F16 => {
+            let halves: Vec<half::f16> = packed.iter().map(|&w| half::f16::from_f32(w)).collect();
+            (
+                wgpu::TextureFormat::Rgba16Float,
+                bytemuck::cast_slice(&halves).to_vec(),
+            )
+        }
+    };
+    let texel_bytes = texture_format.block_copy_size(None).unwrap_or(16);
+    let tex = inner.device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("weight texture"),
+        size,
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: texture_format,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    });
+    inner.queue.write_texture(
+        tex.as_image_copy(),
+        &bytes,
+        wgpu::TexelCopyBufferLayout {
+            offset: 0,
+            bytes_per_row: Some(cols as u32 * texel_bytes),
+            rows_per_image: Some(rows as u32),
+        },
+        size,
+    );
+    tex.create_view(&Default::default())
+}
+
 /// A buffer holding `data`. Written through the queue rather than mapped at creation: mapping
 /// panics inside wgpu when the device was lost but the loss is not reported yet.
 pub(crate) fn upload_buffer(
@@ -756,9 +843,10 @@ fn upload_layer(
     inner: &ContextInner,
     linear: &crate::layer::Linear,
     activation: Activation,
-    mode: KernelMode,
+    options: GpuMlpOptions,
     window_rows: usize,
 ) -> GpuLayer {
+    let mode = options.mode;
     let device = &inner.device;
     let init = |label: &str, data: &[f32], usage| {
         upload_buffer(inner, label, bytemuck::cast_slice(data), usage)
@@ -845,36 +933,7 @@ fn upload_layer(
         window_rows,
         dispatch_rows,
         weight: if window_rows > 0 {
-            Weight::Texture({
-                let cols = pack::weight_cols(linear.out_features()) / 4;
-                let rows = pack::vec4s(linear.in_features()) * 4;
-                let size = wgpu::Extent3d {
-                    width: cols as u32,
-                    height: rows as u32,
-                    depth_or_array_layers: 1,
-                };
-                let tex = device.create_texture(&wgpu::TextureDescriptor {
-                    label: Some("weight texture"),
-                    size,
-                    mip_level_count: 1,
-                    sample_count: 1,
-                    dimension: wgpu::TextureDimension::D2,
-                    format: wgpu::TextureFormat::Rgba32Float,
-                    usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-                    view_formats: &[],
-                });
-                inner.queue.write_texture(
-                    tex.as_image_copy(),
-                    bytemuck::cast_slice(&weight),
-                    wgpu::TexelCopyBufferLayout {
-                        offset: 0,
-                        bytes_per_row: Some((cols * 16) as u32),
-                        rows_per_image: Some(rows as u32),
-                    },
-                    size,
-                );
-                tex.create_view(&Default::default())
-            })
+            Weight::Texture(weight_texture(inner, linear, &weight, options.weights))
         } else {
             Weight::Buffer(init("weight", &weight, wgpu::BufferUsages::STORAGE))
         },
