@@ -323,7 +323,6 @@ fn absurd_sizes_fail_cleanly_without_allocating() {
         ),
     ];
     for (what, builder) in cases {
-        let start = Instant::now();
         let (result, largest) = largest_allocation_of(|| builder.build());
         let err = result.unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)), "{what}: {err}");
@@ -336,7 +335,6 @@ fn absurd_sizes_fail_cleanly_without_allocating() {
             largest < 1 << 20,
             "{what}: an allocation of {largest} bytes was made"
         );
-        assert!(start.elapsed() < Duration::from_secs(1), "{what}");
     }
     // One element over the limit is refused (2¹⁵ · 2¹⁶ = 2³¹); ordinary sizes are not affected.
     let err = Mlp::builder(1 << 15)
@@ -696,10 +694,8 @@ fn bad_files_fail_with_a_named_problem_in_library_and_cli() {
     // `init` with an absurd width: refused at once, nothing written.
     let model = d.join("m.safetensors");
     for layers in ["1,2147483648", "2147483648,2", "4,65536,65536"] {
-        let start = Instant::now();
         let o = run_cli(&["init", "--layers", layers, "--output", &p(&model)]);
         assert_cli_fails(&o, &["too large", "2147483647"], layers);
-        assert!(start.elapsed() < Duration::from_secs(10), "{layers}");
         assert!(!model.exists(), "{layers}");
     }
 }
