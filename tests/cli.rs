@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::files_in;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -49,15 +51,6 @@ fn assert_ok(o: &Output) {
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 /// `infer` on the seed_example fixture with the given extra arguments; returns the output and the

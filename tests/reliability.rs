@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::files_in;
+
 use common::npy_file;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -602,15 +604,6 @@ fn bad_input_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "'five' is not a number",
         ),
     ]
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 /// Asserts a clean CLI failure: status 1, `error:` naming `phrase`, no panic.

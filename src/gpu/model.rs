@@ -302,10 +302,10 @@ impl GpuMlp {
                 let bytes = self.output_bytes(n);
                 encoder.copy_buffer_to_buffer(self.output_buffer(ws), 0, &ws.staging, 0, bytes);
                 let index = inner.queue.submit([encoder.finish()]);
-                let values = inner.read_mapped(&ws.staging, bytes, index, |b| {
-                    pack::unpad_rows(bytemuck::cast_slice(b), n, n_out)
+                // Straight from the mapped staging buffer into the result: one copy.
+                inner.read_mapped(&ws.staging, bytes, index, |b| {
+                    pack::unpad_rows_into(bytemuck::cast_slice(b), n, n_out, &mut out)
                 })?;
-                out.extend_from_slice(&values);
                 start = end;
             }
             Ok(())

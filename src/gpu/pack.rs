@@ -31,16 +31,22 @@ pub(crate) fn pad_rows(data: &[f32], rows: usize, cols: usize) -> Cow<'_, [f32]>
     Cow::Owned(out)
 }
 
-/// Drops the padding of `[rows, 4·ceil(cols/4)]` data, keeping `cols` values per row.
-pub(crate) fn unpad_rows(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+/// Appends the first `rows` rows of `[rows, 4·ceil(cols/4)]` data to `out`, without the padding.
+pub(crate) fn unpad_rows_into(data: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
     let stride = vec4s(cols) * 4;
     if stride == cols {
-        return data[..rows * cols].to_vec();
+        out.extend_from_slice(&data[..rows * cols]);
+        return;
     }
-    let mut out = Vec::with_capacity(rows * cols);
     for r in data.chunks_exact(stride).take(rows) {
         out.extend_from_slice(&r[..cols]);
     }
+}
+
+/// [`unpad_rows_into`] a new vector.
+pub(crate) fn unpad_rows(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows * cols);
+    unpad_rows_into(data, rows, cols, &mut out);
     out
 }
 

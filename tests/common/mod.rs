@@ -108,3 +108,13 @@ pub fn run_cli(args: &[&str]) -> Output {
         .output()
         .expect("run wgpu-mlp")
 }
+
+/// The names of the files in `dir`, sorted.
+pub fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
