@@ -46,19 +46,56 @@ run)
   export WGPU_BACKEND=vulkan
   out="${OUT:-/tmp/gpucheck-out}"
   mkdir -p "$out"
-  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$out/gpu.txt"
-  ./.gpucheck/wgpu-mlp adapters | tee -a "$out/gpu.txt"
+  bin=./.gpucheck/wgpu-mlp
+  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv | tee "$out/gpu.txt"
+  nproc | sed 's/^/host threads: /' | tee -a "$out/gpu.txt"
+  $bin adapters | tee -a "$out/gpu.txt"
+  # The card's practical FP32 ceiling: PyTorch's f32 matmul with TF32 off (cuBLAS SGEMM).
+  timeout 60 python3 - <<'PY' 2>&1 | tee -a "$out/gpu.txt" || true
+import torch
+torch.backends.cuda.matmul.allow_tf32 = False
+for n in (2048, 4096):
+    a = torch.randn(n, n, device="cuda"); b = torch.randn(n, n, device="cuda")
+    for _ in range(3): a @ b
+    torch.cuda.synchronize()
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    ts = []
+    for _ in range(20):
+        s.record(); a @ b; e.record(); torch.cuda.synchronize(); ts.append(s.elapsed_time(e))
+    ts.sort(); m = ts[len(ts) // 2]
+    print(f"torch fp32 (no tf32) gemm {n}: median {m:.3f} ms = {2 * n**3 / m / 1e9:.1f} TFLOP/s")
+PY
   # The test executables find tests/data through the CARGO_MANIFEST_DIR baked in at build time:
   # point that path at this copy of the tree.
   baked=$(cat .gpucheck/manifest_dir)
   if [ ! -e "$baked" ]; then mkdir -p "$(dirname "$baked")"; ln -s "$PWD" "$baked"; fi
+  # The CLI tests run the binary from its baked target path.
+  mkdir -p target/release && cp "$bin" target/release/wgpu-mlp
   for t in .gpucheck/test-*; do
-    timeout 240 "$t" --test-threads 1 2>&1 | tail -n 30 | tee -a "$out/tests.log"
+    timeout 150 "$t" 2>&1 | tail -n 30 | tee -a "$out/tests.log" || true
   done
-  timeout 300 ./.gpucheck/wgpu-mlp bench --full --budget 10 \
-    --json "$out/bench-gpu.json" --plot "$out/throughput-gpu.svg" | tee "$out/bench.md"
-  timeout 120 ./.gpucheck/wgpu-mlp bench --workload gemm --sizes 4096 --paths gpu-e2e,gpu-resident,cpu-fast \
-    --json "$out/gemm4096.json" | tee -a "$out/bench.md"
+  # The default (auto) kernels: the full benchmark against the CPU baseline on all host threads,
+  # and gemm 4096.
+  timeout 200 $bin bench --full --budget 3 --paths cpu-fast,gpu-e2e,gpu-resident \
+    --json "$out/bench-gpu.json" --plot "$out/throughput-gpu.svg" > "$out/bench.md" 2>&1 || true
+  timeout 90 $bin bench --workload gemm --sizes 4096 --paths cpu-fast,gpu-e2e,gpu-resident \
+    --budget 3 --json "$out/gemm4096.json" >> "$out/bench.md" 2>&1 || true
+  # Each kernel on its own, resident (the kernels' speed without transfers), then the tiled
+  # kernel built with wgpu's runtime checks, for what they cost.
+  sweep="$out/sweep.md"
+  bench() { # title, then bench arguments
+    echo "## $1" >> "$sweep"; shift
+    timeout 60 $bin bench --paths gpu-resident --budget 2 --warmup 2 "$@" 2>&1 |
+      grep -E '^\| (gemm|mnist|wide)' >> "$sweep" || echo "(failed)" >> "$sweep"
+  }
+  for k in gemv tiled64 tiled128 blocked windowed; do
+    bench "$k" --kernel $k --workload gemm,mnist,wide --sizes 1024,4096 --batch 1,64,1024
+  done
+  export WGPU_MLP_RUNTIME_CHECKS=1
+  bench "tiled64, runtime checks on" --kernel tiled64 --workload gemm --sizes 4096
+  unset WGPU_MLP_RUNTIME_CHECKS
+  cat "$sweep"
+  grep -E '^\| |^- GPU' "$out/bench.md" | grep -v -- '---' | head -n 50
   ;;
 *)
   echo "usage: scripts/gpu-check.sh prepare|run" >&2

@@ -183,6 +183,11 @@ struct BenchArgs {
     #[arg(long, value_name = "FORMAT", default_value = "f32", value_parser = ["f32", "f16"])]
     weight_format: String,
 
+    /// Which kernel the GPU paths run for each Linear layer: auto (by adapter and shape),
+    /// windowed, blocked, gemv, tiled64 or tiled128.
+    #[arg(long, value_name = "KERNEL", default_value = "auto")]
+    kernel: wgpu_mlp::gpu::LinearKernel,
+
     /// Also write every figure as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -391,6 +396,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         } else {
             wgpu_mlp::gpu::WeightFormat::F32
         },
+        kernel: args.kernel,
         progress: Progress::auto(),
         ..BenchOptions::default()
     };

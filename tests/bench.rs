@@ -106,14 +106,32 @@ fn time_runs_respects_warmup_runs_and_budget() {
     };
     let no_budget = BenchOptions {
         warmup: 2,
+        warmup_time: Duration::ZERO,
         runs: 5,
         budget: None,
         ..BenchOptions::default()
     };
     assert_eq!(count(&no_budget), (7, 5));
+    // Warm-up goes on until its time has passed: 2 runs asked, 20 ms of 5 ms runs given.
+    let warm = BenchOptions {
+        warmup_time: Duration::from_millis(20),
+        ..no_budget.clone()
+    };
+    let mut starts = Vec::new();
+    let samples = bench::time_runs(&warm, || {
+        starts.push(std::time::Instant::now());
+        std::thread::sleep(Duration::from_millis(5));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(samples.len(), 5);
+    let first_timed = starts.len() - 5;
+    assert!(first_timed >= 2, "{first_timed} warm-up runs");
+    assert!(starts[first_timed] - starts[0] >= Duration::from_millis(20));
     // A spent budget: one warm-up run, then the minimum of timed runs.
     let spent = BenchOptions {
         warmup: 3,
+        warmup_time: Duration::ZERO,
         runs: 10,
         min_runs: 3,
         budget: Some(Duration::ZERO),
@@ -309,6 +327,7 @@ fn a_wrong_result_is_an_error_row_and_is_never_timed() {
     let reference = Reference::new(&m, &x).unwrap();
     let opts = BenchOptions {
         warmup: 1,
+        warmup_time: Duration::ZERO,
         runs: 3,
         ..BenchOptions::default()
     };
@@ -475,6 +494,7 @@ fn sample_report() -> Report {
         settings: Settings {
             mode: "quick".into(),
             warmup: 1,
+            warmup_s: 0.3,
             runs: 3,
             min_runs: 3,
             budget_s: Some(5.0),

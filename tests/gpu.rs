@@ -12,7 +12,9 @@
 mod common;
 
 use common::{assert_close, ctx, input, model, random_vec};
-use wgpu_mlp::gpu::{GpuContext, GpuMlp, GpuMlpOptions, GpuOptions, KernelMode, WeightFormat, ops};
+use wgpu_mlp::gpu::{
+    GpuContext, GpuMlp, GpuMlpOptions, GpuOptions, KernelMode, LinearKernel, WeightFormat, ops,
+};
 use wgpu_mlp::{Activation, Error, Layer, Linear, Matrix, Mlp, cpu, io};
 
 const RTOL: f64 = 1e-4;
@@ -77,6 +79,81 @@ fn random_networks_depths_widths_batches() {
             case += 1;
         }
     }
+}
+
+const KERNELS: [LinearKernel; 6] = LinearKernel::ALL;
+
+#[test]
+fn every_linear_kernel_on_shapes_off_every_tile_size() {
+    // Widths and batches around the block and tile sizes (4, 8, 16, 64, 128), so every kernel
+    // meets partial vec4s, partial register blocks, partial k steps and partial tiles.
+    let cases: [(&[usize], usize); 8] = [
+        (&[1, 1], 1),
+        (&[3, 7, 2], 3),
+        (&[7, 31, 33], 7),
+        (&[33, 129, 65], 31),
+        (&[31, 257, 3], 33),
+        (&[257, 63, 127], 129),
+        (&[17, 200, 130], 257),
+        (&[129, 33, 1], 1025),
+    ];
+    for kernel in KERNELS {
+        for (i, &(sizes, batch)) in cases.iter().enumerate() {
+            let acts: Vec<Activation> = (1..sizes.len())
+                .map(|j| [Activation::Relu, Activation::Tanh][j % 2])
+                .collect();
+            let m = model(sizes, &acts, 300 + i as u64);
+            let x = input(batch, sizes[0], 400 + i as u64, 2.0);
+            for mode in [KernelMode::Fused, KernelMode::Separate] {
+                let options = GpuMlpOptions {
+                    mode,
+                    kernel,
+                    ..Default::default()
+                };
+                let gpu = GpuMlp::with_options(ctx(), &m, options).unwrap();
+                let y = gpu.forward(&x).unwrap();
+                let expected = cpu::forward_f64(&m, &x).unwrap();
+                let what = format!("{kernel} {mode:?} sizes {sizes:?} batch {batch}");
+                assert_close(y.as_slice(), &expected, RTOL, ATOL, &what);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_linear_kernel_at_extreme_magnitudes() {
+    // |x| up to 1e4 through one identity layer of 300 inputs: products up to ~1e4 summed over
+    // 300 terms; the f32 error bound scales with Σ|xᵢwᵢ|, so the tolerance is relative to it.
+    let m = model(&[300, 70], &[Activation::Identity], 77);
+    let x = input(130, 300, 78, 1e4);
+    let expected = cpu::forward_f64(&m, &x).unwrap();
+    let scale: f64 = x.as_slice().iter().map(|v| f64::from(v.abs())).sum::<f64>() / 130.0;
+    for kernel in KERNELS {
+        let options = GpuMlpOptions {
+            kernel,
+            ..Default::default()
+        };
+        let y = GpuMlp::with_options(ctx(), &m, options)
+            .unwrap()
+            .forward(&x)
+            .unwrap();
+        assert_close(
+            y.as_slice(),
+            &expected,
+            0.0,
+            scale * 1e-6,
+            &format!("{kernel}"),
+        );
+    }
+}
+
+#[test]
+fn kernel_names_parse_and_print() {
+    for kernel in KERNELS {
+        assert_eq!(kernel.to_string().parse::<LinearKernel>().unwrap(), kernel);
+    }
+    let err = "tiled32".parse::<LinearKernel>().unwrap_err().to_string();
+    assert!(err.contains("expected auto, windowed"), "{err}");
 }
 
 #[test]
@@ -292,6 +369,19 @@ fn batch_larger_than_the_workgroup_grid_is_chunked() {
     }
     let expected = cpu::forward_f64(&m, &x).unwrap();
     assert_close(y.as_slice(), &expected, 0.0, 0.0, "chunked batch");
+    // The GEMV kernel covers 4 rows per workgroup, so its chunks are smaller.
+    let options = GpuMlpOptions {
+        kernel: LinearKernel::Gemv,
+        ..Default::default()
+    };
+    let gemv = GpuMlp::with_options(ctx(), &m, options).unwrap();
+    assert!(
+        gemv.chunk_rows() <= 65_535 * 4,
+        "GEMV chunk {}",
+        gemv.chunk_rows()
+    );
+    let y = gemv.forward(&x).unwrap();
+    assert_close(y.as_slice(), &expected, 0.0, 0.0, "chunked batch, GEMV");
 }
 
 #[test]

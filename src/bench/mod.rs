@@ -11,8 +11,9 @@
 //! # Ok::<(), wgpu_mlp::Error>(())
 //! ```
 //!
-//! Timing: `warmup` untimed runs, then up to `runs` timed runs with the host clock (each GPU call
-//! returns only once the queue has drained). A path whose timed runs pass the time budget stops
+//! Timing: `warmup` untimed runs, continued until `warmup_time` has passed (a hardware GPU idles
+//! at a low clock and needs some continuous work to reach its boost clock), then up to `runs`
+//! timed runs with the host clock (each GPU call returns only once the queue has drained). A path whose timed runs pass the time budget stops
 //! after `min_runs`; the `runs` column always says how many were timed.
 
 mod check;
@@ -198,6 +199,8 @@ pub struct BenchOptions {
     pub full: bool,
     /// Untimed runs before timing, per path.
     pub warmup: usize,
+    /// Warm-up goes on (past `warmup` runs, when `warmup > 0`) until this much time has passed.
+    pub warmup_time: Duration,
     /// Timed runs per path.
     pub runs: usize,
     /// Fewest timed runs of a path that exceeds the budget.
@@ -209,6 +212,8 @@ pub struct BenchOptions {
     pub adapter: Option<String>,
     /// How the GPU paths store weights.
     pub weights: crate::gpu::WeightFormat,
+    /// Which kernel the GPU paths run for each Linear layer.
+    pub kernel: crate::gpu::LinearKernel,
     /// The correctness tolerance.
     pub tolerance: Tolerance,
     /// Progress display on stderr.
@@ -224,11 +229,13 @@ impl Default for BenchOptions {
             paths: Vec::new(),
             full: false,
             warmup: 3,
+            warmup_time: WARMUP_TIME,
             runs: 10,
             min_runs: 3,
             budget: Some(Duration::from_secs(5)),
             adapter: None,
             weights: crate::gpu::WeightFormat::F32,
+            kernel: crate::gpu::LinearKernel::Auto,
             tolerance: Tolerance::default(),
             progress: Progress::Off,
         }
@@ -315,12 +322,19 @@ pub fn random_input(batch: usize, cols: usize) -> Result<Matrix> {
     Matrix::new(batch, cols, data)
 }
 
-/// Runs `f` `warmup` times untimed, then times it up to `runs` times (see [`BenchOptions`] for
+/// Default least warm-up time per path. Seen on an H100: after a second of CPU-only work the
+/// first resident runs of gemm 4096 took 4-5× their warm time (the card at its idle clock), and
+/// three warm-up runs (13 ms) did not bring the clock back.
+pub const WARMUP_TIME: Duration = Duration::from_millis(300);
+
+/// Runs `f` `warmup` times untimed (and on until `warmup_time` has passed), then times it up to `runs` times (see [`BenchOptions`] for
 /// the budget). The first error ends it.
 pub fn time_runs(opts: &BenchOptions, mut f: impl FnMut() -> Result<()>) -> Result<Vec<Duration>> {
     let start = Instant::now();
-    for _ in 0..opts.warmup {
+    let mut done = 0;
+    while done < opts.warmup || (opts.warmup > 0 && start.elapsed() < opts.warmup_time) {
         f()?;
+        done += 1;
         if opts.budget.is_some_and(|b| start.elapsed() >= b / 2) {
             break;
         }
@@ -526,6 +540,7 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
             Some(Ok(ctx)) if paths.iter().any(|p| p.is_gpu()) => {
                 let options = crate::gpu::GpuMlpOptions {
                     weights: opts.weights,
+                    kernel: opts.kernel,
                     ..Default::default()
                 };
                 Some(GpuMlp::with_options(ctx, &model, options).map_err(|e| e.to_string()))
@@ -596,11 +611,18 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
         adapter,
         adapter_error,
         settings: Settings {
-            mode: match opts.weights {
-                crate::gpu::WeightFormat::F32 => opts.mode().to_string(),
-                crate::gpu::WeightFormat::F16 => format!("{}, f16 weights on the GPU", opts.mode()),
+            mode: {
+                let mut mode = opts.mode().to_string();
+                if opts.weights == crate::gpu::WeightFormat::F16 {
+                    mode.push_str(", f16 weights on the GPU");
+                }
+                if opts.kernel != crate::gpu::LinearKernel::Auto {
+                    mode.push_str(&format!(", {} kernel", opts.kernel));
+                }
+                mode
             },
             warmup: opts.warmup,
+            warmup_s: opts.warmup_time.as_secs_f64(),
             runs: opts.runs,
             min_runs: opts.min_runs.clamp(1, opts.runs),
             budget_s: opts.budget.map(|b| b.as_secs_f64()),

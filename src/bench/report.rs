@@ -120,6 +120,8 @@ pub struct Settings {
     pub mode: String,
     /// Warm-up runs asked for per path.
     pub warmup: usize,
+    /// Least warm-up time per path in seconds (when `warmup > 0`).
+    pub warmup_s: f64,
     /// Timed runs asked for per path.
     pub runs: usize,
     /// Fewest timed runs when the budget is exhausted.
@@ -221,9 +223,11 @@ impl Report {
         };
         let _ = writeln!(
             s,
-            "- {} warm-up + {} timed runs per path{budget}; host clock, GPU queue drained; every \
-             result checked against the f64 CPU reference ({}) before timing\n",
+            "- {} warm-up runs (and at least {} s of them) + {} timed runs per path{budget}; host \
+             clock, GPU queue drained; every result checked against the f64 CPU reference ({}) \
+             before timing\n",
             st.warmup,
+            st.warmup_s,
             st.runs,
             self.tolerance.describe()
         );
@@ -324,8 +328,10 @@ impl Report {
             (
                 "timing",
                 format!(
-                    "{{\"warmup\": {}, \"runs\": {}, \"min_runs\": {}, \"budget_s\": {}}}",
+                    "{{\"warmup\": {}, \"warmup_s\": {}, \"runs\": {}, \"min_runs\": {}, \
+                     \"budget_s\": {}}}",
                     st.warmup,
+                    st.warmup_s,
                     st.runs,
                     st.min_runs,
                     jopt_num(st.budget_s)

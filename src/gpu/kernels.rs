@@ -10,6 +10,8 @@ const ACTIVATION_WGSL: &str = include_str!("../../shaders/activation.wgsl");
 const LINEAR_COMMON_WGSL: &str = include_str!("../../shaders/linear_common.wgsl");
 const LINEAR_WGSL: &str = include_str!("../../shaders/linear.wgsl");
 const LINEAR_WIDE_WGSL: &str = include_str!("../../shaders/linear_wide.wgsl");
+const LINEAR_TILED_WGSL: &str = include_str!("../../shaders/linear_tiled.wgsl");
+const LINEAR_GEMV_WGSL: &str = include_str!("../../shaders/linear_gemv.wgsl");
 const ELEMENTWISE_WGSL: &str = include_str!("../../shaders/elementwise.wgsl");
 const SOFTMAX_WGSL: &str = include_str!("../../shaders/softmax.wgsl");
 
@@ -28,23 +30,55 @@ pub(crate) const NO_PAIR: u32 = u32::MAX;
 pub(crate) const WIDE_WG: (u32, u32) = (8, 8);
 /// Rows and columns one linear_wide.wgsl invocation computes.
 pub(crate) const WIDE_BLOCK: (u32, u32) = (4, 8);
+/// linear_tiled.wgsl's `TILE` values: a TILE × TILE workgroup computes an 8·TILE-square output
+/// tile (64 or 128).
+pub(crate) const TILED_SIDES: [u32; 2] = [8, 16];
+/// linear_tiled.wgsl's `STAGES` for a `TILE`: the 64 tile double-buffers its slabs (8 KiB of
+/// workgroup memory, inside WebGPU's default 16 KiB); the 128 tile does not (on an H100 its
+/// 32 KiB double buffer ran gemm 4096 at 5.2 ms against 4.2 ms single-buffered).
+pub(crate) fn tiled_stages(side: u32) -> u32 {
+    if side <= 8 { 2 } else { 1 }
+}
+/// Rows (and columns) the packed weight of a buffer-weight layer is padded to, so every
+/// linear_tiled.wgsl slab load is in bounds: k steps of at most 16, column tiles of at most 128.
+pub(crate) const TILED_PAD: (usize, usize) = (16, 128);
+/// linear_gemv.wgsl's shape: vec4 columns per workgroup, k slices per workgroup, rows per
+/// workgroup.
+pub(crate) const GEMV: (u32, u32, u32) = (8, 32, 4);
 /// Invocations per workgroup of the elementwise kernels (fixed in elementwise.wgsl).
 pub(crate) const ELEMENTWISE_WG: u32 = 64;
+
+/// Which Linear kernel, with its shape constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Variant {
+    /// linear.wgsl: `rows` is its `ROWS` (rows per invocation), `half` its `HALF` (rows per
+    /// window when two windows are paired, else `NO_PAIR`).
+    Window { rows: u32, half: u32 },
+    /// linear_wide.wgsl (4×8 register blocks, storage buffers, no workgroup memory).
+    Blocked,
+    /// linear_tiled.wgsl with this `TILE`.
+    Tiled(u32),
+    /// linear_gemv.wgsl.
+    Gemv,
+}
+
+impl Variant {
+    /// Whether the weight lives in a storage buffer (else in a texture).
+    pub(crate) fn buffer_weight(self) -> bool {
+        !matches!(self, Variant::Window { .. })
+    }
+}
 
 /// A pipeline specialisation: which entry point, and the values of its override constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum PipelineKey {
-    /// linear.wgsl (or linear_wide.wgsl when `wide`) with the activation code, its parameter's
-    /// bits, and whether the bias is added.
+    /// A Linear kernel with the activation code, its parameter's bits, and whether the bias is
+    /// added.
     Linear {
         act: u32,
         alpha: u32,
         bias: bool,
-        wide: bool,
-        /// linear.wgsl's `ROWS` (rows per invocation); 0 for linear_wide.wgsl.
-        rows: u32,
-        /// linear.wgsl's `HALF`: rows per window when two windows are paired, else `NO_PAIR`.
-        half: u32,
+        variant: Variant,
     },
     /// elementwise.wgsl `bias_add`.
     BiasAdd,
@@ -73,6 +107,8 @@ pub(crate) fn act_code(act: Activation) -> (u32, f32) {
 pub(crate) struct Kernels {
     linear_module: wgpu::ShaderModule,
     linear_wide_module: wgpu::ShaderModule,
+    linear_tiled_module: wgpu::ShaderModule,
+    linear_gemv_module: wgpu::ShaderModule,
     elementwise_module: wgpu::ShaderModule,
     softmax_module: wgpu::ShaderModule,
     pub(crate) linear_layout: wgpu::BindGroupLayout,
@@ -125,6 +161,32 @@ fn module(device: &wgpu::Device, label: &str, parts: &[&str]) -> wgpu::ShaderMod
     })
 }
 
+/// Environment variable that, when set to 1, builds every module with wgpu's runtime bounds
+/// checks (a debugging aid, and the baseline for measuring what the checks cost).
+pub(crate) const RUNTIME_CHECKS_ENV: &str = "WGPU_MLP_RUNTIME_CHECKS";
+
+/// A module built without wgpu's runtime checks (bounds clamping on every buffer and array index,
+/// and loop-bound counters), unless [`RUNTIME_CHECKS_ENV`] is `1`. Only for kernels that guard
+/// every index themselves; each such shader states why its indexing is in bounds.
+fn trusted_module(device: &wgpu::Device, label: &str, parts: &[&str]) -> wgpu::ShaderModule {
+    if std::env::var(RUNTIME_CHECKS_ENV).is_ok_and(|v| v == "1") {
+        return module(device, label, parts);
+    }
+    let source = parts.concat();
+    // SAFETY: the shader's header argues that every access is in bounds given the dimensions
+    // and buffer sizes the host sets up (GpuMlp pads the weight and sizes the buffers), and its
+    // loops are bounded by uniform counts.
+    unsafe {
+        device.create_shader_module_trusted(
+            wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            },
+            wgpu::ShaderRuntimeChecks::unchecked(),
+        )
+    }
+}
+
 fn layout(
     device: &wgpu::Device,
     label: &str,
@@ -144,16 +206,19 @@ fn layout(
 
 impl Kernels {
     pub(crate) fn new(device: &wgpu::Device) -> Self {
-        let linear_module = module(
-            device,
-            "linear.wgsl",
-            &[ACTIVATION_WGSL, LINEAR_COMMON_WGSL, LINEAR_WGSL],
-        );
-        let linear_wide_module = module(
-            device,
-            "linear_wide.wgsl",
-            &[ACTIVATION_WGSL, LINEAR_COMMON_WGSL, LINEAR_WIDE_WGSL],
-        );
+        // Each Linear kernel is prepended with the activations and the shared epilogue.
+        let linear = |label: &str, body: &str, trusted: bool| {
+            let parts = [ACTIVATION_WGSL, LINEAR_COMMON_WGSL, body];
+            if trusted {
+                trusted_module(device, label, &parts)
+            } else {
+                module(device, label, &parts)
+            }
+        };
+        let linear_module = linear("linear.wgsl", LINEAR_WGSL, false);
+        let linear_wide_module = linear("linear_wide.wgsl", LINEAR_WIDE_WGSL, false);
+        let linear_tiled_module = linear("linear_tiled.wgsl", LINEAR_TILED_WGSL, true);
+        let linear_gemv_module = linear("linear_gemv.wgsl", LINEAR_GEMV_WGSL, true);
         let elementwise_module = module(
             device,
             "elementwise.wgsl",
@@ -202,6 +267,8 @@ impl Kernels {
         Kernels {
             linear_module,
             linear_wide_module,
+            linear_tiled_module,
+            linear_gemv_module,
             elementwise_module,
             softmax_module,
             linear_layout,
@@ -235,31 +302,53 @@ impl Kernels {
                 act,
                 alpha,
                 bias,
-                wide,
-                rows,
-                half,
+                variant,
             } => {
                 let mut c = vec![
                     ("ACT", f64::from(act)),
                     ("ALPHA", f64::from(f32::from_bits(alpha))),
                     ("USE_BIAS", if bias { 1.0 } else { 0.0 }),
                 ];
-                if wide {
-                    c.extend([
-                        ("WG_X", f64::from(WIDE_WG.0)),
-                        ("WG_Y", f64::from(WIDE_WG.1)),
-                    ]);
-                    (
-                        &self.linear_wide_module,
-                        &self.linear_wide_pl,
-                        "linear_wide",
-                        c,
-                    )
-                } else {
-                    c.push(("WG", f64::from(LINEAR_WG)));
-                    c.push(("ROWS", f64::from(rows)));
-                    c.push(("HALF", f64::from(half)));
-                    (&self.linear_module, &self.linear_pl, "linear", c)
+                match variant {
+                    Variant::Window { rows, half } => {
+                        c.push(("WG", f64::from(LINEAR_WG)));
+                        c.push(("ROWS", f64::from(rows)));
+                        c.push(("HALF", f64::from(half)));
+                        (&self.linear_module, &self.linear_pl, "linear", c)
+                    }
+                    Variant::Blocked => {
+                        c.extend([
+                            ("WG_X", f64::from(WIDE_WG.0)),
+                            ("WG_Y", f64::from(WIDE_WG.1)),
+                        ]);
+                        (
+                            &self.linear_wide_module,
+                            &self.linear_wide_pl,
+                            "linear_wide",
+                            c,
+                        )
+                    }
+                    Variant::Tiled(side) => {
+                        c.push(("TILE", f64::from(side)));
+                        c.push(("STAGES", f64::from(tiled_stages(side))));
+                        // Same bindings as linear_wide.wgsl.
+                        (
+                            &self.linear_tiled_module,
+                            &self.linear_wide_pl,
+                            "linear_tiled",
+                            c,
+                        )
+                    }
+                    Variant::Gemv => {
+                        c.push(("COLS4", f64::from(GEMV.0)));
+                        c.push(("SLICES", f64::from(GEMV.1)));
+                        (
+                            &self.linear_gemv_module,
+                            &self.linear_wide_pl,
+                            "linear_gemv",
+                            c,
+                        )
+                    }
                 }
             }
             PipelineKey::BiasAdd => (

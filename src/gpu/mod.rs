@@ -19,4 +19,4 @@ pub mod ops;
 mod pack;
 
 pub use context::{AdapterSummary, GpuContext, GpuOptions, list_adapters};
-pub use model::{GpuMlp, GpuMlpOptions, KernelMode, WeightFormat};
+pub use model::{GpuMlp, GpuMlpOptions, KernelMode, LinearKernel, WeightFormat};

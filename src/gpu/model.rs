@@ -8,8 +8,8 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::gpu::context::{ContextInner, ErrorScope, GpuContext};
 use crate::gpu::kernels::{
-    ELEMENTWISE_WG, LINEAR_BLOCK, LINEAR_SMALL_ROWS, LINEAR_WG, LINEAR_WINDOW_BYTES, NO_PAIR,
-    PipelineKey, WIDE_BLOCK, WIDE_WG, act_code,
+    ELEMENTWISE_WG, GEMV, LINEAR_BLOCK, LINEAR_SMALL_ROWS, LINEAR_WG, LINEAR_WINDOW_BYTES, NO_PAIR,
+    PipelineKey, TILED_PAD, TILED_SIDES, Variant, WIDE_BLOCK, WIDE_WG, act_code,
 };
 use crate::gpu::pack;
 use crate::matrix::Matrix;
@@ -27,6 +27,84 @@ pub enum KernelMode {
     Separate,
 }
 
+/// Which kernel runs the matrix product of each Linear layer. Every choice computes the same
+/// function (each is tested against the CPU reference); they differ in speed by adapter and shape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LinearKernel {
+    /// Picked by adapter and shape: [`Windowed`](Self::Windowed) on software adapters; on
+    /// hardware GPUs, per layer and batch, [`Gemv`](Self::Gemv) for a few rows and
+    /// [`Tiled64`](Self::Tiled64) or [`Tiled128`](Self::Tiled128) for more.
+    #[default]
+    Auto,
+    /// linear.wgsl: x read through a 64 KiB uniform window, the weight from a texture; the fast
+    /// kernel on software adapters (lavapipe, llvmpipe). Layers wider than the window (inputs
+    /// over 8,192 features) or the device's texture size run [`Blocked`](Self::Blocked).
+    Windowed,
+    /// linear_wide.wgsl: 4 × 8 register blocks straight from storage buffers.
+    Blocked,
+    /// linear_gemv.wgsl: k split across a workgroup, for batches of a few rows on hardware GPUs.
+    Gemv,
+    /// linear_tiled.wgsl with 64 × 64 output tiles staged through workgroup memory.
+    Tiled64,
+    /// linear_tiled.wgsl with 128 × 128 output tiles.
+    Tiled128,
+}
+
+impl std::fmt::Display for LinearKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LinearKernel::Auto => "auto",
+            LinearKernel::Windowed => "windowed",
+            LinearKernel::Blocked => "blocked",
+            LinearKernel::Gemv => "gemv",
+            LinearKernel::Tiled64 => "tiled64",
+            LinearKernel::Tiled128 => "tiled128",
+        })
+    }
+}
+
+impl std::str::FromStr for LinearKernel {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        LinearKernel::ALL
+            .into_iter()
+            .find(|k| k.to_string() == s)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "unknown kernel {s:?}: expected auto, windowed, blocked, gemv, tiled64 or tiled128"
+            ))
+        })
+    }
+}
+
+impl LinearKernel {
+    /// Every choice, [`Auto`](Self::Auto) first.
+    pub const ALL: [LinearKernel; 6] = [
+        LinearKernel::Auto,
+        LinearKernel::Windowed,
+        LinearKernel::Blocked,
+        LinearKernel::Gemv,
+        LinearKernel::Tiled64,
+        LinearKernel::Tiled128,
+    ];
+
+    /// The storage-buffer kernels a layer gets when it does not run the windowed kernel.
+    fn buffer_variants(self, software: bool) -> Vec<Variant> {
+        match self {
+            LinearKernel::Tiled64 => vec![Variant::Tiled(TILED_SIDES[0])],
+            LinearKernel::Tiled128 => vec![Variant::Tiled(TILED_SIDES[1])],
+            LinearKernel::Gemv => vec![Variant::Gemv],
+            LinearKernel::Auto if !software => vec![
+                Variant::Gemv,
+                Variant::Tiled(TILED_SIDES[0]),
+                Variant::Tiled(TILED_SIDES[1]),
+            ],
+            _ => vec![Variant::Blocked],
+        }
+    }
+}
+
 /// How weights are stored on the device.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WeightFormat {
@@ -35,7 +113,7 @@ pub enum WeightFormat {
     F32,
     /// f16 (rounded to nearest, relative error at most 2⁻¹¹ per weight): half the memory and
     /// half the bytes fetched per texel; arithmetic stays f32. Applies to layers run by
-    /// linear.wgsl (inputs up to 8,192 features); wider layers keep f32 weights.
+    /// [`LinearKernel::Windowed`] (inputs up to 8,192 features); other layers keep f32 weights.
     F16,
 }
 
@@ -46,6 +124,8 @@ pub struct GpuMlpOptions {
     pub mode: KernelMode,
     /// How weights are stored.
     pub weights: WeightFormat,
+    /// Which kernel runs each Linear layer's matrix product.
+    pub kernel: LinearKernel,
 }
 
 /// Uniform block of linear.wgsl (`Dims`).
@@ -75,8 +155,11 @@ pub(crate) struct RowDims {
 struct GpuLayer {
     n_in: usize,
     n_out: usize,
-    /// Rows of x per uniform window of linear.wgsl; 0 when the layer runs linear_wide.wgsl.
+    /// Rows of x per uniform window of linear.wgsl; 0 when the weight lives in a storage buffer
+    /// (linear_wide.wgsl, linear_tiled.wgsl).
     window_rows: usize,
+    /// vec4s per row of the packed weight.
+    wt_n4: u32,
     /// Rows one Linear dispatch covers: the window, or two windows when a window holds fewer than
     /// 16 rows (then `x` and `x_hi` are bound to consecutive windows).
     dispatch_rows: usize,
@@ -88,6 +171,9 @@ struct GpuLayer {
     passes: Vec<(PipelineKey, wgpu::ComputePipeline)>,
     /// linear.wgsl with fewer rows per invocation, for batches of at most 1 and 4 rows.
     small: Vec<(u32, wgpu::ComputePipeline)>,
+    /// For a storage-buffer weight: the Linear pass's candidate kernels (one unless the kernel
+    /// is picked per batch, see [`pick_variant`]).
+    variants: Vec<(Variant, wgpu::ComputePipeline)>,
 }
 
 /// Where a layer's packed weight lives: an rgba32float texture `[k4·4 rows, wt_n4 texels]` for
@@ -171,13 +257,18 @@ impl GpuMlp {
             .min(limits.max_buffer_size)
             .min(MAX_INDEX_BYTES);
         // Refuse what can never fit before allocating anything.
+        let windowed = |n_in, n_out| match options.kernel {
+            LinearKernel::Auto if ctx.is_software() => window_rows(n_in, n_out, limits),
+            LinearKernel::Windowed => window_rows(n_in, n_out, limits),
+            _ => 0,
+        };
         for (i, l) in model.layers().iter().enumerate() {
             let lin = &l.linear;
-            if window_rows(lin.in_features(), lin.out_features(), limits) > 0 {
+            if windowed(lin.in_features(), lin.out_features()) > 0 {
                 continue; // its weight lives in a texture, not a storage binding
             }
-            let bytes = pack::f32_bytes(pack::vec4s(lin.in_features()) * 4)
-                .saturating_mul(pack::weight_cols(lin.out_features()) as u64);
+            let (r, c) = pack::padded_weight_shape(lin, TILED_PAD);
+            let bytes = pack::f32_bytes(r).saturating_mul(c as u64);
             if bytes > max_binding {
                 return Err(Error::OutOfMemory(format!(
                     "layer {i}'s weight Linear({}, {}) needs {bytes} bytes on the device, over the \
@@ -198,8 +289,15 @@ impl GpuMlp {
         let row_bytes = pack::f32_bytes(widest * 4);
         // Activation buffers carry the uniform window's slack (see build_workspace).
         let rows_by_binding = max_binding.saturating_sub(WORKSPACE_SLACK) / row_bytes;
-        let rows_by_grid = u64::from(limits.max_compute_workgroups_per_dimension)
-            * u64::from(WIDE_WG.1 * WIDE_BLOCK.0);
+        // Rows per workgroup row of the grid: 32 for the blocked kernel (and more for the others),
+        // 4 for the GEMV kernel (which Auto only picks for at most 1,024 rows).
+        let rows_per_group = if options.kernel == LinearKernel::Gemv {
+            GEMV.2
+        } else {
+            WIDE_WG.1 * WIDE_BLOCK.0
+        };
+        let rows_by_grid =
+            u64::from(limits.max_compute_workgroups_per_dimension) * u64::from(rows_per_group);
         let chunk_rows = rows_by_binding.min(rows_by_grid) as usize;
         if chunk_rows == 0 {
             return Err(Error::OutOfMemory(format!(
@@ -215,8 +313,9 @@ impl GpuMlp {
             .layers()
             .iter()
             .map(|l| {
-                let window = window_rows(l.linear.in_features(), l.linear.out_features(), limits);
-                upload_layer(inner, &l.linear, l.activation, options, window)
+                let window = windowed(l.linear.in_features(), l.linear.out_features());
+                let variants = options.kernel.buffer_variants(ctx.is_software());
+                upload_layer(inner, &l.linear, l.activation, options, window, &variants)
             })
             .collect();
         scope.pop()?;
@@ -474,9 +573,10 @@ impl GpuMlp {
                     .iter()
                     .map(|(key, _)| {
                         let (bgl, entries) = match key {
-                            PipelineKey::Linear { wide, .. } => {
+                            PipelineKey::Linear { variant, .. } => {
                                 let dims = sized(&linear_dims[i], 0, LINEAR_DIMS_BYTES);
-                                let (bgl, x) = if *wide {
+                                let wide = variant.buffer_weight();
+                                let (bgl, x) = if wide {
                                     (&kernels.linear_wide_layout, whole(src))
                                 } else {
                                     (&kernels.linear_layout, sized(src, 0, LINEAR_WINDOW_BYTES))
@@ -488,7 +588,7 @@ impl GpuMlp {
                                     Weight::Buffer(buffer) => whole(buffer),
                                 };
                                 let mut e = vec![dims, x, w, whole(&layer.bias), whole(dst)];
-                                if !*wide {
+                                if !wide {
                                     e.push(sized(src, 0, LINEAR_WINDOW_BYTES)); // x_hi
                                 }
                                 (bgl, e)
@@ -546,7 +646,7 @@ impl GpuMlp {
                     k4: pack::vec4s(l.n_in) as u32,
                     n4,
                     n_out: l.n_out as u32,
-                    wt_n4: (pack::weight_cols(l.n_out) / 4) as u32,
+                    wt_n4: l.wt_n4,
                     pad: [0; 2],
                 };
                 block[..LINEAR_DIMS_BYTES as usize].copy_from_slice(bytemuck::bytes_of(&dims));
@@ -590,7 +690,11 @@ impl GpuMlp {
         for (layer, groups) in self.layers.iter().zip(&ws.bind_groups) {
             let n4 = pack::vec4s(layer.n_out) as u64;
             for ((key, pipeline), bg) in layer.passes.iter().zip(groups) {
-                if let PipelineKey::Linear { wide: false, .. } = key {
+                if let PipelineKey::Linear {
+                    variant: Variant::Window { .. },
+                    ..
+                } = key
+                {
                     // One dispatch per uniform window of rows, each with the smallest row block
                     // that covers the window's rows (so no invocation computes clamped copies).
                     let r = layer.dispatch_rows;
@@ -625,15 +729,29 @@ impl GpuMlp {
                     }
                     continue;
                 }
-                pass.set_pipeline(pipeline);
+                let mut pipeline = pipeline;
                 let (x, y) = match key {
                     PipelineKey::Linear { .. } => {
-                        let cols = n4.div_ceil(u64::from(WIDE_BLOCK.1 / 4));
-                        let blocks = (rows as u64).div_ceil(u64::from(WIDE_BLOCK.0));
-                        (
-                            cols.div_ceil(u64::from(WIDE_WG.0)) as u32,
-                            blocks.div_ceil(u64::from(WIDE_WG.1)) as u32,
-                        )
+                        let (variant, p) = pick_variant(&layer.variants, rows, layer.n_out);
+                        pipeline = p;
+                        match variant {
+                            Variant::Tiled(side) => (
+                                n4.div_ceil(u64::from(2 * side)) as u32,
+                                (rows as u64).div_ceil(u64::from(8 * side)) as u32,
+                            ),
+                            Variant::Gemv => (
+                                n4.div_ceil(u64::from(GEMV.0)) as u32,
+                                (rows as u64).div_ceil(u64::from(GEMV.2)) as u32,
+                            ),
+                            _ => {
+                                let cols = n4.div_ceil(u64::from(WIDE_BLOCK.1 / 4));
+                                let blocks = (rows as u64).div_ceil(u64::from(WIDE_BLOCK.0));
+                                (
+                                    cols.div_ceil(u64::from(WIDE_WG.0)) as u32,
+                                    blocks.div_ceil(u64::from(WIDE_WG.1)) as u32,
+                                )
+                            }
+                        }
                     }
                     PipelineKey::BiasAdd | PipelineKey::Activation { .. } => fold(
                         (rows as u64 * n4).div_ceil(u64::from(ELEMENTWISE_WG)),
@@ -646,12 +764,53 @@ impl GpuMlp {
                 } else {
                     &[]
                 };
+                pass.set_pipeline(pipeline);
                 pass.set_bind_group(0, bg, offsets);
                 pass.dispatch_workgroups(x, y, 1);
             }
         }
     }
 }
+
+/// The kernel for a storage-buffer layer's Linear pass on a batch of `rows`: the only candidate,
+/// or, when [`LinearKernel::Auto`] left several (hardware GPUs), by shape. What decides is
+/// whether a kernel has enough workgroups to fill a large GPU: the GEMV kernel makes one per 4
+/// rows × 32 columns, the tiled kernels one per 64 × 64 or 128 × 128 outputs. The thresholds are
+/// the H100 measurements in docs/PERFORMANCE.md ("Kernel choice on a hardware GPU").
+fn pick_variant(
+    variants: &[(Variant, wgpu::ComputePipeline)],
+    rows: usize,
+    n_out: usize,
+) -> (Variant, &wgpu::ComputePipeline) {
+    let tiles64 = rows.div_ceil(64) * n_out.div_ceil(64);
+    let tiles128 = rows.div_ceil(128) * n_out.div_ceil(128);
+    let want = if rows <= AUTO_GEMV_MAX_ROWS
+        || (rows <= AUTO_GEMV_MAX_ROWS_FEW_TILES && tiles64 < AUTO_FEW_TILES)
+    {
+        Variant::Gemv
+    } else if (AUTO_TILED128_TILES.0..AUTO_TILED128_TILES.1).contains(&tiles128) {
+        Variant::Tiled(TILED_SIDES[1])
+    } else {
+        Variant::Tiled(TILED_SIDES[0])
+    };
+    let (v, p) = variants
+        .iter()
+        .find(|(v, _)| *v == want)
+        .unwrap_or(&variants[0]);
+    (*v, p)
+}
+
+/// Up to this many rows, [`LinearKernel::Auto`] runs the GEMV kernel on hardware GPUs (on an
+/// H100 it beat the 64 tile at every batch from 1 to 128 of mnist and wide).
+const AUTO_GEMV_MAX_ROWS: usize = 64;
+/// ... and up to this many when the 64 tile would have fewer than [`AUTO_FEW_TILES`] tiles (mnist
+/// b1024: 0.21 vs 0.26 ms; wide b256, 128 tiles: a tie; wide b1024, 512 tiles: 1.9 vs 0.9 ms).
+const AUTO_GEMV_MAX_ROWS_FEW_TILES: usize = 1024;
+const AUTO_FEW_TILES: usize = 256;
+/// [`LinearKernel::Auto`] takes the 128 tile with this many 128 tiles (at least, below): about
+/// one or two waves on a large GPU (gemm 2048, 256 tiles: 0.63-0.67 ms vs 0.71 ms for the 64
+/// tile); with more, the double-buffered 64 tile wins (gemm 4096: 4.0-4.1 vs 4.2 ms).
+const AUTO_TILED128_TILES: (usize, usize) = (256, 1024);
 
 fn prepared(guard: &mut Option<Workspace>) -> Result<&mut Workspace> {
     guard
@@ -845,6 +1004,7 @@ fn upload_layer(
     activation: Activation,
     options: GpuMlpOptions,
     window_rows: usize,
+    buffer_variants: &[Variant],
 ) -> GpuLayer {
     let mode = options.mode;
     let device = &inner.device;
@@ -860,7 +1020,6 @@ fn upload_layer(
         })
     };
     let has_bias = linear.bias().is_some();
-    let weight = pack::weight_transposed(linear);
     let (act, alpha) = act_code(activation);
     let alpha = alpha.to_bits();
     let wide = window_rows == 0;
@@ -868,25 +1027,28 @@ fn upload_layer(
     let paired = !wide && window_rows < LINEAR_BLOCK.0 as usize;
     let dispatch_rows = if paired { 2 * window_rows } else { window_rows };
     let half = if paired { window_rows as u32 } else { NO_PAIR };
-    let rows = if wide { 0 } else { LINEAR_BLOCK.0 };
+    let variant = if wide {
+        buffer_variants[0]
+    } else {
+        Variant::Window {
+            rows: LINEAR_BLOCK.0,
+            half,
+        }
+    };
     let mut keys = Vec::new();
     match mode {
         KernelMode::Fused => keys.push(PipelineKey::Linear {
             act,
             alpha,
             bias: has_bias,
-            wide,
-            rows,
-            half,
+            variant,
         }),
         KernelMode::Separate => {
             keys.push(PipelineKey::Linear {
                 act: 0,
                 alpha: 0,
                 bias: false,
-                wide,
-                rows,
-                half,
+                variant,
             });
             if has_bias {
                 keys.push(PipelineKey::BiasAdd);
@@ -899,29 +1061,48 @@ fn upload_layer(
     if activation.is_rowwise() {
         keys.push(PipelineKey::Softmax);
     }
-    let small = match keys[0] {
+    let with_variant = |variant| match keys[0] {
         PipelineKey::Linear {
+            act, alpha, bias, ..
+        } => PipelineKey::Linear {
             act,
             alpha,
             bias,
-            wide: false,
-            half,
-            ..
-        } => LINEAR_SMALL_ROWS
+            variant,
+        },
+        other => other,
+    };
+    let small = if wide {
+        Vec::new()
+    } else {
+        LINEAR_SMALL_ROWS
             .iter()
             .map(|&rows| {
-                let key = PipelineKey::Linear {
-                    act,
-                    alpha,
-                    bias,
-                    wide: false,
-                    rows,
-                    half,
-                };
+                let key = with_variant(Variant::Window { rows, half });
                 (rows, inner.kernels.pipeline(device, key))
             })
-            .collect(),
-        _ => Vec::new(),
+            .collect()
+    };
+    let variants = if wide {
+        buffer_variants
+            .iter()
+            .map(|&v| (v, inner.kernels.pipeline(device, with_variant(v))))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (weight, wt_cols) = if wide {
+        let (_, cols) = pack::padded_weight_shape(linear, TILED_PAD);
+        let packed = pack::weight_transposed_padded(linear, TILED_PAD.0, TILED_PAD.1);
+        let buffer = init("weight", &packed, wgpu::BufferUsages::STORAGE);
+        (Weight::Buffer(buffer), cols)
+    } else {
+        let packed = pack::weight_transposed(linear);
+        let view = weight_texture(inner, linear, &packed, options.weights);
+        (
+            Weight::Texture(view),
+            pack::weight_cols(linear.out_features()),
+        )
     };
     let passes = keys
         .into_iter()
@@ -931,12 +1112,9 @@ fn upload_layer(
         n_in: linear.in_features(),
         n_out: linear.out_features(),
         window_rows,
+        wt_n4: (wt_cols / 4) as u32,
         dispatch_rows,
-        weight: if window_rows > 0 {
-            Weight::Texture(weight_texture(inner, linear, &weight, options.weights))
-        } else {
-            Weight::Buffer(init("weight", &weight, wgpu::BufferUsages::STORAGE))
-        },
+        weight,
         bias: init(
             "bias",
             &pack::bias_padded(linear),
@@ -946,5 +1124,6 @@ fn upload_layer(
         softmax_dims: uniform("softmax dims", std::mem::size_of::<RowDims>() as u64),
         passes,
         small,
+        variants,
     }
 }

@@ -52,9 +52,27 @@ pub(crate) fn unpad_rows(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 
 /// The weight `[out, in]` transposed to `[4·ceil(in/4), weight_cols(out)]`, zero-padded.
 pub(crate) fn weight_transposed(linear: &Linear) -> Vec<f32> {
-    let (n_in, n_out) = (linear.in_features(), linear.out_features());
-    let cols = weight_cols(n_out);
-    let mut out = vec![0.0f32; vec4s(n_in) * 4 * cols];
+    weight_transposed_padded(linear, 4, 8)
+}
+
+/// Rows × columns of the transposed weight padded to multiples of `pad` (in, out).
+pub(crate) fn padded_weight_shape(linear: &Linear, pad: (usize, usize)) -> (usize, usize) {
+    (
+        linear.in_features().next_multiple_of(pad.0),
+        linear.out_features().next_multiple_of(pad.1),
+    )
+}
+
+/// The weight `[out, in]` transposed to `[in, out]`, zero-padded to multiples of
+/// `row_pad` × `col_pad` (each a multiple of 4).
+pub(crate) fn weight_transposed_padded(
+    linear: &Linear,
+    row_pad: usize,
+    col_pad: usize,
+) -> Vec<f32> {
+    let n_in = linear.in_features();
+    let (rows, cols) = padded_weight_shape(linear, (row_pad, col_pad));
+    let mut out = vec![0.0f32; rows * cols];
     for (o, row) in linear.weight().chunks_exact(n_in).enumerate() {
         for (i, &w) in row.iter().enumerate() {
             out[i * cols + o] = w;
