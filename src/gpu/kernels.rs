@@ -17,6 +17,13 @@ const SOFTMAX_WGSL: &str = include_str!("../../shaders/softmax.wgsl");
 
 /// Invocations per workgroup of linear.wgsl (a row of them, one per 4 output columns).
 pub(crate) const LINEAR_WG: u32 = 64;
+
+/// linear.wgsl's `WG` for a layer with `n4` vec4 columns: 64, or the smallest power of two of at
+/// least 8 that covers them. A software adapter runs every invocation of a workgroup, useful or
+/// not, so a 10-output layer (3 columns) in a 64-wide group would compute 61 clamped copies.
+pub(crate) fn linear_wg(n4: usize) -> u32 {
+    (n4.next_power_of_two() as u32).clamp(8, LINEAR_WG)
+}
 /// Rows and columns one linear.wgsl invocation computes; the workgroup shares the rows.
 pub(crate) const LINEAR_BLOCK: (u32, u32) = (16, 4);
 /// Smaller row blocks of linear.wgsl, for small batches (a GEMV needs one row, not 16 copies)
@@ -52,8 +59,8 @@ pub(crate) const ELEMENTWISE_WG: u32 = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Variant {
     /// linear.wgsl: `rows` is its `ROWS` (rows per invocation), `half` its `HALF` (rows per
-    /// window when two windows are paired, else `NO_PAIR`).
-    Window { rows: u32, half: u32 },
+    /// window when two windows are paired, else `NO_PAIR`), `wg` its `WG` (see [`linear_wg`]).
+    Window { rows: u32, half: u32, wg: u32 },
     /// linear_wide.wgsl (4×8 register blocks, storage buffers, no workgroup memory).
     Blocked,
     /// linear_tiled.wgsl with this `TILE`.
@@ -310,8 +317,8 @@ impl Kernels {
                     ("USE_BIAS", if bias { 1.0 } else { 0.0 }),
                 ];
                 match variant {
-                    Variant::Window { rows, half } => {
-                        c.push(("WG", f64::from(LINEAR_WG)));
+                    Variant::Window { rows, half, wg } => {
+                        c.push(("WG", f64::from(wg)));
                         c.push(("ROWS", f64::from(rows)));
                         c.push(("HALF", f64::from(half)));
                         (&self.linear_module, &self.linear_pl, "linear", c)

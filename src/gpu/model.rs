@@ -8,8 +8,8 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::gpu::context::{ContextInner, ErrorScope, GpuContext};
 use crate::gpu::kernels::{
-    ELEMENTWISE_WG, GEMV, LINEAR_BLOCK, LINEAR_SMALL_ROWS, LINEAR_WG, LINEAR_WINDOW_BYTES, NO_PAIR,
-    PipelineKey, TILED_PAD, TILED_SIDES, Variant, WIDE_BLOCK, WIDE_WG, act_code,
+    ELEMENTWISE_WG, GEMV, LINEAR_BLOCK, LINEAR_SMALL_ROWS, LINEAR_WINDOW_BYTES, NO_PAIR,
+    PipelineKey, TILED_PAD, TILED_SIDES, Variant, WIDE_BLOCK, WIDE_WG, act_code, linear_wg,
 };
 use crate::gpu::pack;
 use crate::matrix::Matrix;
@@ -691,7 +691,7 @@ impl GpuMlp {
             let n4 = pack::vec4s(layer.n_out) as u64;
             for ((key, pipeline), bg) in layer.passes.iter().zip(groups) {
                 if let PipelineKey::Linear {
-                    variant: Variant::Window { .. },
+                    variant: Variant::Window { wg, .. },
                     ..
                 } = key
                 {
@@ -722,7 +722,7 @@ impl GpuMlp {
                         pass.set_pipeline(pipeline);
                         pass.set_bind_group(0, bg, &offsets);
                         pass.dispatch_workgroups(
-                            cols.div_ceil(u64::from(LINEAR_WG)) as u32,
+                            cols.div_ceil(u64::from(*wg)) as u32,
                             (valid as u64).div_ceil(u64::from(block)) as u32,
                             1,
                         );
@@ -1033,6 +1033,7 @@ fn upload_layer(
         Variant::Window {
             rows: LINEAR_BLOCK.0,
             half,
+            wg: linear_wg(pack::vec4s(linear.out_features())),
         }
     };
     let mut keys = Vec::new();
@@ -1078,7 +1079,8 @@ fn upload_layer(
         LINEAR_SMALL_ROWS
             .iter()
             .map(|&rows| {
-                let key = with_variant(Variant::Window { rows, half });
+                let wg = linear_wg(pack::vec4s(linear.out_features()));
+                let key = with_variant(Variant::Window { rows, half, wg });
                 (rows, inner.kernels.pipeline(device, key))
             })
             .collect()
