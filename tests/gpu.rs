@@ -599,3 +599,37 @@ fn gpu_model_is_send_and_sync() {
     assert_send_sync::<GpuMlp>();
     assert_send_sync::<GpuContext>();
 }
+
+#[test]
+fn kernels_beyond_the_device_workgroup_limits_are_refused_the_rest_run() {
+    // A device allowing 64 invocations per workgroup, as downlevel GL devices may: the GEMV kernel
+    // and the 128 tile (256 each) are refused with the limit in the message; the others run.
+    let small = GpuContext::new(&GpuOptions {
+        max_workgroup_invocations: Some(64),
+        ..GpuOptions::default()
+    })
+    .unwrap();
+    let m = model(&[33, 70, 5], &[Activation::Relu, Activation::Softmax], 91);
+    let x = input(130, 33, 92, 1.0);
+    let expected = cpu::forward_f64(&m, &x).unwrap();
+    for kernel in KERNELS {
+        let options = GpuMlpOptions {
+            kernel,
+            ..Default::default()
+        };
+        match (kernel, GpuMlp::with_options(&small, &m, options)) {
+            (LinearKernel::Gemv | LinearKernel::Tiled128, Err(e)) => {
+                let msg = e.to_string();
+                assert!(msg.contains("256×1") || msg.contains("16×16"), "{msg}");
+                assert!(msg.contains("64 in all"), "{msg}");
+            }
+            (LinearKernel::Gemv | LinearKernel::Tiled128, Ok(_)) => {
+                panic!("{kernel} must be refused on a 64-invocation device")
+            }
+            (_, result) => {
+                let y = result.unwrap().forward(&x).unwrap();
+                assert_close(y.as_slice(), &expected, RTOL, ATOL, &format!("{kernel}"));
+            }
+        }
+    }
+}

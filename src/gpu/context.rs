@@ -23,6 +23,10 @@ pub struct GpuOptions {
     /// Caps the device's largest storage binding (bytes) below the adapter's own limit. Batches
     /// whose activations exceed it run in chunks; useful to share a device, and to test chunking.
     pub max_storage_binding_size: Option<u64>,
+    /// Caps the invocations per workgroup (in all, and along x and y) below the adapter's own
+    /// limits, as on downlevel devices: [`LinearKernel::Auto`](crate::gpu::LinearKernel::Auto)
+    /// then leaves out the kernels that need more, and naming one is an error. At least 64.
+    pub max_workgroup_invocations: Option<u32>,
     /// The longest any single wait on the GPU may take before it is reported as
     /// [`Error::Timeout`].
     pub timeout: Duration,
@@ -34,6 +38,7 @@ impl Default for GpuOptions {
             backends: None,
             adapter_name: None,
             max_storage_binding_size: None,
+            max_workgroup_invocations: None,
             timeout: Duration::from_secs(120),
         }
     }
@@ -172,6 +177,14 @@ impl GpuContext {
         if let Some(cap) = opts.max_storage_binding_size {
             limits.max_storage_buffer_binding_size =
                 limits.max_storage_buffer_binding_size.min(cap);
+        }
+        if let Some(cap) = opts.max_workgroup_invocations {
+            // Every kernel's smallest form needs 64 (elementwise, softmax, blocked).
+            let cap = cap.max(64);
+            limits.max_compute_invocations_per_workgroup =
+                limits.max_compute_invocations_per_workgroup.min(cap);
+            limits.max_compute_workgroup_size_x = limits.max_compute_workgroup_size_x.min(cap);
+            limits.max_compute_workgroup_size_y = limits.max_compute_workgroup_size_y.min(cap);
         }
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgpu-mlp"),

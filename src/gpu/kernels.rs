@@ -74,6 +74,26 @@ impl Variant {
     pub(crate) fn buffer_weight(self) -> bool {
         !matches!(self, Variant::Window { .. })
     }
+
+    /// Workgroup size (x, y) and bytes of workgroup memory the kernel needs (WebGPU's default
+    /// limits, 256 invocations and 16 KiB, cover all of them; downlevel devices may not).
+    pub(crate) fn needs(self) -> (u32, u32, u32) {
+        match self {
+            Variant::Window { wg, .. } => (wg, 1, 0),
+            Variant::Blocked => (WIDE_WG.0, WIDE_WG.1, 0),
+            Variant::Tiled(side) => (side, side, tiled_stages(side) * 2 * 2 * side * side * 16),
+            Variant::Gemv => (GEMV.0 * GEMV.1, 1, GEMV.0 * GEMV.1 * 16),
+        }
+    }
+
+    /// Whether a device with these limits can run the kernel.
+    pub(crate) fn fits(self, limits: &wgpu::Limits) -> bool {
+        let (x, y, bytes) = self.needs();
+        x <= limits.max_compute_workgroup_size_x
+            && y <= limits.max_compute_workgroup_size_y
+            && x * y <= limits.max_compute_invocations_per_workgroup
+            && bytes <= limits.max_compute_workgroup_storage_size
+    }
 }
 
 /// A pipeline specialisation: which entry point, and the values of its override constants.

@@ -89,19 +89,40 @@ impl LinearKernel {
         LinearKernel::Tiled128,
     ];
 
-    /// The storage-buffer kernels a layer gets when it does not run the windowed kernel.
-    fn buffer_variants(self, software: bool) -> Vec<Variant> {
-        match self {
-            LinearKernel::Tiled64 => vec![Variant::Tiled(TILED_SIDES[0])],
-            LinearKernel::Tiled128 => vec![Variant::Tiled(TILED_SIDES[1])],
-            LinearKernel::Gemv => vec![Variant::Gemv],
-            LinearKernel::Auto if !software => vec![
-                Variant::Gemv,
-                Variant::Tiled(TILED_SIDES[0]),
-                Variant::Tiled(TILED_SIDES[1]),
-            ],
-            _ => vec![Variant::Blocked],
+    /// The storage-buffer kernels a layer gets when it does not run the windowed kernel. Auto
+    /// leaves out what the device's limits cannot run; a named kernel that does not fit is an
+    /// error.
+    fn buffer_variants(self, software: bool, limits: &wgpu::Limits) -> Result<Vec<Variant>> {
+        let named = match self {
+            LinearKernel::Tiled64 => Variant::Tiled(TILED_SIDES[0]),
+            LinearKernel::Tiled128 => Variant::Tiled(TILED_SIDES[1]),
+            LinearKernel::Gemv => Variant::Gemv,
+            LinearKernel::Auto if !software => {
+                let mut fit: Vec<Variant> = [
+                    Variant::Gemv,
+                    Variant::Tiled(TILED_SIDES[0]),
+                    Variant::Tiled(TILED_SIDES[1]),
+                ]
+                .into_iter()
+                .filter(|v| v.fits(limits))
+                .collect();
+                fit.push(Variant::Blocked); // the fallback of pick_variant
+                return Ok(fit);
+            }
+            _ => Variant::Blocked,
+        };
+        if !named.fits(limits) {
+            let (x, y, bytes) = named.needs();
+            return Err(Error::invalid(format!(
+                "the {self} kernel needs {x}×{y} invocations and {bytes} bytes of workgroup \
+                 memory per workgroup; this device allows {}×{} ({} in all) and {} bytes",
+                limits.max_compute_workgroup_size_x,
+                limits.max_compute_workgroup_size_y,
+                limits.max_compute_invocations_per_workgroup,
+                limits.max_compute_workgroup_storage_size
+            )));
         }
+        Ok(vec![named])
     }
 }
 
@@ -308,13 +329,13 @@ impl GpuMlp {
 
         let align = u64::from(limits.min_uniform_buffer_offset_alignment);
         let dims_stride = (std::mem::size_of::<LinearDims>() as u64).next_multiple_of(align);
+        let variants = options.kernel.buffer_variants(ctx.is_software(), limits)?;
         let scope = ErrorScope::push(&inner.device);
         let layers = model
             .layers()
             .iter()
             .map(|l| {
                 let window = windowed(l.linear.in_features(), l.linear.out_features());
-                let variants = options.kernel.buffer_variants(ctx.is_software());
                 upload_layer(inner, &l.linear, l.activation, options, window, &variants)
             })
             .collect();
@@ -793,9 +814,10 @@ fn pick_variant(
     } else {
         Variant::Tiled(TILED_SIDES[0])
     };
-    let (v, p) = variants
+    // A kernel the device's limits ruled out falls back to the 64 tile, then the blocked kernel.
+    let (v, p) = [want, Variant::Tiled(TILED_SIDES[0]), Variant::Blocked]
         .iter()
-        .find(|(v, _)| *v == want)
+        .find_map(|w| variants.iter().find(|(v, _)| v == w))
         .unwrap_or(&variants[0]);
     (*v, p)
 }
