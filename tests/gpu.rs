@@ -251,10 +251,20 @@ fn extremes_large_magnitudes_inf_and_nan() {
         vec![-3.0, 3.0, 1e-3, -1e-3, 20.0, -20.0, 9.5],
     ];
     let x = Matrix::from_rows(&rows).unwrap();
+    // Every kernel fused, and the separate kernels.
+    let runs = KERNELS
+        .map(|k| (KernelMode::Fused, k))
+        .into_iter()
+        .chain([(KernelMode::Separate, LinearKernel::Auto)]);
     for act in Activation::ALL {
-        for mode in [KernelMode::Fused, KernelMode::Separate] {
+        for (mode, kernel) in runs.clone() {
             let m = passthrough(7, act);
-            let y = GpuMlp::with_mode(ctx(), &m, mode)
+            let options = GpuMlpOptions {
+                mode,
+                kernel,
+                ..Default::default()
+            };
+            let y = GpuMlp::with_options(ctx(), &m, options)
                 .unwrap()
                 .forward(&x)
                 .unwrap();
@@ -269,7 +279,7 @@ fn extremes_large_magnitudes_inf_and_nan() {
                         &expected,
                         1e-5,
                         1e-6,
-                        &format!("{act} {mode:?} row {i}"),
+                        &format!("{act} {mode:?} {kernel} row {i}"),
                     );
                 }
             }

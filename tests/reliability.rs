@@ -25,7 +25,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::{assert_close, ctx, model, run_cli};
-use wgpu_mlp::gpu::{GpuContext, GpuMlp, GpuOptions, KernelMode};
+use wgpu_mlp::gpu::{GpuContext, GpuMlp, GpuMlpOptions, GpuOptions, KernelMode, LinearKernel};
 use wgpu_mlp::io::{csv, npy, safetensors as st};
 use wgpu_mlp::{Activation, Error, Init, Layer, LayerSpec, Linear, Matrix, Mlp, cpu};
 
@@ -235,8 +235,18 @@ fn nan_and_infinity_propagate_as_in_pytorch() {
             .collect();
         let y = cpu::forward(&m, &x).unwrap();
         assert_close(y.as_slice(), &want, 1e-6, 1e-6, &format!("cpu {act}"));
-        for mode in [KernelMode::Fused, KernelMode::Separate] {
-            let y = GpuMlp::with_mode(ctx(), &m, mode)
+        // Every kernel: padding and clamped rows must not turn into NaN or hide one.
+        let runs = LinearKernel::ALL
+            .map(|k| (KernelMode::Fused, k))
+            .into_iter()
+            .chain([(KernelMode::Separate, LinearKernel::Auto)]);
+        for (mode, kernel) in runs {
+            let options = GpuMlpOptions {
+                mode,
+                kernel,
+                ..Default::default()
+            };
+            let y = GpuMlp::with_options(ctx(), &m, options)
                 .unwrap()
                 .forward(&x)
                 .unwrap();
@@ -245,7 +255,7 @@ fn nan_and_infinity_propagate_as_in_pytorch() {
                 &want,
                 1e-6,
                 1e-6,
-                &format!("gpu {act} {mode:?}"),
+                &format!("gpu {act} {mode:?} {kernel}"),
             );
         }
     }
