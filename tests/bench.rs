@@ -317,6 +317,7 @@ fn template(path: BenchPath) -> Record {
         adapter: "test".into(),
         backend: "test".into(),
         runs_requested: 0,
+        kernels: None,
     }
 }
 
@@ -448,6 +449,9 @@ fn sample_report() -> Report {
         adapter: "llvmpipe \"test\"".into(),
         backend: "Vulkan".into(),
         runs_requested: 3,
+        kernels: path
+            .is_gpu()
+            .then(|| "windowed, windowed, windowed".to_string()),
     };
     let mut records = Vec::new();
     for (b, gpu_ms) in [(1usize, 1.0), (64, 2.0), (1024, 10.0)] {
@@ -533,6 +537,12 @@ fn markdown_table_has_every_row_and_shows_errors() {
     assert!(md.contains("software adapter"));
     assert!(md.contains("1-minute load average before / after the run: 1.50 / 2.00 (on 2"));
     assert!(md.contains("| mnist | b1 | gpu-e2e | 1.00 |"), "{md}");
+    assert!(
+        md.contains(
+            "Linear kernels on the GPU: mnist b1: windowed, windowed, windowed; mnist b64:"
+        ),
+        "{md}"
+    );
 }
 
 #[test]
@@ -568,6 +578,7 @@ fn json_has_the_required_fields_and_parses() {
             "samples_per_s",
             "adapter",
             "backend",
+            "kernels",
             "error",
         ] {
             assert!(r.contains(&format!("\"{key}\": ")), "{key} in {r}");

@@ -643,3 +643,29 @@ fn kernels_beyond_the_device_workgroup_limits_are_refused_the_rest_run() {
         }
     }
 }
+
+#[test]
+fn linear_kernels_name_what_each_layer_runs() {
+    let m = model(&[33, 70, 5], &[Activation::Relu, Activation::Identity], 93);
+    // A named kernel runs every layer.
+    for kernel in KERNELS.into_iter().skip(1) {
+        let options = GpuMlpOptions {
+            kernel,
+            ..Default::default()
+        };
+        let gpu = GpuMlp::with_options(ctx(), &m, options).unwrap();
+        assert_eq!(gpu.linear_kernels(10), [kernel, kernel], "{kernel}");
+    }
+    // Auto: the windowed kernel on software adapters; by shape and batch on hardware.
+    let auto = GpuMlp::new(ctx(), &m).unwrap();
+    if ctx().is_software() {
+        assert_eq!(auto.linear_kernels(1), [LinearKernel::Windowed; 2]);
+    } else {
+        assert_eq!(auto.linear_kernels(1), [LinearKernel::Gemv; 2]);
+        // 2,048 outputs: 1,024 rows make 128 tiles of 128 (the 64 tile wins), 2,048 rows 256.
+        let wide = model(&[256, 2048], &[Activation::Identity], 94);
+        let wide = GpuMlp::new(ctx(), &wide).unwrap();
+        assert_eq!(wide.linear_kernels(1024), [LinearKernel::Tiled64]);
+        assert_eq!(wide.linear_kernels(2048), [LinearKernel::Tiled128]);
+    }
+}

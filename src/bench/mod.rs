@@ -522,6 +522,7 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
                 adapter,
                 backend,
                 runs_requested: opts.runs,
+                kernels: None,
             }
         };
         let label = format!(
@@ -592,6 +593,15 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
                     },
                 },
             };
+            let mut rec = rec;
+            if let (Some(Ok(g)), true) = (&gpu_model, path.is_gpu()) {
+                let names: Vec<String> = g
+                    .linear_kernels(case.batch)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                rec.kernels = Some(names.join(", "));
+            }
             say(row_line(&rec));
             records.push(rec);
             if let Some(b) = &bar {

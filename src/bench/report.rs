@@ -86,6 +86,8 @@ pub struct Record {
     pub backend: String,
     /// Runs asked for; `stats.runs` is lower when the time budget cut the path short.
     pub runs_requested: usize,
+    /// GPU paths: the kernel each Linear layer ran, e.g. `gemv, gemv, gemv`.
+    pub kernels: Option<String>,
 }
 
 impl Record {
@@ -289,6 +291,19 @@ impl Report {
                 super::check::SUBSET_ROWS / 2
             );
         }
+        // Which kernels ran, once per workload and shape.
+        let mut seen = Vec::new();
+        for r in &self.records {
+            if let Some(k) = &r.kernels {
+                let line = format!("{} {}: {k}", r.workload, r.shape());
+                if !seen.contains(&line) {
+                    seen.push(line);
+                }
+            }
+        }
+        if !seen.is_empty() {
+            let _ = write!(s, "\nLinear kernels on the GPU: {}.", seen.join("; "));
+        }
         if self
             .adapter
             .as_ref()
@@ -353,7 +368,7 @@ impl Report {
         s.push_str("  \"records\": [");
         for (i, r) in self.records.iter().enumerate() {
             let stat = |f: fn(&Stats) -> f64| jopt_num(r.stats.as_ref().map(f));
-            let fields: [(&str, String); 19] = [
+            let fields: [(&str, String); 20] = [
                 ("workload", jstr(&r.workload)),
                 ("size", r.size.map_or("null".into(), |n| n.to_string())),
                 ("batch", r.batch.to_string()),
@@ -381,6 +396,7 @@ impl Report {
                 ("max_abs_err", jopt_num(r.max_abs_err)),
                 ("adapter", jstr(&r.adapter)),
                 ("backend", jstr(&r.backend)),
+                ("kernels", jopt_str(r.kernels.as_deref())),
                 ("error", jopt_str(r.error.as_deref())),
             ];
             s.push_str(if i == 0 { "\n    {" } else { ",\n    {" });

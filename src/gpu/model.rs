@@ -370,6 +370,27 @@ impl GpuMlp {
         self.chunk_rows
     }
 
+    /// The kernel each Linear layer runs for a batch of `batch` rows (with
+    /// [`LinearKernel::Auto`] this depends on the adapter, the layer's shape and the batch).
+    pub fn linear_kernels(&self, batch: usize) -> Vec<LinearKernel> {
+        let rows = batch.clamp(1, self.chunk_rows);
+        self.layers
+            .iter()
+            .map(|l| {
+                if l.variants.is_empty() {
+                    return LinearKernel::Windowed;
+                }
+                match pick_variant(&l.variants, rows, l.n_out).0 {
+                    Variant::Window { .. } => LinearKernel::Windowed,
+                    Variant::Blocked => LinearKernel::Blocked,
+                    Variant::Gemv => LinearKernel::Gemv,
+                    Variant::Tiled(side) if side == TILED_SIDES[0] => LinearKernel::Tiled64,
+                    Variant::Tiled(_) => LinearKernel::Tiled128,
+                }
+            })
+            .collect()
+    }
+
     /// The context this model lives on.
     pub fn context(&self) -> &GpuContext {
         &self.ctx
