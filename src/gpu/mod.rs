@@ -12,11 +12,13 @@
 //! # Ok::<(), wgpu_mlp::Error>(())
 //! ```
 
+mod choice;
 mod context;
 mod kernels;
 mod model;
 pub mod ops;
 mod pack;
 
+pub use choice::LinearKernel;
 pub use context::{AdapterSummary, GpuContext, GpuOptions, list_adapters};
-pub use model::{GpuMlp, GpuMlpOptions, KernelMode, LinearKernel, WeightFormat};
+pub use model::{GpuMlp, GpuMlpOptions, KernelMode, WeightFormat};
