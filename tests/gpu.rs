@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{assert_close, ctx, input, model, random_vec};
+use common::{assert_close, ctx, forward_with, input, kernel_runs, model, random_vec};
 use wgpu_mlp::gpu::{
     GpuContext, GpuMlp, GpuMlpOptions, GpuOptions, KernelMode, LinearKernel, WeightFormat, ops,
 };
@@ -105,13 +105,7 @@ fn every_linear_kernel_on_shapes_off_every_tile_size() {
             let m = model(sizes, &acts, 300 + i as u64);
             let x = input(batch, sizes[0], 400 + i as u64, 2.0);
             for mode in [KernelMode::Fused, KernelMode::Separate] {
-                let options = GpuMlpOptions {
-                    mode,
-                    kernel,
-                    ..Default::default()
-                };
-                let gpu = GpuMlp::with_options(ctx(), &m, options).unwrap();
-                let y = gpu.forward(&x).unwrap();
+                let y = forward_with(&m, &x, mode, kernel);
                 let expected = cpu::forward_f64(&m, &x).unwrap();
                 let what = format!("{kernel} {mode:?} sizes {sizes:?} batch {batch}");
                 assert_close(y.as_slice(), &expected, RTOL, ATOL, &what);
@@ -129,14 +123,7 @@ fn every_linear_kernel_at_extreme_magnitudes() {
     let expected = cpu::forward_f64(&m, &x).unwrap();
     let scale: f64 = x.as_slice().iter().map(|v| f64::from(v.abs())).sum::<f64>() / 130.0;
     for kernel in KERNELS {
-        let options = GpuMlpOptions {
-            kernel,
-            ..Default::default()
-        };
-        let y = GpuMlp::with_options(ctx(), &m, options)
-            .unwrap()
-            .forward(&x)
-            .unwrap();
+        let y = forward_with(&m, &x, KernelMode::Fused, kernel);
         assert_close(
             y.as_slice(),
             &expected,
@@ -251,23 +238,10 @@ fn extremes_large_magnitudes_inf_and_nan() {
         vec![-3.0, 3.0, 1e-3, -1e-3, 20.0, -20.0, 9.5],
     ];
     let x = Matrix::from_rows(&rows).unwrap();
-    // Every kernel fused, and the separate kernels.
-    let runs = KERNELS
-        .map(|k| (KernelMode::Fused, k))
-        .into_iter()
-        .chain([(KernelMode::Separate, LinearKernel::Auto)]);
     for act in Activation::ALL {
-        for (mode, kernel) in runs.clone() {
+        for (mode, kernel) in kernel_runs() {
             let m = passthrough(7, act);
-            let options = GpuMlpOptions {
-                mode,
-                kernel,
-                ..Default::default()
-            };
-            let y = GpuMlp::with_options(ctx(), &m, options)
-                .unwrap()
-                .forward(&x)
-                .unwrap();
+            let y = forward_with(&m, &x, mode, kernel);
             for (i, row) in rows.iter().enumerate() {
                 // The identity matmul turns a lone inf into inf·0 = NaN in other columns, as in
                 // PyTorch; so only rows without inf/NaN go through the matmul cleanly. Those rows

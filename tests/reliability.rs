@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{assert_close, ctx, model, run_cli};
-use wgpu_mlp::gpu::{GpuContext, GpuMlp, GpuMlpOptions, GpuOptions, KernelMode, LinearKernel};
+use common::{assert_close, ctx, forward_with, kernel_runs, model, run_cli};
+use wgpu_mlp::gpu::{GpuContext, GpuMlp, GpuOptions, KernelMode};
 use wgpu_mlp::io::{csv, npy, safetensors as st};
 use wgpu_mlp::{Activation, Error, Init, Layer, LayerSpec, Linear, Matrix, Mlp, cpu};
 
@@ -236,20 +236,8 @@ fn nan_and_infinity_propagate_as_in_pytorch() {
         let y = cpu::forward(&m, &x).unwrap();
         assert_close(y.as_slice(), &want, 1e-6, 1e-6, &format!("cpu {act}"));
         // Every kernel: padding and clamped rows must not turn into NaN or hide one.
-        let runs = LinearKernel::ALL
-            .map(|k| (KernelMode::Fused, k))
-            .into_iter()
-            .chain([(KernelMode::Separate, LinearKernel::Auto)]);
-        for (mode, kernel) in runs {
-            let options = GpuMlpOptions {
-                mode,
-                kernel,
-                ..Default::default()
-            };
-            let y = GpuMlp::with_options(ctx(), &m, options)
-                .unwrap()
-                .forward(&x)
-                .unwrap();
+        for (mode, kernel) in kernel_runs() {
+            let y = forward_with(&m, &x, mode, kernel);
             assert_close(
                 y.as_slice(),
                 &want,

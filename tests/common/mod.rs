@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use wgpu_mlp::gpu::{GpuContext, GpuOptions};
+use wgpu_mlp::gpu::{GpuContext, GpuMlp, GpuMlpOptions, GpuOptions, KernelMode, LinearKernel};
 use wgpu_mlp::{Activation, Matrix, Mlp};
 
 /// The GPU context for tests. There is no silent skip: with no adapter the test fails and says how
@@ -18,6 +18,28 @@ pub fn gpu() -> GpuContext {
              then run with WGPU_BACKEND=vulkan; Mesa's llvmpipe (WGPU_BACKEND=gl) needs libegl-mesa0."
         ),
     }
+}
+
+/// Every Linear kernel fused, then the separate kernels (with the default choice): the runs a test
+/// makes when padding, clamped rows or the epilogue could differ between kernels.
+pub fn kernel_runs() -> impl Iterator<Item = (KernelMode, LinearKernel)> + Clone {
+    LinearKernel::ALL
+        .map(|k| (KernelMode::Fused, k))
+        .into_iter()
+        .chain([(KernelMode::Separate, LinearKernel::Auto)])
+}
+
+/// `m`'s forward pass on `x` on the test context, with the given kernels.
+pub fn forward_with(m: &Mlp, x: &Matrix, mode: KernelMode, kernel: LinearKernel) -> Matrix {
+    let options = GpuMlpOptions {
+        mode,
+        kernel,
+        ..Default::default()
+    };
+    GpuMlp::with_options(ctx(), m, options)
+        .unwrap()
+        .forward(x)
+        .unwrap()
 }
 
 /// Asserts `actual` (f32, from the GPU) matches `expected` (the f64 reference) element by element:
