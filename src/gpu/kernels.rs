@@ -86,6 +86,25 @@ impl Variant {
         }
     }
 
+    /// Output rows and vec4 columns one workgroup of a storage-buffer kernel covers.
+    pub(crate) fn group_block(self) -> (u32, u32) {
+        match self {
+            Variant::Window { rows, wg, .. } => (rows, wg),
+            Variant::Blocked => (WIDE_WG.1 * WIDE_BLOCK.0, WIDE_WG.0 * WIDE_BLOCK.1 / 4),
+            Variant::Tiled(side) => (8 * side, 2 * side),
+            Variant::Gemv => (GEMV.2, GEMV.0),
+        }
+    }
+
+    /// The workgroup grid (x over vec4 columns, y over rows) for `rows` × `n4` outputs.
+    pub(crate) fn grid(self, rows: u64, n4: u64) -> (u32, u32) {
+        let (r, c) = self.group_block();
+        (
+            n4.div_ceil(u64::from(c)) as u32,
+            rows.div_ceil(u64::from(r)) as u32,
+        )
+    }
+
     /// Whether a device with these limits can run the kernel.
     pub(crate) fn fits(self, limits: &wgpu::Limits) -> bool {
         let (x, y, bytes) = self.needs();

@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use crate::gpu::choice::{LinearKernel, pick_variant};
 use crate::gpu::context::{ContextInner, ErrorScope, GpuContext};
 use crate::gpu::kernels::{
-    ELEMENTWISE_WG, GEMV, LINEAR_BLOCK, LINEAR_SMALL_ROWS, LINEAR_WINDOW_BYTES, NO_PAIR,
-    PipelineKey, TILED_PAD, TILED_SIDES, Variant, WIDE_BLOCK, WIDE_WG, act_code, linear_wg,
+    ELEMENTWISE_WG, LINEAR_BLOCK, LINEAR_SMALL_ROWS, LINEAR_WINDOW_BYTES, NO_PAIR, PipelineKey,
+    TILED_PAD, TILED_SIDES, Variant, act_code, linear_wg,
 };
 use crate::gpu::pack;
 use crate::matrix::Matrix;
@@ -180,6 +180,7 @@ impl GpuMlp {
             .min(limits.max_buffer_size)
             .min(MAX_INDEX_BYTES);
         // Refuse what can never fit before allocating anything.
+        let variants = options.kernel.buffer_variants(ctx.is_software(), limits)?;
         let windowed = |n_in, n_out| match options.kernel {
             LinearKernel::Auto if ctx.is_software() => window_rows(n_in, n_out, limits),
             LinearKernel::Windowed => window_rows(n_in, n_out, limits),
@@ -212,13 +213,13 @@ impl GpuMlp {
         let row_bytes = pack::f32_bytes(widest * 4);
         // Activation buffers carry the uniform window's slack (see build_workspace).
         let rows_by_binding = max_binding.saturating_sub(WORKSPACE_SLACK) / row_bytes;
-        // Rows per workgroup row of the grid: 32 for the blocked kernel (and more for the others),
-        // 4 for the GEMV kernel (which Auto only picks for at most 1,024 rows).
-        let rows_per_group = if options.kernel == LinearKernel::Gemv {
-            GEMV.2
-        } else {
-            WIDE_WG.1 * WIDE_BLOCK.0
-        };
+        // A chunk must fit the grid of every kernel that may run it (the windowed kernel
+        // dispatches once per window, far below the limit).
+        let rows_per_group = variants
+            .iter()
+            .map(|v| v.group_block().0)
+            .min()
+            .unwrap_or(1);
         let rows_by_grid =
             u64::from(limits.max_compute_workgroups_per_dimension) * u64::from(rows_per_group);
         let chunk_rows = rows_by_binding.min(rows_by_grid) as usize;
@@ -231,7 +232,6 @@ impl GpuMlp {
 
         let align = u64::from(limits.min_uniform_buffer_offset_alignment);
         let dims_stride = (std::mem::size_of::<LinearDims>() as u64).next_multiple_of(align);
-        let variants = options.kernel.buffer_variants(ctx.is_software(), limits)?;
         let scope = ErrorScope::push(&inner.device);
         let layers = model
             .layers()
@@ -678,24 +678,7 @@ impl GpuMlp {
                     PipelineKey::Linear { .. } => {
                         let (variant, p) = pick_variant(&layer.variants, rows, layer.n_out);
                         pipeline = p;
-                        match variant {
-                            Variant::Tiled(side) => (
-                                n4.div_ceil(u64::from(2 * side)) as u32,
-                                (rows as u64).div_ceil(u64::from(8 * side)) as u32,
-                            ),
-                            Variant::Gemv => (
-                                n4.div_ceil(u64::from(GEMV.0)) as u32,
-                                (rows as u64).div_ceil(u64::from(GEMV.2)) as u32,
-                            ),
-                            _ => {
-                                let cols = n4.div_ceil(u64::from(WIDE_BLOCK.1 / 4));
-                                let blocks = (rows as u64).div_ceil(u64::from(WIDE_BLOCK.0));
-                                (
-                                    cols.div_ceil(u64::from(WIDE_WG.0)) as u32,
-                                    blocks.div_ceil(u64::from(WIDE_WG.1)) as u32,
-                                )
-                            }
-                        }
+                        variant.grid(rows as u64, n4)
                     }
                     PipelineKey::BiasAdd | PipelineKey::Activation { .. } => fold(
                         (rows as u64 * n4).div_ceil(u64::from(ELEMENTWISE_WG)),
