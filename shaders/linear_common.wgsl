@@ -9,8 +9,8 @@ struct Dims {
     n4: u32,       // vec4s per row of y
     n_out: u32,    // real output width (lanes at or past it are padding)
     wt_n4: u32,    // vec4s per row of wt
-    pad0: u32,
-    pad1: u32,
+    tex_w: u32,      // linear.wgsl: texels per row of the weight texture (32·steps per row)
+    panel_rows: u32, // linear.wgsl: texture rows per panel of 8 output texels
 }
 
 override USE_BIAS: bool = true;

@@ -643,3 +643,51 @@ fn linear_kernels_name_what_each_layer_runs() {
         assert_eq!(wide.linear_kernels(2048), [LinearKernel::Tiled128]);
     }
 }
+
+#[test]
+fn windowed_kernel_reads_x_with_and_without_subgroups() {
+    // linear.wgsl takes its rows of x from linear_x_subgroup.wgsl where the device has subgroups
+    // (lavapipe does), else from linear_x_uniform.wgsl (llvmpipe's GL does not): run both on
+    // this adapter. Shapes cover 1, 4, 8 and 16 rows per invocation, paired windows (inputs over
+    // 1,024 features, split at 8, 4 and 2 rows), several weight panels of 32 outputs, and
+    // batches that end inside a row block.
+    let plain = GpuContext::new(&GpuOptions {
+        subgroups: false,
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(!plain.uses_subgroups());
+    let adapter = ctx().adapter();
+    if adapter.backend == "Vulkan" && adapter.name.contains("llvmpipe") {
+        assert!(
+            ctx().uses_subgroups(),
+            "lavapipe offers subgroups of 8; the subgroup x source would go untested"
+        );
+    }
+    let cases: [(&[usize], &[usize]); 5] = [
+        (&[13, 37, 9], &[1, 3, 4, 67]),
+        (&[31, 1000, 7], &[1, 5, 33]),
+        (&[1_500, 300, 5], &[1, 8, 9, 17]),
+        (&[2_048, 33, 3], &[3, 16, 100]),
+        (&[4_100, 37, 5], &[2, 9, 40]),
+    ];
+    let options = GpuMlpOptions {
+        kernel: LinearKernel::Windowed,
+        ..Default::default()
+    };
+    for (i, &(sizes, batches)) in cases.iter().enumerate() {
+        let m = model(sizes, &[Activation::Relu, Activation::Tanh], 900 + i as u64);
+        for &batch in batches {
+            let x = input(batch, sizes[0], 950 + batch as u64, 2.0);
+            let expected = cpu::forward_f64(&m, &x).unwrap();
+            for (context, name) in [(ctx(), "default"), (&plain, "no subgroups")] {
+                let y = GpuMlp::with_options(context, &m, options)
+                    .unwrap()
+                    .forward(&x)
+                    .unwrap();
+                let what = format!("{name}: sizes {sizes:?} batch {batch}");
+                assert_close(y.as_slice(), &expected, RTOL, ATOL, &what);
+            }
+        }
+    }
+}

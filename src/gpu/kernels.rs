@@ -9,6 +9,10 @@ use crate::activation::Activation;
 const ACTIVATION_WGSL: &str = include_str!("../../shaders/activation.wgsl");
 const LINEAR_COMMON_WGSL: &str = include_str!("../../shaders/linear_common.wgsl");
 const LINEAR_WGSL: &str = include_str!("../../shaders/linear.wgsl");
+const LINEAR_X_UNIFORM_WGSL: &str = include_str!("../../shaders/linear_x_uniform.wgsl");
+const LINEAR_X_SUBGROUP_WGSL: &str = include_str!("../../shaders/linear_x_subgroup.wgsl");
+const LINEAR_WEIGHTS_F32_WGSL: &str = include_str!("../../shaders/linear_weights_f32.wgsl");
+const LINEAR_WEIGHTS_F16_WGSL: &str = include_str!("../../shaders/linear_weights_f16.wgsl");
 const LINEAR_WIDE_WGSL: &str = include_str!("../../shaders/linear_wide.wgsl");
 const LINEAR_TILED_WGSL: &str = include_str!("../../shaders/linear_tiled.wgsl");
 const LINEAR_GEMV_WGSL: &str = include_str!("../../shaders/linear_gemv.wgsl");
@@ -59,8 +63,14 @@ pub(crate) const ELEMENTWISE_WG: u32 = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Variant {
     /// linear.wgsl: `rows` is its `ROWS` (rows per invocation), `half` its `HALF` (rows per
-    /// window when two windows are paired, else `NO_PAIR`), `wg` its `WG` (see [`linear_wg`]).
-    Window { rows: u32, half: u32, wg: u32 },
+    /// window when two windows are paired, else `NO_PAIR`), `wg` its `WG` (see [`linear_wg`]);
+    /// `f16`: the weight texture is rgba16float (else rgba32float).
+    Window {
+        rows: u32,
+        half: u32,
+        wg: u32,
+        f16: bool,
+    },
     /// linear_wide.wgsl (4×8 register blocks, storage buffers, no workgroup memory).
     Blocked,
     /// linear_tiled.wgsl with this `TILE`.
@@ -151,17 +161,18 @@ pub(crate) fn act_code(act: Activation) -> (u32, f32) {
 
 #[derive(Debug)]
 pub(crate) struct Kernels {
-    linear_module: wgpu::ShaderModule,
+    /// linear.wgsl with an rgba32float and an rgba16float weight texture (index: `f16`).
+    linear_modules: [wgpu::ShaderModule; 2],
     linear_wide_module: wgpu::ShaderModule,
     linear_tiled_module: wgpu::ShaderModule,
     linear_gemv_module: wgpu::ShaderModule,
     elementwise_module: wgpu::ShaderModule,
     softmax_module: wgpu::ShaderModule,
-    pub(crate) linear_layout: wgpu::BindGroupLayout,
+    linear_layouts: [wgpu::BindGroupLayout; 2],
     pub(crate) linear_wide_layout: wgpu::BindGroupLayout,
     pub(crate) elementwise_layout: wgpu::BindGroupLayout,
     pub(crate) softmax_layout: wgpu::BindGroupLayout,
-    linear_pl: wgpu::PipelineLayout,
+    linear_pls: [wgpu::PipelineLayout; 2],
     linear_wide_pl: wgpu::PipelineLayout,
     elementwise_pl: wgpu::PipelineLayout,
     softmax_pl: wgpu::PipelineLayout,
@@ -251,7 +262,9 @@ fn layout(
 }
 
 impl Kernels {
-    pub(crate) fn new(device: &wgpu::Device) -> Self {
+    /// `subgroups`: the device has subgroup operations (subgroups of at least 8), so linear.wgsl
+    /// reads x through linear_x_subgroup.wgsl.
+    pub(crate) fn new(device: &wgpu::Device, subgroups: bool) -> Self {
         // Each Linear kernel is prepended with the activations and the shared epilogue.
         let linear = |label: &str, body: &str, trusted: bool| {
             let parts = [ACTIVATION_WGSL, LINEAR_COMMON_WGSL, body];
@@ -261,7 +274,19 @@ impl Kernels {
                 module(device, label, &parts)
             }
         };
-        let linear_module = linear("linear.wgsl", LINEAR_WGSL, false);
+        let x_source = if subgroups {
+            LINEAR_X_SUBGROUP_WGSL
+        } else {
+            LINEAR_X_UNIFORM_WGSL
+        };
+        let [linear_f32, linear_f16] =
+            [LINEAR_WEIGHTS_F32_WGSL, LINEAR_WEIGHTS_F16_WGSL].map(|weights| {
+                linear(
+                    "linear.wgsl",
+                    &[x_source, weights, LINEAR_WGSL].concat(),
+                    false,
+                )
+            });
         let linear_wide_module = linear("linear_wide.wgsl", LINEAR_WIDE_WGSL, false);
         let linear_tiled_module = linear("linear_tiled.wgsl", LINEAR_TILED_WGSL, true);
         let linear_gemv_module = linear("linear_gemv.wgsl", LINEAR_GEMV_WGSL, true);
@@ -271,27 +296,31 @@ impl Kernels {
             &[ACTIVATION_WGSL, ELEMENTWISE_WGSL],
         );
         let softmax_module = module(device, "softmax.wgsl", &[SOFTMAX_WGSL]);
-        let (linear_layout, linear_pl) = layout(
-            device,
-            "linear",
-            &[
+        let [(layout_f32, pl_f32), (layout_f16, pl_f16)] = [
+            wgpu::TextureFormat::Rgba32Float,
+            wgpu::TextureFormat::Rgba16Float,
+        ]
+        .map(|format| {
+            let weights = wgpu::BindGroupLayoutEntry {
+                binding: 2,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::StorageTexture {
+                    access: wgpu::StorageTextureAccess::ReadOnly,
+                    format,
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                },
+                count: None,
+            };
+            let entries = [
                 uniform_at(0, true),
                 uniform_at(1, true),
                 uniform_at(5, true),
-                wgpu::BindGroupLayoutEntry {
-                    binding: 2,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Texture {
-                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                        multisampled: false,
-                    },
-                    count: None,
-                },
+                weights,
                 storage(3, true),
                 storage(4, false),
-            ],
-        );
+            ];
+            layout(device, "linear", &entries)
+        });
         let (linear_wide_layout, linear_wide_pl) = layout(
             device,
             "linear_wide",
@@ -311,22 +340,27 @@ impl Kernels {
         let (softmax_layout, softmax_pl) =
             layout(device, "softmax", &[uniform(0), storage(1, false)]);
         Kernels {
-            linear_module,
+            linear_modules: [linear_f32, linear_f16],
             linear_wide_module,
             linear_tiled_module,
             linear_gemv_module,
             elementwise_module,
             softmax_module,
-            linear_layout,
+            linear_layouts: [layout_f32, layout_f16],
             linear_wide_layout,
             elementwise_layout,
             softmax_layout,
-            linear_pl,
+            linear_pls: [pl_f32, pl_f16],
             linear_wide_pl,
             elementwise_pl,
             softmax_pl,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// linear.wgsl's bind group layout for an rgba16float (`f16`) or rgba32float weight texture.
+    pub(crate) fn linear_layout(&self, f16: bool) -> &wgpu::BindGroupLayout {
+        &self.linear_layouts[usize::from(f16)]
     }
 
     /// The pipeline for `key`, compiled on first use and cached for the context's lifetime.
@@ -356,11 +390,17 @@ impl Kernels {
                     ("USE_BIAS", if bias { 1.0 } else { 0.0 }),
                 ];
                 match variant {
-                    Variant::Window { rows, half, wg } => {
+                    Variant::Window {
+                        rows,
+                        half,
+                        wg,
+                        f16,
+                    } => {
                         c.push(("WG", f64::from(wg)));
                         c.push(("ROWS", f64::from(rows)));
                         c.push(("HALF", f64::from(half)));
-                        (&self.linear_module, &self.linear_pl, "linear", c)
+                        let i = usize::from(f16);
+                        (&self.linear_modules[i], &self.linear_pls[i], "linear", c)
                     }
                     Variant::Blocked => {
                         c.extend([

@@ -61,7 +61,9 @@ struct LinearDims {
     n4: u32,
     n_out: u32,
     wt_n4: u32,
-    pad: [u32; 2],
+    /// linear.wgsl's weight texture: texels per row and rows per panel ([`pack::PanelLayout`]).
+    tex_w: u32,
+    panel_rows: u32,
 }
 
 /// Uniform block of elementwise.wgsl and softmax.wgsl (`Dims`).
@@ -99,12 +101,12 @@ struct GpuLayer {
     variants: Vec<(Variant, wgpu::ComputePipeline)>,
 }
 
-/// Where a layer's packed weight lives: an rgba32float texture `[k4·4 rows, wt_n4 texels]` for
+/// Where a layer's packed weight lives: a texture in panels ([`pack::PanelLayout`]) for
 /// linear.wgsl (texel fetches are gathered in SIMD by software adapters, where storage-buffer
 /// loads go lane by lane), or a storage buffer for linear_wide.wgsl.
 #[derive(Debug)]
 enum Weight {
-    Texture(wgpu::TextureView),
+    Texture(wgpu::TextureView, pack::PanelLayout),
     Buffer(wgpu::Buffer),
 }
 
@@ -523,10 +525,14 @@ impl GpuMlp {
                                 let (bgl, x) = if wide {
                                     (&kernels.linear_wide_layout, whole(src))
                                 } else {
-                                    (&kernels.linear_layout, sized(src, 0, LINEAR_WINDOW_BYTES))
+                                    let f16 = matches!(variant, Variant::Window { f16: true, .. });
+                                    (
+                                        kernels.linear_layout(f16),
+                                        sized(src, 0, LINEAR_WINDOW_BYTES),
+                                    )
                                 };
                                 let w = match &layer.weight {
-                                    Weight::Texture(view) => {
+                                    Weight::Texture(view, _) => {
                                         wgpu::BindingResource::TextureView(view)
                                     }
                                     Weight::Buffer(buffer) => whole(buffer),
@@ -581,6 +587,10 @@ impl GpuMlp {
             } else {
                 l.dispatch_rows
             };
+            let panel = match &l.weight {
+                Weight::Texture(_, layout) => Some(*layout),
+                Weight::Buffer(_) => None,
+            };
             let mut blocks = vec![0u8; n * stride];
             for (w, block) in blocks.chunks_exact_mut(stride).enumerate() {
                 let base = w * per_window;
@@ -591,7 +601,8 @@ impl GpuMlp {
                     n4,
                     n_out: l.n_out as u32,
                     wt_n4: l.wt_n4,
-                    pad: [0; 2],
+                    tex_w: panel.map_or(0, |p| p.width() as u32),
+                    panel_rows: panel.map_or(0, |p| p.panel_rows as u32),
                 };
                 block[..LINEAR_DIMS_BYTES as usize].copy_from_slice(bytemuck::bytes_of(&dims));
             }
@@ -728,8 +739,7 @@ const LINEAR_DIMS_BYTES: u64 = std::mem::size_of::<LinearDims>() as u64;
 fn window_rows(n_in: usize, n_out: usize, limits: &wgpu::Limits) -> usize {
     let tex = limits.max_texture_dimension_2d as usize;
     if limits.max_uniform_buffer_binding_size < LINEAR_WINDOW_BYTES
-        || pack::vec4s(n_in) * 4 > tex
-        || pack::weight_cols(n_out) / 4 > tex
+        || pack::PanelLayout::new(n_in, n_out, tex).is_none()
     {
         return 0;
     }
@@ -764,26 +774,27 @@ fn windows(rows: usize, window: usize) -> usize {
     }
 }
 
-/// The packed weight (`[k4·4, wt_n4·4]` f32, see [`pack::weight_transposed`]) as a texture of
-/// `wt_n4` × `k4·4` texels: rgba32float, or rgba16float for [`WeightFormat::F16`] (texel fetches
-/// convert to f32, so the shader is the same).
+/// The weight of `linear` as a texture in panels ([`pack::PanelLayout`]): rgba32float, or
+/// rgba16float for [`WeightFormat::F16`] (texel fetches convert to f32, so the shader is the same).
+/// The caller checked that the layout fits (`window_rows`).
 fn weight_texture(
     inner: &ContextInner,
     linear: &crate::layer::Linear,
-    packed: &[f32],
     format: WeightFormat,
-) -> wgpu::TextureView {
-    let cols = pack::weight_cols(linear.out_features()) / 4;
-    let rows = pack::vec4s(linear.in_features()) * 4;
+) -> (wgpu::TextureView, pack::PanelLayout) {
+    let max_dim = inner.limits.max_texture_dimension_2d as usize;
+    let layout = pack::PanelLayout::new(linear.in_features(), linear.out_features(), max_dim)
+        .expect("window_rows admits only layers whose panels fit");
+    let packed = pack::weight_panels(linear, &layout);
     let size = wgpu::Extent3d {
-        width: cols as u32,
-        height: rows as u32,
+        width: layout.width() as u32,
+        height: layout.height() as u32,
         depth_or_array_layers: 1,
     };
     let (texture_format, bytes): (_, Vec<u8>) = match format {
         WeightFormat::F32 => (
             wgpu::TextureFormat::Rgba32Float,
-            bytemuck::cast_slice(packed).to_vec(),
+            bytemuck::cast_slice(&packed).to_vec(),
         ),
         WeightFormat::F16 => {
             let halves: Vec<half::f16> = packed.iter().map(|&w| half::f16::from_f32(w)).collect();
@@ -801,7 +812,7 @@ fn weight_texture(
         sample_count: 1,
         dimension: wgpu::TextureDimension::D2,
         format: texture_format,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
         view_formats: &[],
     });
     inner.queue.write_texture(
@@ -809,12 +820,12 @@ fn weight_texture(
         &bytes,
         wgpu::TexelCopyBufferLayout {
             offset: 0,
-            bytes_per_row: Some(cols as u32 * texel_bytes),
-            rows_per_image: Some(rows as u32),
+            bytes_per_row: Some(size.width * texel_bytes),
+            rows_per_image: Some(size.height),
         },
         size,
     );
-    tex.create_view(&Default::default())
+    (tex.create_view(&Default::default()), layout)
 }
 
 /// A buffer holding `data`. Written through the queue rather than mapped at creation: mapping
@@ -921,6 +932,7 @@ fn upload_layer(
             rows: LINEAR_BLOCK.0,
             half,
             wg: linear_wg(pack::vec4s(linear.out_features())),
+            f16: options.weights == WeightFormat::F16,
         }
     };
     let mut keys = Vec::new();
@@ -967,7 +979,12 @@ fn upload_layer(
             .iter()
             .map(|&rows| {
                 let wg = linear_wg(pack::vec4s(linear.out_features()));
-                let key = with_variant(Variant::Window { rows, half, wg });
+                let key = with_variant(Variant::Window {
+                    rows,
+                    half,
+                    wg,
+                    f16: options.weights == WeightFormat::F16,
+                });
                 (rows, inner.kernels.pipeline(device, key))
             })
             .collect()
@@ -986,10 +1003,9 @@ fn upload_layer(
         let buffer = init("weight", &packed, wgpu::BufferUsages::STORAGE);
         (Weight::Buffer(buffer), cols)
     } else {
-        let packed = pack::weight_transposed(linear);
-        let view = weight_texture(inner, linear, &packed, options.weights);
+        let (view, layout) = weight_texture(inner, linear, options.weights);
         (
-            Weight::Texture(view),
+            Weight::Texture(view, layout),
             pack::weight_cols(linear.out_features()),
         )
     };
