@@ -33,6 +33,9 @@
 // windows. The `if ROWS > i` tests are resolved when the pipeline compiles.
 override ROWS: u32 = 16u;
 override WG: u32 = 64u;
+// Apply the row softmax in the store step (row_softmax, from linear_x_subgroup.wgsl): the host
+// sets it only where the device has subgroups and WG = 8, so one subgroup holds a whole row.
+override SOFTMAX: bool = false;
 
 @group(0) @binding(1) var<uniform> x: array<vec4<f32>, 4096>;
 // A second window for inputs of 1,025 to 8,192 features, where one 64 KiB window holds fewer than
@@ -69,9 +72,15 @@ fn acc(a: vec4<f32>, v: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, 
     return fma(vec4<f32>(v.x), w0, fma(vec4<f32>(v.y), w1, fma(vec4<f32>(v.z), w2, fma(vec4<f32>(v.w), w3, a))));
 }
 
+// Stores the block's row `row`: every invocation calls it (uniform control flow, for the
+// subgroup operations of the softmax), the bounds test only guards the write.
 fn store(row: u32, col: u32, v: vec4<f32>) {
+    var r = v;
+    if SOFTMAX {
+        r = row_softmax(v, col);
+    }
     if row < dims.rows && col < dims.n4 {
-        y[(dims.row_base + row) * dims.n4 + col] = epilogue(v, col);
+        y[(dims.row_base + row) * dims.n4 + col] = epilogue(r, col);
     }
 }
 

@@ -1,4 +1,7 @@
-// linear.wgsl's x source on devices with subgroup operations (subgroups of at least 8): lane l of
+// What linear.wgsl does with subgroup operations, on devices that have them (subgroups of at
+// least 8): share x, and fuse a row softmax.
+//
+// x source: lane l of
 // each subgroup loads rows l and l + 8 of the dispatch, and subgroupBroadcast hands each row to
 // every lane. On llvmpipe a subgroup is one 8-wide SIMD batch and the broadcast is one register
 // permute, so a step costs 2 gathered loads instead of 16 (x addresses that are uniform only by
@@ -43,4 +46,28 @@ fn x_step(s: XSource, k: u32) -> array<vec4<f32>, 16> {
         subgroupBroadcast(b, 0u), subgroupBroadcast(b, 1u), subgroupBroadcast(b, 2u),
         subgroupBroadcast(b, 3u), subgroupBroadcast(b, 4u), subgroupBroadcast(b, 5u),
         subgroupBroadcast(b, 6u), subgroupBroadcast(b, 7u));
+}
+
+fn is_nan4(v: vec4<f32>) -> vec4<bool> {
+    return (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+}
+
+// Softmax of one row, whose vec4 columns the invocations of one subgroup hold (`col` is this
+// invocation's): softmax.wgsl's algorithm and its PyTorch edge cases (a NaN, a +inf, or all −inf
+// give an all-NaN row), with subgroup reductions instead of workgroup memory. Columns at or past
+// n_out are left out and come back 0.
+fn row_softmax(v: vec4<f32>, col: u32) -> vec4<f32> {
+    let c = col * 4u;
+    let valid = vec4<u32>(c, c + 1u, c + 2u, c + 3u) < vec4<u32>(dims.n_out);
+    let ninf = bitcast<f32>(0xff800000u);
+    let m4 = select(vec4<f32>(ninf), v, valid);
+    // subgroupMax's NaN handling is the implementation's choice: NaN is tracked separately.
+    let nan = subgroupAny(any(valid & is_nan4(v)));
+    var m = subgroupMax(max(max(m4.x, m4.y), max(m4.z, m4.w)));
+    if nan {
+        m = bitcast<f32>(0x7fc00000u);
+    }
+    let e = select(vec4<f32>(0.0), exp(v - m), valid);
+    let sum = subgroupAdd(e.x + e.y + e.z + e.w);
+    return e * (1.0 / sum);
 }

@@ -691,3 +691,56 @@ fn windowed_kernel_reads_x_with_and_without_subgroups() {
         }
     }
 }
+
+#[test]
+fn softmax_fused_into_the_linear_kernel_keeps_pytorch_edge_cases() {
+    // With subgroups, a softmax layer of at most 32 outputs is computed in linear.wgsl's store
+    // step (linear_x_subgroup.wgsl's row_softmax) instead of a softmax.wgsl pass. A zero weight
+    // makes the pre-activation exactly the bias, so the rows can hold ±inf and NaN: a NaN, a +inf
+    // or an all −inf row must give an all-NaN row, as in PyTorch. Widths around 32 (the largest
+    // fused one), batches for 1, 4 and 16 rows per invocation, with and without subgroups.
+    let plain = GpuContext::new(&GpuOptions {
+        subgroups: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let (inf, nan) = (f32::INFINITY, f32::NAN);
+    for width in [1usize, 3, 10, 31, 32, 33] {
+        // Within ±2.5 so every column carries weight; the 1e4 row below checks large magnitudes.
+        let spread: Vec<f32> = (0..width)
+            .map(|i| (i * 7 % 11) as f32 * 0.5 - 2.5)
+            .collect();
+        let with = |i: usize, v: f32| {
+            let mut r = spread.clone();
+            r[i] = v;
+            r
+        };
+        let rows = [
+            spread.clone(),
+            with(width / 2, -inf),
+            vec![-inf; width],
+            with(width - 1, inf),
+            with(0, nan),
+            with(width / 3, 1e4),
+        ];
+        for (p, bias) in rows.iter().enumerate() {
+            let m = Mlp::from_layers(vec![Layer {
+                linear: Linear::new(2, width, vec![0.0; 2 * width], Some(bias.clone())).unwrap(),
+                activation: Activation::Softmax,
+            }])
+            .unwrap();
+            let expected = reference_row(Activation::Softmax, bias);
+            for batch in [1, 3, 17] {
+                let x = input(batch, 2, batch as u64, 1.0);
+                for (context, name) in [(ctx(), "default"), (&plain, "no subgroups")] {
+                    let y = GpuMlp::new(context, &m).unwrap().forward(&x).unwrap();
+                    for r in 0..batch {
+                        let what =
+                            format!("{name}: width {width} pattern {p} batch {batch} row {r}");
+                        assert_close(y.row(r), &expected, 1e-5, 1e-6, &what);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -28,6 +28,9 @@ pub(crate) const LINEAR_WG: u32 = 64;
 pub(crate) fn linear_wg(n4: usize) -> u32 {
     (n4.next_power_of_two() as u32).clamp(8, LINEAR_WG)
 }
+/// linear.wgsl's `WG` at which a row's outputs (at most 32) fit one subgroup (devices with
+/// subgroups have at least 8 invocations per subgroup), so a softmax can be fused.
+pub(crate) const LINEAR_SUBGROUP_WG: u32 = 8;
 /// Rows and columns one linear.wgsl invocation computes; the workgroup shares the rows.
 pub(crate) const LINEAR_BLOCK: (u32, u32) = (16, 4);
 /// Smaller row blocks of linear.wgsl, for small batches (a GEMV needs one row, not 16 copies)
@@ -64,12 +67,15 @@ pub(crate) const ELEMENTWISE_WG: u32 = 64;
 pub(crate) enum Variant {
     /// linear.wgsl: `rows` is its `ROWS` (rows per invocation), `half` its `HALF` (rows per
     /// window when two windows are paired, else `NO_PAIR`), `wg` its `WG` (see [`linear_wg`]);
-    /// `f16`: the weight texture is rgba16float (else rgba32float).
+    /// `f16`: the weight texture is rgba16float (else rgba32float); `softmax`: the row softmax
+    /// is applied in the store step (`SOFTMAX`; only with subgroups and `wg` =
+    /// [`LINEAR_SUBGROUP_WG`]).
     Window {
         rows: u32,
         half: u32,
         wg: u32,
         f16: bool,
+        softmax: bool,
     },
     /// linear_wide.wgsl (4×8 register blocks, storage buffers, no workgroup memory).
     Blocked,
@@ -395,7 +401,9 @@ impl Kernels {
                         half,
                         wg,
                         f16,
+                        softmax,
                     } => {
+                        c.push(("SOFTMAX", if softmax { 1.0 } else { 0.0 }));
                         c.push(("WG", f64::from(wg)));
                         c.push(("ROWS", f64::from(rows)));
                         c.push(("HALF", f64::from(half)));
