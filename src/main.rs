@@ -188,6 +188,11 @@ struct BenchArgs {
     #[arg(long, value_name = "KERNEL", default_value = "auto")]
     kernel: wgpu_mlp::gpu::LinearKernel,
 
+    /// Run the GPU kernels without subgroup operations even where the adapter has them (as on
+    /// devices without them), to compare.
+    #[arg(long)]
+    no_subgroups: bool,
+
     /// Also write every figure as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -397,6 +402,7 @@ fn bench(args: BenchArgs) -> Result<()> {
             wgpu_mlp::gpu::WeightFormat::F32
         },
         kernel: args.kernel,
+        subgroups: !args.no_subgroups,
         progress: Progress::auto(),
         ..BenchOptions::default()
     };

@@ -852,3 +852,35 @@ mod xml_check {
         }
     }
 }
+
+#[test]
+fn the_report_says_whether_the_gpu_kernels_used_subgroups() {
+    // The subgroup path is worth ~2x on lavapipe, so a figure must say which path produced it.
+    for subgroups in [true, false] {
+        let opts = BenchOptions {
+            workloads: vec![Workload::Roundtrip],
+            paths: vec![BenchPath::GpuResident],
+            warmup: 0,
+            runs: 1,
+            subgroups,
+            ..BenchOptions::default()
+        };
+        let report = bench::run(&opts).unwrap();
+        let gpu = wgpu_mlp::gpu::GpuContext::new(&wgpu_mlp::gpu::GpuOptions {
+            subgroups,
+            ..Default::default()
+        })
+        .unwrap();
+        let expected = if gpu.uses_subgroups() {
+            "GPU kernels with subgroups"
+        } else {
+            "GPU kernels without subgroups"
+        };
+        assert!(
+            report.settings.mode.ends_with(expected),
+            "mode {:?} for subgroups = {subgroups}",
+            report.settings.mode
+        );
+        assert!(report.records.iter().all(|r| r.error.is_none()));
+    }
+}

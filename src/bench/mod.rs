@@ -214,6 +214,9 @@ pub struct BenchOptions {
     pub weights: crate::gpu::WeightFormat,
     /// Which kernel the GPU paths run for each Linear layer.
     pub kernel: crate::gpu::LinearKernel,
+    /// Let the GPU kernels use subgroup operations where the adapter has them
+    /// ([`GpuOptions::subgroups`]); `false` measures the kernels for devices without them.
+    pub subgroups: bool,
     /// The correctness tolerance.
     pub tolerance: Tolerance,
     /// Progress display on stderr.
@@ -236,6 +239,7 @@ impl Default for BenchOptions {
             adapter: None,
             weights: crate::gpu::WeightFormat::F32,
             kernel: crate::gpu::LinearKernel::Auto,
+            subgroups: true,
             tolerance: Tolerance::default(),
             progress: Progress::Off,
         }
@@ -451,6 +455,7 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
     let gpu = if needs_gpu {
         Some(GpuContext::new(&GpuOptions {
             adapter_name: opts.adapter.clone(),
+            subgroups: opts.subgroups,
             ..GpuOptions::default()
         }))
     } else {
@@ -628,6 +633,14 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
                 }
                 if opts.kernel != crate::gpu::LinearKernel::Auto {
                     mode.push_str(&format!(", {} kernel", opts.kernel));
+                }
+                // On software adapters the subgroup path is worth ~2x: say which one ran.
+                if let Some(Ok(ctx)) = &gpu {
+                    mode.push_str(if ctx.uses_subgroups() {
+                        ", GPU kernels with subgroups"
+                    } else {
+                        ", GPU kernels without subgroups"
+                    });
                 }
                 mode
             },
