@@ -16,9 +16,9 @@
 // per lane. So:
 // - x is read through a 64 KiB uniform window of whole rows (the host binds it at a dynamic offset
 //   and dispatches once per window); all invocations of a workgroup share the rows. How the rows
-//   reach the invocations is the x source prepended to this file: linear_x_subgroup.wgsl (each
+//   reach the invocations is the x source prepended to this file: linear_subgroup.wgsl (each
 //   lane loads one row, subgroupBroadcast hands it to the others: one gather instead of eight)
-//   where the device has subgroups, else linear_x_uniform.wgsl (every invocation loads every row
+//   where the device has subgroups, else linear_no_subgroup.wgsl (every invocation loads every row
 //   at the same address: on GPUs one constant-cache broadcast).
 // - the weight is fetched from a texture (on GPUs: the texture cache; consecutive invocations
 //   fetch consecutive texels), laid out so that the k loop of each batch of 8 invocations reads
@@ -33,7 +33,7 @@
 // windows. The `if ROWS > i` tests are resolved when the pipeline compiles.
 override ROWS: u32 = 16u;
 override WG: u32 = 64u;
-// Apply the row softmax in the store step (row_softmax, from linear_x_subgroup.wgsl): the host
+// Apply the row softmax in the store step (row_softmax, from linear_subgroup.wgsl): the host
 // sets it only where the device has subgroups and WG = 8, so one subgroup holds a whole row.
 override SOFTMAX: bool = false;
 

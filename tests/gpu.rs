@@ -646,8 +646,8 @@ fn linear_kernels_name_what_each_layer_runs() {
 
 #[test]
 fn windowed_kernel_reads_x_with_and_without_subgroups() {
-    // linear.wgsl takes its rows of x from linear_x_subgroup.wgsl where the device has subgroups
-    // (lavapipe does), else from linear_x_uniform.wgsl (llvmpipe's GL does not): run both on
+    // linear.wgsl takes its rows of x from linear_subgroup.wgsl where the device has subgroups
+    // (lavapipe does), else from linear_no_subgroup.wgsl (llvmpipe's GL does not): run both on
     // this adapter. Shapes cover 1, 4, 8 and 16 rows per invocation, paired windows (inputs over
     // 1,024 features, split at 8, 4 and 2 rows), several weight panels of 32 outputs, and
     // batches that end inside a row block.
@@ -695,7 +695,7 @@ fn windowed_kernel_reads_x_with_and_without_subgroups() {
 #[test]
 fn softmax_fused_into_the_linear_kernel_keeps_pytorch_edge_cases() {
     // With subgroups, a softmax layer of at most 32 outputs is computed in linear.wgsl's store
-    // step (linear_x_subgroup.wgsl's row_softmax) instead of a softmax.wgsl pass. A zero weight
+    // step (linear_subgroup.wgsl's row_softmax) instead of a softmax.wgsl pass. A zero weight
     // makes the pre-activation exactly the bias, so the rows can hold ±inf and NaN: a NaN, a +inf
     // or an all −inf row must give an all-NaN row, as in PyTorch. Widths around 32 (the largest
     // fused one), batches for 1, 4 and 16 rows per invocation, with and without subgroups.

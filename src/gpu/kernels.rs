@@ -9,8 +9,8 @@ use crate::activation::Activation;
 const ACTIVATION_WGSL: &str = include_str!("../../shaders/activation.wgsl");
 const LINEAR_COMMON_WGSL: &str = include_str!("../../shaders/linear_common.wgsl");
 const LINEAR_WGSL: &str = include_str!("../../shaders/linear.wgsl");
-const LINEAR_X_UNIFORM_WGSL: &str = include_str!("../../shaders/linear_x_uniform.wgsl");
-const LINEAR_X_SUBGROUP_WGSL: &str = include_str!("../../shaders/linear_x_subgroup.wgsl");
+const LINEAR_NO_SUBGROUP_WGSL: &str = include_str!("../../shaders/linear_no_subgroup.wgsl");
+const LINEAR_SUBGROUP_WGSL: &str = include_str!("../../shaders/linear_subgroup.wgsl");
 const LINEAR_WEIGHTS_F32_WGSL: &str = include_str!("../../shaders/linear_weights_f32.wgsl");
 const LINEAR_WEIGHTS_F16_WGSL: &str = include_str!("../../shaders/linear_weights_f16.wgsl");
 const LINEAR_WIDE_WGSL: &str = include_str!("../../shaders/linear_wide.wgsl");
@@ -269,7 +269,7 @@ fn layout(
 
 impl Kernels {
     /// `subgroups`: the device has subgroup operations (subgroups of at least 8), so linear.wgsl
-    /// reads x through linear_x_subgroup.wgsl.
+    /// reads x through linear_subgroup.wgsl.
     pub(crate) fn new(device: &wgpu::Device, subgroups: bool) -> Self {
         // Each Linear kernel is prepended with the activations and the shared epilogue.
         let linear = |label: &str, body: &str, trusted: bool| {
@@ -281,9 +281,9 @@ impl Kernels {
             }
         };
         let x_source = if subgroups {
-            LINEAR_X_SUBGROUP_WGSL
+            LINEAR_SUBGROUP_WGSL
         } else {
-            LINEAR_X_UNIFORM_WGSL
+            LINEAR_NO_SUBGROUP_WGSL
         };
         let [linear_f32, linear_f16] =
             [LINEAR_WEIGHTS_F32_WGSL, LINEAR_WEIGHTS_F16_WGSL].map(|weights| {

@@ -1,9 +1,8 @@
 // What linear.wgsl does with subgroup operations, on devices that have them (subgroups of at
 // least 8): share x, and fuse a row softmax.
 //
-// x source: lane l of
-// each subgroup loads rows l and l + 8 of the dispatch, and subgroupBroadcast hands each row to
-// every lane. On llvmpipe a subgroup is one 8-wide SIMD batch and the broadcast is one register
+// x source: lane l of each subgroup loads rows l and l + 8 of the dispatch, and
+// subgroupBroadcast hands each row to every lane. On llvmpipe a subgroup is one 8-wide SIMD batch and the broadcast is one register
 // permute, so a step costs 2 gathered loads instead of 16 (x addresses that are uniform only by
 // divergence analysis are still loaded lane by lane there): gemm 1024 ran ≈ 2× faster.
 // Every invocation runs every step (linear.wgsl has no early return), so lanes 0..7 are active

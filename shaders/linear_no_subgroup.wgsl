@@ -1,6 +1,7 @@
-// linear.wgsl's x source where the device has no subgroup operations: every invocation loads
+// What linear.wgsl does on devices without subgroup operations (the twin of
+// linear_subgroup.wgsl). x source: every invocation loads
 // every row at the same, workgroup-uniform address (on GPUs a constant-cache broadcast; on
-// llvmpipe eight scalar loads per component, which linear_x_subgroup.wgsl avoids).
+// llvmpipe eight scalar loads per component, which linear_subgroup.wgsl avoids).
 
 struct Ids {
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -43,7 +44,7 @@ fn x_step(s: XSource, k: u32) -> array<vec4<f32>, 16> {
 }
 
 // Without subgroups the host never sets SOFTMAX (a separate softmax pass runs instead); this
-// stands in for linear_x_subgroup.wgsl's version so the module compiles.
+// stands in for linear_subgroup.wgsl's version so the module compiles.
 fn row_softmax(v: vec4<f32>, col: u32) -> vec4<f32> {
     return v;
 }
