@@ -89,7 +89,7 @@ fn linear(ids: Ids) {
     let col = ids.wid.x * WG + ids.lid.x;
     let wc = min(col, dims.wt_n4 - 1u);
     let row0 = ids.wid.y * ROWS;
-    let xs = x_source(ids, row0);
+    var xs = x_source(ids, row0);
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
@@ -124,7 +124,7 @@ fn linear(ids: Ids) {
             tx = 0u;
             ty = ty + 1u;
         }
-        let v = x_step(xs, k);
+        let v = x_step(&xs, k);
         a0 = acc(a0, v[0], w0, w1, w2, w3);
         if ROWS > 1u { a1 = acc(a1, v[1], w0, w1, w2, w3); }
         if ROWS > 2u { a2 = acc(a2, v[2], w0, w1, w2, w3); }

@@ -22,7 +22,8 @@ fn x_source(ids: Ids, row0: u32) -> XSource {
 }
 
 // Step `k` of rows 0..ROWS-1 (the rest stay zero and unused).
-fn x_step(s: XSource, k: u32) -> array<vec4<f32>, 16> {
+fn x_step(xs: ptr<function, XSource>, k: u32) -> array<vec4<f32>, 16> {
+    let s = *xs;
     var v: array<vec4<f32>, 16>;
     v[0] = x_at(x_in_hi(0u), s.offsets[0], k);
     if ROWS > 1u { v[1] = x_at(x_in_hi(1u), s.offsets[1], k); }

@@ -15,24 +15,43 @@ struct Ids {
 }
 
 // This lane's two rows (l and l + 8): offsets in their windows, and whether each is in x_hi.
+// With ROWS = 1 (a GEMV) every lane reads row 0 instead, 8 steps ahead: lane l holds step
+// k + l of the current group of 8 in `ahead`, and each step is shuffled out of it, so one
+// gathered load serves 8 steps instead of 1.
 struct XSource {
     lo: u32,
     hi: u32,
     lo_in_hi: bool,
     hi_in_hi: bool,
+    lane: u32,
+    ahead: vec4<f32>,
 }
 
 fn x_source(ids: Ids, row0: u32) -> XSource {
-    let l = ids.lane % 8u;
+    let lane = ids.lane % 8u;
+    let l = select(lane, 0u, ROWS == 1u);
     // Written so that HALF = 8 (inputs of 1,025 to 2,048 features) and no pairing fold to
     // constants: a per-lane choice would load both windows.
     let lo_in_hi = HALF < 8u && l >= HALF;
     let hi_in_hi = HALF != 0xffffffffu && (HALF <= 8u || (HALF < 16u && l + 8u >= HALF));
-    return XSource(x_row_offset(l, row0), x_row_offset(l + 8u, row0), lo_in_hi, hi_in_hi);
+    return XSource(x_row_offset(l, row0), x_row_offset(l + 8u, row0), lo_in_hi, hi_in_hi, lane,
+        vec4<f32>(0.0));
 }
 
 // Step `k` of rows 0..15 (rows 8..15 only when ROWS > 8).
-fn x_step(s: XSource, k: u32) -> array<vec4<f32>, 16> {
+fn x_step(xs: ptr<function, XSource>, k: u32) -> array<vec4<f32>, 16> {
+    if ROWS == 1u {
+        let j = k & 7u;
+        if j == 0u {
+            // Clamped at the row's end; the steps past it are never shuffled out.
+            let s = *xs;
+            (*xs).ahead = x_at(s.lo_in_hi, s.lo, min(k + s.lane, dims.k4 - 1u));
+        }
+        var one: array<vec4<f32>, 16>;
+        one[0] = subgroupShuffle((*xs).ahead, j);
+        return one;
+    }
+    let s = *xs;
     let a = x_at(s.lo_in_hi, s.lo, k);
     var b = vec4<f32>(0.0);
     if ROWS > 8u {

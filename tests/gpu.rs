@@ -649,8 +649,9 @@ fn windowed_kernel_reads_x_with_and_without_subgroups() {
     // linear.wgsl takes its rows of x from linear_subgroup.wgsl where the device has subgroups
     // (lavapipe does), else from linear_no_subgroup.wgsl (llvmpipe's GL does not): run both on
     // this adapter. Shapes cover 1, 4, 8 and 16 rows per invocation, paired windows (inputs over
-    // 1,024 features, split at 8, 4 and 2 rows), several weight panels of 32 outputs, and
-    // batches that end inside a row block.
+    // 1,024 features, split at 8, 4 and 2 rows), several weight panels of 32 outputs, batch 1's
+    // GEMV path (x read 8 steps ahead; k4 below, at and past 8), and batches that end inside a
+    // row block.
     let plain = GpuContext::new(&GpuOptions {
         subgroups: false,
         ..Default::default()
@@ -669,7 +670,7 @@ fn windowed_kernel_reads_x_with_and_without_subgroups() {
         (&[31, 1000, 7], &[1, 5, 33]),
         (&[1_500, 300, 5], &[1, 8, 9, 17]),
         (&[2_048, 33, 3], &[3, 16, 100]),
-        (&[4_100, 37, 5], &[2, 9, 40]),
+        (&[4_100, 37, 5], &[1, 2, 9, 40]),
     ];
     let options = GpuMlpOptions {
         kernel: LinearKernel::Windowed,
