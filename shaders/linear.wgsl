@@ -14,12 +14,13 @@
 // SIMD lanes of 8, and any load whose address it cannot prove equal in every lane is emitted lane
 // by lane (8 scalar loads and as many shuffles per component); texel fetches load a whole texel
 // per lane. So:
-// - x is read through a 64 KiB uniform window of whole rows (the host binds it at a dynamic offset
-//   and dispatches once per window); all invocations of a workgroup share the rows. How the rows
-//   reach the invocations is the x source prepended to this file: linear_subgroup.wgsl (each
-//   lane loads one row, subgroupBroadcast hands it to the others: one gather instead of eight)
-//   where the device has subgroups, else linear_no_subgroup.wgsl (every invocation loads every row
-//   at the same address: on GPUs one constant-cache broadcast).
+// - all invocations of a workgroup share its rows of x. How the rows reach them is the file
+//   prepended to this one: linear_subgroup.wgsl where the device has subgroups (each lane loads
+//   one row, subgroupBroadcast hands it to the others: one gather instead of eight; x is the
+//   whole activation buffer, one dispatch per layer), else linear_no_subgroup.wgsl (every
+//   invocation loads every row at the same address, on GPUs one constant-cache broadcast,
+//   through a 64 KiB uniform window of whole rows that the host binds at a dynamic offset,
+//   one dispatch per window).
 // - the weight is fetched from a texture (on GPUs: the texture cache; consecutive invocations
 //   fetch consecutive texels), laid out so that the k loop of each batch of 8 invocations reads
 //   one contiguous stream the CPU prefetches (a row-major [in, out] texture put each step a
@@ -37,28 +38,14 @@ override WG: u32 = 64u;
 // sets it only where the device has subgroups and WG = 8, so one subgroup holds a whole row.
 override SOFTMAX: bool = false;
 
-@group(0) @binding(1) var<uniform> x: array<vec4<f32>, 4096>;
-// A second window for inputs of 1,025 to 8,192 features, where one 64 KiB window holds fewer than
-// 16 rows: the dispatch then covers two windows, rows below HALF from x and the rest from x_hi.
-@group(0) @binding(5) var<uniform> x_hi: array<vec4<f32>, 4096>;
+// x (binding 1) is declared by the prepended file: the whole activation buffer with subgroups,
+// else a 64 KiB uniform window, with x_hi (binding 5) as a second window for inputs of 1,025 to
+// 8,192 features, where one window holds fewer than 16 rows: the dispatch then covers two
+// windows, rows below HALF from x and the rest from x_hi.
 // Rows per window when windows are paired (the dispatch then has a single row block); the
 // default, no pairing, makes every `hi` test false when the pipeline compiles.
 override HALF: u32 = 0xffffffffu;
 // wt, the weight texture, is declared in linear_weights_f32.wgsl or linear_weights_f16.wgsl.
-
-// Element `k` of the row at `row_offset` in the x window, or in x_hi when `hi` (rows at or past
-// HALF of a paired dispatch).
-fn x_at(hi: bool, row_offset: u32, k: u32) -> vec4<f32> {
-    if hi {
-        return x_hi[row_offset + k];
-    }
-    return x[row_offset + k];
-}
-
-// Whether row `r` of the dispatch lives in the second window.
-fn x_in_hi(r: u32) -> bool {
-    return HALF != 0xffffffffu && r >= HALF;
-}
 
 // Offset of row `r` of the dispatch in its window, clamped to the last valid row.
 fn x_row_offset(r: u32, row0: u32) -> u32 {

@@ -3,6 +3,25 @@
 // every row at the same, workgroup-uniform address (on GPUs a constant-cache broadcast; on
 // llvmpipe eight scalar loads per component, which linear_subgroup.wgsl avoids).
 
+// 64 KiB windows of rows at dynamic offsets, one dispatch each: a uniform-address load is one
+// load and a broadcast on GPUs.
+@group(0) @binding(1) var<uniform> x: array<vec4<f32>, 4096>;
+@group(0) @binding(5) var<uniform> x_hi: array<vec4<f32>, 4096>;
+
+// Element `k` of the row at `row_offset` in the x window, or in x_hi when `hi` (rows at or past
+// HALF of a paired dispatch).
+fn x_at(hi: bool, row_offset: u32, k: u32) -> vec4<f32> {
+    if hi {
+        return x_hi[row_offset + k];
+    }
+    return x[row_offset + k];
+}
+
+// Whether row `r` of the dispatch lives in the second window.
+fn x_in_hi(r: u32) -> bool {
+    return HALF != 0xffffffffu && r >= HALF;
+}
+
 struct Ids {
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,

@@ -1,12 +1,18 @@
 // What linear.wgsl does with subgroup operations, on devices that have them (subgroups of at
 // least 8): share x, and fuse a row softmax.
 //
-// x source: lane l of each subgroup loads rows l and l + 8 of the dispatch, and
-// subgroupBroadcast hands each row to every lane. On llvmpipe a subgroup is one 8-wide SIMD batch and the broadcast is one register
-// permute, so a step costs 2 gathered loads instead of 16 (x addresses that are uniform only by
-// divergence analysis are still loaded lane by lane there): gemm 1024 ran ≈ 2× faster.
-// Every invocation runs every step (linear.wgsl has no early return), so lanes 0..7 are active
-// at each broadcast.
+// x source: lane l of each subgroup loads rows l and l + 8 of the workgroup's block, and
+// subgroupBroadcast hands each row to every lane. On llvmpipe a subgroup is one 8-wide SIMD
+// batch and the broadcast is one register permute, so a step costs 2 gathered loads instead of
+// 16 (x addresses that are uniform only by divergence analysis are still loaded lane by lane
+// there): gemm 1024 ran ≈ 2× faster. Every invocation runs every step (linear.wgsl has no early
+// return), so lanes 0..7 are active at each broadcast.
+//
+// As each lane loads its own rows, x need not be a uniform window: the host binds the whole
+// activation buffer and runs each layer as one dispatch (per-lane storage loads cost llvmpipe
+// no more than per-lane uniform ones, and each window was a dispatch). No pairing, so HALF
+// keeps its default; binding 5 (x_hi of linear_no_subgroup.wgsl) stays in the layout, unused.
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 
 struct Ids {
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -14,15 +20,13 @@ struct Ids {
     @builtin(subgroup_invocation_id) lane: u32,
 }
 
-// This lane's two rows (l and l + 8): offsets in their windows, and whether each is in x_hi.
+// This lane's two rows (l and l + 8): their offsets in x.
 // With ROWS = 1 (a GEMV) every lane reads row 0 instead, 8 steps ahead: lane l holds step
 // k + l of the current group of 8 in `ahead`, and each step is shuffled out of it, so one
 // gathered load serves 8 steps instead of 1.
 struct XSource {
     lo: u32,
     hi: u32,
-    lo_in_hi: bool,
-    hi_in_hi: bool,
     lane: u32,
     ahead: vec4<f32>,
 }
@@ -30,12 +34,7 @@ struct XSource {
 fn x_source(ids: Ids, row0: u32) -> XSource {
     let lane = ids.lane % 8u;
     let l = select(lane, 0u, ROWS == 1u);
-    // Written so that HALF = 8 (inputs of 1,025 to 2,048 features) and no pairing fold to
-    // constants: a per-lane choice would load both windows.
-    let lo_in_hi = HALF < 8u && l >= HALF;
-    let hi_in_hi = HALF != 0xffffffffu && (HALF <= 8u || (HALF < 16u && l + 8u >= HALF));
-    return XSource(x_row_offset(l, row0), x_row_offset(l + 8u, row0), lo_in_hi, hi_in_hi, lane,
-        vec4<f32>(0.0));
+    return XSource(x_row_offset(l, row0), x_row_offset(l + 8u, row0), lane, vec4<f32>(0.0));
 }
 
 // Step `k` of rows 0..15 (rows 8..15 only when ROWS > 8).
@@ -44,18 +43,16 @@ fn x_step(xs: ptr<function, XSource>, k: u32) -> array<vec4<f32>, 16> {
         let j = k & 7u;
         if j == 0u {
             // Clamped at the row's end; the steps past it are never shuffled out.
-            let s = *xs;
-            (*xs).ahead = x_at(s.lo_in_hi, s.lo, min(k + s.lane, dims.k4 - 1u));
+            (*xs).ahead = x[(*xs).lo + min(k + (*xs).lane, dims.k4 - 1u)];
         }
         var one: array<vec4<f32>, 16>;
         one[0] = subgroupShuffle((*xs).ahead, j);
         return one;
     }
-    let s = *xs;
-    let a = x_at(s.lo_in_hi, s.lo, k);
+    let a = x[(*xs).lo + k];
     var b = vec4<f32>(0.0);
     if ROWS > 8u {
-        b = x_at(s.hi_in_hi, s.hi, k);
+        b = x[(*xs).hi + k];
     }
     return array<vec4<f32>, 16>(
         subgroupBroadcast(a, 0u), subgroupBroadcast(a, 1u), subgroupBroadcast(a, 2u),

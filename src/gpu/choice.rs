@@ -14,12 +14,12 @@ pub enum LinearKernel {
     /// [`Tiled64`](Self::Tiled64) or [`Tiled128`](Self::Tiled128) for more.
     #[default]
     Auto,
-    /// linear.wgsl: x read through a 64 KiB uniform window (each row loaded by one lane and
-    /// shared with `subgroupBroadcast` where the device has subgroups, see
-    /// [`GpuOptions::subgroups`](crate::gpu::GpuOptions::subgroups)), the weight from a storage
-    /// texture in panels of 32 outputs; the fast kernel on software adapters (lavapipe,
-    /// llvmpipe). Layers wider than the window (inputs over 8,192 features) or the device's
-    /// texture size run [`Blocked`](Self::Blocked).
+    /// linear.wgsl: rows of x shared across each subgroup with `subgroupBroadcast` where the
+    /// device has subgroups (see [`GpuOptions::subgroups`](crate::gpu::GpuOptions::subgroups)),
+    /// else read through 64 KiB uniform windows; the weight from a storage texture in panels of
+    /// 32 outputs. The fast kernel on software adapters (lavapipe, llvmpipe). Layers with inputs
+    /// over 8,192 features or weights over the device's texture size run
+    /// [`Blocked`](Self::Blocked).
     Windowed,
     /// linear_wide.wgsl: 4 × 8 register blocks straight from storage buffers.
     Blocked,

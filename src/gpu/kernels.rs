@@ -186,12 +186,17 @@ pub(crate) struct Kernels {
 }
 
 fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    storage_at(binding, read_only, false)
+}
+
+/// A storage binding; `dynamic`: its offset is given per dispatch.
+fn storage_at(binding: u32, read_only: bool, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Buffer {
             ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
+            has_dynamic_offset: dynamic,
             min_binding_size: None,
         },
         count: None,
@@ -317,10 +322,18 @@ impl Kernels {
                 },
                 count: None,
             };
+            // x and x_hi: uniform windows, or with subgroups the whole activation buffer.
+            let x = |binding| {
+                if subgroups {
+                    storage_at(binding, true, true)
+                } else {
+                    uniform_at(binding, true)
+                }
+            };
             let entries = [
                 uniform_at(0, true),
-                uniform_at(1, true),
-                uniform_at(5, true),
+                x(1),
+                x(5),
                 weights,
                 storage(3, true),
                 storage(4, false),

@@ -185,8 +185,10 @@ impl GpuMlp {
         // Refuse what can never fit before allocating anything.
         let variants = options.kernel.buffer_variants(ctx.is_software(), limits)?;
         let windowed = |n_in, n_out| match options.kernel {
-            LinearKernel::Auto if ctx.is_software() => window_rows(n_in, n_out, limits),
-            LinearKernel::Windowed => window_rows(n_in, n_out, limits),
+            LinearKernel::Auto if ctx.is_software() => {
+                window_rows(n_in, n_out, limits, inner.subgroups)
+            }
+            LinearKernel::Windowed => window_rows(n_in, n_out, limits, inner.subgroups),
             _ => 0,
         };
         for (i, l) in model.layers().iter().enumerate() {
@@ -225,7 +227,11 @@ impl GpuMlp {
             .unwrap_or(1);
         let rows_by_grid =
             u64::from(limits.max_compute_workgroups_per_dimension) * u64::from(rows_per_group);
-        let chunk_rows = rows_by_binding.min(rows_by_grid) as usize;
+        let mut chunk_rows = rows_by_binding.min(rows_by_grid) as usize;
+        if inner.subgroups {
+            // The windowed kernel's single window must cover the chunk (see window_rows).
+            chunk_rows = chunk_rows.min(whole_window_rows(limits));
+        }
         if chunk_rows == 0 {
             return Err(Error::OutOfMemory(format!(
                 "one row of activations ({row_bytes} bytes) exceeds the largest storage binding \
@@ -523,8 +529,12 @@ impl GpuMlp {
                             PipelineKey::Linear { variant, .. } => {
                                 let dims = sized(&linear_dims[i], 0, LINEAR_DIMS_BYTES);
                                 let wide = variant.buffer_weight();
+                                let subgroups = self.ctx.inner.subgroups;
                                 let (bgl, x) = if wide {
                                     (&kernels.linear_wide_layout, whole(src))
+                                } else if subgroups {
+                                    let f16 = matches!(variant, Variant::Window { f16: true, .. });
+                                    (kernels.linear_layout(f16), whole(src))
                                 } else {
                                     let f16 = matches!(variant, Variant::Window { f16: true, .. });
                                     (
@@ -540,7 +550,12 @@ impl GpuMlp {
                                 };
                                 let mut e = vec![dims, x, w, whole(&layer.bias), whole(dst)];
                                 if !wide {
-                                    e.push(sized(src, 0, LINEAR_WINDOW_BYTES)); // x_hi
+                                    // x_hi (never read with subgroups: no pairing).
+                                    e.push(if subgroups {
+                                        whole(src)
+                                    } else {
+                                        sized(src, 0, LINEAR_WINDOW_BYTES)
+                                    });
                                 }
                                 (bgl, e)
                             }
@@ -737,7 +752,26 @@ const LINEAR_DIMS_BYTES: u64 = std::mem::size_of::<LinearDims>() as u64;
 /// whole rows as fit in 64 KiB, rounded so every window starts at an offset the device accepts.
 /// 0 means linear.wgsl cannot run the layer (input too wide, weight texture over the device's
 /// texture size, or uniform bindings too small): use linear_wide.wgsl.
-fn window_rows(n_in: usize, n_out: usize, limits: &wgpu::Limits) -> usize {
+///
+/// With subgroups x is the whole activation buffer, one window of [`whole_window_rows`] (each
+/// lane loads its own rows, so nothing needs the uniform window; each window was a dispatch,
+/// ~0.045 ms apiece on lavapipe). The same layers are admitted either way.
+fn window_rows(n_in: usize, n_out: usize, limits: &wgpu::Limits, subgroups: bool) -> usize {
+    match uniform_window_rows(n_in, n_out, limits) {
+        0 => 0,
+        _ if subgroups => whole_window_rows(limits),
+        rows => rows,
+    }
+}
+
+/// Rows of the single window used with subgroups: as many 16-row blocks as one dispatch's grid
+/// holds. Chunks are no longer than this, so a chunk is one window.
+fn whole_window_rows(limits: &wgpu::Limits) -> usize {
+    limits.max_compute_workgroups_per_dimension as usize * LINEAR_BLOCK.0 as usize
+}
+
+/// [`window_rows`] for a 64 KiB uniform window.
+fn uniform_window_rows(n_in: usize, n_out: usize, limits: &wgpu::Limits) -> usize {
     let tex = limits.max_texture_dimension_2d as usize;
     if limits.max_uniform_buffer_binding_size < LINEAR_WINDOW_BYTES
         || pack::PanelLayout::new(n_in, n_out, tex).is_none()
