@@ -648,8 +648,9 @@ fn linear_kernels_name_what_each_layer_runs() {
 fn windowed_kernel_reads_x_with_and_without_subgroups() {
     // linear.wgsl takes its rows of x from linear_subgroup.wgsl where the device has subgroups
     // (lavapipe does), else from linear_no_subgroup.wgsl (llvmpipe's GL does not): run both on
-    // this adapter. Shapes cover 1, 4, 8 and 16 rows per invocation, paired windows (inputs over
-    // 1,024 features, split at 8, 4 and 2 rows), several weight panels of 32 outputs, batch 1's
+    // this adapter. Shapes cover 1, 4, 8 and 16 rows per invocation, inputs over 1,024 features
+    // (without subgroups: paired windows of 8, 4 and 2 rows; with them, one window of the whole
+    // activation buffer), several weight panels of 32 outputs, batch 1's
     // GEMV path (x read 8 steps ahead; k4 below, at and past 8), and batches that end inside a
     // row block.
     let plain = GpuContext::new(&GpuOptions {
