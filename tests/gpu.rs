@@ -11,7 +11,9 @@
 
 mod common;
 
-use common::{assert_close, ctx, forward_with, input, kernel_runs, model, random_vec};
+use common::{
+    assert_close, ctx, ctx_without_subgroups, forward_with, input, kernel_runs, model, random_vec,
+};
 use wgpu_mlp::gpu::{
     GpuContext, GpuMlp, GpuMlpOptions, GpuOptions, KernelMode, LinearKernel, WeightFormat, ops,
 };
@@ -653,11 +655,7 @@ fn windowed_kernel_reads_x_with_and_without_subgroups() {
     // activation buffer), several weight panels of 32 outputs, batch 1's
     // GEMV path (x read 8 steps ahead; k4 below, at and past 8), and batches that end inside a
     // row block.
-    let plain = GpuContext::new(&GpuOptions {
-        subgroups: false,
-        ..Default::default()
-    })
-    .unwrap();
+    let plain = ctx_without_subgroups();
     assert!(!plain.uses_subgroups());
     let adapter = ctx().adapter();
     // lavapipe's subgroups are its SIMD width: 8 lanes at 256 bits (CI), 16 at 512, 4 at 128
@@ -687,7 +685,7 @@ fn windowed_kernel_reads_x_with_and_without_subgroups() {
         for &batch in batches {
             let x = input(batch, sizes[0], 950 + batch as u64, 2.0);
             let expected = cpu::forward_f64(&m, &x).unwrap();
-            for (context, name) in [(ctx(), "default"), (&plain, "no subgroups")] {
+            for (context, name) in [(ctx(), "default"), (plain, "no subgroups")] {
                 let y = GpuMlp::with_options(context, &m, options)
                     .unwrap()
                     .forward(&x)
@@ -706,11 +704,7 @@ fn softmax_fused_into_the_linear_kernel_keeps_pytorch_edge_cases() {
     // makes the pre-activation exactly the bias, so the rows can hold ±inf and NaN: a NaN, a +inf
     // or an all −inf row must give an all-NaN row, as in PyTorch. Widths around 32 (the largest
     // fused one), batches for 1, 4 and 16 rows per invocation, with and without subgroups.
-    let plain = GpuContext::new(&GpuOptions {
-        subgroups: false,
-        ..Default::default()
-    })
-    .unwrap();
+    let plain = ctx_without_subgroups();
     let (inf, nan) = (f32::INFINITY, f32::NAN);
     for width in [1usize, 3, 10, 31, 32, 33] {
         // Within ±2.5 so every column carries weight; the 1e4 row below checks large magnitudes.
@@ -739,7 +733,7 @@ fn softmax_fused_into_the_linear_kernel_keeps_pytorch_edge_cases() {
             let expected = reference_row(Activation::Softmax, bias);
             for batch in [1, 3, 17] {
                 let x = input(batch, 2, batch as u64, 1.0);
-                for (context, name) in [(ctx(), "default"), (&plain, "no subgroups")] {
+                for (context, name) in [(ctx(), "default"), (plain, "no subgroups")] {
                     let y = GpuMlp::new(context, &m).unwrap().forward(&x).unwrap();
                     for r in 0..batch {
                         let what =

@@ -10,7 +10,12 @@ use wgpu_mlp::{Activation, Matrix, Mlp};
 /// The GPU context for tests. There is no silent skip: with no adapter the test fails and says how
 /// to install one. `WGPU_BACKEND` (vulkan, gl) and `WGPU_ADAPTER_NAME` choose the adapter.
 pub fn gpu() -> GpuContext {
-    match GpuContext::new(&GpuOptions::default()) {
+    gpu_with(&GpuOptions::default())
+}
+
+/// [`gpu`] with the given options.
+pub fn gpu_with(options: &GpuOptions) -> GpuContext {
+    match GpuContext::new(options) {
         Ok(ctx) => ctx,
         Err(e) => panic!(
             "GPU tests need an adapter and none was usable: {e}\n\
@@ -91,6 +96,18 @@ pub fn random_vec(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
 pub fn ctx() -> &'static GpuContext {
     static CTX: OnceLock<GpuContext> = OnceLock::new();
     CTX.get_or_init(gpu)
+}
+
+/// A second shared context on the same adapter with subgroup operations turned off, so the
+/// kernels written for devices without them run on any adapter.
+pub fn ctx_without_subgroups() -> &'static GpuContext {
+    static CTX: OnceLock<GpuContext> = OnceLock::new();
+    CTX.get_or_init(|| {
+        gpu_with(&GpuOptions {
+            subgroups: false,
+            ..Default::default()
+        })
+    })
 }
 
 /// A model with PyTorch's default init: `sizes` input first, one activation per layer.
