@@ -218,20 +218,19 @@ impl GpuMlp {
         let row_bytes = pack::f32_bytes(widest * 4);
         // Activation buffers carry the uniform window's slack (see build_workspace).
         let rows_by_binding = max_binding.saturating_sub(WORKSPACE_SLACK) / row_bytes;
-        // A chunk must fit the grid of every kernel that may run it (the windowed kernel
-        // dispatches once per window, far below the limit).
+        // A chunk must fit the grid of every kernel that may run it. The windowed kernel
+        // dispatches once per window: a 64 KiB one is far below the limit, but with subgroups
+        // the window is the whole chunk, one grid of 16-row blocks (see window_rows).
+        let window_block = inner.subgroups.then_some(LINEAR_BLOCK.0);
         let rows_per_group = variants
             .iter()
             .map(|v| v.group_block().0)
+            .chain(window_block)
             .min()
             .unwrap_or(1);
         let rows_by_grid =
             u64::from(limits.max_compute_workgroups_per_dimension) * u64::from(rows_per_group);
-        let mut chunk_rows = rows_by_binding.min(rows_by_grid) as usize;
-        if inner.subgroups {
-            // The windowed kernel's single window must cover the chunk (see window_rows).
-            chunk_rows = chunk_rows.min(whole_window_rows(limits));
-        }
+        let chunk_rows = rows_by_binding.min(rows_by_grid) as usize;
         if chunk_rows == 0 {
             return Err(Error::OutOfMemory(format!(
                 "one row of activations ({row_bytes} bytes) exceeds the largest storage binding \
@@ -529,18 +528,20 @@ impl GpuMlp {
                             PipelineKey::Linear { variant, .. } => {
                                 let dims = sized(&linear_dims[i], 0, LINEAR_DIMS_BYTES);
                                 let wide = variant.buffer_weight();
-                                let subgroups = self.ctx.inner.subgroups;
-                                let (bgl, x) = if wide {
-                                    (&kernels.linear_wide_layout, whole(src))
-                                } else if subgroups {
-                                    let f16 = matches!(variant, Variant::Window { f16: true, .. });
-                                    (kernels.linear_layout(f16), whole(src))
+                                // linear.wgsl reads x through 64 KiB uniform windows, or with
+                                // subgroups the whole buffer; the storage kernels the whole buffer.
+                                let x = || {
+                                    if wide || self.ctx.inner.subgroups {
+                                        whole(src)
+                                    } else {
+                                        sized(src, 0, LINEAR_WINDOW_BYTES)
+                                    }
+                                };
+                                let bgl = if wide {
+                                    &kernels.linear_wide_layout
                                 } else {
                                     let f16 = matches!(variant, Variant::Window { f16: true, .. });
-                                    (
-                                        kernels.linear_layout(f16),
-                                        sized(src, 0, LINEAR_WINDOW_BYTES),
-                                    )
+                                    kernels.linear_layout(f16)
                                 };
                                 let w = match &layer.weight {
                                     Weight::Texture(view, _) => {
@@ -548,14 +549,9 @@ impl GpuMlp {
                                     }
                                     Weight::Buffer(buffer) => whole(buffer),
                                 };
-                                let mut e = vec![dims, x, w, whole(&layer.bias), whole(dst)];
+                                let mut e = vec![dims, x(), w, whole(&layer.bias), whole(dst)];
                                 if !wide {
-                                    // x_hi (never read with subgroups: no pairing).
-                                    e.push(if subgroups {
-                                        whole(src)
-                                    } else {
-                                        sized(src, 0, LINEAR_WINDOW_BYTES)
-                                    });
+                                    e.push(x()); // x_hi (never read with subgroups: no pairing)
                                 }
                                 (bgl, e)
                             }
@@ -765,7 +761,7 @@ fn window_rows(n_in: usize, n_out: usize, limits: &wgpu::Limits, subgroups: bool
 }
 
 /// Rows of the single window used with subgroups: as many 16-row blocks as one dispatch's grid
-/// holds. Chunks are no longer than this, so a chunk is one window.
+/// holds. The chunk size obeys the same grid limit, so a chunk is one window.
 fn whole_window_rows(limits: &wgpu::Limits) -> usize {
     limits.max_compute_workgroups_per_dimension as usize * LINEAR_BLOCK.0 as usize
 }
