@@ -84,3 +84,17 @@ impl Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `s` with control characters escaped (`\n`, `\u{1b}`, …), for echoing untrusted text (file
+/// contents, arguments) in an error message without letting it move the cursor or forge lines.
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

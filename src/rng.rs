@@ -20,6 +20,9 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 
+/// The seed used when none is given: PyTorch's default CPU generator seed.
+pub const DEFAULT_SEED: u64 = 67_280_421_310_721;
+
 /// MT19937 state size (words).
 const N: usize = 624;
 /// MT19937 middle word offset.
@@ -61,9 +64,9 @@ impl fmt::Debug for Generator {
 }
 
 impl Default for Generator {
-    /// A generator with PyTorch's default seed, [`crate::DEFAULT_SEED`].
+    /// A generator with PyTorch's default seed, [`DEFAULT_SEED`].
     fn default() -> Self {
-        Generator::new(crate::model::DEFAULT_SEED)
+        Generator::new(DEFAULT_SEED)
     }
 }
 

@@ -1,9 +1,10 @@
 //! The text torchsummary 1.5.1 prints for a model, character for character.
 //!
-//! The model is shown as the equivalent `nn.Sequential`: each Linear gets a row, followed by a row
-//! for its activation module (identity has no module, so no row). Rows are numbered globally in
-//! forward order (`Linear-1`, `Sigmoid-2`, `Linear-3`, …), exactly as torchsummary numbers them.
-//! See `pytorch-semantics.md` §4 for the layout and the MB arithmetic.
+//! Every module gets a row in forward order (`Linear-1`, `BatchNorm1d-2`, `ReLU-3`, …), numbered
+//! globally exactly as torchsummary numbers them; functions called in `forward()` (and identity
+//! as a [`Layer`](crate::Layer)'s activation) have none. See `pytorch-semantics.md` §4 for the
+//! layout and the MB arithmetic. A table can be made from [`Row`]s alone, so a summary of widths
+//! never allocates weights.
 
 use crate::model::Mlp;
 
@@ -16,10 +17,37 @@ const BYTES_PER_ELEMENT: f64 = 4.0;
 /// torchsummary's "MB": really MiB.
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// The text `torchsummary.summary(model, (in,), batch_size)` (version 1.5.1) prints for the
-/// equivalent `nn.Sequential` (activation modules get rows, identity none). `batch_size` may be -1
-/// (torchsummary's default) or any other value; it only changes the displayed shapes and the MB
-/// figures. Every line ends with `'\n'`.
+/// One row of the table: a module's class, its output width and its parameter count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// The PyTorch class name (`Linear`, `ReLU`, …).
+    pub class: String,
+    /// Features of its output.
+    pub width: u64,
+    /// Parameters as torchsummary counts them (`weight` and `bias`).
+    pub params: u64,
+}
+
+/// The rows of `model`'s table.
+pub fn rows(model: &Mlp) -> Vec<Row> {
+    let mut width = model.in_features();
+    let mut out = Vec::new();
+    for m in model.modules() {
+        width = m.out_width(width).unwrap_or(width);
+        if let Some(class) = m.class() {
+            out.push(Row {
+                class: class.to_string(),
+                width: width as u64,
+                params: m.param_count() as u64,
+            });
+        }
+    }
+    out
+}
+
+/// The text `torchsummary.summary(model, (in,), batch_size)` (version 1.5.1) prints.
+/// `batch_size` may be -1 (torchsummary's default) or any other value; it only changes the
+/// displayed shapes and the MB figures. Every line ends with `'\n'`.
 ///
 /// ```
 /// use wgpu_mlp::{Activation, Layer, Linear, Mlp};
@@ -35,6 +63,11 @@ const MIB: f64 = 1024.0 * 1024.0;
 /// # Ok::<(), wgpu_mlp::Error>(())
 /// ```
 pub fn summary(model: &Mlp, batch_size: i64) -> String {
+    table(model.in_features() as u64, &rows(model), batch_size)
+}
+
+/// The table of a model with `in_features` inputs and these rows.
+pub fn table(in_features: u64, rows: &[Row], batch_size: i64) -> String {
     let batch = i128::from(batch_size);
     let dashes = "-".repeat(RULE_WIDTH);
     let equals = "=".repeat(RULE_WIDTH);
@@ -52,23 +85,12 @@ pub fn summary(model: &Mlp, batch_size: i64) -> String {
     // int64 tensor; i128 holds both exactly for any realistic model.
     let mut total_params: i128 = 0;
     let mut total_output: i128 = 0;
-    let mut index = 0usize;
-    for layer in model.layers() {
-        let lin = &layer.linear;
-        let width = lin.out_features() as i128;
-        let shape = format!("[{batch_size}, {}]", lin.out_features());
-
-        index += 1;
-        let params = lin.param_count() as i128;
-        line(&row(&format!("Linear-{index}"), &shape, &thousands(params)));
+    for (i, r) in rows.iter().enumerate() {
+        let shape = format!("[{batch_size}, {}]", r.width);
+        let params = i128::from(r.params);
+        line(&row(&format!("{}-{}", r.class, i + 1), &shape, &thousands(params)));
         total_params += params;
-        total_output += batch * width;
-
-        if let Some(name) = layer.activation.module_name() {
-            index += 1;
-            line(&row(&format!("{name}-{index}"), &shape, "0"));
-            total_output += batch * width;
-        }
+        total_output += batch * i128::from(r.width);
     }
 
     line(&equals);
@@ -82,7 +104,7 @@ pub fn summary(model: &Mlp, batch_size: i64) -> String {
     //   total_output_size = abs(2. * total_output * 4. / (1024 ** 2.))
     //   total_params_size = abs(total_params.numpy() * 4. / (1024 ** 2.))
     //   total_size = total_params_size + total_output_size + total_input_size
-    let n_in = model.in_features() as i128;
+    let n_in = i128::from(in_features);
     let input_size = ((n_in * batch) as f64 * BYTES_PER_ELEMENT / MIB).abs();
     let output_size = (2.0 * total_output as f64 * BYTES_PER_ELEMENT / MIB).abs();
     let params_size = (total_params as f64 * BYTES_PER_ELEMENT / MIB).abs();

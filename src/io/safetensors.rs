@@ -1,35 +1,98 @@
-//! PyTorch `state_dict`s in the safetensors format.
+//! PyTorch `state_dict`s in the safetensors format, plain or self-describing.
 //!
-//! An `nn.Sequential` of `Linear` layers and activation modules has keys `"<i>.weight"`
-//! (`[out, in]`) and `"<i>.bias"` (`[out]`, absent for `bias=False`), where `<i>` is the module's
-//! index in the Sequential; activation modules take indices too, so the Linear layers of
-//! `Sequential(Linear, ReLU, Linear, ReLU, Linear, Softmax)` are 0, 2 and 4. Reading takes the
-//! Linear layers in numeric order of `<i>` (so `10` comes after `2`); models with named modules
-//! (`fc1.weight`, `fc2.weight`, …) load when the layer names are given in order. A file holding a
-//! single `nn.Linear` (keys `weight` and `bias`) loads as one layer.
+//! A state_dict holds tensors, not the architecture: which activations, norms and dropout run
+//! between them, in which order. A **self-describing** file says it in its `__metadata__`
+//! (`"wgpu_mlp.arch": "linear,relu,linear,softmax"`, see [`Arch`]; optionally
+//! `"wgpu_mlp.names"`), which `safetensors.torch.load_file` ignores; every file this crate
+//! writes has it. For a plain file the caller gives the [`Arch`] (`--arch`), or the activations
+//! after each Linear layer (`--act`); without either, loading is refused rather than guessed.
 //!
 //! Tensors may be F32, F16, BF16 or F64 (converted to f32 as PyTorch's `.float()` does); any
-//! other dtype, a shape that does not fit, a key that is not a layer parameter or a damaged file
-//! is an [`Error::Format`] naming the problem.
+//! other dtype, a shape that does not fit, a key that is not a module parameter or a damaged file
+//! is an error naming the problem.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 use ::safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView, View};
 
 use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::layer::Linear;
-use crate::model::{Layer, Mlp};
+use crate::model::arch::{ARCH_KEY, Arch, NAMES_KEY, Tensors, Token, natural_cmp};
+use crate::model::{Linear, Mlp, Module};
 
 use super::atomic::write_atomic;
 
-/// Reads the Linear layers of a state_dict file, in order.
-///
-/// `names` gives the module names of the layers, in order, for models with named modules
-/// (`Some(&["fc1".into(), "fc2".into()])` reads `fc1.weight`, `fc1.bias`, `fc2.weight`, …); with
-/// `None` the keys must be `"<i>.weight"` / `"<i>.bias"` and layers are taken in numeric order.
+/// Reads a model. `arch`: the architecture of a plain state_dict (`None`: the file's own
+/// `wgpu_mlp.arch` metadata, an error if it has none). `names`: the module names of the modules
+/// that own tensors, in forward order (`None`: the file's `wgpu_mlp.names`, else the natural
+/// order of the names in the file).
+pub fn load(path: impl AsRef<Path>, arch: Option<&Arch>, names: Option<&[String]>) -> Result<Mlp> {
+    let path = path.as_ref();
+    from_bytes(&super::read_file(path)?, &path.display().to_string(), arch, names)
+}
+
+/// [`load`] on the bytes of a file; `source` names it in error messages.
+pub fn from_bytes(
+    bytes: &[u8],
+    source: &str,
+    arch: Option<&Arch>,
+    names: Option<&[String]>,
+) -> Result<Mlp> {
+    let st = deserialize(bytes, source)?;
+    let dict = StateDict::new(&st);
+    let err = |e: Error| Error::format(source, e.to_string().trim_start_matches("invalid argument: "));
+    let (own_arch, own_names) = metadata(bytes, source)?;
+    let arch = match (arch, &own_arch) {
+        (Some(a), _) => a,
+        (None, Some(a)) => a,
+        (None, None) => return Err(Error::format(source, no_arch_message(&dict))),
+    };
+    let names = names.or(own_names.as_deref());
+    arch.bind(&dict, names).map_err(err)
+}
+
+/// The architecture and module names a self-describing file carries, if any.
+pub fn metadata(bytes: &[u8], source: &str) -> Result<(Option<Arch>, Option<Vec<String>>)> {
+    let Ok((_, meta)) = SafeTensors::read_metadata(bytes) else {
+        return Ok((None, None));
+    };
+    let Some(map) = meta.metadata() else {
+        return Ok((None, None));
+    };
+    let arch = map
+        .get(ARCH_KEY)
+        .map(|s| {
+            s.parse::<Arch>().map_err(|e| {
+                Error::format(source, format!("its {ARCH_KEY} metadata is not valid: {e}"))
+            })
+        })
+        .transpose()?;
+    let names = map
+        .get(NAMES_KEY)
+        .map(|s| s.split(',').map(|n| n.trim().to_string()).collect());
+    Ok((arch, names))
+}
+
+/// Why a plain state_dict cannot load on its own, and what to pass.
+fn no_arch_message(dict: &StateDict<'_>) -> String {
+    let mut keys = dict.keys();
+    keys.sort_by(|a, b| natural_cmp(a, b));
+    let shown: Vec<String> = keys
+        .iter()
+        .take(8)
+        .map(|k| format!("{} {:?}", crate::error::escape(k), dict.shape(k).unwrap_or_default()))
+        .collect();
+    format!(
+        "this state_dict does not say its architecture (no {ARCH_KEY} metadata): which          activations, norms and dropout run between its tensors ({}{}) is not in the file. Pass          --arch with the modules in forward order (e.g. --arch linear,relu,linear,softmax; see          `wgpu-mlp infer --help`), or --act with one activation per Linear layer, or save the          file with metadata={{\"{ARCH_KEY}\": \"...\"}}",
+        shown.join(", "),
+        if keys.len() > 8 { ", …" } else { "" }
+    )
+}
+
+/// Reads the Linear layers of a state_dict whose modules are all Linear layers, in order
+/// (`names`, or the natural order of the module names).
 pub fn load_layers(path: impl AsRef<Path>, names: Option<&[String]>) -> Result<Vec<Linear>> {
     let path = path.as_ref();
     layers_from_bytes(&super::read_file(path)?, &path.display().to_string(), names)
@@ -41,63 +104,30 @@ pub fn layers_from_bytes(
     source: &str,
     names: Option<&[String]>,
 ) -> Result<Vec<Linear>> {
-    let err = |msg: String| Error::format(source, msg);
     let st = deserialize(bytes, source)?;
-    let tensors: HashMap<String, TensorView<'_>> = st.tensors().into_iter().collect();
-    if tensors.is_empty() {
-        return Err(err("the file holds no tensors".into()));
-    }
-    let keys = match names {
-        Some(names) => keys_for_names(&tensors, names).map_err(err)?,
-        None => keys_by_index(&tensors).map_err(err)?,
-    };
-
-    let mut layers: Vec<Linear> = Vec::with_capacity(keys.len());
-    for (i, (wkey, bkey)) in keys.iter().enumerate() {
-        let w = &tensors[wkey];
-        let &[out, inp] = w.shape() else {
-            return Err(err(format!(
-                "'{wkey}' must be 2-D [out_features, in_features], got shape {:?}",
-                w.shape()
-            )));
-        };
-        if out == 0 || inp == 0 {
-            return Err(err(format!(
-                "'{wkey}' has shape {:?}; widths must be at least 1",
-                w.shape()
-            )));
-        }
-        let weight = to_f32(wkey, w).map_err(err)?;
-        let bias = match bkey {
-            Some(bkey) => {
-                let b = &tensors[bkey];
-                if b.shape() != [out] {
-                    return Err(err(format!(
-                        "'{bkey}' has shape {:?} but '{wkey}' has {out} outputs; the bias must be [{out}]",
-                        b.shape()
-                    )));
-                }
-                Some(to_f32(bkey, b).map_err(err)?)
-            }
-            None => None,
-        };
-        if let Some(prev) = layers.last()
-            && prev.out_features() != inp
-        {
-            return Err(err(format!(
-                "layer shapes do not chain: '{wkey}' is [{out}, {inp}] and expects {inp} inputs, \
-                 but the previous layer '{}' produces {} outputs",
-                keys[i - 1].0,
-                prev.out_features()
-            )));
-        }
-        layers.push(Linear::new(inp, out, weight, bias).map_err(|e| err(e.to_string()))?);
-    }
-    Ok(layers)
+    let dict = StateDict::new(&st);
+    let modules = names.map_or_else(|| module_count(&dict), <[String]>::len).max(1);
+    let arch = Arch::from_activations(&vec![Activation::Identity; modules]);
+    let model = arch
+        .bind(&dict, names)
+        .map_err(|e| Error::format(source, e.to_string().trim_start_matches("invalid argument: ")))?;
+    Ok(model.linears().cloned().collect())
 }
 
-/// Reads a model: the Linear layers of a state_dict file (see [`load_layers`]), each followed by
-/// the matching entry of `activations`. There must be exactly one activation per Linear layer.
+/// How many module names the file's keys have.
+fn module_count(dict: &StateDict<'_>) -> usize {
+    let mut names: Vec<String> = dict
+        .keys()
+        .iter()
+        .map(|k| k.rsplit_once('.').map_or("", |p| p.0).to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    names.len()
+}
+
+/// Reads a model: a plain state_dict's Linear layers, each followed by the matching entry of
+/// `activations` (the `--act` shorthand). There must be exactly one activation per Linear layer.
 pub fn load_model(
     path: impl AsRef<Path>,
     activations: &[Activation],
@@ -119,48 +149,65 @@ pub fn model_from_bytes(
     activations: &[Activation],
     names: Option<&[String]>,
 ) -> Result<Mlp> {
-    let layers = layers_from_bytes(bytes, source, names)?;
-    if layers.len() != activations.len() {
-        return Err(Error::invalid(format!(
-            "{source}: {} activation(s) given for {} Linear layer(s); give one per layer \
-             (identity for none)",
-            activations.len(),
-            layers.len()
-        )));
-    }
-    Mlp::from_layers(
-        layers
-            .into_iter()
-            .zip(activations)
-            .map(|(linear, &activation)| Layer { linear, activation })
-            .collect(),
-    )
+    from_bytes(bytes, source, Some(&Arch::from_activations(activations)), names)
 }
 
-/// Writes `model` as the state_dict of the equivalent `nn.Sequential` (f32, little endian),
-/// atomically. See [`module_indices`] for the key names.
+/// Writes `model` as the state_dict of the equivalent `nn.Sequential` (f32, little endian), with
+/// its architecture in the metadata, atomically. See [`model_to_bytes`].
 pub fn save_model(path: impl AsRef<Path>, model: &Mlp) -> Result<()> {
     write_atomic(path.as_ref(), &model_to_bytes(model)?)
 }
 
-/// The bytes [`save_model`] writes.
+/// The bytes [`save_model`] writes: each module's tensors under its index in the equivalent
+/// `nn.Sequential` (functions take no index), and `__metadata__` with `"format": "pt"` and the
+/// architecture (`wgpu_mlp.arch`), so the file loads with no flags here and with
+/// `safetensors.torch.load_file` in Python.
 pub fn model_to_bytes(model: &Mlp) -> Result<Vec<u8>> {
-    let acts: Vec<Activation> = model.layers().iter().map(|l| l.activation).collect();
+    let arch = Arch::of(model)?;
     let mut tensors: Vec<(String, F32Tensor)> = Vec::new();
-    for (layer, index) in model.layers().iter().zip(module_indices(&acts)) {
-        let lin = &layer.linear;
-        tensors.push((
-            format!("{index}.weight"),
-            F32Tensor::new(vec![lin.out_features(), lin.in_features()], lin.weight()),
-        ));
-        if let Some(b) = lin.bias() {
-            tensors.push((
-                format!("{index}.bias"),
-                F32Tensor::new(vec![lin.out_features()], b),
-            ));
+    let mut index = 0;
+    for m in model.modules() {
+        let mut put = |param: &str, values: &[f32], shape: Vec<usize>| {
+            tensors.push((format!("{index}.{param}"), F32Tensor::new(shape, values)));
+        };
+        match m {
+            Module::Linear(lin) => {
+                put("weight", lin.weight(), vec![lin.out_features(), lin.in_features()]);
+                if let Some(b) = lin.bias() {
+                    put("bias", b, vec![lin.out_features()]);
+                }
+            }
+            Module::BatchNorm1d(bn) => {
+                let c = vec![bn.features()];
+                if let Some(w) = bn.weight() {
+                    put("weight", w, c.clone());
+                }
+                if let Some(b) = bn.bias() {
+                    put("bias", b, c.clone());
+                }
+                put("running_mean", bn.running_mean(), c.clone());
+                put("running_var", bn.running_var(), c);
+            }
+            Module::LayerNorm(ln) => {
+                let c = vec![ln.features()];
+                if let Some(w) = ln.weight() {
+                    put("weight", w, c.clone());
+                }
+                if let Some(b) = ln.bias() {
+                    put("bias", b, c);
+                }
+            }
+            Module::PRelu(p) => put("weight", p.weight(), vec![p.weight().len()]),
+            _ => {}
+        }
+        if m.class().is_some() || matches!(m, Module::Activation(_)) {
+            index += 1;
         }
     }
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let metadata = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        (ARCH_KEY.to_string(), arch.to_string()),
+    ]);
     ::safetensors::serialize(tensors, Some(metadata))
         .map_err(|e| Error::invalid(format!("cannot serialize the model: {e}")))
 }
@@ -178,6 +225,36 @@ pub fn module_indices(activations: &[Activation]) -> Vec<usize> {
             index
         })
         .collect()
+}
+
+/// A parsed file's tensors, for [`Arch::bind`].
+struct StateDict<'a> {
+    tensors: HashMap<String, TensorView<'a>>,
+}
+
+impl<'a> StateDict<'a> {
+    fn new(st: &SafeTensors<'a>) -> Self {
+        StateDict {
+            tensors: st.tensors().into_iter().collect(),
+        }
+    }
+}
+
+impl Tensors for StateDict<'_> {
+    fn keys(&self) -> Vec<String> {
+        self.tensors.keys().cloned().collect()
+    }
+
+    fn shape(&self, key: &str) -> Option<Vec<usize>> {
+        self.tensors.get(key).map(|t| t.shape().to_vec())
+    }
+
+    fn values(&self, key: &str) -> std::result::Result<Vec<f32>, String> {
+        match self.tensors.get(key) {
+            Some(t) => to_f32(key, t),
+            None => Err(format!("no tensor '{key}'")),
+        }
+    }
 }
 
 /// A little-endian f32 tensor for `safetensors::serialize`.
@@ -467,125 +544,4 @@ fn to_f32(key: &str, t: &TensorView<'_>) -> Result<Vec<f32>, String> {
             ));
         }
     })
-}
-
-/// `(weight key, bias key)` for each layer, in order.
-type LayerKeys = Vec<(String, Option<String>)>;
-
-/// Layers of an `nn.Sequential` (`<i>.weight`), in numeric order; or a lone `nn.Linear`.
-fn keys_by_index(tensors: &HashMap<String, TensorView<'_>>) -> Result<LayerKeys, String> {
-    if tensors.keys().all(|k| k == "weight" || k == "bias") {
-        if !tensors.contains_key("weight") {
-            return Err("missing 'weight' (found only 'bias')".into());
-        }
-        let bias = tensors.contains_key("bias").then(|| "bias".to_string());
-        return Ok(vec![("weight".into(), bias)]);
-    }
-    // index -> (weight key, bias key)
-    let mut by_index: BTreeMap<u64, (Option<String>, Option<String>)> = BTreeMap::new();
-    let mut unknown: Vec<&str> = Vec::new();
-    let mut sorted: Vec<&String> = tensors.keys().collect();
-    sorted.sort();
-    for key in sorted {
-        let parsed = key.split_once('.').and_then(|(idx, param)| {
-            let idx = (!idx.is_empty() && idx.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| idx.parse::<u64>().ok())
-                .flatten()?;
-            matches!(param, "weight" | "bias").then_some((idx, param == "weight"))
-        });
-        let Some((idx, is_weight)) = parsed else {
-            unknown.push(key);
-            continue;
-        };
-        let entry = by_index.entry(idx).or_default();
-        let slot = if is_weight {
-            &mut entry.0
-        } else {
-            &mut entry.1
-        };
-        if let Some(prev) = slot.replace(key.clone()) {
-            return Err(format!("keys '{prev}' and '{key}' name the same parameter"));
-        }
-    }
-    if !unknown.is_empty() {
-        return Err(format!(
-            "unexpected key(s) {}: expected '<i>.weight' and '<i>.bias' of an nn.Sequential of \
-             Linear layers (for named modules, give the layer names)",
-            quote_list(&unknown)
-        ));
-    }
-    by_index
-        .into_iter()
-        .map(|(idx, (w, b))| match w {
-            Some(w) => Ok((w, b)),
-            None => Err(format!(
-                "missing '{idx}.weight' (found '{}')",
-                b.unwrap_or_default()
-            )),
-        })
-        .collect()
-}
-
-/// Layers named by the caller, in the caller's order.
-fn keys_for_names(
-    tensors: &HashMap<String, TensorView<'_>>,
-    names: &[String],
-) -> Result<LayerKeys, String> {
-    if names.is_empty() {
-        return Err("the list of layer names is empty".into());
-    }
-    let key = |name: &str, param: &str| {
-        if name.is_empty() {
-            param.to_string()
-        } else {
-            format!("{name}.{param}")
-        }
-    };
-    let mut seen = HashSet::new();
-    let mut used = HashSet::new();
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        if !seen.insert(name.as_str()) {
-            return Err(format!("layer name '{name}' is given twice"));
-        }
-        let w = key(name, "weight");
-        if !tensors.contains_key(&w) {
-            return Err(format!("missing '{w}' (layer '{name}')"));
-        }
-        let b = key(name, "bias");
-        let b = tensors.contains_key(&b).then_some(b);
-        used.insert(w.clone());
-        if let Some(b) = &b {
-            used.insert(b.clone());
-        }
-        out.push((w, b));
-    }
-    let mut extra: Vec<&str> = tensors
-        .keys()
-        .filter(|k| !used.contains(*k))
-        .map(String::as_str)
-        .collect();
-    if !extra.is_empty() {
-        extra.sort_unstable();
-        return Err(format!(
-            "unexpected key(s) {} not in the given layers {}",
-            quote_list(&extra),
-            quote_list(&names.iter().map(String::as_str).collect::<Vec<_>>())
-        ));
-    }
-    Ok(out)
-}
-
-/// `'a', 'b', 'c'` (at most 10 shown).
-fn quote_list(items: &[&str]) -> String {
-    let mut s = items
-        .iter()
-        .take(10)
-        .map(|k| format!("'{k}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if items.len() > 10 {
-        s.push_str(&format!(" and {} more", items.len() - 10));
-    }
-    s
 }

@@ -1,23 +1,24 @@
-// The Linear layer kernel: y = act(x·Wᵀ + b), bias and activation fused into the store step.
-// With USE_BIAS = false and ACT = 0 it is the plain matmul x·Wᵀ.
+// The windowed Linear kernel (LinearKernel::Windowed, windowed.rs): y = epilogue(x·Wᵀ + b), the
+// bias and the step's elementwise epilogue fused into the store step, and optionally a row
+// softmax / log-softmax (ROW_OP). The fast kernel on software adapters.
 //
 // Layouts (all padded with zeros, so the inner loop needs no bounds checks):
 //   x  [rows, k4]          vec4 per 4 input features (row stride k4 = ceil(in/4))
-//   wt read-only storage texture, rgba32float or rgba16float, in panels: the texels of 8 consecutive output
+//   wt read-only storage texture in panels: the texels of 8 consecutive output
 //          vec4s (one SIMD batch of invocations on llvmpipe), step by step through k, stored
 //          one after another (src/gpu/pack.rs, PanelLayout): step s, sub-row j of output texel c
 //          sits at x = (s mod S)*32 + 8j + c mod 8, y = (c / 8)*panel_rows + s / S, S = tex_w / 32
 //   b  [wt_n4]             the bias, padded
 //   y  [rows, n4]          vec4 per 4 outputs (row stride n4 = ceil(out/4)); padding written 0
 //
-// Why this shape (measured on lavapipe, see docs/PERFORMANCE.md): llvmpipe runs invocations as
+// Why this shape (measured on lavapipe, see docs/KERNELS.md): llvmpipe runs invocations as
 // SIMD lanes of 8, and any load whose address it cannot prove equal in every lane is emitted lane
 // by lane (8 scalar loads and as many shuffles per component); texel fetches load a whole texel
 // per lane. So:
 // - all invocations of a workgroup share its rows of x. How the rows reach them is the file
-//   prepended to this one: linear_subgroup.wgsl where the device has subgroups (each lane loads
+//   prepended to this one: windowed_subgroup.wgsl where the device has subgroups (each lane loads
 //   one row, subgroupBroadcast hands it to the others: one gather instead of eight; x is the
-//   whole activation buffer, one dispatch per layer), else linear_no_subgroup.wgsl (every
+//   whole activation buffer, one dispatch per layer), else windowed_no_subgroup.wgsl (every
 //   invocation loads every row at the same address, on GPUs one constant-cache broadcast,
 //   through a 64 KiB uniform window of whole rows that the host binds at a dynamic offset,
 //   one dispatch per window).
@@ -34,18 +35,22 @@
 // windows. The `if ROWS > i` tests are resolved when the pipeline compiles.
 override ROWS: u32 = 16u;
 override WG: u32 = 64u;
-// Apply the row softmax in the store step (row_softmax, from linear_subgroup.wgsl): the host
-// sets it only where the device has subgroups and WG = 8, so one subgroup holds a whole row.
-override SOFTMAX: bool = false;
+// A row operation in the store step (row_op, from windowed_subgroup.wgsl): 0 none, 1 softmax,
+// 2 log-softmax. The host sets it only where the device has subgroups and WG = 8, so one
+// subgroup holds a whole row (at most 32 outputs).
+override ROW_OP: u32 = 0u;
+override USE_BIAS: bool = true;
 
-// x (binding 1) is declared by the prepended file: the whole activation buffer with subgroups,
-// else a 64 KiB uniform window, with x_hi (binding 5) as a second window for inputs of 1,025 to
+// x is the whole activation buffer with subgroups, else a 64 KiB uniform window, with x_hi as a
+// second window for inputs of 1,025 to
 // 8,192 features, where one window holds fewer than 16 rows: the dispatch then covers two
 // windows, rows below HALF from x and the rest from x_hi.
 // Rows per window when windows are paired (the dispatch then has a single row block); the
 // default, no pairing, makes every `hi` test false when the pipeline compiles.
 override HALF: u32 = 0xffffffffu;
-// wt, the weight texture, is declared in linear_weights_f32.wgsl or linear_weights_f16.wgsl.
+// wt, the weight texture, is rgba32float or, for WeightFormat::F16, rgba16float (texel loads
+// convert to f32, so the code is the same). A read-only storage texture rather than a sampled
+// one: llvmpipe's image loads skip the per-lane mip-level lookups of texel fetches.
 
 // Offset of row `r` of the dispatch in its window, clamped to the last valid row.
 fn x_row_offset(r: u32, row0: u32) -> u32 {
@@ -63,16 +68,16 @@ fn acc(a: vec4<f32>, v: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, 
 // subgroup operations of the softmax), the bounds test only guards the write.
 fn store(row: u32, col: u32, v: vec4<f32>) {
     var r = v;
-    if SOFTMAX {
-        r = row_softmax(v, col);
+    if ROW_OP != 0u {
+        r = row_op(v, col);
     }
     if row < dims.rows && col < dims.n4 {
-        y[(dims.row_base + row) * dims.n4 + col] = epilogue(r, col);
+        y[(dims.row_base + row) * dims.n4 + col] = epilogue(r, col, dims.n_out);
     }
 }
 
 @compute @workgroup_size(WG, 1, 1)
-fn linear(ids: Ids) {
+fn windowed(ids: Ids) {
     let col = ids.wid.x * WG + ids.lid.x;
     let wc = min(col, dims.wt_n4 - 1u);
     let row0 = ids.wid.y * ROWS;

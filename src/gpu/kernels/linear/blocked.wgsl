@@ -1,18 +1,18 @@
-// The Linear kernel for inputs too wide for linear.wgsl's 64 KiB uniform window (more than
-// 16,384 features, or devices without the window): y = act(x·Wᵀ + b) with x read from a storage
-// buffer. Same layouts and epilogue as linear.wgsl.
+// The blocked Linear kernel (LinearKernel::Blocked, blocked.rs): y = epilogue(x·Wᵀ + b) with x
+// and the weight read from storage buffers. Software adapters run it for layers the windowed
+// kernel cannot take (inputs over 8,192 features, weights past the texture size). Weight layout:
+// [in, out] transposed and padded (pack.rs).
 //
 // Each invocation computes a 4-row × 8-column block in registers: per step of 4 in k it loads
 // 4 vec4 of x and 8 vec4 of wt and does 128 multiply-adds.
 
+override USE_BIAS: bool = true;
 override WG_X: u32 = 8u;
 override WG_Y: u32 = 8u;
 
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
-fn linear_wide(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
     let col8 = gid.x;            // block of 8 output columns
     let row0 = gid.y * 4u;       // first of 4 rows
     let c0 = col8 * 2u;          // first vec4 column of the block
@@ -74,18 +74,18 @@ fn linear_wide(@builtin(global_invocation_id) gid: vec3<u32>) {
     let has1 = c0 + 1u < dims.n4;
     let n4 = dims.n4;
     // Row 0 is always valid (checked above); the others are stored only when they exist.
-    y[row0 * n4 + c0] = epilogue(a00 + b0, c0);
-    if has1 { y[row0 * n4 + c0 + 1u] = epilogue(a01 + b1, c0 + 1u); }
+    y[row0 * n4 + c0] = epilogue(a00 + b0, c0, dims.n_out);
+    if has1 { y[row0 * n4 + c0 + 1u] = epilogue(a01 + b1, c0 + 1u, dims.n_out); }
     if row0 + 1u < dims.rows {
-        y[(row0 + 1u) * n4 + c0] = epilogue(a10 + b0, c0);
-        if has1 { y[(row0 + 1u) * n4 + c0 + 1u] = epilogue(a11 + b1, c0 + 1u); }
+        y[(row0 + 1u) * n4 + c0] = epilogue(a10 + b0, c0, dims.n_out);
+        if has1 { y[(row0 + 1u) * n4 + c0 + 1u] = epilogue(a11 + b1, c0 + 1u, dims.n_out); }
     }
     if row0 + 2u < dims.rows {
-        y[(row0 + 2u) * n4 + c0] = epilogue(a20 + b0, c0);
-        if has1 { y[(row0 + 2u) * n4 + c0 + 1u] = epilogue(a21 + b1, c0 + 1u); }
+        y[(row0 + 2u) * n4 + c0] = epilogue(a20 + b0, c0, dims.n_out);
+        if has1 { y[(row0 + 2u) * n4 + c0 + 1u] = epilogue(a21 + b1, c0 + 1u, dims.n_out); }
     }
     if row0 + 3u < dims.rows {
-        y[(row0 + 3u) * n4 + c0] = epilogue(a30 + b0, c0);
-        if has1 { y[(row0 + 3u) * n4 + c0 + 1u] = epilogue(a31 + b1, c0 + 1u); }
+        y[(row0 + 3u) * n4 + c0] = epilogue(a30 + b0, c0, dims.n_out);
+        if has1 { y[(row0 + 3u) * n4 + c0 + 1u] = epilogue(a31 + b1, c0 + 1u, dims.n_out); }
     }
 }

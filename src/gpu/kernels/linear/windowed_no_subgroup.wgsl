@@ -1,12 +1,10 @@
-// What linear.wgsl does on devices without subgroup operations (the twin of
-// linear_subgroup.wgsl). x source: every invocation loads
+// What windowed.wgsl does on devices without subgroup operations (the twin of
+// windowed_subgroup.wgsl). x source: every invocation loads
 // every row at the same, workgroup-uniform address (on GPUs a constant-cache broadcast; on
 // llvmpipe eight scalar loads per component, which linear_subgroup.wgsl avoids).
 
-// 64 KiB windows of rows at dynamic offsets, one dispatch each: a uniform-address load is one
-// load and a broadcast on GPUs.
-@group(0) @binding(1) var<uniform> x: array<vec4<f32>, 4096>;
-@group(0) @binding(5) var<uniform> x_hi: array<vec4<f32>, 4096>;
+// x and x_hi are 64 KiB windows of rows at dynamic offsets, one dispatch each: a
+// uniform-address load is one load and a broadcast on GPUs.
 
 // Element `k` of the row at `row_offset` in the x window, or in x_hi when `hi` (rows at or past
 // HALF of a paired dispatch).
@@ -63,8 +61,8 @@ fn x_step(xs: ptr<function, XSource>, k: u32) -> array<vec4<f32>, 16> {
     return v;
 }
 
-// Without subgroups the host never sets SOFTMAX (a separate softmax pass runs instead); this
-// stands in for linear_subgroup.wgsl's version so the module compiles.
-fn row_softmax(v: vec4<f32>, col: u32) -> vec4<f32> {
+// Without subgroups the host never sets ROW_OP (a separate row pass runs instead); this stands
+// in for windowed_subgroup.wgsl's version so the module compiles.
+fn row_op(v: vec4<f32>, col: u32) -> vec4<f32> {
     return v;
 }

@@ -1,5 +1,5 @@
-// The Linear kernel for small batches on hardware GPUs (a GEMV, batched up to 4 rows):
-// y = act(x·Wᵀ + b). Same layouts and epilogue as linear_wide.wgsl and linear_tiled.wgsl.
+// The GEMV Linear kernel (LinearKernel::Gemv, gemv.rs), for small batches on hardware GPUs (a
+// GEMV, batched up to 4 rows): y = epilogue(x·Wᵀ + b). Same layouts as blocked.wgsl.
 //
 // With one row there are only `out` dot products, far too few to fill a large GPU when each is
 // one invocation's loop over k (that is what the blocked and windowed kernels do). Here a
@@ -9,16 +9,15 @@
 // row and are not stored), so a weight vec4 loaded once feeds 16 FMAs. Across a warp the weight
 // loads are COLS4 consecutive vec4s of a few wt rows: coalesced.
 //
-// Bounds, which make this module safe to build without wgpu's runtime checks (see kernels.rs):
+// Bounds, which make this module safe to build without wgpu's runtime checks (see kernels/mod.rs):
 // x rows are clamped below `rows` and k vec4s stay below k4; wt rows stay below 4·k4 and columns
 // below the grid's width, both inside the packed weight (rows padded to 16, columns to 128 ≥ the
 // grid's COLS4-column blocks); workgroup indices come from local ids; y and b only below n4.
 
+override USE_BIAS: bool = true;
 override COLS4: u32 = 8u;
 override SLICES: u32 = 32u;
 
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;
 
 // Partial sums of one row: [slice][column].
 var<workgroup> partial: array<vec4<f32>, COLS4 * SLICES>;
@@ -45,7 +44,7 @@ fn reduce(li: u32, c: u32, s: u32, v: vec4<f32>) -> vec4<f32> {
 }
 
 @compute @workgroup_size(COLS4 * SLICES, 1, 1)
-fn linear_gemv(
+fn gemv(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
@@ -90,8 +89,8 @@ fn linear_gemv(
         bias = b[col];
     }
     let n4 = dims.n4;
-    y[row0 * n4 + col] = epilogue(t0 + bias, col);
-    if row0 + 1u < dims.rows { y[(row0 + 1u) * n4 + col] = epilogue(t1 + bias, col); }
-    if row0 + 2u < dims.rows { y[(row0 + 2u) * n4 + col] = epilogue(t2 + bias, col); }
-    if row0 + 3u < dims.rows { y[(row0 + 3u) * n4 + col] = epilogue(t3 + bias, col); }
+    y[row0 * n4 + col] = epilogue(t0 + bias, col, dims.n_out);
+    if row0 + 1u < dims.rows { y[(row0 + 1u) * n4 + col] = epilogue(t1 + bias, col, dims.n_out); }
+    if row0 + 2u < dims.rows { y[(row0 + 2u) * n4 + col] = epilogue(t2 + bias, col, dims.n_out); }
+    if row0 + 3u < dims.rows { y[(row0 + 3u) * n4 + col] = epilogue(t3 + bias, col, dims.n_out); }
 }

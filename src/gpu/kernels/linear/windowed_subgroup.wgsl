@@ -1,18 +1,17 @@
-// What linear.wgsl does with subgroup operations, on devices that have them (subgroups of at
-// least 8): share x, and fuse a row softmax.
+// What windowed.wgsl does with subgroup operations, on devices that have them (subgroups of at
+// least 8): share x, and fuse a row softmax or log-softmax.
 //
 // x source: lane l of each subgroup loads rows l and l + 8 of the workgroup's block, and
 // subgroupBroadcast hands each row to every lane. On llvmpipe a subgroup is one 8-wide SIMD
 // batch and the broadcast is one register permute, so a step costs 2 gathered loads instead of
 // 16 (x addresses that are uniform only by divergence analysis are still loaded lane by lane
-// there): gemm 1024 ran ≈ 2× faster. Every invocation runs every step (linear.wgsl has no early
+// there): gemm 1024 ran ≈ 2× faster. Every invocation runs every step (windowed.wgsl has no early
 // return), so lanes 0..7 are active at each broadcast.
 //
 // As each lane loads its own rows, x need not be a uniform window: the host binds the whole
 // activation buffer and runs each layer as one dispatch (per-lane storage loads cost llvmpipe
 // no more than per-lane uniform ones, and each window was a dispatch). No pairing, so HALF
-// keeps its default; binding 5 (x_hi of linear_no_subgroup.wgsl) stays in the layout, unused.
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+// keeps its default.
 
 struct Ids {
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -63,26 +62,25 @@ fn x_step(xs: ptr<function, XSource>, k: u32) -> array<vec4<f32>, 16> {
         subgroupBroadcast(b, 6u), subgroupBroadcast(b, 7u));
 }
 
-fn is_nan4(v: vec4<f32>) -> vec4<bool> {
-    return (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
-}
-
-// Softmax of one row, whose vec4 columns the invocations of one subgroup hold (`col` is this
-// invocation's): softmax.wgsl's algorithm and its PyTorch edge cases (a NaN, a +inf, or all −inf
-// give an all-NaN row), with subgroup reductions instead of workgroup memory. Columns at or past
-// n_out are left out and come back 0.
-fn row_softmax(v: vec4<f32>, col: u32) -> vec4<f32> {
+// Softmax (ROW_OP 1) or log-softmax (ROW_OP 2) of one row, whose vec4 columns the invocations
+// of one subgroup hold (`col` is this invocation's): row.wgsl's algorithm and its PyTorch edge
+// cases (a NaN, a +inf, or all −inf give an all-NaN row), with subgroup reductions instead of
+// workgroup memory. Columns at or past n_out are left out (the epilogue zeroes them).
+fn row_op(v: vec4<f32>, col: u32) -> vec4<f32> {
     let c = col * 4u;
     let valid = vec4<u32>(c, c + 1u, c + 2u, c + 3u) < vec4<u32>(dims.n_out);
-    let ninf = bitcast<f32>(0xff800000u);
+    let ninf = -wm_inf();
     let m4 = select(vec4<f32>(ninf), v, valid);
     // subgroupMax's NaN handling is the implementation's choice: NaN is tracked separately.
-    let nan = subgroupAny(any(valid & is_nan4(v)));
+    let nan = subgroupAny(any(valid & wm_is_nan4(v)));
     var m = subgroupMax(max(max(m4.x, m4.y), max(m4.z, m4.w)));
     if nan {
-        m = bitcast<f32>(0x7fc00000u);
+        m = wm_nan();
     }
     let e = select(vec4<f32>(0.0), exp(v - m), valid);
     let sum = subgroupAdd(e.x + e.y + e.z + e.w);
+    if ROW_OP == 2u {
+        return (v - m) - wm_log(sum);
+    }
     return e * (1.0 / sum);
 }

@@ -1,6 +1,6 @@
-// The Linear kernel for hardware GPUs: y = act(x·Wᵀ + b) with both operands staged through
-// workgroup memory. Same layouts and epilogue as linear_wide.wgsl, except that the weight is
-// padded further (see below).
+// The tiled Linear kernel (LinearKernel::Tiled64 / Tiled128, tiled.rs), for hardware GPUs:
+// y = epilogue(x·Wᵀ + b) with both operands staged through workgroup memory. Same layouts as
+// blocked.wgsl.
 //
 // A workgroup of TILE × TILE invocations computes an output tile of 8·TILE rows × 8·TILE columns
 // and walks k in steps of TILE. Each step it copies a [8·TILE, TILE] slab of x (transposed, so
@@ -13,7 +13,7 @@
 // tx and TILE+tx: within a warp the x reads hit at most two addresses (broadcast) and the wt
 // reads are consecutive vec4s, so workgroup memory serves them without bank conflicts.
 //
-// Bounds, which make this module safe to build without wgpu's runtime checks (see kernels.rs):
+// Bounds, which make this module safe to build without wgpu's runtime checks (see kernels/mod.rs):
 // - x: rows past the end are clamped to the last row (read, never stored); k past the end is
 //   skipped (zero);
 // - wt: the host pads the packed weight to whole tiles (rows to a multiple of 16, columns to a
@@ -22,14 +22,13 @@
 // - y and b: only columns below n4 and rows below `rows` are touched.
 
 // Invocations per side of the workgroup; 8 or 16 (the host's tile sizes 64 and 128).
+override USE_BIAS: bool = true;
 override TILE: u32 = 16u;
 // Slab buffers in workgroup memory: 1, or 2 (double buffering: the next slab is written into the
 // other buffer while this one is read, one barrier per step instead of two; needs 32 KiB of
 // workgroup memory for TILE 16, so the host picks it only where the device allows that).
 override STAGES: u32 = 1u;
 
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;
 
 // [k][row] and [k][col] slabs in vec4s along rows/cols: TILE · 8·TILE / 4 each, per stage.
 var<workgroup> xs: array<vec4<f32>, STAGES * 2u * TILE * TILE>;
@@ -56,12 +55,12 @@ fn stash_x(base: u32, r: u32, kq: u32, v: vec4<f32>) {
 
 fn store(row: u32, col: u32, v: vec4<f32>, bias: vec4<f32>) {
     if row < dims.rows && col < dims.n4 {
-        y[row * dims.n4 + col] = epilogue(v + bias, col);
+        y[row * dims.n4 + col] = epilogue(v + bias, col, dims.n_out);
     }
 }
 
 @compute @workgroup_size(TILE, TILE, 1)
-fn linear_tiled(
+fn tiled(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,

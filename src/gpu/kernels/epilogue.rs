@@ -1,0 +1,129 @@
+//! An [`Expr`] as WGSL: the function `ep_value(x, c)` every kernel's store step calls (through
+//! `common/epilogue.wgsl`), and the contents of its parameter buffer `ep`.
+//!
+//! Constants are never written into the source: every scalar and per-feature value is read from
+//! `ep` at run time, so the generated code depends only on the expression's shape (two layers
+//! with ReLU share one module) and the compiler cannot fold `x * 0` into 0, which would turn NaN
+//! and −inf into 0.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crate::gpu::pack;
+use crate::model::expr::{Binary, Expr, Node, Unary};
+
+/// A compiled epilogue: the WGSL of `ep_value` and the values of `ep`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Epilogue {
+    /// `fn ep_value(x: f32, c: u32) -> f32 { … }`.
+    pub(crate) code: Arc<str>,
+    /// The parameter buffer: scalars, then each per-feature vector padded to whole vec4s of the
+    /// width (so padding columns read zeros, in bounds).
+    pub(crate) params: Vec<f32>,
+}
+
+/// The `ep` binding's WGSL type.
+pub(crate) const EP_TYPE: &str = "array<f32>";
+
+/// Compiles `expr` for rows of `width` features.
+pub(crate) fn compile(expr: &Expr, width: usize) -> Epilogue {
+    let padded = pack::vec4s(width) * 4;
+    let mut params: Vec<f32> = Vec::new();
+    let mut code = String::from("fn ep_value(x: f32, c: u32) -> f32 {\n");
+    let name = |i: usize| {
+        if i == 0 {
+            "x".to_string()
+        } else {
+            format!("v{i}")
+        }
+    };
+    let mut param = |values: &[f32]| {
+        let at = params.len();
+        params.extend_from_slice(values);
+        at
+    };
+    for (i, n) in expr.nodes().iter().enumerate().skip(1) {
+        let rhs = match n {
+            Node::Input => "x".to_string(),
+            Node::Const(v) => format!("ep[{}u]", param(&[*v])),
+            Node::Column(v) if v.len() == 1 => format!("ep[{}u]", param(v)),
+            Node::Column(v) => {
+                let mut padded_v = v.to_vec();
+                padded_v.resize(padded, 0.0);
+                format!("ep[{}u + c]", param(&padded_v))
+            }
+            Node::Unary(op, a) => {
+                let a = name(*a);
+                match op {
+                    Unary::Neg => format!("-{a}"),
+                    Unary::Abs => format!("abs({a})"),
+                    Unary::Sqrt => format!("wm_sqrt({a})"),
+                    Unary::Exp => format!("exp({a})"),
+                    Unary::Log => format!("wm_log({a})"),
+                    Unary::Erf => format!("wm_erf({a})"),
+                    Unary::Tanh => format!("wm_tanh({a})"),
+                    Unary::Sigmoid => format!("wm_sigmoid({a})"),
+                    Unary::Reciprocal => format!("1.0 / {a}"),
+                }
+            }
+            Node::Binary(op, a, b) => {
+                let (a, b) = (name(*a), name(*b));
+                match op {
+                    Binary::Add => format!("{a} + {b}"),
+                    Binary::Sub => format!("{a} - {b}"),
+                    Binary::Mul => format!("{a} * {b}"),
+                    Binary::Div => format!("{a} / {b}"),
+                    Binary::Pow => format!("wm_pow({a}, {b})"),
+                    Binary::Max => format!("wm_max({a}, {b})"),
+                    Binary::Min => format!("wm_min({a}, {b})"),
+                    Binary::Greater => format!("select(0.0, 1.0, {a} > {b})"),
+                    Binary::Less => format!("select(0.0, 1.0, {a} < {b})"),
+                }
+            }
+            // NaN ≠ 0 is true, as in the reference.
+            Node::Where(c, a, b) => format!("select({}, {}, {} != 0.0)", name(*b), name(*a), name(*c)),
+            Node::Act(act, a) => {
+                let spec = act.spec();
+                let at = param(&spec.values);
+                format!("act_{}({}, ep[{at}u], ep[{}u])", spec.name, name(*a), at + 1)
+            }
+        };
+        let _ = writeln!(code, "    let {} = {rhs};", name(i));
+    }
+    let _ = writeln!(code, "    return {};\n}}", name(expr.nodes().len() - 1));
+    if params.is_empty() {
+        // A binding needs at least one value (and 16 bytes); nothing reads it.
+        params.push(0.0);
+    }
+    Epilogue {
+        code: code.into(),
+        params,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::Activation;
+
+    #[test]
+    fn identity_is_a_plain_return() {
+        let e = compile(&Expr::identity(), 5);
+        assert_eq!(&*e.code, "fn ep_value(x: f32, c: u32) -> f32 {\n    return x;\n}");
+        assert_eq!(e.params, [0.0]);
+    }
+
+    #[test]
+    fn constants_live_in_the_parameter_buffer_not_the_code() {
+        let a = compile(&Expr::activation(Activation::LeakyRelu(0.0)).unwrap(), 3);
+        let b = compile(&Expr::activation(Activation::LeakyRelu(0.2)).unwrap(), 3);
+        assert_eq!(a.code, b.code, "the same shape compiles to the same code");
+        assert!(a.code.contains("act_leaky_relu(x, ep[0u], ep[1u])"), "{}", a.code);
+        assert_eq!((a.params[0], b.params[0]), (0.0, 0.2));
+        // A per-feature vector is padded to whole vec4s.
+        let e = Expr::affine(Some(vec![2.0; 5]), Some(vec![1.0; 5]));
+        let c = compile(&e, 5);
+        assert_eq!(c.params.len(), 16);
+        assert!(c.code.contains("ep[0u + c]") && c.code.contains("ep[8u + c]"), "{}", c.code);
+    }
+}

@@ -1,0 +1,375 @@
+//! The Linear kernels: `y = epilogue(x·Wᵀ + b)` for a chunk of rows, each kernel in its own file
+//! beside its WGSL. What they share is here: [`LinearKernel`] (the choice), the uniform struct
+//! [`LinearDims`], the bindings, and the rule [`LinearKernel::Auto`] follows on hardware GPUs.
+//!
+//! - [`windowed`]: the weight in a storage texture in panels, x shared across a subgroup (or
+//!   through uniform windows): software adapters.
+//! - [`blocked`]: 4×8 register blocks from storage buffers.
+//! - [`gemv`]: k split across a workgroup, for a few rows on hardware GPUs.
+//! - [`tiled`]: slabs staged in workgroup memory, for more rows on hardware GPUs.
+
+pub(crate) mod blocked;
+pub(crate) mod gemv;
+pub(crate) mod tiled;
+pub(crate) mod windowed;
+
+use crate::error::{Error, Result};
+use crate::gpu::kernels::epilogue::{EP_TYPE, Epilogue};
+use crate::gpu::kernels::{PipelineSpec, Slot, SlotKind, WgslStruct, source, wgsl_struct};
+
+/// Which kernel runs the matrix product of each Linear layer. Every choice computes the same
+/// function (each is tested against the CPU reference); they differ in speed by adapter and shape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LinearKernel {
+    /// Picked by adapter and shape: [`Windowed`](Self::Windowed) on software adapters; on
+    /// hardware GPUs, per layer and batch, [`Gemv`](Self::Gemv) for a few rows and
+    /// [`Tiled64`](Self::Tiled64) or [`Tiled128`](Self::Tiled128) for more.
+    #[default]
+    Auto,
+    /// `windowed.wgsl`: rows of x shared across each subgroup with `subgroupBroadcast` where the
+    /// device has subgroups (see [`GpuOptions::subgroups`](crate::gpu::GpuOptions::subgroups)),
+    /// else read through 64 KiB uniform windows; the weight from a storage texture in panels of
+    /// 32 outputs. The fast kernel on software adapters (lavapipe, llvmpipe). Layers with inputs
+    /// over 8,192 features or weights over the device's texture size run
+    /// [`Blocked`](Self::Blocked).
+    Windowed,
+    /// `blocked.wgsl`: 4 × 8 register blocks straight from storage buffers.
+    Blocked,
+    /// `gemv.wgsl`: k split across a workgroup, for batches of a few rows on hardware GPUs.
+    Gemv,
+    /// `tiled.wgsl` with 64 × 64 output tiles staged through workgroup memory.
+    Tiled64,
+    /// `tiled.wgsl` with 128 × 128 output tiles.
+    Tiled128,
+}
+
+impl std::fmt::Display for LinearKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LinearKernel::Auto => "auto",
+            LinearKernel::Windowed => "windowed",
+            LinearKernel::Blocked => "blocked",
+            LinearKernel::Gemv => "gemv",
+            LinearKernel::Tiled64 => "tiled64",
+            LinearKernel::Tiled128 => "tiled128",
+        })
+    }
+}
+
+impl std::str::FromStr for LinearKernel {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        LinearKernel::ALL
+            .into_iter()
+            .find(|k| k.to_string() == s)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "unknown kernel {:?}: expected auto, windowed, blocked, gemv, tiled64 or \
+                     tiled128",
+                    crate::error::escape(s)
+                ))
+            })
+    }
+}
+
+impl LinearKernel {
+    /// Every choice, [`Auto`](Self::Auto) first.
+    pub const ALL: [LinearKernel; 6] = [
+        LinearKernel::Auto,
+        LinearKernel::Windowed,
+        LinearKernel::Blocked,
+        LinearKernel::Gemv,
+        LinearKernel::Tiled64,
+        LinearKernel::Tiled128,
+    ];
+
+    /// The storage-buffer kernel's description (`None` for Auto and Windowed).
+    pub(crate) fn buffer_kernel(self) -> Option<&'static BufferKernel> {
+        match self {
+            LinearKernel::Blocked => Some(&blocked::KERNEL),
+            LinearKernel::Gemv => Some(&gemv::KERNEL),
+            LinearKernel::Tiled64 => Some(&tiled::TILE64),
+            LinearKernel::Tiled128 => Some(&tiled::TILE128),
+            LinearKernel::Auto | LinearKernel::Windowed => None,
+        }
+    }
+}
+
+wgsl_struct! {
+    /// The uniform block of every Linear kernel, one per dispatch (a window of rows for the
+    /// windowed kernel without subgroups, the whole chunk otherwise).
+    pub(crate) struct LinearDims {
+        /// Valid rows in this dispatch.
+        rows: u32,
+        /// First row of the dispatch in y (windows), else 0.
+        row_base: u32,
+        /// vec4s per row of x.
+        k4: u32,
+        /// vec4s per row of y.
+        n4: u32,
+        /// Real output width (lanes at or past it are padding).
+        n_out: u32,
+        /// vec4s per row of the packed weight.
+        wt_n4: u32,
+        /// Windowed: texels per row of the weight texture (32 · steps per row).
+        tex_w: u32,
+        /// Windowed: texture rows per panel of 8 output texels.
+        panel_rows: u32,
+    }
+}
+
+/// The bindings every Linear kernel has; the storage-buffer kernels have exactly these.
+pub(crate) const DIMS: Slot = Slot {
+    binding: 0,
+    name: "dims",
+    ty: "LinearDims",
+    kind: SlotKind::Uniform { dynamic: true },
+};
+/// The input activations (the windowed kernel may bind a window instead).
+pub(crate) const X: Slot = Slot {
+    binding: 1,
+    name: "x",
+    ty: "array<vec4<f32>>",
+    kind: SlotKind::Storage {
+        read_only: true,
+        dynamic: false,
+    },
+};
+/// The packed weight (a storage buffer; the windowed kernel binds a texture here).
+pub(crate) const WT: Slot = Slot {
+    binding: 2,
+    name: "wt",
+    ty: "array<vec4<f32>>",
+    kind: SlotKind::Storage {
+        read_only: true,
+        dynamic: false,
+    },
+};
+/// The bias, padded (zeros without one).
+pub(crate) const B: Slot = Slot {
+    binding: 3,
+    name: "b",
+    ty: "array<vec4<f32>>",
+    kind: SlotKind::Storage {
+        read_only: true,
+        dynamic: false,
+    },
+};
+/// The output activations.
+pub(crate) const Y: Slot = Slot {
+    binding: 4,
+    name: "y",
+    ty: "array<vec4<f32>>",
+    kind: SlotKind::Storage {
+        read_only: false,
+        dynamic: false,
+    },
+};
+/// The epilogue's parameters.
+pub(crate) const EP: Slot = Slot {
+    binding: 5,
+    name: "ep",
+    ty: EP_TYPE,
+    kind: SlotKind::Storage {
+        read_only: true,
+        dynamic: false,
+    },
+};
+/// The bindings of the storage-buffer kernels.
+pub(crate) const BUFFER_SLOTS: &[Slot] = &[DIMS, X, WT, B, Y, EP];
+
+/// Rows (and columns) the packed weight of a storage-buffer kernel is padded to, so every
+/// tiled.wgsl slab load is in bounds: k steps of at most 16, column tiles of at most 128.
+pub(crate) const BUFFER_WEIGHT_PAD: (usize, usize) = (16, 128);
+
+/// A storage-buffer Linear kernel: its WGSL, entry point, constants, workgroup and the block of
+/// outputs one workgroup covers.
+#[derive(Debug)]
+pub(crate) struct BufferKernel {
+    pub(crate) label: &'static str,
+    pub(crate) entry: &'static str,
+    pub(crate) wgsl: &'static str,
+    /// The module guards every index itself and is built without runtime checks.
+    pub(crate) trusted: bool,
+    pub(crate) constants: &'static [(&'static str, f64)],
+    /// Workgroup size (x, y).
+    pub(crate) workgroup: (u32, u32),
+    /// Bytes of workgroup memory.
+    pub(crate) shared_bytes: u32,
+    /// Output rows and vec4 columns one workgroup covers.
+    pub(crate) block: (u32, u32),
+}
+
+impl BufferKernel {
+    /// The workgroup grid (x over vec4 columns, y over rows) for `rows` × `n4` outputs.
+    pub(crate) fn grid(&self, rows: u64, n4: u64) -> (u32, u32) {
+        (
+            n4.div_ceil(u64::from(self.block.1)) as u32,
+            rows.div_ceil(u64::from(self.block.0)) as u32,
+        )
+    }
+
+    /// The pipeline for this kernel with the given epilogue.
+    pub(crate) fn pipeline_spec(&self, ep: &Epilogue, bias: bool) -> PipelineSpec {
+        let mut constants = vec![("USE_BIAS", f64::from(u8::from(bias)))];
+        constants.extend_from_slice(self.constants);
+        PipelineSpec {
+            label: self.label,
+            source: source(LinearDims::WGSL, BUFFER_SLOTS, &ep.code, self.wgsl),
+            trusted: self.trusted,
+            entry: self.entry,
+            constants,
+            slots: BUFFER_SLOTS,
+        }
+    }
+}
+
+/// Whether a device with these limits can run a workgroup of `x × y` invocations using `bytes`
+/// of workgroup memory; the error says what it needs and what the device has.
+pub(crate) fn check_fits(
+    what: &str,
+    (x, y): (u32, u32),
+    bytes: u32,
+    limits: &wgpu::Limits,
+) -> Result<()> {
+    if x <= limits.max_compute_workgroup_size_x
+        && y <= limits.max_compute_workgroup_size_y
+        && x * y <= limits.max_compute_invocations_per_workgroup
+        && bytes <= limits.max_compute_workgroup_storage_size
+    {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "the {what} kernel needs {x}×{y} invocations and {bytes} bytes of workgroup memory per \
+         workgroup; this device allows {}×{} ({} in all) and {} bytes",
+        limits.max_compute_workgroup_size_x,
+        limits.max_compute_workgroup_size_y,
+        limits.max_compute_invocations_per_workgroup,
+        limits.max_compute_workgroup_storage_size
+    )))
+}
+
+/// The storage-buffer kernels a layer may run when it does not run the windowed kernel: the
+/// named one, or for [`LinearKernel::Auto`] on hardware GPUs every kernel of the auto rule the
+/// device's limits allow (plus the blocked fallback). A named kernel that does not fit is an
+/// error.
+pub(crate) fn buffer_candidates(
+    choice: LinearKernel,
+    software: bool,
+    limits: &wgpu::Limits,
+) -> Result<Vec<LinearKernel>> {
+    let fits = |k: LinearKernel| {
+        let b = k.buffer_kernel().expect("a storage-buffer kernel");
+        check_fits(&k.to_string(), b.workgroup, b.shared_bytes, limits)
+    };
+    match choice {
+        LinearKernel::Auto if !software => {
+            let mut fit: Vec<LinearKernel> = [
+                LinearKernel::Gemv,
+                LinearKernel::Tiled64,
+                LinearKernel::Tiled128,
+            ]
+            .into_iter()
+            .filter(|k| fits(*k).is_ok())
+            .collect();
+            fit.push(LinearKernel::Blocked);
+            Ok(fit)
+        }
+        LinearKernel::Auto | LinearKernel::Windowed | LinearKernel::Blocked => {
+            fits(LinearKernel::Blocked)?;
+            Ok(vec![LinearKernel::Blocked])
+        }
+        named => {
+            fits(named)?;
+            Ok(vec![named])
+        }
+    }
+}
+
+/// The kernel for a storage-buffer layer's Linear pass on a batch of `rows`: the only candidate,
+/// or, when [`LinearKernel::Auto`] left several (hardware GPUs), by shape. What decides is
+/// whether a kernel has enough workgroups to fill a large GPU: the GEMV kernel makes one per 4
+/// rows × 32 columns, the tiled kernels one per 64 × 64 or 128 × 128 outputs. The thresholds are
+/// H100 measurements (docs/KERNELS.md, "Kernel choice on a hardware GPU").
+pub(crate) fn pick(candidates: &[LinearKernel], rows: usize, n_out: usize) -> LinearKernel {
+    let tiles64 = rows.div_ceil(64) * n_out.div_ceil(64);
+    let tiles128 = rows.div_ceil(128) * n_out.div_ceil(128);
+    let want = if rows <= AUTO_GEMV_MAX_ROWS
+        || (rows <= AUTO_GEMV_MAX_ROWS_FEW_TILES && tiles64 < AUTO_FEW_TILES)
+    {
+        LinearKernel::Gemv
+    } else if (AUTO_TILED128_TILES.0..AUTO_TILED128_TILES.1).contains(&tiles128) {
+        LinearKernel::Tiled128
+    } else {
+        LinearKernel::Tiled64
+    };
+    // A kernel the device's limits ruled out falls back to the 64 tile, then the blocked kernel.
+    [want, LinearKernel::Tiled64, LinearKernel::Blocked]
+        .into_iter()
+        .find(|k| candidates.contains(k))
+        .unwrap_or(candidates[0])
+}
+
+/// Up to this many rows, [`LinearKernel::Auto`] runs the GEMV kernel on hardware GPUs (on an
+/// H100 it beat the 64 tile at every batch from 1 to 128 of mnist and wide).
+const AUTO_GEMV_MAX_ROWS: usize = 64;
+/// ... and up to this many when the 64 tile would have fewer than [`AUTO_FEW_TILES`] tiles (mnist
+/// b1024: 0.21 vs 0.26 ms; wide b256, 128 tiles: a tie; wide b1024, 512 tiles: 1.9 vs 0.9 ms).
+const AUTO_GEMV_MAX_ROWS_FEW_TILES: usize = 1024;
+const AUTO_FEW_TILES: usize = 256;
+/// [`LinearKernel::Auto`] takes the 128 tile with this many 128 tiles (at least, below): about
+/// one or two waves on a large GPU (gemm 2048, 256 tiles: 0.63-0.67 ms vs 0.71 ms for the 64
+/// tile); with more, the double-buffered 64 tile wins (gemm 4096: 4.0-4.1 vs 4.2 ms).
+const AUTO_TILED128_TILES: (usize, usize) = (256, 1024);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_names_parse_and_print() {
+        for k in LinearKernel::ALL {
+            assert_eq!(k.to_string().parse::<LinearKernel>().unwrap(), k);
+        }
+        assert!("tiled".parse::<LinearKernel>().is_err());
+    }
+
+    #[test]
+    fn auto_rule_by_rows_and_tiles() {
+        let all = [
+            LinearKernel::Gemv,
+            LinearKernel::Tiled64,
+            LinearKernel::Tiled128,
+            LinearKernel::Blocked,
+        ];
+        assert_eq!(pick(&all, 1, 512), LinearKernel::Gemv);
+        assert_eq!(pick(&all, 64, 4096), LinearKernel::Gemv);
+        assert_eq!(pick(&all, 1024, 512), LinearKernel::Gemv); // 128 tiles of 64
+        assert_eq!(pick(&all, 2048, 2048), LinearKernel::Tiled128); // 256 tiles of 128
+        assert_eq!(pick(&all, 4096, 4096), LinearKernel::Tiled64); // 1,024 tiles of 128
+        // Ruled out by the device: the 64 tile, then the blocked kernel.
+        assert_eq!(pick(&[LinearKernel::Blocked], 1, 8), LinearKernel::Blocked);
+        let no_gemv = [LinearKernel::Tiled64, LinearKernel::Blocked];
+        assert_eq!(pick(&no_gemv, 1, 8), LinearKernel::Tiled64);
+    }
+
+    #[test]
+    fn downlevel_limits_leave_out_what_does_not_fit() {
+        let mut limits = wgpu::Limits::default();
+        let all = buffer_candidates(LinearKernel::Auto, false, &limits).unwrap();
+        assert_eq!(all.len(), 4);
+        limits.max_compute_invocations_per_workgroup = 64;
+        limits.max_compute_workgroup_size_x = 64;
+        limits.max_compute_workgroup_size_y = 64;
+        let some = buffer_candidates(LinearKernel::Auto, false, &limits).unwrap();
+        assert_eq!(some, [LinearKernel::Tiled64, LinearKernel::Blocked]);
+        let e = buffer_candidates(LinearKernel::Gemv, false, &limits).unwrap_err();
+        assert!(e.to_string().contains("256×1 invocations"), "{e}");
+        // Software adapters and the windowed choice fall back to the blocked kernel.
+        assert_eq!(
+            buffer_candidates(LinearKernel::Auto, true, &limits).unwrap(),
+            [LinearKernel::Blocked]
+        );
+    }
+}

@@ -1,0 +1,94 @@
+// The row kernel (row.rs): an operation on whole rows of a [rows, n4·4] matrix, in place, then
+// the step's epilogue on each value. One workgroup per row; reductions in workgroup memory.
+//   OP 0, softmax: PyTorch's CPU algorithm, m = max (NaN-propagating), e = exp(x − m),
+//     y = e · (1/Σe). Rows with +inf or NaN, or all −inf, come out all NaN, as in PyTorch.
+//   OP 1, log-softmax: (x − m) − log Σe, the subtractions in that order (PyTorch's).
+//   OP 2, normalize (LayerNorm before its affine part, which is the epilogue):
+//     (x − mean) / √(var + eps) with the biased variance, two passes over the row.
+// Padding lanes (at or past n_out) are excluded and written 0.
+
+override OP: u32 = 0u;
+override WG: u32 = 64u;
+
+var<workgroup> red: array<f32, WG>;
+
+// Reduces each invocation's `v` over the workgroup: the maximum (NaN-propagating) when `is_max`,
+// else the sum. Every invocation must call it (barriers).
+fn reduce(t: u32, v: f32, is_max: bool) -> f32 {
+    red[t] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if t < s {
+            if is_max {
+                red[t] = wm_max(red[t], red[t + s]);
+            } else {
+                red[t] = red[t] + red[t + s];
+            }
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(WG)
+fn row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    // Uniform control flow: every invocation of the workgroup reaches each barrier, so the row
+    // check only guards memory accesses.
+    let r = wid.y * dims.groups_x + wid.x;
+    let live = r < dims.rows;
+    let base = r * dims.n4 * 4u;
+    let t = lid.x;
+    let n = dims.n_out;
+
+    // First pass: the max (softmax, log-softmax) or the sum (normalize).
+    var a = select(-wm_inf(), 0.0, OP == 2u);
+    if live {
+        for (var c = t; c < n; c = c + WG) {
+            if OP == 2u {
+                a = a + y[base + c];
+            } else {
+                a = wm_max(a, y[base + c]);
+            }
+        }
+    }
+    let first = reduce(t, a, OP != 2u);
+
+    // Second pass: Σ exp(x − m), or Σ (x − mean)².
+    let mean = first / f32(n);
+    var b = 0.0;
+    if live {
+        for (var c = t; c < n; c = c + WG) {
+            if OP == 2u {
+                let d = y[base + c] - mean;
+                b = b + d * d;
+            } else {
+                b = b + exp(y[base + c] - first);
+            }
+        }
+    }
+    let second = reduce(t, b, false);
+
+    if live {
+        let inv_sum = 1.0 / second;
+        let log_sum = wm_log(second);
+        let inv_std = 1.0 / sqrt(second / f32(n) + dims.eps);
+        for (var c = t; c < dims.n4 * 4u; c = c + WG) {
+            if c < n {
+                let x = y[base + c];
+                var v: f32;
+                if OP == 0u {
+                    v = exp(x - first) * inv_sum;
+                } else if OP == 1u {
+                    v = (x - first) - log_sum;
+                } else {
+                    v = (x - mean) * inv_std;
+                }
+                y[base + c] = ep_value(v, c);
+            } else {
+                y[base + c] = 0.0;
+            }
+        }
+    }
+}
