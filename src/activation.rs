@@ -149,15 +149,27 @@ impl Activation {
                 |p| A::LeakyRelu(p[0]),
                 |x, p| if x > 0.0 { x } else { x * p[0] },
             ),
-            A::Gelu => s("gelu", Some("GELU"), &[], |_| A::Gelu, |x, _| {
-                x * 0.5 * (1.0 + erf(x / 2f64.sqrt()))
-            }),
-            A::GeluTanh => s("gelu_tanh", Some("GELU"), &[], |_| A::GeluTanh, |x, _| {
-                0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)).tanh())
-            }),
-            A::Silu => s("silu", Some("SiLU"), &[], |_| A::Silu, |x, _| {
-                x / (1.0 + (-x).exp())
-            }),
+            A::Gelu => s(
+                "gelu",
+                Some("GELU"),
+                &[],
+                |_| A::Gelu,
+                |x, _| x * 0.5 * (1.0 + erf(x / 2f64.sqrt())),
+            ),
+            A::GeluTanh => s(
+                "gelu_tanh",
+                Some("GELU"),
+                &[],
+                |_| A::GeluTanh,
+                |x, _| 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)).tanh()),
+            ),
+            A::Silu => s(
+                "silu",
+                Some("SiLU"),
+                &[],
+                |_| A::Silu,
+                |x, _| x / (1.0 + (-x).exp()),
+            ),
             A::Elu(_) => s(
                 "elu",
                 Some("ELU"),
@@ -165,16 +177,26 @@ impl Activation {
                 |p| A::Elu(p[0]),
                 |x, p| if x > 0.0 { x } else { x.exp_m1() * p[0] },
             ),
-            A::Selu => s("selu", Some("SELU"), &[], |_| A::Selu, |x, _| {
-                if x > 0.0 {
-                    SELU_SCALE * x
-                } else {
-                    SELU_SCALE * (SELU_ALPHA * x.exp_m1())
-                }
-            }),
-            A::Mish => s("mish", Some("Mish"), &[], |_| A::Mish, |x, _| {
-                x * x.exp().ln_1p().tanh()
-            }),
+            A::Selu => s(
+                "selu",
+                Some("SELU"),
+                &[],
+                |_| A::Selu,
+                |x, _| {
+                    if x > 0.0 {
+                        SELU_SCALE * x
+                    } else {
+                        SELU_SCALE * (SELU_ALPHA * x.exp_m1())
+                    }
+                },
+            ),
+            A::Mish => s(
+                "mish",
+                Some("Mish"),
+                &[],
+                |_| A::Mish,
+                |x, _| x * x.exp().ln_1p().tanh(),
+            ),
             A::Softplus { .. } => s(
                 "softplus",
                 Some("Softplus"),
@@ -201,12 +223,20 @@ impl Activation {
                 },
                 |x, p| clamp(x, p[0], p[1]),
             ),
-            A::Relu6 => s("relu6", Some("ReLU6"), &[], |_| A::Relu6, |x, _| {
-                clamp(x, 0.0, 6.0)
-            }),
-            A::Hardsigmoid => s("hardsigmoid", Some("Hardsigmoid"), &[], |_| A::Hardsigmoid, {
-                |x, _| clamp(x + 3.0, 0.0, 6.0) / 6.0
-            }),
+            A::Relu6 => s(
+                "relu6",
+                Some("ReLU6"),
+                &[],
+                |_| A::Relu6,
+                |x, _| clamp(x, 0.0, 6.0),
+            ),
+            A::Hardsigmoid => s(
+                "hardsigmoid",
+                Some("Hardsigmoid"),
+                &[],
+                |_| A::Hardsigmoid,
+                { |x, _| clamp(x + 3.0, 0.0, 6.0) / 6.0 },
+            ),
             A::Hardswish => s("hardswish", Some("Hardswish"), &[], |_| A::Hardswish, {
                 |x, _| x * clamp(x + 3.0, 0.0, 6.0) / 6.0
             }),
@@ -488,13 +518,17 @@ impl FromStr for Activation {
         for (i, (_, default)) in spec.params.iter().enumerate() {
             values[i] = match given.get(i) {
                 None => *default,
-                Some(p) => p.parse::<f32>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                    Error::invalid(format!(
-                        "activation '{}': '{}' is not a finite number",
-                        crate::error::escape(s),
-                        crate::error::escape(p)
-                    ))
-                })?,
+                Some(p) => p
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "activation '{}': '{}' is not a finite number",
+                            crate::error::escape(s),
+                            crate::error::escape(p)
+                        ))
+                    })?,
             };
         }
         let act = (spec.make)(values);

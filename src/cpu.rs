@@ -19,7 +19,11 @@ pub fn forward(model: &Mlp, input: &Matrix) -> Result<Matrix> {
     let mut width = input.cols();
     for m in model.modules() {
         x = apply(m, &x, batch, width);
-        width = if batch == 0 { m.out_width(width)? } else { x.len() / batch };
+        width = if batch == 0 {
+            m.out_width(width)?
+        } else {
+            x.len() / batch
+        };
     }
     Matrix::new(batch, model.out_features(), x)
 }
@@ -72,11 +76,14 @@ fn apply(m: &Module, x: &[f32], batch: usize, width: usize) -> Vec<f32> {
                 rows(&log_softmax_row_f64)
             }
         }
-        Module::Activation(a) | Module::Function(a) => {
-            x.iter().map(|&v| a.apply_f64(f64::from(v)) as f32).collect()
-        }
+        Module::Activation(a) | Module::Function(a) => x
+            .iter()
+            .map(|&v| a.apply_f64(f64::from(v)) as f32)
+            .collect(),
         Module::PRelu(_) | Module::Elementwise { .. } => {
-            let e = m.elementwise().expect("elementwise modules have an expression");
+            let e = m
+                .elementwise()
+                .expect("elementwise modules have an expression");
             x.iter()
                 .enumerate()
                 .map(|(i, &v)| e.eval(v, i % width))

@@ -11,11 +11,11 @@
 #![warn(missing_docs)]
 
 pub mod activation;
-//pub mod bench;
+pub mod bench;
 pub mod cpu;
 pub mod data;
 mod error;
-//pub mod gpu;
+pub mod gpu;
 pub mod init;
 pub mod io;
 mod matrix;

@@ -353,7 +353,7 @@ fn run_forward(
 }
 
 fn adapters() -> Result<()> {
-    let found = list_adapters(None);
+    let found = list_adapters(None)?;
     if found.is_empty() {
         println!("no adapters found");
     }

@@ -88,7 +88,11 @@ pub fn table(in_features: u64, rows: &[Row], batch_size: i64) -> String {
     for (i, r) in rows.iter().enumerate() {
         let shape = format!("[{batch_size}, {}]", r.width);
         let params = i128::from(r.params);
-        line(&row(&format!("{}-{}", r.class, i + 1), &shape, &thousands(params)));
+        line(&row(
+            &format!("{}-{}", r.class, i + 1),
+            &shape,
+            &thousands(params),
+        ));
         total_params += params;
         total_output += batch * i128::from(r.width);
     }

@@ -273,11 +273,11 @@ fn identity_and_softmax_are_pass_through_elementwise() {
         exact_both(Activation::Softmax, x, x);
     }
     exact_both(Activation::Identity, NAN, NAN);
-    assert!(Activation::Softmax.is_rowwise());
+    assert!(Activation::Softmax.is_row());
     assert!(
         Activation::ALL
             .iter()
-            .filter(|a| a.is_rowwise())
+            .filter(|a| a.is_row())
             .eq([Activation::Softmax].iter())
     );
 }

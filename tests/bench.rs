@@ -8,7 +8,7 @@ use wgpu_mlp::bench::{
     Tolerance, Workload, random_input,
 };
 use wgpu_mlp::gpu::AdapterSummary;
-use wgpu_mlp::{Activation, LayerSpec, Matrix, Mlp};
+use wgpu_mlp::{Activation, LayerSpec, Matrix, Mlp, Module};
 
 // ---------------------------------------------------------------------------------------------
 // FLOPs and statistics
@@ -31,15 +31,20 @@ fn flops_are_two_batch_in_out_per_linear() {
 
 #[test]
 fn workload_models_have_the_documented_shapes() {
+    // (in, out, activation module after it) for each Linear layer.
     let widths = |m: &Mlp| {
-        m.layers()
-            .iter()
-            .map(|l| {
-                (
-                    l.linear.in_features(),
-                    l.linear.out_features(),
-                    l.activation,
-                )
+        let mods = m.modules();
+        mods.iter()
+            .enumerate()
+            .filter_map(|(i, module)| match module {
+                Module::Linear(l) => {
+                    let act = match mods.get(i + 1) {
+                        Some(Module::Activation(a)) => *a,
+                        _ => Activation::Identity,
+                    };
+                    Some((l.in_features(), l.out_features(), act))
+                }
+                _ => None,
             })
             .collect::<Vec<_>>()
     };
@@ -62,7 +67,10 @@ fn workload_models_have_the_documented_shapes() {
     );
     let gemm = Workload::Gemm.model(256).unwrap();
     assert_eq!(widths(&gemm), [(256, 256, Identity)]);
-    assert!(gemm.layers()[0].linear.bias().is_none(), "gemm has no bias");
+    assert!(
+        gemm.linears().next().unwrap().bias().is_none(),
+        "gemm has no bias"
+    );
     assert_eq!(
         widths(&Workload::Roundtrip.model(0).unwrap()),
         [(1, 1, Identity)]

@@ -163,7 +163,10 @@ fn seed_example_of_section_6_2() {
     assert_close(y.as_slice(), &[0.3082, 0.5068], 1e-4);
 
     // The hidden layer alone: h = [0.57048, 1.12870, 2.03198], σ(h) = [0.63888, 0.75560, 0.88411].
-    let first = model.layers()[0].clone();
+    let first = Layer {
+        linear: model.linears().next().unwrap().clone(),
+        activation: Activation::Sigmoid,
+    };
     let mut pre = first.clone();
     pre.activation = Activation::Identity;
     let h = forward(&Mlp::from_layers(vec![pre]).unwrap(), &x).unwrap();

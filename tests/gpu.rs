@@ -17,13 +17,13 @@ use common::{
 use wgpu_mlp::gpu::{
     GpuContext, GpuMlp, GpuMlpOptions, GpuOptions, KernelMode, LinearKernel, WeightFormat, ops,
 };
-use wgpu_mlp::{Activation, Error, Layer, Linear, Matrix, Mlp, cpu, io};
+use wgpu_mlp::{Activation, Error, Layer, Linear, Matrix, Mlp, Module, cpu, io};
 
 const RTOL: f64 = 1e-4;
 const ATOL: f64 = 1e-4;
 
 fn check_model(m: &Mlp, x: &Matrix, mode: KernelMode, what: &str) {
-    let gpu = GpuMlp::with_mode(ctx(), m, mode).unwrap();
+    let gpu = common::with_mode(ctx(), m, mode).unwrap();
     let y = gpu.forward(x).unwrap();
     assert_eq!(y.shape(), [x.rows(), m.out_features()], "{what}");
     let expected = cpu::forward_f64(m, x).unwrap();
@@ -191,7 +191,7 @@ fn pytorch_fixtures_match_float64_outputs() {
         let x = io::npy::read(format!("{dir}{name}.x.npy")).unwrap();
         let y64 = io::npy::read_f64(format!("{dir}{name}.y64.npy")).unwrap();
         for mode in [KernelMode::Fused, KernelMode::Separate] {
-            let y = GpuMlp::with_mode(ctx(), &m, mode)
+            let y = common::with_mode(ctx(), &m, mode)
                 .unwrap()
                 .forward(&x)
                 .unwrap();
@@ -218,7 +218,12 @@ fn passthrough(width: usize, act: Activation) -> Mlp {
 /// f32 reference for one row through `act`, PyTorch's f32 semantics.
 fn reference_row(act: Activation, row: &[f32]) -> Vec<f64> {
     let mut r: Vec<f32> = row.to_vec();
-    if act.is_rowwise() {
+    if act == Activation::LogSoftmax {
+        let mut r64: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+        wgpu_mlp::activation::log_softmax_row_f64(&mut r64);
+        return r64.into_iter().map(|v| f64::from(v as f32)).collect();
+    }
+    if act.is_row() {
         wgpu_mlp::activation::softmax_row_f32(&mut r);
     } else {
         r.iter_mut().for_each(|v| *v = act.apply_f32(*v));
@@ -403,28 +408,21 @@ fn batch_larger_than_the_storage_binding_is_chunked() {
 
 /// `m` with every weight rounded to f16 and back: what the GPU computes with f16 storage.
 fn rounded_to_f16(m: &Mlp) -> Mlp {
-    let layers = m
-        .layers()
+    let modules = m
+        .modules()
         .iter()
-        .map(|l| {
-            let w = l
-                .linear
-                .weight()
-                .iter()
-                .map(|&v| half::f16::from_f32(v).to_f32());
-            Layer {
-                linear: Linear::new(
-                    l.linear.in_features(),
-                    l.linear.out_features(),
-                    w.collect(),
-                    l.linear.bias().map(<[f32]>::to_vec),
+        .map(|module| match module {
+            Module::Linear(l) => {
+                let w = l.weight().iter().map(|&v| half::f16::from_f32(v).to_f32());
+                let bias = l.bias().map(<[f32]>::to_vec);
+                Module::Linear(
+                    Linear::new(l.in_features(), l.out_features(), w.collect(), bias).unwrap(),
                 )
-                .unwrap(),
-                activation: l.activation,
             }
+            other => other.clone(),
         })
         .collect();
-    Mlp::from_layers(layers).unwrap()
+    Mlp::new(modules).unwrap()
 }
 
 #[test]

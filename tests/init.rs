@@ -1060,7 +1060,7 @@ fn linear_default_init_matches_pytorch_fixtures() {
             .seed(seed)
             .build()
             .unwrap();
-        let linear = &model.layers()[0].linear;
+        let linear = model.linears().next().unwrap();
         assert_eq!(
             bits(linear.weight()),
             bits(&want_w),
@@ -1105,20 +1105,16 @@ fn model_weights_match_pytorch_fixtures() {
             builder = builder.layer(shape[0], Activation::Identity);
         }
         let model = builder.build().unwrap();
-        assert_eq!(model.layers().len(), layers.len(), "{name}");
-        for (k, (layer, ((w_shape, w), (_, b)))) in model.layers().iter().zip(&layers).enumerate() {
+        assert_eq!(model.linears().count(), layers.len(), "{name}");
+        for (k, (linear, ((w_shape, w), (_, b)))) in model.linears().zip(&layers).enumerate() {
             assert_eq!(
-                [layer.linear.out_features(), layer.linear.in_features()],
+                [linear.out_features(), linear.in_features()],
                 [w_shape[0], w_shape[1]],
                 "{name} layer {k}"
             );
+            assert_eq!(bits(linear.weight()), bits(w), "{name} layer {k} weight");
             assert_eq!(
-                bits(layer.linear.weight()),
-                bits(w),
-                "{name} layer {k} weight"
-            );
-            assert_eq!(
-                bits(layer.linear.bias().unwrap()),
+                bits(linear.bias().unwrap()),
                 bits(b),
                 "{name} layer {k} bias"
             );
@@ -1199,8 +1195,8 @@ fn same_seed_same_weights_different_seed_different() {
         let c = build(8, init.clone());
         assert_eq!(a, b, "{init:?}");
         assert_ne!(
-            a.layers()[0].linear.weight(),
-            c.layers()[0].linear.weight(),
+            a.linears().next().unwrap().weight(),
+            c.linears().next().unwrap().weight(),
             "{init:?}"
         );
     }

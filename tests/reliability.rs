@@ -161,7 +161,7 @@ fn empty_batch_returns_zero_rows_on_cpu_and_gpu() {
     assert_eq!(y.shape(), [0, 3]);
     assert!(cpu::forward_f64(&m, &empty).unwrap().is_empty());
     for mode in [KernelMode::Fused, KernelMode::Separate] {
-        let gpu = GpuMlp::with_mode(ctx(), &m, mode).unwrap();
+        let gpu = common::with_mode(ctx(), &m, mode).unwrap();
         // Before any other call: no workspace is made for an empty batch.
         assert_eq!(gpu.forward(&empty).unwrap().shape(), [0, 3]);
         assert_eq!(gpu.workspace_allocations(), 0);
@@ -214,7 +214,7 @@ fn nan_and_infinity_propagate_as_in_pytorch() {
     // tanh(−inf) = −1; softmax of a row holding NaN or inf is NaN throughout (inf − inf).
     let expected = |act: Activation, row: usize| -> Vec<f32> {
         let mut r = linear[row].to_vec();
-        if act.is_rowwise() {
+        if act.is_row() {
             wgpu_mlp::activation::softmax_row_f32(&mut r);
         } else {
             r.iter_mut().for_each(|v| *v = act.apply_f32(*v));
@@ -277,7 +277,7 @@ fn nan_and_infinity_propagate_as_in_pytorch() {
         "cpu weights",
     );
     for mode in [KernelMode::Fused, KernelMode::Separate] {
-        let y = GpuMlp::with_mode(ctx(), &m, mode)
+        let y = common::with_mode(ctx(), &m, mode)
             .unwrap()
             .forward(&x)
             .unwrap();
@@ -969,7 +969,7 @@ fn device_loss_is_an_error_and_a_new_device_works() {
         errors.push(gpu.forward(&x).unwrap_err());
     }
     errors.push(GpuMlp::new(&lost, &m).unwrap_err());
-    errors.push(GpuMlp::with_mode(&lost, &m, KernelMode::Separate).unwrap_err());
+    errors.push(common::with_mode(&lost, &m, KernelMode::Separate).unwrap_err());
     println!("after device loss: {errors:?}");
     assert!(
         errors.iter().all(|e| matches!(e, Error::DeviceLost(_))),

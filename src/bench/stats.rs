@@ -13,9 +13,8 @@ pub fn linear_flops(batch: usize, in_features: usize, out_features: usize) -> u6
 /// FLOPs of a forward pass of `model` on `batch` rows: the sum of [`linear_flops`] over its layers.
 pub fn model_flops(model: &Mlp, batch: usize) -> u64 {
     model
-        .layers()
-        .iter()
-        .map(|l| linear_flops(batch, l.linear.in_features(), l.linear.out_features()))
+        .linears()
+        .map(|l| linear_flops(batch, l.in_features(), l.out_features()))
         .sum()
 }
 

@@ -1,9 +1,15 @@
-//! Adapter choice and the device: one [`GpuContext`] per device, shared by every model on it.
+//! The device: one [`GpuContext`] per device, shared by every model on it. It picks an adapter
+//! (or takes the application's device as it is), and owns what every call needs: the compiled
+//! kernels, the error scope helper, and the two ways to wait for a readback (blocking, and a
+//! future with a background poller on native backends).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, escape};
 use crate::gpu::kernels::Kernels;
 
 /// What to tell a user who has no adapter at all.
@@ -17,8 +23,10 @@ or WGPU_ADAPTER_NAME=<substring>; `wgpu-mlp adapters` lists what is found";
 pub struct GpuOptions {
     /// Backends to consider. `None`: the `WGPU_BACKEND` variable (e.g. `vulkan`, `gl`), else all.
     pub backends: Option<wgpu::Backends>,
-    /// Case-insensitive substring of the adapter name. `None`: the `WGPU_ADAPTER_NAME` variable,
-    /// else the best adapter (hardware before software).
+    /// Case-insensitive substring of the adapter's name, backend or driver (`nvidia`, `vulkan`,
+    /// `llvmpipe`; lavapipe and llvmpipe both call themselves "llvmpipe", so `vulkan` or `gl`
+    /// tells them apart). `None`: the `WGPU_ADAPTER_NAME` variable, else the best adapter
+    /// (hardware before software). An adapter name that matches nothing is an error.
     pub adapter_name: Option<String>,
     /// Caps the device's largest storage binding (bytes) below the adapter's own limit. Batches
     /// whose activations exceed it run in chunks; useful to share a device, and to test chunking.
@@ -33,7 +41,7 @@ pub struct GpuOptions {
     /// devices without them, to compare or to test them.
     pub subgroups: bool,
     /// The longest any single wait on the GPU may take before it is reported as
-    /// [`Error::Timeout`].
+    /// [`Error::Timeout`] (native backends).
     pub timeout: Duration,
 }
 
@@ -53,9 +61,9 @@ impl Default for GpuOptions {
 /// A description of one adapter, as `wgpu-mlp adapters` prints it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AdapterSummary {
-    /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
+    /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)` (empty in browsers).
     pub name: String,
-    /// `Vulkan`, `Gl`, `Metal`, …
+    /// `Vulkan`, `Gl`, `Metal`, `BrowserWebGpu`, …
     pub backend: String,
     /// `DiscreteGpu`, `IntegratedGpu`, `Cpu`, …
     pub device_type: String,
@@ -78,6 +86,18 @@ impl AdapterSummary {
             driver,
         }
     }
+
+    /// Whether `needle` (lower case) is part of the name, backend or driver.
+    fn matches(&self, needle: &str) -> bool {
+        [&self.name, &self.backend, &self.driver]
+            .iter()
+            .any(|s| s.to_lowercase().contains(needle))
+    }
+
+    /// `name (backend, driver)`, for messages.
+    fn label(&self) -> String {
+        format!("{} ({}, {})", self.name, self.backend, self.driver)
+    }
 }
 
 /// A device and queue with the crate's compiled kernels. Cheap to clone (shared inside).
@@ -93,7 +113,7 @@ pub(crate) struct ContextInner {
     pub(crate) info: wgpu::AdapterInfo,
     pub(crate) limits: wgpu::Limits,
     pub(crate) kernels: Kernels,
-    /// Whether the device was opened with subgroup operations (see [`GpuOptions::subgroups`]).
+    /// Whether the kernels use subgroup operations (see [`GpuOptions::subgroups`]).
     pub(crate) subgroups: bool,
     /// The longest single wait; changeable at run time (see [`GpuContext::set_timeout`]).
     timeout: Mutex<Duration>,
@@ -101,32 +121,54 @@ pub(crate) struct ContextInner {
     lost: Arc<Mutex<Option<String>>>,
     /// Errors no error scope caught (they would panic by default).
     uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Polls the device while async readbacks wait (native backends).
+    #[cfg(not(target_arch = "wasm32"))]
+    poller: crate::gpu::poller::Poller,
 }
 
-fn backends_from(opts: &GpuOptions) -> wgpu::Backends {
-    opts.backends
-        .or_else(wgpu::Backends::from_env)
-        .unwrap_or(wgpu::Backends::all())
+/// The backends to consider: the options', else `WGPU_BACKEND` (an unknown name there is an
+/// error naming it), else all.
+fn backends_from(opts: &GpuOptions) -> Result<wgpu::Backends> {
+    if let Some(b) = opts.backends {
+        return Ok(b);
+    }
+    let Ok(env) = std::env::var("WGPU_BACKEND") else {
+        return Ok(wgpu::Backends::all());
+    };
+    let known = [
+        "vulkan", "vk", "dx12", "d3d12", "metal", "mtl", "opengl", "gles", "gl", "webgpu",
+    ];
+    for name in env.split(',').map(|s| s.trim().to_lowercase()) {
+        if !known.contains(&name.as_str()) {
+            return Err(Error::NoAdapter(format!(
+                "WGPU_BACKEND={:?}: '{}' is not a backend; use vulkan, gl, metal, dx12 or webgpu \
+                 (comma separated)",
+                escape(&env),
+                escape(&name)
+            )));
+        }
+    }
+    Ok(wgpu::Backends::from_comma_list(&env))
 }
 
 fn new_instance(backends: wgpu::Backends) -> wgpu::Instance {
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends;
     wgpu::Instance::new(desc)
 }
 
 /// Lists the adapters wgpu finds (for the given backends, or `WGPU_BACKEND`, or all).
-pub fn list_adapters(backends: Option<wgpu::Backends>) -> Vec<AdapterSummary> {
-    let opts = GpuOptions {
+#[cfg(not(target_arch = "wasm32"))]
+pub fn list_adapters(backends: Option<wgpu::Backends>) -> Result<Vec<AdapterSummary>> {
+    let backends = backends_from(&GpuOptions {
         backends,
         ..GpuOptions::default()
-    };
-    let backends = backends_from(&opts);
+    })?;
     let instance = new_instance(backends);
-    pollster::block_on(instance.enumerate_adapters(backends))
+    Ok(pollster::block_on(instance.enumerate_adapters(backends))
         .iter()
         .map(|a| AdapterSummary::from_info(&a.get_info()))
-        .collect()
+        .collect())
 }
 
 /// Hardware first, then virtual, then CPU adapters; among CPU adapters Vulkan (lavapipe) before GL
@@ -148,11 +190,30 @@ fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
 }
 
 impl GpuContext {
-    /// Picks an adapter as [`GpuOptions`] says and opens a device with the adapter's own limits.
+    /// Picks an adapter as [`GpuOptions`] says and opens a device with the adapter's own limits
+    /// (blocking; native backends). See [`new_async`](Self::new_async).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(opts: &GpuOptions) -> Result<Self> {
-        let backends = backends_from(opts);
+        pollster::block_on(Self::new_async(opts))
+    }
+
+    /// [`new`](Self::new) as a future: the way to open a device in a browser.
+    pub async fn new_async(opts: &GpuOptions) -> Result<Self> {
+        let backends = backends_from(opts)?;
         let instance = new_instance(backends);
-        let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let mut adapters = instance.enumerate_adapters(backends).await;
+        if adapters.is_empty() {
+            // Browsers list no adapters; ask for one.
+            if let Ok(a) = instance
+                .request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::HighPerformance,
+                    ..Default::default()
+                })
+                .await
+            {
+                adapters.push(a);
+            }
+        }
         let wanted = opts
             .adapter_name
             .clone()
@@ -165,21 +226,25 @@ impl GpuContext {
         }
         if let Some(name) = &wanted {
             let needle = name.to_lowercase();
-            let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
-            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&needle));
+            let found: Vec<String> = adapters
+                .iter()
+                .map(|a| AdapterSummary::from_info(&a.get_info()).label())
+                .collect();
+            adapters.retain(|a| AdapterSummary::from_info(&a.get_info()).matches(&needle));
             if adapters.is_empty() {
                 return Err(Error::NoAdapter(format!(
-                    "no adapter name contains '{name}'; found: {}",
-                    names.join(", ")
+                    "no adapter's name, backend or driver contains '{}'; found: {}",
+                    escape(name),
+                    found.join("; ")
                 )));
             }
         }
         adapters.sort_by_key(|a| rank(&a.get_info()));
         let adapter = adapters.swap_remove(0);
-        Self::from_adapter(&adapter, opts)
+        Self::open(&adapter, opts).await
     }
 
-    fn from_adapter(adapter: &wgpu::Adapter, opts: &GpuOptions) -> Result<Self> {
+    async fn open(adapter: &wgpu::Adapter, opts: &GpuOptions) -> Result<Self> {
         let info = adapter.get_info();
         let mut limits = adapter.limits();
         if let Some(cap) = opts.max_storage_binding_size {
@@ -187,16 +252,14 @@ impl GpuContext {
                 limits.max_storage_buffer_binding_size.min(cap);
         }
         if let Some(cap) = opts.max_workgroup_invocations {
-            // Every kernel's smallest form needs 64 (elementwise, softmax, blocked).
+            // Every kernel's smallest form needs 64 (elementwise, row, blocked).
             let cap = cap.max(64);
             limits.max_compute_invocations_per_workgroup =
                 limits.max_compute_invocations_per_workgroup.min(cap);
             limits.max_compute_workgroup_size_x = limits.max_compute_workgroup_size_x.min(cap);
             limits.max_compute_workgroup_size_y = limits.max_compute_workgroup_size_y.min(cap);
         }
-        let subgroups = opts.subgroups
-            && adapter.features().contains(wgpu::Features::SUBGROUP)
-            && info.subgroup_min_size >= 8;
+        let subgroups = opts.subgroups && subgroups_usable(adapter.features(), &info);
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgpu-mlp"),
             required_features: if subgroups {
@@ -207,9 +270,10 @@ impl GpuContext {
             required_limits: limits.clone(),
             ..Default::default()
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+        let (device, queue) = adapter
+            .request_device(&desc)
+            .await
             .map_err(|e| Error::Gpu(format!("request_device on {}: {e}", info.name)))?;
-
         let lost = Arc::new(Mutex::new(None));
         let lost_cb = Arc::clone(&lost);
         device.set_device_lost_callback(move |reason, msg| {
@@ -224,23 +288,72 @@ impl GpuContext {
                 u.push(e.to_string());
             }
         }));
+        Ok(Self::assemble(
+            device,
+            queue,
+            info,
+            limits,
+            subgroups,
+            opts.timeout,
+            lost,
+            uncaptured,
+        ))
+    }
 
-        let scope = ErrorScope::push(&device);
-        let kernels = Kernels::new(&device, subgroups);
-        scope.pop()?;
-        Ok(GpuContext {
+    /// The application's device, as it is: its limits and features (no second device is
+    /// opened, nothing is requested). Kernel choice follows what it has: subgroup operations
+    /// are used if the device was created with [`wgpu::Features::SUBGROUP`] and the adapter's
+    /// subgroups have at least 8 invocations; the device's limits decide which kernels fit and
+    /// how large a chunk of rows is.
+    ///
+    /// The application keeps its device-lost callback and uncaptured-error handler (this crate
+    /// installs none on a device it did not open): errors of this crate's work are still caught
+    /// by error scopes around each call and returned as [`Error`]s. Waits use the default
+    /// timeout ([`set_timeout`](Self::set_timeout) changes it).
+    pub fn from_wgpu(
+        adapter: &wgpu::Adapter,
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+    ) -> Result<GpuContext> {
+        let info = adapter.get_info();
+        let limits = device.limits();
+        let subgroups = subgroups_usable(device.features(), &info);
+        let lost = Arc::new(Mutex::new(None));
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let timeout = GpuOptions::default().timeout;
+        let ctx = Self::assemble(
+            device, queue, info, limits, subgroups, timeout, lost, uncaptured,
+        );
+        ctx.inner.check_alive()?;
+        Ok(ctx)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        limits: wgpu::Limits,
+        subgroups: bool,
+        timeout: Duration,
+        lost: Arc<Mutex<Option<String>>>,
+        uncaptured: Arc<Mutex<Vec<String>>>,
+    ) -> Self {
+        GpuContext {
             inner: Arc::new(ContextInner {
+                #[cfg(not(target_arch = "wasm32"))]
+                poller: crate::gpu::poller::Poller::new(device.clone()),
                 device,
                 queue,
                 info,
                 limits,
-                kernels,
+                kernels: Kernels::default(),
                 subgroups,
-                timeout: Mutex::new(opts.timeout),
+                timeout: Mutex::new(timeout),
                 lost,
                 uncaptured,
             }),
-        })
+        }
     }
 
     /// The chosen adapter.
@@ -269,6 +382,34 @@ impl GpuContext {
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
     }
+
+    /// The device (for an application that records its own work around this crate's).
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    /// Test hook: loses the device as a driver reset or an unplugged GPU would. It destroys the
+    /// device (WebGPU's `GPUDevice.destroy()`) and polls once, so that wgpu reports the loss
+    /// through the device-lost callback, as it does at once when the driver reports a real loss
+    /// (`destroy` alone defers the report to the next poll). Every later call on this context, or
+    /// on a model built on it, returns [`Error::DeviceLost`]; build a new [`GpuContext`] (and
+    /// models on it) to carry on.
+    #[doc(hidden)]
+    pub fn simulate_device_loss(&self) {
+        self.inner.device.destroy();
+        let _ = self.inner.device.poll(wgpu::PollType::Poll);
+    }
+}
+
+/// Subgroup operations are used where the device has them with subgroups of at least 8 lanes
+/// (the windowed kernel shares x across 8 lanes; lavapipe at 128 bits has subgroups of 4).
+fn subgroups_usable(features: wgpu::Features, info: &wgpu::AdapterInfo) -> bool {
+    features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8
 }
 
 impl ContextInner {
@@ -293,6 +434,7 @@ impl ContextInner {
     }
 
     /// Waits (with the context's timeout) until `index` has finished on the GPU.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
         let res = self.device.poll(wgpu::PollType::Wait {
             submission_index: Some(index),
@@ -308,67 +450,135 @@ impl ContextInner {
         }
     }
 
-    /// Maps the first `bytes` of a MAP_READ buffer (after the work writing it was submitted), hands
-    /// the bytes to `read`, and unmaps.
-    pub(crate) fn read_mapped<T>(
+    /// Maps the first `bytes` of a MAP_READ buffer (after the work writing it was submitted as
+    /// `index`), hands the bytes to `read`, and unmaps; blocking, with the context's timeout.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn read_blocking<T>(
         &self,
         buffer: &wgpu::Buffer,
         bytes: u64,
         index: wgpu::SubmissionIndex,
         read: impl FnOnce(&[u8]) -> T,
     ) -> Result<T> {
-        let slice = buffer.slice(..bytes);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        // On any failure the buffer is unmapped (cancelling a pending map), so the next call can
-        // map it again: a timeout must not leave the model unusable.
-        if let Err(e) = self.wait_for_map(index, &rx) {
-            buffer.unmap();
-            return Err(e);
-        }
-        let out = slice
-            .get_mapped_range()
-            .map(|view| read(&view))
-            .map_err(|e| Error::Gpu(format!("reading the mapped buffer: {e}")));
-        buffer.unmap();
-        out
-    }
-
-    /// Waits for submission `index`, then for the map callback that reports on `rx`.
-    fn wait_for_map(
-        &self,
-        index: wgpu::SubmissionIndex,
-        rx: &std::sync::mpsc::Receiver<Result<(), wgpu::BufferAsyncError>>,
-    ) -> Result<()> {
-        self.wait(index)?;
+        let map = MapWait::start(buffer, bytes);
         // The callback runs inside some thread's poll: usually ours, but when several threads
         // share the device another poll may be delivering it right now, so wait for it.
-        let deadline = std::time::Instant::now() + self.timeout();
-        loop {
-            match rx.recv_timeout(Duration::from_millis(1)) {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(e)) => return Err(Error::Gpu(format!("mapping the readback buffer: {e}"))),
-                Err(_) if std::time::Instant::now() < deadline => {
-                    self.device
-                        .poll(wgpu::PollType::Poll)
-                        .map_err(|e| Error::Gpu(e.to_string()))?;
-                    self.check_alive()?;
+        let waited = self.wait(index).and_then(|()| {
+            let deadline = std::time::Instant::now() + self.timeout();
+            loop {
+                if let Some(r) = map.result() {
+                    return r;
                 }
-                Err(_) => return Err(Error::Timeout(self.timeout())),
+                if std::time::Instant::now() >= deadline {
+                    return Err(Error::Timeout(self.timeout()));
+                }
+                self.device
+                    .poll(wgpu::PollType::Poll)
+                    .map_err(|e| Error::Gpu(e.to_string()))?;
+                self.check_alive()?;
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        });
+        finish_map(buffer, bytes, waited, read)
+    }
+
+    /// [`read_blocking`](Self::read_blocking) as a future: nothing blocks. On native backends
+    /// the context's poller polls the device meanwhile and enforces the timeout.
+    pub(crate) async fn read_async<T>(
+        &self,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+        read: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T> {
+        let map = MapWait::start(buffer, bytes);
+        #[cfg(not(target_arch = "wasm32"))]
+        let _watch = self.poller.watch(&map.state, self.timeout());
+        let waited = (&map).await.and_then(|()| self.check_alive());
+        finish_map(buffer, bytes, waited, read)
+    }
+}
+
+/// Reads a mapped buffer after its wait, and unmaps it in every case (a failed or cancelled map
+/// included, so the next call can map it again: a timeout must not leave the model unusable).
+fn finish_map<T>(
+    buffer: &wgpu::Buffer,
+    bytes: u64,
+    waited: Result<()>,
+    read: impl FnOnce(&[u8]) -> T,
+) -> Result<T> {
+    let out = waited.and_then(|()| {
+        buffer
+            .slice(..bytes)
+            .get_mapped_range()
+            .map(|view| read(&view))
+            .map_err(|e| Error::Gpu(format!("reading the mapped buffer: {e}")))
+    });
+    buffer.unmap();
+    out
+}
+
+/// The state of one `map_async`: its outcome once the callback ran, and who to wake.
+#[derive(Debug, Default)]
+pub(crate) struct MapState {
+    pub(crate) outcome: Option<Result<()>>,
+    pub(crate) waker: Option<Waker>,
+}
+
+/// A pending map of a readback buffer; a future of its outcome.
+struct MapWait {
+    state: Arc<Mutex<MapState>>,
+}
+
+impl MapWait {
+    fn start(buffer: &wgpu::Buffer, bytes: u64) -> Self {
+        let state = Arc::new(Mutex::new(MapState::default()));
+        let cb = Arc::clone(&state);
+        buffer
+            .slice(..bytes)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let mut s = cb.lock().unwrap_or_else(|p| p.into_inner());
+                s.outcome =
+                    Some(r.map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}"))));
+                if let Some(w) = s.waker.take() {
+                    w.wake();
+                }
+            });
+        MapWait { state }
+    }
+
+    fn result(&self) -> Option<Result<()>> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .outcome
+            .take()
+    }
+}
+
+impl Future for &MapWait {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match s.outcome.take() {
+            Some(r) => Poll::Ready(r),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
             }
         }
     }
 }
 
 /// Validation and out-of-memory scopes around a piece of GPU work, turned into a `Result`.
-/// (wgpu's scopes are thread-local, so push and pop on the same thread.)
+/// (wgpu's scopes are thread-local: push and pop on the same thread, before any await.)
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) struct ErrorScope {
     oom: wgpu::ErrorScopeGuard,
     validation: wgpu::ErrorScopeGuard,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl ErrorScope {
     pub(crate) fn push(device: &wgpu::Device) -> Self {
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -376,29 +586,46 @@ impl ErrorScope {
         ErrorScope { oom, validation }
     }
 
+    /// Pops both scopes now and returns a future of their verdict (ready at once on native
+    /// backends).
+    pub(crate) fn pop_async(self) -> impl Future<Output = Result<()>> {
+        let validation = self.validation.pop();
+        let oom = self.oom.pop();
+        async move {
+            let validation = validation.await;
+            if let Some(e) = oom.await {
+                return Err(Error::OutOfMemory(e.to_string()));
+            }
+            if let Some(e) = validation {
+                return Err(Error::Gpu(e.to_string()));
+            }
+            Ok(())
+        }
+    }
+
+    /// [`pop_async`](Self::pop_async), blocking.
     pub(crate) fn pop(self) -> Result<()> {
-        let validation = pollster::block_on(self.validation.pop());
-        let oom = pollster::block_on(self.oom.pop());
-        if let Some(e) = oom {
-            return Err(Error::OutOfMemory(e.to_string()));
-        }
-        if let Some(e) = validation {
-            return Err(Error::Gpu(e.to_string()));
-        }
-        Ok(())
+        pollster::block_on(self.pop_async())
     }
 }
 
-impl GpuContext {
-    /// Test hook: loses the device as a driver reset or an unplugged GPU would. It destroys the
-    /// device (WebGPU's `GPUDevice.destroy()`) and polls once, so that wgpu reports the loss
-    /// through the device-lost callback, as it does at once when the driver reports a real loss
-    /// (`destroy` alone defers the report to the next poll). Every later call on this context, or
-    /// on a model built on it, returns [`Error::DeviceLost`]; build a new [`GpuContext`] (and
-    /// models on it) to carry on.
-    #[doc(hidden)]
-    pub fn simulate_device_loss(&self) {
-        self.inner.device.destroy();
-        let _ = self.inner.device.poll(wgpu::PollType::Poll);
+/// In a browser a scope's verdict arrives asynchronously, which the synchronous entry points
+/// cannot wait for: no scope is pushed, so errors reach the device's uncaptured-error handler
+/// and the next call's [`ContextInner::check_alive`] returns them.
+#[cfg(target_arch = "wasm32")]
+pub(crate) struct ErrorScope;
+
+#[cfg(target_arch = "wasm32")]
+impl ErrorScope {
+    pub(crate) fn push(_: &wgpu::Device) -> Self {
+        ErrorScope
+    }
+
+    pub(crate) fn pop_async(self) -> impl Future<Output = Result<()>> {
+        std::future::ready(Ok(()))
+    }
+
+    pub(crate) fn pop(self) -> Result<()> {
+        Ok(())
     }
 }

@@ -11,14 +11,26 @@
 //! assert_eq!(y.shape(), [1, 2]);
 //! # Ok::<(), wgpu_mlp::Error>(())
 //! ```
+//!
+//! Layout: [`GpuContext`] (`context.rs`) holds the device and the compiled kernels
+//! (`kernels/`, one Rust file beside each WGSL); `plan.rs` decides, once per model and without a
+//! device, which passes and kernels run; [`GpuMlp`] (`model.rs`) uploads the plan, and
+//! `workspace.rs` replays it per batch size; `run.rs` has the entry points (blocking, async,
+//! into the application's own encoder).
 
-mod choice;
 mod context;
 mod kernels;
 mod model;
 pub mod ops;
 mod pack;
+mod plan;
+#[cfg(not(target_arch = "wasm32"))]
+mod poller;
+mod run;
+mod workspace;
 
-pub use choice::LinearKernel;
-pub use context::{AdapterSummary, GpuContext, GpuOptions, list_adapters};
+#[cfg(not(target_arch = "wasm32"))]
+pub use context::list_adapters;
+pub use context::{AdapterSummary, GpuContext, GpuOptions};
+pub use kernels::linear::LinearKernel;
 pub use model::{GpuMlp, GpuMlpOptions, KernelMode, WeightFormat};

@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use crate::layer::Linear;
+use crate::model::Linear;
 
 /// `ceil(n / 4)`: vec4s per row of a width-`n` activation.
 pub(crate) fn vec4s(n: usize) -> usize {
@@ -44,19 +44,17 @@ pub(crate) fn unpad_rows_into(data: &[f32], rows: usize, cols: usize, out: &mut 
     }
 }
 
-/// [`unpad_rows_into`] a new vector.
-pub(crate) fn unpad_rows(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(rows * cols);
-    unpad_rows_into(data, rows, cols, &mut out);
-    out
-}
-
-/// Rows × columns of the transposed weight padded to multiples of `pad` (in, out).
-pub(crate) fn padded_weight_shape(linear: &Linear, pad: (usize, usize)) -> (usize, usize) {
-    (
-        linear.in_features().next_multiple_of(pad.0),
-        linear.out_features().next_multiple_of(pad.1),
-    )
+/// Writes the first `rows` rows of `[rows, 4·ceil(cols/4)]` data into `out` (exactly
+/// `rows · cols` values), without the padding.
+pub(crate) fn unpad_rows_to_slice(data: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
+    let stride = vec4s(cols) * 4;
+    if stride == cols {
+        out.copy_from_slice(&data[..rows * cols]);
+        return;
+    }
+    for (o, r) in out.chunks_exact_mut(cols).zip(data.chunks_exact(stride)) {
+        o.copy_from_slice(&r[..cols]);
+    }
 }
 
 /// The weight `[out, in]` transposed to `[in, out]`, zero-padded to multiples of
@@ -67,7 +65,8 @@ pub(crate) fn weight_transposed_padded(
     col_pad: usize,
 ) -> Vec<f32> {
     let n_in = linear.in_features();
-    let (rows, cols) = padded_weight_shape(linear, (row_pad, col_pad));
+    let rows = n_in.next_multiple_of(row_pad);
+    let cols = linear.out_features().next_multiple_of(col_pad);
     let mut out = vec![0.0f32; rows * cols];
     for (o, row) in linear.weight().chunks_exact(n_in).enumerate() {
         for (i, &w) in row.iter().enumerate() {
@@ -95,11 +94,11 @@ pub(crate) fn f32_bytes(n: usize) -> u64 {
 /// of invocations on software adapters.
 pub(crate) const PANEL_TEXELS: usize = 8;
 
-/// How linear.wgsl's weight texture is laid out: **panels** of [`PANEL_TEXELS`] output texels,
+/// How the windowed kernel's weight texture is laid out: **panels** of [`PANEL_TEXELS`] output texels,
 /// each storing its k-steps one after another, so the invocations that run together read one
 /// contiguous stream of memory through the k loop. (With the plain `[in, out]` layout each step
 /// moved a whole texture row on, 16 KiB for 1,024 outputs: every fetch a new page the CPU's
-/// prefetchers did not follow, and llvmpipe stalled on those misses; docs/PERFORMANCE.md.)
+/// prefetchers did not follow, and llvmpipe stalled on those misses; docs/KERNELS.md.)
 ///
 /// Texel of output texel `c` (outputs 4c..4c+3), k-step `s` (inputs 4s..4s+3), sub-row `j`:
 /// `x = (s mod S)·32 + 8j + (c mod 8)`, `y = (c / 8)·R + s / S`, where a texture row holds

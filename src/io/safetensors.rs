@@ -19,7 +19,7 @@ use ::safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView, Vie
 
 use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::model::arch::{ARCH_KEY, Arch, NAMES_KEY, Tensors, Token, natural_cmp};
+use crate::model::arch::{ARCH_KEY, Arch, NAMES_KEY, Tensors, natural_cmp};
 use crate::model::{Linear, Mlp, Module};
 
 use super::atomic::write_atomic;
@@ -30,7 +30,12 @@ use super::atomic::write_atomic;
 /// order of the names in the file).
 pub fn load(path: impl AsRef<Path>, arch: Option<&Arch>, names: Option<&[String]>) -> Result<Mlp> {
     let path = path.as_ref();
-    from_bytes(&super::read_file(path)?, &path.display().to_string(), arch, names)
+    from_bytes(
+        &super::read_file(path)?,
+        &path.display().to_string(),
+        arch,
+        names,
+    )
 }
 
 /// [`load`] on the bytes of a file; `source` names it in error messages.
@@ -42,7 +47,12 @@ pub fn from_bytes(
 ) -> Result<Mlp> {
     let st = deserialize(bytes, source)?;
     let dict = StateDict::new(&st);
-    let err = |e: Error| Error::format(source, e.to_string().trim_start_matches("invalid argument: "));
+    let err = |e: Error| {
+        Error::format(
+            source,
+            e.to_string().trim_start_matches("invalid argument: "),
+        )
+    };
     let (own_arch, own_names) = metadata(bytes, source)?;
     let arch = match (arch, &own_arch) {
         (Some(a), _) => a,
@@ -82,7 +92,13 @@ fn no_arch_message(dict: &StateDict<'_>) -> String {
     let shown: Vec<String> = keys
         .iter()
         .take(8)
-        .map(|k| format!("{} {:?}", crate::error::escape(k), dict.shape(k).unwrap_or_default()))
+        .map(|k| {
+            format!(
+                "{} {:?}",
+                crate::error::escape(k),
+                dict.shape(k).unwrap_or_default()
+            )
+        })
         .collect();
     format!(
         "this state_dict does not say its architecture (no {ARCH_KEY} metadata): which          activations, norms and dropout run between its tensors ({}{}) is not in the file. Pass          --arch with the modules in forward order (e.g. --arch linear,relu,linear,softmax; see          `wgpu-mlp infer --help`), or --act with one activation per Linear layer, or save the          file with metadata={{\"{ARCH_KEY}\": \"...\"}}",
@@ -106,11 +122,16 @@ pub fn layers_from_bytes(
 ) -> Result<Vec<Linear>> {
     let st = deserialize(bytes, source)?;
     let dict = StateDict::new(&st);
-    let modules = names.map_or_else(|| module_count(&dict), <[String]>::len).max(1);
+    let modules = names
+        .map_or_else(|| module_count(&dict), <[String]>::len)
+        .max(1);
     let arch = Arch::from_activations(&vec![Activation::Identity; modules]);
-    let model = arch
-        .bind(&dict, names)
-        .map_err(|e| Error::format(source, e.to_string().trim_start_matches("invalid argument: ")))?;
+    let model = arch.bind(&dict, names).map_err(|e| {
+        Error::format(
+            source,
+            e.to_string().trim_start_matches("invalid argument: "),
+        )
+    })?;
     Ok(model.linears().cloned().collect())
 }
 
@@ -149,7 +170,12 @@ pub fn model_from_bytes(
     activations: &[Activation],
     names: Option<&[String]>,
 ) -> Result<Mlp> {
-    from_bytes(bytes, source, Some(&Arch::from_activations(activations)), names)
+    from_bytes(
+        bytes,
+        source,
+        Some(&Arch::from_activations(activations)),
+        names,
+    )
 }
 
 /// Writes `model` as the state_dict of the equivalent `nn.Sequential` (f32, little endian), with
@@ -172,7 +198,11 @@ pub fn model_to_bytes(model: &Mlp) -> Result<Vec<u8>> {
         };
         match m {
             Module::Linear(lin) => {
-                put("weight", lin.weight(), vec![lin.out_features(), lin.in_features()]);
+                put(
+                    "weight",
+                    lin.weight(),
+                    vec![lin.out_features(), lin.in_features()],
+                );
                 if let Some(b) = lin.bias() {
                     put("bias", b, vec![lin.out_features()]);
                 }

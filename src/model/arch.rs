@@ -25,9 +25,9 @@ use std::str::FromStr;
 
 use crate::activation::Activation;
 use crate::error::{Error, Result, escape};
+use crate::model::Mlp;
 use crate::model::linear::Linear;
 use crate::model::module::{BatchNorm1d, DEFAULT_EPS, LayerNorm, Module, PRelu};
-use crate::model::Mlp;
 
 /// Metadata key of the architecture in a self-describing safetensors file.
 pub const ARCH_KEY: &str = "wgpu_mlp.arch";
@@ -138,17 +138,19 @@ fn parse_token(raw: &str) -> std::result::Result<Token, String> {
         "layernorm" => {
             one(DEFAULT_EPS, "eps must be a number ≥ 0", eps_ok).map(|eps| Token::LayerNorm { eps })
         }
-        "dropout" => one(0.5, "p must be in [0, 1]", |p| (0.0..=1.0).contains(&p))
-            .map(Token::Dropout),
+        "dropout" => {
+            one(0.5, "p must be in [0, 1]", |p| (0.0..=1.0).contains(&p)).map(Token::Dropout)
+        }
         "flatten" if params.is_empty() => Ok(Token::Flatten),
         "identity" if params.is_empty() => Ok(Token::Identity),
         "prelu" if params.is_empty() => Ok(Token::PRelu),
         _ => match t.parse::<Activation>() {
             Ok(a) if a != Activation::Identity => Ok(Token::Activation(a)),
             Ok(_) => Ok(Token::Identity),
-            Err(e) if Activation::ALL.iter().any(|a| a.spec().name == name) => {
-                Err(e.to_string().trim_start_matches("invalid argument: ").into())
-            }
+            Err(e) if Activation::ALL.iter().any(|a| a.spec().name == name) => Err(e
+                .to_string()
+                .trim_start_matches("invalid argument: ")
+                .into()),
             Err(_) => Err(format!("unknown module '{}'; expected {NAMES}", escape(t))),
         },
     }
@@ -327,7 +329,10 @@ impl Arch {
                         )));
                     }
                 }
-                let extra: Vec<&String> = groups.keys().filter(|g| !seen.contains(g.as_str())).collect();
+                let extra: Vec<&String> = groups
+                    .keys()
+                    .filter(|g| !seen.contains(g.as_str()))
+                    .collect();
                 if !extra.is_empty() {
                     return Err(err(format!(
                         "the file's module(s) {} are not among the names given",
@@ -362,9 +367,8 @@ impl Arch {
                 _ => {
                     let name = names.next().expect("counted above");
                     let group = &groups[name.as_str()];
-                    bind_module(*t, name, group, tensors).map_err(|m| {
-                        Error::invalid(format!("module '{}': {m}", escape(name)))
-                    })?
+                    bind_module(*t, name, group, tensors)
+                        .map_err(|m| Error::invalid(format!("module '{}': {m}", escape(name))))?
                 }
             };
             modules.push(m);
@@ -585,9 +589,16 @@ mod tests {
 
     #[test]
     fn natural_order_compares_numbers_by_value() {
-        let mut v = vec!["fc10", "fc2", "fc1", "net.10", "net.2", "0", "10", "2", "head"];
+        let mut v = vec![
+            "fc10", "fc2", "fc1", "net.10", "net.2", "0", "10", "2", "head",
+        ];
         v.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(v, ["0", "2", "10", "fc1", "fc2", "fc10", "head", "net.2", "net.10"]);
+        assert_eq!(
+            v,
+            [
+                "0", "2", "10", "fc1", "fc2", "fc10", "head", "net.2", "net.10"
+            ]
+        );
     }
 
     #[test]
@@ -602,7 +613,10 @@ mod tests {
             assert_eq!(a.to_string(), s);
         }
         assert_eq!(
-            "Linear, ReLU ,torch.tanh,linear".parse::<Arch>().unwrap().to_string(),
+            "Linear, ReLU ,torch.tanh,linear"
+                .parse::<Arch>()
+                .unwrap()
+                .to_string(),
             "linear,relu,F.tanh,linear"
         );
     }

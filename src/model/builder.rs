@@ -4,9 +4,9 @@
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::init::Init;
+use crate::model::Mlp;
 use crate::model::linear::Linear;
 use crate::model::module::{BatchNorm1d, LayerNorm, Module};
-use crate::model::Mlp;
 use crate::rng::{DEFAULT_SEED, Generator};
 
 /// How one layer is made by [`MlpBuilder`].
@@ -166,7 +166,9 @@ impl MlpBuilder {
                     }
                     i += 1;
                 }
-                Item::BatchNorm1d => modules.push(Module::BatchNorm1d(BatchNorm1d::default_init(width))),
+                Item::BatchNorm1d => {
+                    modules.push(Module::BatchNorm1d(BatchNorm1d::default_init(width)))
+                }
                 Item::LayerNorm => modules.push(Module::LayerNorm(LayerNorm::default_init(width))),
                 Item::Module(m) => {
                     width = m.out_width(width)?;
@@ -230,4 +232,3 @@ fn try_zeros(len: usize, what: impl FnOnce() -> String) -> Result<Vec<f32>> {
     v.resize(len, 0.0);
     Ok(v)
 }
-

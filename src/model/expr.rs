@@ -380,7 +380,9 @@ impl fmt::Display for Expr {
                 Node::Const(c) => format!("{c}"),
                 Node::Column(v) => format!("col[{}]", v.len()),
                 Node::Unary(op, a) => format!("{op:?}({})", name(*a)).to_lowercase(),
-                Node::Binary(op, a, b) => format!("{op:?}({}, {})", name(*a), name(*b)).to_lowercase(),
+                Node::Binary(op, a, b) => {
+                    format!("{op:?}({}, {})", name(*a), name(*b)).to_lowercase()
+                }
                 Node::Where(c, a, b) => format!("where({}, {}, {})", name(*c), name(*a), name(*b)),
                 Node::Act(act, a) => format!("{act}({})", name(*a)),
             };

@@ -108,9 +108,7 @@ impl Module {
     /// no-ops).
     pub fn elementwise(&self) -> Option<Expr> {
         match self {
-            Module::Activation(a) | Module::Function(a) if !a.is_row() => {
-                Expr::activation(*a).ok()
-            }
+            Module::Activation(a) | Module::Function(a) if !a.is_row() => Expr::activation(*a).ok(),
             Module::BatchNorm1d(b) => Some(b.expr()),
             Module::PRelu(p) => Some(p.expr()),
             Module::Elementwise { expr, .. } => Some(expr.clone()),
@@ -228,7 +226,10 @@ impl BatchNorm1d {
     fn scale_shift(&self, c: usize) -> (f64, f64) {
         let inv = 1.0 / (f64::from(self.running_var[c]) + f64::from(self.eps)).sqrt();
         let scale = self.weight_f64(c) * inv;
-        (scale, self.bias_f64(c) - f64::from(self.running_mean[c]) * scale)
+        (
+            scale,
+            self.bias_f64(c) - f64::from(self.running_mean[c]) * scale,
+        )
     }
 
     /// `x · scale + shift` with `scale = weight / √(var + eps)` and

@@ -6,10 +6,10 @@
 //! module by module, so it checks this grouping too).
 
 use crate::activation::Activation;
+use crate::model::Mlp;
 use crate::model::expr::Expr;
 use crate::model::linear::Linear;
 use crate::model::module::Module;
-use crate::model::Mlp;
 
 /// An operation on whole rows.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -54,7 +54,9 @@ pub(crate) fn steps(model: &Mlp) -> Vec<Step<'_>> {
             n_out,
         };
         match m {
-            Module::Linear(l) => out.push(step(StepOp::Linear(l), l.out_features(), Expr::identity())),
+            Module::Linear(l) => {
+                out.push(step(StepOp::Linear(l), l.out_features(), Expr::identity()))
+            }
             Module::LayerNorm(ln) => {
                 let op = StepOp::Row(RowOp::Normalize { eps: ln.eps() });
                 out.push(step(op, ln.features(), ln.affine()));
@@ -111,7 +113,10 @@ mod tests {
         let ops: Vec<_> = s.iter().map(|s| (s.op, s.n_in, s.n_out)).collect();
         assert!(matches!(ops[0], (StepOp::Elementwise, 3, 3)));
         assert!(matches!(ops[1], (StepOp::Linear(_), 3, 5)));
-        assert!(matches!(ops[2], (StepOp::Row(RowOp::Normalize { .. }), 5, 5)));
+        assert!(matches!(
+            ops[2],
+            (StepOp::Row(RowOp::Normalize { .. }), 5, 5)
+        ));
         assert!(matches!(ops[3], (StepOp::Linear(_), 5, 2)));
         assert!(matches!(ops[4], (StepOp::Row(RowOp::Softmax), 2, 2)));
         assert_eq!(s.len(), 5);

@@ -34,6 +34,15 @@ pub fn kernel_runs() -> impl Iterator<Item = (KernelMode, LinearKernel)> + Clone
         .chain([(KernelMode::Separate, LinearKernel::Auto)])
 }
 
+/// `m` on `ctx` with the given kernel mode (and the default kernels otherwise).
+pub fn with_mode(ctx: &GpuContext, m: &Mlp, mode: KernelMode) -> wgpu_mlp::Result<GpuMlp> {
+    let options = GpuMlpOptions {
+        mode,
+        ..Default::default()
+    };
+    GpuMlp::with_options(ctx, m, options)
+}
+
 /// `m`'s forward pass on `x` on the test context, with the given kernels.
 pub fn forward_with(m: &Mlp, x: &Matrix, mode: KernelMode, kernel: LinearKernel) -> Matrix {
     let options = GpuMlpOptions {

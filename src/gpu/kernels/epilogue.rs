@@ -81,11 +81,18 @@ pub(crate) fn compile(expr: &Expr, width: usize) -> Epilogue {
                 }
             }
             // NaN ≠ 0 is true, as in the reference.
-            Node::Where(c, a, b) => format!("select({}, {}, {} != 0.0)", name(*b), name(*a), name(*c)),
+            Node::Where(c, a, b) => {
+                format!("select({}, {}, {} != 0.0)", name(*b), name(*a), name(*c))
+            }
             Node::Act(act, a) => {
                 let spec = act.spec();
                 let at = param(&spec.values);
-                format!("act_{}({}, ep[{at}u], ep[{}u])", spec.name, name(*a), at + 1)
+                format!(
+                    "act_{}({}, ep[{at}u], ep[{}u])",
+                    spec.name,
+                    name(*a),
+                    at + 1
+                )
             }
         };
         let _ = writeln!(code, "    let {} = {rhs};", name(i));
@@ -109,7 +116,10 @@ mod tests {
     #[test]
     fn identity_is_a_plain_return() {
         let e = compile(&Expr::identity(), 5);
-        assert_eq!(&*e.code, "fn ep_value(x: f32, c: u32) -> f32 {\n    return x;\n}");
+        assert_eq!(
+            &*e.code,
+            "fn ep_value(x: f32, c: u32) -> f32 {\n    return x;\n}\n"
+        );
         assert_eq!(e.params, [0.0]);
     }
 
@@ -118,12 +128,20 @@ mod tests {
         let a = compile(&Expr::activation(Activation::LeakyRelu(0.0)).unwrap(), 3);
         let b = compile(&Expr::activation(Activation::LeakyRelu(0.2)).unwrap(), 3);
         assert_eq!(a.code, b.code, "the same shape compiles to the same code");
-        assert!(a.code.contains("act_leaky_relu(x, ep[0u], ep[1u])"), "{}", a.code);
+        assert!(
+            a.code.contains("act_leaky_relu(x, ep[0u], ep[1u])"),
+            "{}",
+            a.code
+        );
         assert_eq!((a.params[0], b.params[0]), (0.0, 0.2));
         // A per-feature vector is padded to whole vec4s.
         let e = Expr::affine(Some(vec![2.0; 5]), Some(vec![1.0; 5]));
         let c = compile(&e, 5);
         assert_eq!(c.params.len(), 16);
-        assert!(c.code.contains("ep[0u + c]") && c.code.contains("ep[8u + c]"), "{}", c.code);
+        assert!(
+            c.code.contains("ep[0u + c]") && c.code.contains("ep[8u + c]"),
+            "{}",
+            c.code
+        );
     }
 }

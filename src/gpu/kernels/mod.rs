@@ -275,7 +275,11 @@ impl Kernels {
         let key = PipelineKey {
             source: spec.source.clone(),
             entry: spec.entry,
-            constants: spec.constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
+            constants: spec
+                .constants
+                .iter()
+                .map(|(k, v)| (*k, v.to_bits()))
+                .collect(),
         };
         if let Some(p) = self
             .pipelines
@@ -323,7 +327,10 @@ mod tests {
     fn every_elementwise_activation_has_its_wgsl_function() {
         for a in Activation::ALL.iter().filter(|a| !a.is_row()) {
             let decl = format!("fn act_{}(x: f32, p0: f32, p1: f32) -> f32", a.spec().name);
-            assert!(ACTIVATION_WGSL.contains(&decl), "activation.wgsl lacks `{decl}`");
+            assert!(
+                ACTIVATION_WGSL.contains(&decl),
+                "activation.wgsl lacks `{decl}`"
+            );
         }
         // ... and nothing else: every act_ function there is one of ours.
         let names: Vec<&str> = Activation::ALL.iter().map(|a| a.spec().name).collect();

@@ -7,11 +7,11 @@
 //! Everything the host must know about it is here: its bindings, its override constants
 //! ([`WindowedSpec`]), the window geometry ([`Geometry`]), the weight texture and the grid.
 
+use crate::gpu::WeightFormat;
 use crate::gpu::kernels::epilogue::{EP_TYPE, Epilogue};
 use crate::gpu::kernels::linear::{B, DIMS, LinearDims, X, Y};
 use crate::gpu::kernels::{PipelineSpec, Slot, SlotKind, WgslStruct, source};
 use crate::gpu::pack::{self, PanelLayout};
-use crate::gpu::WeightFormat;
 use crate::model::Linear;
 
 const BODY: &str = include_str!("windowed.wgsl");
@@ -106,7 +106,12 @@ pub(crate) struct Variant {
 
 impl Variant {
     /// The pipeline for these constants and this epilogue.
-    pub(crate) fn pipeline_spec(self, spec: WindowedSpec, ep: &Epilogue, bias: bool) -> PipelineSpec {
+    pub(crate) fn pipeline_spec(
+        self,
+        spec: WindowedSpec,
+        ep: &Epilogue,
+        bias: bool,
+    ) -> PipelineSpec {
         let x = if self.subgroups {
             X_SUBGROUP
         } else {
@@ -164,7 +169,12 @@ impl Geometry {
     /// With subgroups x is the whole activation buffer, one window of as many 16-row blocks as
     /// one dispatch's grid holds (each lane loads its own rows; each window was a dispatch,
     /// ~0.045 ms apiece on lavapipe). The same layers are admitted either way.
-    pub(crate) fn new(n_in: usize, n_out: usize, limits: &wgpu::Limits, subgroups: bool) -> Option<Self> {
+    pub(crate) fn new(
+        n_in: usize,
+        n_out: usize,
+        limits: &wgpu::Limits,
+        subgroups: bool,
+    ) -> Option<Self> {
         let window = uniform_window_rows(n_in, n_out, limits)?;
         if subgroups {
             let whole = limits.max_compute_workgroups_per_dimension as usize * BLOCK_ROWS as usize;

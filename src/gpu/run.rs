@@ -1,0 +1,260 @@
+//! Running a [`GpuMlp`]: blocking ([`forward`](GpuMlp::forward), [`forward_slice`],
+//! [`forward_into`]), awaitable ([`forward_async`]) and inside the application's own command
+//! encoder on its own buffers ([`encode`]). All share one path per chunk of rows: upload, replay
+//! the dispatches, copy the output to the readback buffer, submit; then a blocking or an awaited
+//! read.
+//!
+//! [`forward_slice`]: GpuMlp::forward_slice
+//! [`forward_into`]: GpuMlp::forward_into
+//! [`forward_async`]: GpuMlp::forward_async
+//! [`encode`]: GpuMlp::encode
+
+use std::future::Future;
+
+use crate::error::{Error, Result};
+use crate::gpu::context::ErrorScope;
+use crate::gpu::model::{GpuMlp, shape_error};
+use crate::gpu::pack;
+use crate::gpu::plan::MAX_INDEX_BYTES;
+use crate::gpu::workspace::{Ends, Workspace};
+use crate::matrix::Matrix;
+
+/// Where read-back rows go.
+enum Sink<'a> {
+    /// Appended.
+    Vec(&'a mut Vec<f32>),
+    /// Written in order into a slice of exactly the output's length.
+    Slice(&'a mut [f32], usize),
+}
+
+impl Sink<'_> {
+    fn put(&mut self, padded: &[f32], rows: usize, cols: usize) {
+        match self {
+            Sink::Vec(v) => pack::unpad_rows_into(padded, rows, cols, v),
+            Sink::Slice(s, at) => {
+                pack::unpad_rows_to_slice(padded, rows, cols, &mut s[*at..*at + rows * cols]);
+                *at += rows * cols;
+            }
+        }
+    }
+}
+
+impl GpuMlp {
+    /// Runs the forward pass on `input` (`[batch, in]`) and returns `[batch, out]`.
+    /// An empty batch returns an empty matrix without touching the GPU.
+    pub fn forward(&self, input: &Matrix) -> Result<Matrix> {
+        if input.cols() != self.n_in {
+            return Err(shape_error(input, self.n_in));
+        }
+        let y = self.forward_slice(input.as_slice(), input.rows())?;
+        Matrix::new(input.rows(), self.n_out, y)
+    }
+
+    /// [`forward`](Self::forward) on a plain slice of `batch` rows (`[batch, in]` row-major),
+    /// returning `[batch, out]` row-major. The input is written straight into the device's
+    /// staging memory and the output read straight from the mapped readback buffer: no other
+    /// copy.
+    pub fn forward_slice(&self, input: &[f32], batch: usize) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(batch.saturating_mul(self.n_out));
+        self.run_blocking(input, batch, Sink::Vec(&mut out))?;
+        Ok(out)
+    }
+
+    /// [`forward_slice`](Self::forward_slice) into a caller's buffer of exactly
+    /// `batch · out` values: no allocation.
+    pub fn forward_into(&self, input: &[f32], batch: usize, out: &mut [f32]) -> Result<()> {
+        if batch.checked_mul(self.n_out) != Some(out.len()) {
+            return Err(Error::shape(format!(
+                "the output slice holds {} values; {batch} rows of {} outputs need {}",
+                out.len(),
+                self.n_out,
+                batch.saturating_mul(self.n_out)
+            )));
+        }
+        self.run_blocking(input, batch, Sink::Slice(out, 0))
+    }
+
+    fn run_blocking(&self, input: &[f32], batch: usize, mut sink: Sink<'_>) -> Result<()> {
+        self.check_width(input.len(), batch)?;
+        let inner = &self.ctx.inner;
+        inner.check_alive()?;
+        if batch == 0 {
+            return Ok(());
+        }
+        let mut ws = self.take_workspace(self.workspace_rows(batch));
+        let scope = ErrorScope::push(&inner.device);
+        let mut run = || -> Result<()> {
+            for (start, rows) in chunks(batch, self.chunk_rows()) {
+                let index = self.submit_chunk(&mut ws, &input[start * self.n_in..], rows);
+                let bytes = self.output_bytes(rows);
+                inner.read_blocking(&ws.staging, bytes, index, |b| {
+                    sink.put(bytemuck::cast_slice(b), rows, self.n_out)
+                })?;
+            }
+            Ok(())
+        };
+        let result = run();
+        // Pop the scope on every path; its error (validation, out of memory) explains a failed
+        // wait better than the wait's own error, so it goes first.
+        let popped = scope.pop();
+        self.give_workspace(ws);
+        popped?;
+        result
+    }
+
+    /// Uploads a chunk, records its dispatches and the copy to the readback buffer, submits.
+    fn submit_chunk(&self, ws: &mut Workspace, data: &[f32], rows: usize) -> wgpu::SubmissionIndex {
+        let inner = &self.ctx.inner;
+        self.upload_rows(ws, data, rows);
+        let replay = ws.replay(self, rows, Ends::Own);
+        let mut encoder = inner.device.create_command_encoder(&Default::default());
+        ws.record(self, &replay, &mut encoder, None);
+        let bytes = self.output_bytes(rows);
+        encoder.copy_buffer_to_buffer(ws.output(self), 0, &ws.staging, 0, bytes);
+        inner.queue.submit([encoder.finish()])
+    }
+
+    /// [`forward`](Self::forward) as a future, awaitable from any executor (tokio, pollster, a
+    /// browser's) without blocking a thread on the device.
+    ///
+    /// How the device is polled: in a browser the GPU completes the readback on its own. On
+    /// native backends wgpu delivers a readback only while someone polls the device, so the
+    /// context starts one background thread on first use that polls while async calls are in
+    /// flight and sleeps otherwise (an application that polls the device itself changes
+    /// nothing). Each readback has the context's timeout
+    /// ([`GpuOptions::timeout`](super::GpuOptions::timeout)) on native backends.
+    ///
+    /// Concurrent calls on one model each use a workspace of their own. The future is `Send`
+    /// on native targets.
+    pub fn forward_async<'a>(
+        &'a self,
+        input: &'a Matrix,
+    ) -> impl Future<Output = Result<Matrix>> + 'a {
+        async move {
+            if input.cols() != self.n_in {
+                return Err(shape_error(input, self.n_in));
+            }
+            let inner = &self.ctx.inner;
+            inner.check_alive()?;
+            let batch = input.rows();
+            let mut out = Vec::with_capacity(batch * self.n_out);
+            if batch > 0 {
+                let mut ws = self.take_workspace(self.workspace_rows(batch));
+                let result = self
+                    .run_async(&mut ws, input.as_slice(), batch, &mut out)
+                    .await;
+                self.give_workspace(ws);
+                result?;
+            }
+            Matrix::new(batch, self.n_out, out)
+        }
+    }
+
+    async fn run_async(
+        &self,
+        ws: &mut Workspace,
+        input: &[f32],
+        batch: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        let inner = &self.ctx.inner;
+        for (start, rows) in chunks(batch, self.chunk_rows()) {
+            // The error scope is thread-local: push, record, submit and pop before any await.
+            let popped = {
+                let scope = ErrorScope::push(&inner.device);
+                self.submit_chunk(ws, &input[start * self.n_in..], rows);
+                scope.pop_async()
+            };
+            popped.await?;
+            let bytes = self.output_bytes(rows);
+            inner
+                .read_async(&ws.staging, bytes, |b| {
+                    pack::unpad_rows_into(bytemuck::cast_slice(b), rows, self.n_out, out)
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Records the forward pass of `batch` rows into the application's `encoder`, reading
+    /// `input` and writing `output`, both buffers of the application on this model's device.
+    /// Nothing is submitted: the result is in `output` once the application has submitted the
+    /// encoder's commands and they have run.
+    ///
+    /// - `input` holds `[batch, in]` f32 row-major from offset 0, `output` receives
+    ///   `[batch, out]` the same way; no padding is asked of either.
+    /// - Both need [`wgpu::BufferUsages::STORAGE`]; their sizes must hold the rows, and each
+    ///   must fit one storage binding of the device (checked: an [`Error::InvalidArgument`]
+    ///   names the problem). They may be the same buffer (the input is read before the output
+    ///   is written).
+    /// - The model's own buffers are used in between; calls may be recorded from several
+    ///   threads and encoders, and for batches of any size (chunked as
+    ///   [`forward`](Self::forward) is).
+    pub fn encode(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &wgpu::Buffer,
+        output: &wgpu::Buffer,
+        batch: usize,
+    ) -> Result<()> {
+        let inner = &self.ctx.inner;
+        inner.check_alive()?;
+        self.check_app_buffer("input", input, batch, self.n_in)?;
+        self.check_app_buffer("output", output, batch, self.n_out)?;
+        if batch == 0 {
+            return Ok(());
+        }
+        let mut ws = self.take_workspace(self.workspace_rows(batch));
+        let scope = ErrorScope::push(&inner.device);
+        let groups = ws.app_groups(self, input, output);
+        for (start, rows) in chunks(batch, self.chunk_rows()) {
+            let replay = ws.replay(self, rows, Ends::App { row0: start });
+            ws.record(self, &replay, encoder, Some(&groups));
+        }
+        let popped = scope.pop();
+        self.give_workspace(ws);
+        popped
+    }
+
+    fn check_app_buffer(
+        &self,
+        what: &str,
+        buffer: &wgpu::Buffer,
+        batch: usize,
+        width: usize,
+    ) -> Result<()> {
+        let limits = &self.ctx.inner.limits;
+        if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
+            return Err(Error::invalid(format!(
+                "encode: the {what} buffer needs BufferUsages::STORAGE (it has {:?})",
+                buffer.usage()
+            )));
+        }
+        let need = (batch as u64)
+            .checked_mul(width as u64)
+            .and_then(|n| n.checked_mul(4))
+            .unwrap_or(u64::MAX);
+        if buffer.size() < need {
+            return Err(Error::invalid(format!(
+                "encode: the {what} buffer has {} bytes; {batch} rows of {width} f32 need {need}",
+                buffer.size()
+            )));
+        }
+        let max = limits.max_storage_buffer_binding_size.min(MAX_INDEX_BYTES);
+        if buffer.size() > max {
+            return Err(Error::invalid(format!(
+                "encode: the {what} buffer has {} bytes, over the largest storage binding of \
+                 {max} bytes; split the batch over smaller buffers",
+                buffer.size()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `(first row, rows)` of each chunk of at most `chunk` rows.
+fn chunks(batch: usize, chunk: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..batch)
+        .step_by(chunk.max(1))
+        .map(move |start| (start, (batch - start).min(chunk)))
+}
