@@ -235,11 +235,15 @@ impl Activation {
                 Some("Hardsigmoid"),
                 &[],
                 |_| A::Hardsigmoid,
-                { |x, _| clamp(x + 3.0, 0.0, 6.0) / 6.0 },
+                |x, _| clamp(x + 3.0, 0.0, 6.0) / 6.0,
             ),
-            A::Hardswish => s("hardswish", Some("Hardswish"), &[], |_| A::Hardswish, {
-                |x, _| x * clamp(x + 3.0, 0.0, 6.0) / 6.0
-            }),
+            A::Hardswish => s(
+                "hardswish",
+                Some("Hardswish"),
+                &[],
+                |_| A::Hardswish,
+                |x, _| x * clamp(x + 3.0, 0.0, 6.0) / 6.0,
+            ),
             A::Softmax | A::LogSoftmax => Spec {
                 name: if self == A::Softmax {
                     "softmax"
@@ -541,7 +545,7 @@ impl Activation {
     /// Refuses parameter values PyTorch would refuse (softplus β = 0, hardtanh min > max).
     fn check(self) -> Result<()> {
         match self {
-            Activation::Softplus { beta, .. } if beta == 0.0 => Err(Error::invalid(
+            Activation::Softplus { beta: 0.0, .. } => Err(Error::invalid(
                 "softplus: beta must not be 0 (the function divides by it)",
             )),
             Activation::Hardtanh { min, max } if min > max => Err(Error::invalid(format!(

@@ -19,11 +19,7 @@ pub fn forward(model: &Mlp, input: &Matrix) -> Result<Matrix> {
     let mut width = input.cols();
     for m in model.modules() {
         x = apply(m, &x, batch, width);
-        width = if batch == 0 {
-            m.out_width(width)?
-        } else {
-            x.len() / batch
-        };
+        width = m.out_width(width)?;
     }
     Matrix::new(batch, model.out_features(), x)
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 /// Everything that can go wrong in wgpu-mlp. No public function panics on bad input; it returns one
 /// of these instead.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An argument is out of its valid range (init parameters, layer widths, batch sizes, …).
     #[error("invalid argument: {0}")]

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+#[cfg(all(feature = "bench", not(target_arch = "wasm32")))]
 pub mod bench;
 pub mod cpu;
 pub mod data;
@@ -32,6 +33,9 @@ pub use model::{
     Arch, BatchNorm1d, Expr, Layer, LayerNorm, LayerSpec, Linear, Mlp, MlpBuilder, Module, PRelu,
 };
 pub use rng::{DEFAULT_SEED, Generator};
+/// The wgpu this crate is built with: its types appear in the public API
+/// ([`GpuContext::from_wgpu`](gpu::GpuContext::from_wgpu), [`GpuMlp::encode`](gpu::GpuMlp::encode)).
+pub use wgpu;
 
 /// The README's Rust examples, compiled and run as doctests so they cannot go stale.
 #[doc = include_str!("../README.md")]

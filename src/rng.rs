@@ -473,6 +473,45 @@ fn strip_fraction_zeros(s: &str) -> &str {
     }
 }
 
+/// The generator plugs into the `rand` ecosystem: `rand::RngExt` methods, distributions and
+/// shuffles draw from the same MT19937 stream PyTorch's CPU generator produces.
+impl rand_core::TryRng for Generator {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(Generator::next_u32(self))
+    }
+
+    /// PyTorch's `random64()`: two outputs, the first in the high half.
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(Generator::next_u64(self))
+    }
+
+    /// Bytes of successive 32-bit outputs, little-endian (the last output's unused bytes are
+    /// dropped).
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for chunk in dst.chunks_mut(4) {
+            let bytes = Generator::next_u32(self).to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+/// Seeding as `torch.manual_seed`: [`seed_from_u64(s)`](rand_core::SeedableRng::seed_from_u64)
+/// is [`Generator::new(s)`](Generator::new); a byte seed is a little-endian `u64`.
+impl rand_core::SeedableRng for Generator {
+    type Seed = [u8; 8];
+
+    fn from_seed(seed: [u8; 8]) -> Self {
+        Generator::new(u64::from_le_bytes(seed))
+    }
+
+    fn seed_from_u64(state: u64) -> Self {
+        Generator::new(state)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -271,14 +271,16 @@ fn identity_and_softmax_are_pass_through_elementwise() {
     for x in [0.0f32, -0.0, 1.5, -INF, INF] {
         exact_both(Activation::Identity, x, x);
         exact_both(Activation::Softmax, x, x);
+        exact_both(Activation::LogSoftmax, x, x);
     }
     exact_both(Activation::Identity, NAN, NAN);
     assert!(Activation::Softmax.is_row());
     assert!(
-        Activation::ALL
-            .iter()
-            .filter(|a| a.is_row())
-            .eq([Activation::Softmax].iter())
+        Activation::ALL.iter().filter(|a| a.is_row()).eq([
+            Activation::Softmax,
+            Activation::LogSoftmax
+        ]
+        .iter())
     );
 }
 
@@ -467,8 +469,10 @@ fn bad_names_are_errors() {
     for bad in [
         "",
         "sigmoidd",
-        "softplus",
-        "relu6",
+        "softplus:0",
+        "hardtanh:3:-2",
+        "relu6:1",
+        "softplus:1:2:3",
         "leaky_relu:abc",
         "leaky_relu:",
         "leaky_relu:nan",
@@ -519,6 +523,14 @@ fn module_names_are_pytorch_class_names() {
             Some("GELU"),
             Some("SiLU"),
             Some("ELU"),
+            Some("LogSoftmax"),
+            Some("SELU"),
+            Some("Mish"),
+            Some("Softplus"),
+            Some("Hardtanh"),
+            Some("ReLU6"),
+            Some("Hardsigmoid"),
+            Some("Hardswish"),
         ]
     );
 }

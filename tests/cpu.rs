@@ -260,10 +260,15 @@ fn matches_pytorch_fixtures() {
         assert_eq!(y64s, ys);
         let input = Matrix::new(xs[0], xs[1], x.iter().map(|&v| v as f32).collect()).unwrap();
 
-        // float64 PyTorch on the same f32 weights and inputs: equal up to f64 rounding.
+        // float64 PyTorch on the same f32 weights and inputs: equal up to an f32 rounding per
+        // operation (the reference rounds after each, as PyTorch's float32 modules do).
         let got64 = forward_f64(&model, &input).unwrap();
         for (i, (g, w)) in got64.iter().zip(&y64).enumerate() {
-            assert!((g - w).abs() <= 1e-14, "{:?} [{i}]: {g} vs {w}", case.sizes);
+            assert!(
+                (g - w).abs() <= 1e-6 * w.abs() + 1e-8,
+                "{:?} [{i}]: {g} vs {w}",
+                case.sizes
+            );
         }
         // float32 PyTorch: a few f32 roundings away.
         let got = forward(&model, &input).unwrap();
@@ -377,9 +382,9 @@ fn each_row_of_a_batch_equals_that_row_alone() {
             single64.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             "row {r} (f64)"
         );
-        // Softmax rows sum to 1.
+        // Softmax rows sum to 1 (up to the f32 rounding of each value).
         let sum: f64 = single64.iter().sum();
-        assert!((sum - 1.0).abs() < 1e-12, "row {r}: {sum}");
+        assert!((sum - 1.0).abs() < 1e-6, "row {r}: {sum}");
     }
 }
 
@@ -434,17 +439,21 @@ fn nan_input_propagates_to_its_row_only() {
 }
 
 #[test]
-fn forward_is_forward_f64_rounded_once() {
+fn the_reference_rounds_to_f32_after_every_operation() {
     let model = noisy_model();
     let data: Vec<f32> = (0..50 * 7).map(|i| noise(5_000 + i) * 3.0).collect();
     let x = Matrix::new(50, 7, data).unwrap();
     let y = forward(&model, &x).unwrap();
     let y64 = forward_f64(&model, &x).unwrap();
     for (a, b) in y.as_slice().iter().zip(&y64) {
-        assert_eq!(a.to_bits(), (*b as f32).to_bits());
+        assert_eq!(
+            f64::from(*a).to_bits(),
+            b.to_bits(),
+            "forward_f64 is forward, widened"
+        );
     }
 
-    // f64 keeps what f32 rounds away: 1 + 1e-8 is 1 in f32.
+    // Between layers values are f32, as in PyTorch: 1 + 1e-8 is 1.
     let model = Mlp::from_layers(vec![layer(
         1,
         1,
@@ -455,11 +464,33 @@ fn forward_is_forward_f64_rounded_once() {
     .unwrap();
     let x = row(&[1.0]);
     assert_eq!(forward(&model, &x).unwrap().as_slice(), [1.0]);
-    let y = forward_f64(&model, &x).unwrap();
-    assert_eq!(y, [1.0 + f64::from(1e-8f32)]);
-    assert!(y[0] > 1.0);
 
-    // Sums are exact in f64 where f32 would lose them: 2^24 + 1 - 2^24.
+    // A product that overflows f32 is +inf, and stays +inf through the next layer (f64 between
+    // layers would have kept 1e60 finite and scaled it back to 1e30).
+    let two = |w: f32, act| layer(1, 1, &[w], None, act);
+    let model = Mlp::from_layers(vec![
+        two(1e30, Activation::Identity),
+        two(1e-30, Activation::Identity),
+    ])
+    .unwrap();
+    assert_eq!(
+        forward(&model, &row(&[1e30])).unwrap().as_slice(),
+        [f32::INFINITY]
+    );
+    // A row of 3e38 weights: the dot product is past f32's range, +inf as in PyTorch (not 0
+    // after the next layer's tiny weight).
+    let model = Mlp::from_layers(vec![
+        layer(4, 1, &[3e38; 4], None, Activation::Identity),
+        two(1e-38, Activation::Relu),
+    ])
+    .unwrap();
+    assert_eq!(
+        forward(&model, &row(&[1.0; 4])).unwrap().as_slice(),
+        [f32::INFINITY]
+    );
+
+    // Within one dot product the sum is exact in f64 (allowed: PyTorch's order is its own):
+    // 2^24 + 1 - 2^24.
     let model = Mlp::from_layers(vec![layer(
         3,
         1,
@@ -469,6 +500,5 @@ fn forward_is_forward_f64_rounded_once() {
     )])
     .unwrap();
     let x = row(&[16_777_216.0, 1.0, 16_777_216.0]);
-    assert_eq!(forward_f64(&model, &x).unwrap(), [1.0]);
     assert_eq!(forward(&model, &x).unwrap().as_slice(), [1.0]);
 }

@@ -343,14 +343,19 @@ fn each_separate_kernel_matches_cpu() {
 
 #[test]
 fn batch_larger_than_the_workgroup_grid_is_chunked() {
-    // 65,535 workgroups × 32 rows is the most one dispatch covers; this batch needs two chunks.
+    // 65,535 workgroups × 32 rows is the most one dispatch of the blocked kernel covers; this
+    // batch needs two chunks.
     let rows = 65_535 * 32 + 1000;
     let m = Mlp::from_layers(vec![Layer {
         linear: Linear::new(1, 2, vec![2.0, -3.0], Some(vec![0.5, 0.25])).unwrap(),
         activation: Activation::Identity,
     }])
     .unwrap();
-    let gpu = GpuMlp::new(ctx(), &m).unwrap();
+    let blocked = GpuMlpOptions {
+        kernel: LinearKernel::Blocked,
+        ..Default::default()
+    };
+    let gpu = GpuMlp::with_options(ctx(), &m, blocked).unwrap();
     assert!(gpu.chunk_rows() < rows, "the test must exceed one chunk");
     let x = Matrix::new(rows, 1, (0..rows).map(|i| (i % 1000) as f32).collect()).unwrap();
     let y = gpu.forward(&x).unwrap();

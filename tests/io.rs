@@ -224,7 +224,8 @@ fn check_fixture(case: &Case) {
     );
     assert_eq!(got.len(), want.data.len());
     for (i, (g, w)) in got.iter().zip(&want.data).enumerate() {
-        let tol = 1e-12 * w.abs().max(1e-2);
+        // An f32 rounding per operation (the reference rounds as PyTorch's float32 modules do).
+        let tol = 1e-6 * w.abs().max(1e-2);
         assert!(
             (g - w).abs() <= tol,
             "{} [{i}]: got {g:e}, PyTorch float64 {w:e} (relative error {:e})",
@@ -384,12 +385,8 @@ fn named_modules_load_with_names() {
     .unwrap();
     assert_eq!(model.in_features(), 2);
 
-    // Without names: the keys are not nn.Sequential indices.
-    let msg = format_msg(st::layers_from_bytes(&bytes, "mem", None));
-    assert!(
-        msg.contains("'fc1.weight'") && msg.contains("'out.weight'"),
-        "{msg}"
-    );
+    // Without names: the natural order of the module names (fc1 before out).
+    assert_eq!(st::layers_from_bytes(&bytes, "mem", None).unwrap(), layers);
     // Names in the wrong order do not chain.
     let rev = ["out".to_string(), "fc1".to_string()];
     let msg = format_msg(st::layers_from_bytes(&bytes, "mem", Some(&rev)));

@@ -9,8 +9,6 @@
 //! [`forward_async`]: GpuMlp::forward_async
 //! [`encode`]: GpuMlp::encode
 
-use std::future::Future;
-
 use crate::error::{Error, Result};
 use crate::gpu::context::ErrorScope;
 use crate::gpu::model::{GpuMlp, shape_error};
@@ -126,28 +124,23 @@ impl GpuMlp {
     ///
     /// Concurrent calls on one model each use a workspace of their own. The future is `Send`
     /// on native targets.
-    pub fn forward_async<'a>(
-        &'a self,
-        input: &'a Matrix,
-    ) -> impl Future<Output = Result<Matrix>> + 'a {
-        async move {
-            if input.cols() != self.n_in {
-                return Err(shape_error(input, self.n_in));
-            }
-            let inner = &self.ctx.inner;
-            inner.check_alive()?;
-            let batch = input.rows();
-            let mut out = Vec::with_capacity(batch * self.n_out);
-            if batch > 0 {
-                let mut ws = self.take_workspace(self.workspace_rows(batch));
-                let result = self
-                    .run_async(&mut ws, input.as_slice(), batch, &mut out)
-                    .await;
-                self.give_workspace(ws);
-                result?;
-            }
-            Matrix::new(batch, self.n_out, out)
+    pub async fn forward_async(&self, input: &Matrix) -> Result<Matrix> {
+        if input.cols() != self.n_in {
+            return Err(shape_error(input, self.n_in));
         }
+        let inner = &self.ctx.inner;
+        inner.check_alive()?;
+        let batch = input.rows();
+        let mut out = Vec::with_capacity(batch * self.n_out);
+        if batch > 0 {
+            let mut ws = self.take_workspace(self.workspace_rows(batch));
+            let result = self
+                .run_async(&mut ws, input.as_slice(), batch, &mut out)
+                .await;
+            self.give_workspace(ws);
+            result?;
+        }
+        Matrix::new(batch, self.n_out, out)
     }
 
     async fn run_async(

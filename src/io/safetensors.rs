@@ -170,12 +170,17 @@ pub fn model_from_bytes(
     activations: &[Activation],
     names: Option<&[String]>,
 ) -> Result<Mlp> {
-    from_bytes(
-        bytes,
-        source,
-        Some(&Arch::from_activations(activations)),
-        names,
-    )
+    let st = deserialize(bytes, source)?;
+    let layers = names.map_or_else(|| module_count(&StateDict::new(&st)), <[String]>::len);
+    if layers != activations.len() {
+        return Err(Error::invalid(format!(
+            "{source}: {} activation(s) given for {layers} Linear layer(s); give one per layer \
+             (identity for none)",
+            activations.len()
+        )));
+    }
+    let arch = Arch::from_activations(activations);
+    from_bytes(bytes, source, Some(&arch), names)
 }
 
 /// Writes `model` as the state_dict of the equivalent `nn.Sequential` (f32, little endian), with

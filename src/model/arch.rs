@@ -301,81 +301,226 @@ impl Arch {
 
     /// The model: this architecture with its tensors from `tensors`, each module that owns
     /// tensors taking those of one module name, by `names` or in the natural order of the names
-    /// in the file. Every tensor must be used; `num_batches_tracked` is ignored.
+    /// in the file. Every tensor must be used; `num_batches_tracked` is ignored. A `layernorm`
+    /// without `elementwise_affine` owns no tensors: it takes none where the next name's tensors
+    /// are not a LayerNorm's of the current width and the file has fewer names than modules.
     pub fn bind(&self, tensors: &dyn Tensors, names: Option<&[String]>) -> Result<Mlp> {
         let err = |m: String| Error::invalid(m);
         let groups = group_keys(tensors)?;
-        let wanted = self.tensor_modules();
-        let chosen: Vec<String> = match names {
+        // Keys no module of this architecture has.
+        let allowed: BTreeSet<&str> = self
+            .tokens
+            .iter()
+            .flat_map(|t| params_of(*t).iter().copied())
+            .collect();
+        let unexpected: Vec<&str> = groups
+            .values()
+            .flat_map(|g| g.iter())
+            .filter(|(p, _)| !allowed.contains(p.as_str()))
+            .map(|(_, k)| k.as_str())
+            .collect();
+        if !unexpected.is_empty() {
+            return Err(err(format!(
+                "unexpected key(s) {}: the architecture '{self}' has modules with tensors {}",
+                quote(unexpected.into_iter()),
+                quote(allowed.iter().copied())
+            )));
+        }
+        let order: Vec<String> = match names {
             Some(names) => {
-                if names.len() != wanted {
-                    return Err(err(format!(
-                        "{} module name(s) given ({}) but the architecture has {wanted} module(s) \
-                         with tensors",
-                        names.len(),
-                        names.join(",")
-                    )));
-                }
+                let strip = |n: &String| strip_wrappers(n, &groups).to_string();
+                let names: Vec<String> = names.iter().map(strip).collect();
                 let mut seen = BTreeSet::new();
-                for n in names {
+                for n in &names {
                     if !seen.insert(n.as_str()) {
                         return Err(err(format!("module name '{}' is given twice", escape(n))));
                     }
                     if !groups.contains_key(n.as_str()) {
                         return Err(err(format!(
-                            "no tensors named '{}.*'; the file has modules {}",
+                            "missing '{}.weight': the file has no module '{}'; it has {}",
+                            escape(n),
                             escape(n),
                             describe(&groups)
                         )));
                     }
                 }
-                let extra: Vec<&String> = groups
-                    .keys()
-                    .filter(|g| !seen.contains(g.as_str()))
+                let extra: Vec<&str> = groups
+                    .iter()
+                    .filter(|(g, _)| !seen.contains(g.as_str()))
+                    .flat_map(|(_, params)| params.values().map(String::as_str))
                     .collect();
                 if !extra.is_empty() {
                     return Err(err(format!(
-                        "the file's module(s) {} are not among the names given",
-                        quote(extra.iter().map(|s| s.as_str()))
+                        "unexpected key(s) {}: their modules are not among the names given",
+                        quote(extra.into_iter())
                     )));
                 }
-                names.to_vec()
+                names
             }
             None => {
                 let mut all: Vec<String> = groups.keys().cloned().collect();
                 all.sort_by(|a, b| natural_cmp(a, b));
-                if all.len() != wanted {
+                if let Some(w) = all.windows(2).find(|w| natural_cmp(&w[0], &w[1]).is_eq()) {
+                    let key = |n: &str| groups[n].values().next().cloned().unwrap_or_default();
                     return Err(err(format!(
-                        "the architecture '{self}' has {wanted} module(s) with tensors but the \
-                         file has {}: {}",
-                        all.len(),
-                        describe(&groups)
+                        "module names '{}' and '{}' are the same index: keys '{}' and '{}' name \
+                         the same parameter",
+                        escape(&w[0]),
+                        escape(&w[1]),
+                        escape(&key(&w[0])),
+                        escape(&key(&w[1]))
                     )));
                 }
                 all
             }
         };
+        let wanted = self.tensor_modules();
+        // LayerNorms that may own no tensors make up the difference.
+        let mut spare = wanted.saturating_sub(order.len());
+        let optional = self
+            .tokens
+            .iter()
+            .filter(|t| matches!(t, Token::LayerNorm { .. }))
+            .count();
+        if order.len() > wanted || spare > optional {
+            return Err(err(format!(
+                "the architecture '{self}' has {wanted} module(s) with tensors but the file has \
+                 {}: {}",
+                order.len(),
+                describe(&groups)
+            )));
+        }
         let mut modules = Vec::with_capacity(self.tokens.len());
-        let mut names = chosen.iter();
-        for t in &self.tokens {
+        let mut next = order.iter().peekable();
+        // (width, the key that made it) of the module before.
+        let mut width: Option<(usize, String)> = None;
+        for (i, t) in self.tokens.iter().enumerate() {
+            // The key a module with tensors was bound from (for messages about widths).
+            let mut bound: Option<String> = None;
             let m = match t {
                 Token::Dropout(p) => Module::Dropout(*p),
                 Token::Flatten => Module::Flatten,
                 Token::Identity => Module::Identity,
                 Token::Activation(a) => Module::Activation(*a),
                 Token::Function(a) => Module::Function(*a),
-                _ => {
-                    let name = names.next().expect("counted above");
-                    let group = &groups[name.as_str()];
-                    bind_module(*t, name, group, tensors)
-                        .map_err(|m| Error::invalid(format!("module '{}': {m}", escape(name))))?
+                Token::LayerNorm { eps }
+                    if spare > 0
+                        && !next.peek().is_some_and(|n| {
+                            is_layernorm_of(&groups[n.as_str()], tensors, width.as_ref())
+                        }) =>
+                {
+                    spare -= 1;
+                    let Some((w, _)) = &width else {
+                        return Err(err(format!(
+                            "module {i} (layernorm) has no tensors and nothing before it says \
+                             its width"
+                        )));
+                    };
+                    Module::LayerNorm(LayerNorm::new(*w, None, None, *eps)?)
                 }
+                _ => {
+                    let Some(name) = next.next() else {
+                        return Err(err(format!(
+                            "the architecture '{self}' has more modules with tensors than the \
+                             file: {}",
+                            describe(&groups)
+                        )));
+                    };
+                    let group = &groups[name.as_str()];
+                    let m = bind_module(*t, name, group, tensors)
+                        .map_err(|m| err(format!("module '{}': {m}", escape(name))))?;
+                    let key = group.get("weight").cloned().unwrap_or_else(|| name.clone());
+                    if let (Some((w, prev)), Module::Linear(l)) = (&width, &m)
+                        && l.in_features() != *w
+                    {
+                        return Err(err(format!(
+                            "layer shapes do not chain: '{}' is [{}, {}] and expects {} input \
+                             features, but the module before it ('{}') produces {w}",
+                            escape(&key),
+                            l.out_features(),
+                            l.in_features(),
+                            l.in_features(),
+                            escape(prev)
+                        )));
+                    }
+                    bound = Some(key);
+                    m
+                }
+            };
+            width = match (&width, &m) {
+                (Some((w, prev)), _) => {
+                    let out = m.out_width(*w).map_err(|e| {
+                        err(format!(
+                            "module {i} ({}): {}",
+                            m.class().unwrap_or("function"),
+                            e.to_string().trim_start_matches("shape mismatch: ")
+                        ))
+                    })?;
+                    Some((out, bound.unwrap_or_else(|| prev.clone())))
+                }
+                (None, Module::Linear(l)) => Some((l.out_features(), bound.unwrap_or_default())),
+                (None, m) => features(m).map(|c| (c, bound.unwrap_or_default())),
             };
             modules.push(m);
         }
         Mlp::new(modules)
     }
 }
+
+/// The width a module with tensors fixes (its features), if any.
+fn features(m: &Module) -> Option<usize> {
+    match m {
+        Module::BatchNorm1d(b) => Some(b.features()),
+        Module::LayerNorm(l) => Some(l.features()),
+        Module::PRelu(p) if p.weight().len() > 1 => Some(p.weight().len()),
+        _ => None,
+    }
+}
+
+/// The tensors a module of this kind may own.
+fn params_of(t: Token) -> &'static [&'static str] {
+    match t {
+        Token::Linear | Token::LayerNorm { .. } | Token::PRelu => &["weight", "bias"],
+        Token::BatchNorm1d { .. } => &[
+            "weight",
+            "bias",
+            "running_mean",
+            "running_var",
+            "num_batches_tracked",
+        ],
+        _ => &[],
+    }
+}
+
+/// Whether a group's tensors are a LayerNorm's (1-D weight, optional bias) of `width`.
+fn is_layernorm_of(group: &Group, tensors: &dyn Tensors, width: Option<&(usize, String)>) -> bool {
+    let Some(w) = group.get("weight") else {
+        return false;
+    };
+    let one_d = tensors
+        .shape(w)
+        .is_some_and(|s| s.len() == 1 && width.is_none_or(|(n, _)| s[0] == *n));
+    one_d && group.keys().all(|p| p == "weight" || p == "bias")
+}
+
+/// A module name as given, less a `_orig_mod.` / `module.` wrapper prefix the file's keys do
+/// not have after stripping (names copied from the wrapped model's keys).
+fn strip_wrappers<'a>(name: &'a str, groups: &BTreeMap<String, Group>) -> &'a str {
+    let mut n = name;
+    while !groups.contains_key(n) {
+        match n
+            .strip_prefix("_orig_mod.")
+            .or_else(|| n.strip_prefix("module."))
+        {
+            Some(rest) => n = rest,
+            None => return name,
+        }
+    }
+    n
+}
+
+/// A tensor's shape and values.
+type ShapedValues = (Vec<usize>, Vec<f32>);
 
 /// The parameters of one module name: parameter name → full key.
 type Group = BTreeMap<String, String>;
@@ -448,7 +593,7 @@ fn bind_module(
             quote(group.keys().map(String::as_str))
         ));
     }
-    let get = |p: &str| -> std::result::Result<Option<(Vec<usize>, Vec<f32>)>, String> {
+    let get = |p: &str| -> std::result::Result<Option<ShapedValues>, String> {
         let Some(key) = group.get(p) else {
             return Ok(None);
         };
@@ -462,19 +607,28 @@ fn bind_module(
                 ([n], Some(c)) if *n == c => Ok(Some(v)),
                 ([n], None) if *n > 0 => Ok(Some(v)),
                 _ => Err(format!(
-                    "'{p}' has shape {shape:?}; expected [{}]",
+                    "'{}' has shape {shape:?}; expected [{}]",
+                    escape(&group[p]),
                     c.map_or("C".into(), |c| c.to_string())
                 )),
             },
         }
     };
-    let missing = |p: &str| format!("a {class} needs '{name}.{p}', which the file lacks");
+    let missing = |p: &str| {
+        let key = if name.is_empty() {
+            p.to_string()
+        } else {
+            format!("{name}.{p}")
+        };
+        format!("missing '{}' (a {class} needs it)", escape(&key))
+    };
     match t {
         Token::Linear => {
             let (shape, w) = get("weight")?.ok_or_else(|| missing("weight"))?;
             let &[out, inp] = shape.as_slice() else {
                 return Err(format!(
-                    "'weight' must be 2-D [out_features, in_features], got shape {shape:?}"
+                    "'{}' must be 2-D [out_features, in_features], got shape {shape:?}",
+                    escape(&group["weight"])
                 ));
             };
             let bias = vector("bias", Some(out))?;

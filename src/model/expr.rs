@@ -249,10 +249,8 @@ impl Expr {
                 match act {
                     Activation::Relu => {
                         for x in data.iter_mut() {
-                            // NaN propagates: `x > 0` is false for NaN, and NaN is kept.
-                            if !(*x >= 0.0) && !x.is_nan() {
-                                *x = 0.0;
-                            }
+                            // A select, not a branch (random signs mispredict); NaN propagates.
+                            *x = if *x > 0.0 || x.is_nan() { *x } else { 0.0 };
                         }
                     }
                     _ => data.iter_mut().for_each(|x| *x = act.apply_f32(*x)),
