@@ -863,7 +863,8 @@ mod xml_check {
 
 #[test]
 fn the_report_says_whether_the_gpu_kernels_used_subgroups() {
-    // The subgroup path is worth ~2x on lavapipe, so a figure must say which path produced it.
+    // The subgroup path is much faster on lavapipe (docs/KERNELS.md), so a figure must say which
+    // path produced it.
     for subgroups in [true, false] {
         let opts = BenchOptions {
             workloads: vec![Workload::Roundtrip],

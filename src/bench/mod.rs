@@ -326,9 +326,9 @@ pub fn random_input(batch: usize, cols: usize) -> Result<Matrix> {
     Matrix::new(batch, cols, data)
 }
 
-/// Default least warm-up time per path. Seen on an H100: after a second of CPU-only work the
-/// first resident runs of gemm 4096 took 4-5× their warm time (the card at its idle clock), and
-/// three warm-up runs (13 ms) did not bring the clock back.
+/// Default least warm-up time per path. A hardware GPU idles at a low clock: on an H100, after
+/// CPU-only work, three warm-up runs did not bring the clock back (docs/BENCHMARKING.md,
+/// "Warm-up").
 pub const WARMUP_TIME: Duration = Duration::from_millis(300);
 
 /// Runs `f` `warmup` times untimed (and on until `warmup_time` has passed), then times it up to `runs` times (see [`BenchOptions`] for
@@ -634,7 +634,8 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
                 if opts.kernel != crate::gpu::LinearKernel::Auto {
                     mode.push_str(&format!(", {} kernel", opts.kernel));
                 }
-                // On software adapters the subgroup path is worth ~2x: say which one ran.
+                // On software adapters the subgroup path is much faster (docs/KERNELS.md): say
+                // which one ran.
                 if let Some(Ok(ctx)) = &gpu {
                     mode.push_str(if ctx.uses_subgroups() {
                         ", GPU kernels with subgroups"

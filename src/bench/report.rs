@@ -318,7 +318,7 @@ impl Report {
         s
     }
 
-    /// The results as JSON (see `docs/PERFORMANCE.md` for the fields).
+    /// The results as JSON (see `docs/BENCHMARKING.md` for the fields).
     pub fn to_json(&self) -> String {
         let mut s = String::from("{\n");
         let a = self.adapter.as_ref();

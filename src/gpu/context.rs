@@ -37,8 +37,8 @@ pub struct GpuOptions {
     pub max_workgroup_invocations: Option<u32>,
     /// Use subgroup operations where the adapter has them with subgroups of at least 8
     /// invocations (default `true`): the windowed Linear kernel then shares each row of x
-    /// through `subgroupBroadcast` (about 2× on lavapipe). `false` runs the kernels written for
-    /// devices without them, to compare or to test them.
+    /// through `subgroupBroadcast` (much faster on lavapipe: docs/KERNELS.md). `false` runs the
+    /// kernels written for devices without them, to compare or to test them.
     pub subgroups: bool,
     /// The longest any single wait on the GPU may take before it is reported as
     /// [`Error::Timeout`] (native backends).

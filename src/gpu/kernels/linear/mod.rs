@@ -311,16 +311,14 @@ pub(crate) fn pick(candidates: &[LinearKernel], rows: usize, n_out: usize) -> Li
         .unwrap_or(candidates[0])
 }
 
-/// Up to this many rows, [`LinearKernel::Auto`] runs the GEMV kernel on hardware GPUs (on an
-/// H100 it beat the 64 tile at every batch from 1 to 128 of mnist and wide).
+/// Up to this many rows, [`LinearKernel::Auto`] runs the GEMV kernel on hardware GPUs. The
+/// thresholds here are H100 measurements: docs/KERNELS.md, "Kernel choice on a hardware GPU".
 const AUTO_GEMV_MAX_ROWS: usize = 64;
-/// ... and up to this many when the 64 tile would have fewer than [`AUTO_FEW_TILES`] tiles (mnist
-/// b1024: 0.21 vs 0.26 ms; wide b256, 128 tiles: a tie; wide b1024, 512 tiles: 1.9 vs 0.9 ms).
+/// ... and up to this many when the 64 tile would have fewer than [`AUTO_FEW_TILES`] tiles.
 const AUTO_GEMV_MAX_ROWS_FEW_TILES: usize = 1024;
 const AUTO_FEW_TILES: usize = 256;
 /// [`LinearKernel::Auto`] takes the 128 tile with this many 128 tiles (at least, below): about
-/// one or two waves on a large GPU (gemm 2048, 256 tiles: 0.63-0.67 ms vs 0.71 ms for the 64
-/// tile); with more, the double-buffered 64 tile wins (gemm 4096: 4.0-4.1 vs 4.2 ms).
+/// one or two waves on a large GPU; with more, the double-buffered 64 tile wins.
 const AUTO_TILED128_TILES: (usize, usize) = (256, 1024);
 
 #[cfg(test)]

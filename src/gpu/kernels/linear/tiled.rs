@@ -7,8 +7,8 @@ use super::BufferKernel;
 /// WebGPU's default 16 KiB.
 pub(crate) const TILE64: BufferKernel = tile(8, 2, "tiled64");
 
-/// The 128 × 128 tile (TILE 16) is single-buffered: on an H100 its 32 KiB double buffer ran gemm
-/// 4096 at 5.2 ms against 4.2 ms single-buffered (docs/KERNELS.md).
+/// The 128 × 128 tile (TILE 16) is single-buffered: on an H100 its 32 KiB double buffer was
+/// slower (docs/KERNELS.md, "The tiled kernels").
 pub(crate) const TILE128: BufferKernel = tile(16, 1, "tiled128");
 
 const fn tile(side: u32, stages: u32, label: &'static str) -> BufferKernel {

@@ -167,8 +167,8 @@ impl Geometry {
     /// uniform bindings too small): it then runs [`LinearKernel::Blocked`](super::LinearKernel).
     ///
     /// With subgroups x is the whole activation buffer, one window of as many 16-row blocks as
-    /// one dispatch's grid holds (each lane loads its own rows; each window was a dispatch,
-    /// ~0.045 ms apiece on lavapipe). The same layers are admitted either way.
+    /// one dispatch's grid holds (each lane loads its own rows, and each window was a dispatch
+    /// of its own; docs/KERNELS.md). The same layers are admitted either way.
     pub(crate) fn new(
         n_in: usize,
         n_out: usize,

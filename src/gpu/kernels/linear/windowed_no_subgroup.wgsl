@@ -1,7 +1,7 @@
 // What windowed.wgsl does on devices without subgroup operations (the twin of
 // windowed_subgroup.wgsl). x source: every invocation loads
 // every row at the same, workgroup-uniform address (on GPUs a constant-cache broadcast; on
-// llvmpipe eight scalar loads per component, which linear_subgroup.wgsl avoids).
+// llvmpipe eight scalar loads per component, which windowed_subgroup.wgsl avoids).
 
 // x and x_hi are 64 KiB windows of rows at dynamic offsets, one dispatch each: a
 // uniform-address load is one load and a broadcast on GPUs.

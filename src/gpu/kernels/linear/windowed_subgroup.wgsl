@@ -5,8 +5,8 @@
 // subgroupBroadcast hands each row to every lane. On llvmpipe a subgroup is one 8-wide SIMD
 // batch and the broadcast is one register permute, so a step costs 2 gathered loads instead of
 // 16 (x addresses that are uniform only by divergence analysis are still loaded lane by lane
-// there): gemm 1024 ran ≈ 2× faster. Every invocation runs every step (windowed.wgsl has no early
-// return), so lanes 0..7 are active at each broadcast.
+// there; measured in docs/KERNELS.md). Every invocation runs every step (windowed.wgsl has no
+// early return), so lanes 0..7 are active at each broadcast.
 //
 // As each lane loads its own rows, x need not be a uniform window: the host binds the whole
 // activation buffer and runs each layer as one dispatch (per-lane storage loads cost llvmpipe
