@@ -19,8 +19,9 @@ use ::safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView, Vie
 
 use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::model::arch::{ARCH_KEY, Arch, NAMES_KEY, Tensors, natural_cmp};
+use crate::model::arch::{ARCH_KEY, Arch, NAMES_KEY};
 use crate::model::{Linear, Mlp, Module};
+use crate::model::{Tensors, natural_cmp};
 
 use super::atomic::write_atomic;
 

@@ -3,6 +3,7 @@
 //! activation" stacks, and [`Expr`], the elementwise expressions the modules reduce to.
 
 pub mod arch;
+mod bind;
 mod builder;
 pub mod expr;
 mod linear;
@@ -10,6 +11,7 @@ mod module;
 pub(crate) mod steps;
 
 pub use arch::Arch;
+pub use bind::{Tensors, natural_cmp};
 pub use builder::{LayerSpec, MlpBuilder};
 pub use expr::Expr;
 pub use linear::Linear;
