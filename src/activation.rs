@@ -502,11 +502,10 @@ impl FromStr for Activation {
             .map(|a| a.spec())
             .find(|sp| sp.name == name)
         else {
-            let names: Vec<String> = Activation::ALL.iter().map(|a| usage(a.spec())).collect();
             return Err(Error::invalid(format!(
                 "unknown activation '{}'; expected one of {}",
                 crate::error::escape(s),
-                names.join(", ")
+                names()
             )));
         };
         if given.len() > spec.params.len() {
@@ -564,6 +563,13 @@ fn usage(spec: Spec) -> String {
         s.push_str(&format!("[:{}]", names.join(":")));
     }
     s
+}
+
+/// Every activation as it is written, with its parameters: `identity, sigmoid, …,
+/// leaky_relu[:negative_slope], …` (for messages and help texts).
+pub fn names() -> String {
+    let names: Vec<String> = Activation::ALL.iter().map(|a| usage(a.spec())).collect();
+    names.join(", ")
 }
 
 /// Parses a comma-separated list of activation names (`relu,relu,softmax`).

@@ -90,3 +90,4 @@ fn act_hardsigmoid(x: f32, p0: f32, p1: f32) -> f32 {
 fn act_hardswish(x: f32, p0: f32, p1: f32) -> f32 {
     return select(x * min(max(x + 3.0, 0.0), 6.0) / 6.0, x, wm_is_nan(x));
 }
+
