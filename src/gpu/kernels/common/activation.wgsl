@@ -91,3 +91,7 @@ fn act_hardswish(x: f32, p0: f32, p1: f32) -> f32 {
     return select(x * min(max(x + 3.0, 0.0), 6.0) / 6.0, x, wm_is_nan(x));
 }
 
+// p0: alpha.
+fn act_celu(x: f32, p0: f32, p1: f32) -> f32 {
+    return select(p0 * wm_expm1(x / p0), x, x > 0.0);
+}
