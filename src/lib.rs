@@ -20,6 +20,7 @@ pub mod init;
 pub mod io;
 mod matrix;
 pub mod model;
+pub mod onnx;
 pub mod rng;
 pub mod summary;
 
