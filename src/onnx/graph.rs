@@ -60,7 +60,9 @@ pub(crate) fn quote(s: &str) -> String {
 
 /// How a node is named in messages: `node '/0/Gemm' (Gemm, #3)`.
 pub(crate) fn describe(node: &NodeProto, index: usize) -> String {
-    if node.name.is_empty() {
+    if node.op_type.is_empty() {
+        format!("node {} (#{index}, no op_type)", quote(&node.name))
+    } else if node.name.is_empty() {
         format!("node #{index} ({})", quote(&node.op_type))
     } else {
         format!(

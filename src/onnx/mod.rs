@@ -91,6 +91,10 @@ mod proto;
 mod scope;
 mod tensor;
 
+#[cfg(test)]
+mod mutate;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 
