@@ -1,7 +1,7 @@
 //! The graph as the importer needs it: checked for the shape of an MLP's file (one data input
 //! `[batch, features…]` with a dynamic or fixed batch, one output, every value defined once,
-//! every used value defined), with its nodes in topological order and the number of uses of
-//! each value.
+//! every used value defined), with the nodes the output depends on in topological order (dead
+//! code is left out) and the number of uses of each value.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -14,7 +14,7 @@ use super::{MAX_NODES, MAX_RANK};
 /// A checked graph.
 #[derive(Debug)]
 pub(crate) struct Graph<'m> {
-    /// The nodes in topological order, each with its index in the file.
+    /// The nodes the output depends on, in topological order, each with its index in the file.
     pub nodes: Vec<(usize, &'m NodeProto)>,
     /// The data input.
     pub input: Input<'m>,
@@ -22,7 +22,7 @@ pub(crate) struct Graph<'m> {
     pub output: Output<'m>,
     /// The initializers by name.
     pub initializers: HashMap<&'m str, &'m TensorProto>,
-    /// How many node inputs (and graph outputs) use each value.
+    /// How many inputs of those nodes (and the graph output) use each value.
     pub uses: HashMap<&'m str, usize>,
     /// The version of the standard operator set, when the file says.
     pub opset: Option<i64>,
@@ -168,14 +168,12 @@ pub(crate) fn build(model: &ModelProto) -> Result<Graph<'_>, String> {
         }
     }
 
-    // Dependencies, uses, and undefined values.
-    let mut uses: HashMap<&str, usize> = HashMap::new();
+    // Dependencies and undefined values.
     let mut users: Vec<Vec<usize>> = vec![Vec::new(); g.node.len()];
     let mut waiting: Vec<usize> = vec![0; g.node.len()];
     for (i, node) in g.node.iter().enumerate() {
         let mut deps = BTreeSet::new();
         for name in node.input.iter().filter(|n| !n.is_empty()) {
-            *uses.entry(name).or_insert(0) += 1;
             if let Some(&p) = producer.get(name.as_str()) {
                 deps.insert(p);
             } else if name != input.name && !initializers.contains_key(name.as_str()) {
@@ -192,7 +190,6 @@ pub(crate) fn build(model: &ModelProto) -> Result<Graph<'_>, String> {
             users[p].push(i);
         }
     }
-    *uses.entry(output.name).or_insert(0) += 1;
     if output.name != input.name
         && !producer.contains_key(output.name)
         && !initializers.contains_key(output.name)
@@ -221,6 +218,32 @@ pub(crate) fn build(model: &ModelProto) -> Result<Graph<'_>, String> {
             "the graph has a cycle (through {})",
             describe(&g.node[stuck], stuck)
         ));
+    }
+    // Nodes the output does not depend on are dead code: left out (their ops need not be
+    // supported). Uses are counted among the live nodes.
+    let mut needed: BTreeSet<&str> = BTreeSet::from([output.name]);
+    let mut live = vec![false; nodes.len()];
+    for (k, &(_, node)) in nodes.iter().enumerate().rev() {
+        if node.output.iter().any(|o| needed.contains(o.as_str())) {
+            live[k] = true;
+            needed.extend(
+                node.input
+                    .iter()
+                    .filter(|n| !n.is_empty())
+                    .map(String::as_str),
+            );
+        }
+    }
+    let nodes: Vec<(usize, &NodeProto)> = nodes
+        .into_iter()
+        .zip(live)
+        .filter_map(|(n, l)| l.then_some(n))
+        .collect();
+    let mut uses: HashMap<&str, usize> = HashMap::from([(output.name, 1)]);
+    for &(_, node) in &nodes {
+        for name in node.input.iter().filter(|n| !n.is_empty()) {
+            *uses.entry(name).or_insert(0) += 1;
+        }
     }
     Ok(Graph {
         nodes,

@@ -731,6 +731,21 @@ fn elementwise_subgraphs_compute_onnx_semantics() {
 }
 
 #[test]
+fn dead_nodes_are_ignored() {
+    // A Conv whose output nothing reads, and a Dropout mask nothing live reads.
+    let m = after_eye(
+        vec![
+            node("Conv", "/dead/Conv", &["h", "W"], &["c"], vec![]),
+            node("Dropout", "/d", &["h"], &["y", "mask"], vec![]),
+            node("Identity", "/i", &["mask"], &["unused"], vec![]),
+        ],
+        vec![],
+    )
+    .unwrap();
+    assert_eq!(m.modules().len(), 1);
+}
+
+#[test]
 fn reshape_flatten_and_wider_inputs() {
     // [batch, 2, 3] · per-last-axis constant [3], flattened, then a Gemm: the constant tiles
     // over the 6 features in row-major order.
@@ -1069,8 +1084,8 @@ fn graphs_that_are_not_an_mlp_are_refused_with_the_reason() {
     // The Dropout mask used, training mode on.
     let nodes = vec![
         g.clone(),
-        node("Dropout", "/d", &["h"], &["y", "mask"], vec![]),
-        node("Identity", "/i", &["mask"], &["z"], vec![]),
+        node("Dropout", "/d", &["h"], &["d", "mask"], vec![]),
+        node("Where", "/i", &["mask", "d", "h"], &["y"], vec![]),
     ];
     expect(file(nodes, vec![w.clone()], &[2], 2), "dropout mask");
     let on = TensorProto {
@@ -1318,18 +1333,21 @@ fn constants_made_at_import_are_budgeted() {
         tensor("col", &[1000, 1], &[1.0; 1000]),
         tensor("row", &[1, 1000], &[1.0; 1000]),
     ];
+    let mut at = "col".to_string();
     for i in 0..20 {
+        let out = format!("f{i}");
         nodes.push(node(
             "Add",
             &format!("/f{i}"),
-            &["col", "row"],
-            &[&format!("f{i}")],
+            &[&at, "row"],
+            &[&out],
             vec![],
         ));
+        at = out;
     }
     let (g, w) = eye();
     nodes.push(g);
-    nodes.push(node("Identity", "/i", &["h"], &["y"], vec![]));
+    nodes.push(node("Mul", "/m", &["h", &at], &["y"], vec![]));
     inits.push(w);
     let msg = refused(&file(nodes, inits, &[2], 2));
     assert!(msg.contains("constant values"), "{msg}");
