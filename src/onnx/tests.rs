@@ -883,6 +883,21 @@ fn damaged_files_give_clean_errors() {
         assert!(!msg.is_empty(), "{what}");
         println!("{what}: {msg}");
     }
+    // 20,000 nested messages in a field the importer does not declare (ModelProto's
+    // training_info, 20): skipped without recursion, then the missing graph is reported.
+    let depth = 20_000;
+    let mut sizes = vec![0usize; depth + 1];
+    for k in (0..depth).rev() {
+        let mut len = Vec::new();
+        encode_len(&mut len, sizes[k + 1]);
+        sizes[k] = 2 + len.len() + sizes[k + 1];
+    }
+    let mut nested = Vec::with_capacity(sizes[0]);
+    for k in 0..depth {
+        nested.extend_from_slice(&[0xa2, 0x01]);
+        encode_len(&mut nested, sizes[k + 1]);
+    }
+    assert!(refused(&nested).contains("no graph"));
     let missing = load(models().join("no-such-file.onnx")).unwrap_err();
     assert!(matches!(missing, Error::Io { .. }), "{missing:?}");
 }
