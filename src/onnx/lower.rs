@@ -231,6 +231,11 @@ impl<'m> Lowerer<'_, 'm> {
             "Softmax" | "LogSoftmax" => self.softmax(pos, node, &attrs),
             "Flatten" => self.flatten(pos, node, &attrs),
             "Reshape" => self.reshape(pos, node, &attrs),
+            op if !elementwise::OPS.contains(&op) => Err(format!(
+                "unsupported op {}; {}",
+                quote(&node.op_type),
+                supported_message()
+            )),
             op => {
                 let vals = self.inputs(node)?;
                 let scalar = |i: usize| match vals.get(i) {
