@@ -21,6 +21,8 @@ pub mod init;
 pub mod io;
 mod matrix;
 pub mod model;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod rng;
 pub mod summary;
 
