@@ -3,7 +3,9 @@
 //! state_dicts) loaded from their safetensors files: self-describing (`wgpu_mlp.arch` metadata)
 //! with no other input, and bare with the architecture given as `--arch` would. Outputs match
 //! PyTorch's float64 forward within rtol 1e-4, atol 1e-5 on the CPU reference and on the GPU
-//! (fused and separate kernels); summaries match torchsummary character for character.
+//! (fused and separate kernels); summaries match torchsummary character for character. The
+//! same models exported to ONNX by both exporters run on the GPU too (`tests/onnx.rs` checks
+//! their import and the CPU reference).
 
 mod common;
 
@@ -155,6 +157,27 @@ fn every_model_runs_on_the_gpu_fused_and_separate() {
             .forward(&case.x)
             .unwrap();
         check(y.as_slice(), &case, "GPU without subgroups");
+    }
+}
+
+#[test]
+fn onnx_models_from_both_exporters_run_on_the_gpu() {
+    for case in cases() {
+        for exporter in ["dynamo", "legacy"] {
+            let m = wgpu_mlp::onnx::load(path(&format!("{}.{exporter}.onnx", case.name))).unwrap();
+            let y = GpuMlp::new(common::ctx(), &m)
+                .unwrap()
+                .forward(&case.x)
+                .unwrap();
+            if (case.name.as_str(), exporter) == ("acts_a", "legacy") {
+                // The legacy exporter drops Softplus's threshold (tests/onnx.rs): the file is
+                // checked against the CPU reference of the same file, not PyTorch.
+                let want = cpu::forward_f64(&m, &case.x).unwrap();
+                common::assert_close(y.as_slice(), &want, RTOL, ATOL, "acts_a.legacy GPU");
+            } else {
+                check(y.as_slice(), &case, &format!("{exporter}.onnx on the GPU"));
+            }
+        }
     }
 }
 
