@@ -297,6 +297,7 @@ fn summary(args: SummaryArgs) -> Result<()> {
 fn init(args: InitArgs) -> Result<()> {
     let widths = parse_widths(&args.layers)?;
     let acts = parse_acts(args.act.as_deref())?;
+    io::check_output(&args.output, &[])?;
     let model = build_model(&widths, acts, args.seed)?;
     io::safetensors::save_model(&args.output, &model)?;
     warn(&model);
@@ -307,7 +308,10 @@ fn infer(args: InferArgs) -> Result<()> {
     // Check everything cheap before doing any work.
     MatrixFormat::from_path(&args.input)?;
     MatrixFormat::from_path(&args.output)?;
-    check_output_dir(&args.output)?;
+    io::check_output(
+        &args.output,
+        &[("the input", &args.input), ("the weights", &args.weights)],
+    )?;
     let acts = parse_acts(args.act.as_deref())?;
     let names = parse_names(args.names.as_deref())?;
     let model = load_model(&args.weights, acts, names.as_deref())?;
@@ -408,15 +412,20 @@ fn bench(args: BenchArgs) -> Result<()> {
     };
     // Options and output folders checked before any work.
     opts.cases()?;
-    for path in args.json.iter().chain(&args.plot) {
-        bench::check_output_dir(path)?;
+    if let Some(json) = &args.json {
+        io::check_output(json, &[])?;
+    }
+    if let Some(plot) = &args.plot {
+        let others: Vec<(&str, &Path)> =
+            args.json.iter().map(|j| ("--json", j.as_path())).collect();
+        io::check_output(plot, &others)?;
     }
     let report = bench::run(&opts)?;
     if let Some(path) = &args.json {
-        bench::write_file(path, report.to_json().as_bytes())?;
+        io::write_atomic(path, report.to_json().as_bytes())?;
     }
     if let Some(path) = &args.plot {
-        bench::write_file(path, bench::svg(&report).as_bytes())?;
+        io::write_atomic(path, bench::svg(&report).as_bytes())?;
     }
     let mut out = std::io::stdout().lock();
     match out
@@ -427,20 +436,6 @@ fn bench(args: BenchArgs) -> Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
             path: PathBuf::from("<stdout>"),
             source: e,
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Fails early when the output's folder does not exist, before any model runs.
-fn check_output_dir(output: &Path) -> Result<()> {
-    match output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(dir) if !dir.is_dir() => Err(Error::Io {
-            path: output.to_path_buf(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("the output folder {} does not exist", dir.display()),
-            ),
         }),
         _ => Ok(()),
     }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::files_in;
+use common::{files_in, mode_of, temp_files};
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -599,4 +599,292 @@ fn init_errors_leave_no_file() {
         assert_fails(&run(&args));
         assert!(files_in(dir.path()).is_empty(), "{args:?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs: checked before any work, written atomically, never at the expense of another file.
+
+/// The quickest `bench` run (the seed model on the CPU reference, one run), plus `extra`.
+fn quick_bench(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "bench",
+        "--workload",
+        "seed",
+        "--paths",
+        "cpu-reference",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
+        .args(&args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn bench_outputs_never_follow_or_delete_files_at_temporary_names() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A victim file, a symlink to it at the name the old writer used (`out.json.tmp`), and the
+    // user's own file at the name it would have deleted (`notes.svg.tmp`).
+    std::fs::write(d.join("victim.txt"), "precious").unwrap();
+    symlink(d.join("victim.txt"), d.join("out.json.tmp")).unwrap();
+    std::fs::write(d.join("notes.svg.tmp"), "my notes").unwrap();
+    let o = quick_bench(d, &["--json", "out.json", "--plot", "notes.svg"]);
+    assert_ok(&o);
+    assert_eq!(
+        std::fs::read_to_string(d.join("victim.txt")).unwrap(),
+        "precious"
+    );
+    assert!(
+        d.join("out.json.tmp")
+            .symlink_metadata()
+            .unwrap()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("notes.svg.tmp")).unwrap(),
+        "my notes"
+    );
+    assert!(
+        std::fs::read_to_string(d.join("out.json"))
+            .unwrap()
+            .starts_with('{')
+    );
+    assert!(
+        std::fs::read_to_string(d.join("notes.svg"))
+            .unwrap()
+            .contains("<svg")
+    );
+    assert_eq!(
+        files_in(d),
+        [
+            "notes.svg",
+            "notes.svg.tmp",
+            "out.json",
+            "out.json.tmp",
+            "victim.txt"
+        ]
+    );
+    // --json and --plot naming one file: refused before the run.
+    let o = quick_bench(d, &["--json", "same.out", "--plot", "./same.out"]);
+    let err = assert_fails(&o);
+    assert!(err.contains("same file as --json"), "{err}");
+    assert!(!err.contains("bench:"), "refused only after the run: {err}");
+}
+
+#[test]
+fn library_writes_never_follow_links_at_the_temporary_names() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("victim"), "precious").unwrap();
+    // Links at the writer's own next temporary names (this process's id, counters 0..64).
+    let pid = std::process::id();
+    for n in 0..64 {
+        symlink(d.join("victim"), d.join(format!(".y.npy.tmp-{pid}-{n}"))).unwrap();
+    }
+    let m = wgpu_mlp::Matrix::new(1, 2, vec![1.0, 2.0]).unwrap();
+    npy::write(d.join("y.npy"), &m).unwrap();
+    assert_eq!(npy::read(d.join("y.npy")).unwrap(), m);
+    assert_eq!(
+        std::fs::read_to_string(d.join("victim")).unwrap(),
+        "precious"
+    );
+    assert_eq!(files_in(d).len(), 66);
+}
+
+/// `infer` on the seed example with the given input, weights and output paths (`--device cpu`).
+fn infer_paths(input: &Path, weights: &Path, output: &Path) -> Output {
+    run(&[
+        "infer",
+        "--weights",
+        p(weights),
+        "--act",
+        "sigmoid,identity",
+        "--input",
+        p(input),
+        "--output",
+        p(output),
+        "--device",
+        "cpu",
+    ])
+}
+
+#[test]
+fn an_output_that_is_an_input_is_refused_however_it_is_spelled() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    let x = d.join("x.npy");
+    std::fs::copy(data("seed_example.x.npy"), &x).unwrap();
+    // Weights saved under a matrix name, so that they can be named as an output.
+    let w = d.join("w.npy");
+    std::fs::copy(data("seed_example.safetensors"), &w).unwrap();
+    symlink(&x, d.join("link.npy")).unwrap();
+    std::fs::hard_link(&x, d.join("hard.npy")).unwrap();
+    symlink(&w, d.join("wlink.npy")).unwrap();
+    std::fs::hard_link(&w, d.join("whard.npy")).unwrap();
+    let x_bytes = std::fs::read(&x).unwrap();
+    let w_bytes = std::fs::read(&w).unwrap();
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (x.clone(), "the input"),
+        (d.join("sub/../x.npy"), "the input"),
+        (d.join("./x.npy"), "the input"),
+        (d.join("link.npy"), "the input"),
+        (d.join("hard.npy"), "the input"),
+        (w.clone(), "the weights"),
+        (d.join("sub/../w.npy"), "the weights"),
+        (d.join("wlink.npy"), "the weights"),
+        (d.join("whard.npy"), "the weights"),
+    ];
+    for (out, what) in &cases {
+        let err = assert_fails(&infer_paths(&x, &w, out));
+        assert!(
+            err.contains(&format!("same file as {what}")),
+            "{out:?}: {err}"
+        );
+    }
+    // Reading through a link to the output is the same file too.
+    let err = assert_fails(&infer_paths(&d.join("link.npy"), &w, &x));
+    assert!(err.contains("same file as the input"), "{err}");
+    assert_eq!(std::fs::read(&x).unwrap(), x_bytes);
+    assert_eq!(std::fs::read(&w).unwrap(), w_bytes);
+    assert!(d.join("link.npy").symlink_metadata().unwrap().is_symlink());
+    // A different file with the same name elsewhere is fine.
+    assert_ok(&infer_paths(&x, &w, &d.join("sub/x.npy")));
+}
+
+#[test]
+fn replacing_an_output_keeps_its_mode_and_write_protected_files_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = data("seed_example.x.npy");
+    let w = data("seed_example.safetensors");
+    // A private output stays private.
+    let private = d.join("private.npy");
+    std::fs::write(&private, "old").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_ok(&infer_paths(&x, &w, &private));
+    assert_eq!(mode_of(&private), 0o600);
+    assert_eq!(npy::read(&private).unwrap().shape(), [4, 2]);
+    // So does an unusual one, through `init` too.
+    let model = d.join("m.safetensors");
+    std::fs::write(&model, "old").unwrap();
+    std::fs::set_permissions(&model, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert_ok(&run(&["init", "--layers", "3,2", "--output", p(&model)]));
+    assert_eq!(mode_of(&model), 0o640);
+    // A new file gets the mode any new file gets (the umask's).
+    let fresh = d.join("fresh.npy");
+    assert_ok(&infer_paths(&x, &w, &fresh));
+    std::fs::write(d.join("reference"), "").unwrap();
+    assert_eq!(mode_of(&fresh), mode_of(&d.join("reference")));
+    // A write-protected output is not replaced, even by root; the run stops before any work.
+    for mode in [0o444, 0o400, 0o000] {
+        let locked = d.join(format!("locked{mode:o}.csv"));
+        std::fs::write(&locked, "keep me").unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(mode)).unwrap();
+        let (o, _) = infer_seed_example(d, &format!("locked{mode:o}.csv"), &["--device", "auto"]);
+        let err = assert_fails(&o);
+        assert!(
+            err.contains("write-protected") && err.contains("chmod"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("running on") && !err.contains("note:"),
+            "{err}"
+        );
+        assert_eq!(mode_of(&locked), mode);
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(std::fs::read_to_string(&locked).unwrap(), "keep me");
+    }
+    assert!(temp_files(&files_in(d)).is_empty());
+}
+
+#[test]
+fn outputs_are_checked_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("folder.npy")).unwrap();
+    std::fs::write(d.join("file"), "").unwrap();
+    let long = "y".repeat(256) + ".npy";
+    let bad: Vec<(String, &str)> = vec![
+        ("folder.npy".into(), "is a folder"),
+        ("missing/y.npy".into(), "does not exist"),
+        ("file/y.npy".into(), "is not a folder"),
+        (long.clone(), "at most 255"),
+        ("fifo.npy".into(), "is a FIFO"),
+    ];
+    let fifo = std::ffi::CString::new(p(&d.join("fifo.npy"))).unwrap();
+    // SAFETY: mkfifo on a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    // `--device auto` says which device it runs on before the forward pass: no such line means the
+    // output was refused before any work.
+    for (out, phrase) in &bad {
+        let o = infer_paths_device(&d.join(out), "auto");
+        let err = assert_fails(&o);
+        assert!(err.contains(phrase), "{out}: {err}");
+        assert!(
+            !err.contains("running on") && !err.contains("note:"),
+            "{out}: {err}"
+        );
+    }
+    // `init` says the same thing as `infer` about a missing folder.
+    let o = run(&[
+        "init",
+        "--layers",
+        "3,2",
+        "--output",
+        p(&d.join("missing/m.safetensors")),
+    ]);
+    let err = assert_fails(&o);
+    assert!(
+        err.contains("the output folder") && err.contains("does not exist"),
+        "{err}"
+    );
+    // bench: a folder given as --json is refused before the run, not after it.
+    let o = quick_bench(d, &["--json", "folder.npy"]);
+    let err = assert_fails(&o);
+    assert!(
+        err.contains("is a folder") && !err.contains("bench:"),
+        "{err}"
+    );
+    let o = quick_bench(d, &["--plot", &format!("{long}.svg")]);
+    let err = assert_fails(&o);
+    assert!(
+        err.contains("at most 255") && !err.contains("bench:"),
+        "{err}"
+    );
+    assert_eq!(files_in(d), ["fifo.npy", "file", "folder.npy"]);
+    // A name just under the limit works: the temporary name is shortened to fit.
+    let name = "z".repeat(251) + ".csv";
+    assert_ok(&infer_paths_device(&d.join(&name), "cpu"));
+    assert_eq!(
+        files_in(d),
+        ["fifo.npy", "file", "folder.npy", name.as_str()]
+    );
+}
+
+/// `infer` on the seed example writing `output`, on `device`.
+fn infer_paths_device(output: &Path, device: &str) -> Output {
+    run(&[
+        "infer",
+        "--weights",
+        p(&data("seed_example.safetensors")),
+        "--act",
+        "sigmoid,identity",
+        "--input",
+        p(&data("seed_example.x.npy")),
+        "--output",
+        p(output),
+        "--device",
+        device,
+    ])
 }

@@ -992,3 +992,31 @@ fn write_replaces_existing_file_atomically() {
     assert_eq!(npy::read(&p).unwrap(), m);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn write_atomic_and_check_output_are_the_one_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.json");
+    io::write_atomic(&path, b"{}").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    let missing = dir.path().join("missing/out.json");
+    assert!(io::write_atomic(&missing, b"{}").is_err());
+    let err = io::check_output(&missing, &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("the output folder") && err.contains("does not exist"),
+        "{err}"
+    );
+    io::check_output(&path, &[]).unwrap();
+    // A bare file name is in the current folder.
+    io::check_output(std::path::Path::new("plain.svg"), &[]).unwrap();
+    // The probe leaves nothing behind.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    for bad in ["", "..", "sub/"] {
+        let err = io::check_output(std::path::Path::new(bad), &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("not a file name"),
+            "{bad:?}: {err}"
+        );
+    }
+}

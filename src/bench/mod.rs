@@ -655,36 +655,6 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
     })
 }
 
-/// Fails early, before a long run, when `path`'s folder does not exist.
-pub fn check_output_dir(path: &std::path::Path) -> Result<()> {
-    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(dir) if !dir.is_dir() => Err(Error::io(
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("the output folder {} does not exist", dir.display()),
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory, renamed over `path`
-/// once complete: a failed write leaves no partial file.
-pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    let written = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
-
 /// One finished row as a progress line.
 fn row_line(r: &Record) -> String {
     let what = format!("{} {} {}", r.workload, r.shape(), r.path.name());

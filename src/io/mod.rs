@@ -6,14 +6,19 @@
 //! - [`read_matrix`] / [`write_matrix`] pick `.npy` or `.csv` by the file's extension.
 //!
 //! Every reader returns [`Error::Format`] naming the problem for malformed,
-//! truncated or unsupported files (it never panics), and every writer is atomic: the data goes to
-//! a temporary file in the target's directory that is renamed over the target only once it is
-//! complete, so a failed write never leaves a partial (or any new) file behind.
+//! truncated or unsupported files (it never panics).
+//!
+//! Every writer is atomic ([`write_atomic`]): the data goes to a new temporary file in the
+//! target's folder that is renamed over the target only once it is complete and on disk, so a
+//! failed write never leaves a partial (or any new) file behind. [`check_output`] checks an output
+//! path before any work is done.
 
 mod atomic;
 pub mod csv;
 pub mod npy;
 pub mod safetensors;
+
+pub use atomic::{check_output, same_file, write_atomic, write_atomic_with};
 
 use std::path::Path;
 

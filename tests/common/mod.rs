@@ -157,3 +157,17 @@ pub fn files_in(dir: &std::path::Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// The permission bits of `path` (Unix).
+pub fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// The temporary files of the atomic writer (`.NAME.tmp-PID-N`) among `names`.
+pub fn temp_files(names: &[String]) -> Vec<&String> {
+    names
+        .iter()
+        .filter(|n| n.starts_with('.') && n.contains(".tmp-"))
+        .collect()
+}
