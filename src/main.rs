@@ -218,6 +218,10 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal error (this is a bug): {info}");
     }));
+    // Ctrl-C or a kill while an output is being written removes the temporary file.
+    if let Err(e) = io::remove_temp_files_on_signals() {
+        eprintln!("warning: {e}");
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

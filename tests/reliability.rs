@@ -724,6 +724,108 @@ fn cli_runs_non_finite_inputs_without_failing() {
     }
 }
 
+/// An `infer` run that writes a large CSV output (5,000 × 1,000 values, about 50 MB) in `d`, over
+/// an earlier `y.csv`: long enough to be stopped while the temporary file is being written.
+fn spawn_big_csv_write(d: &Path) -> std::process::Child {
+    let weights = d.join("wide.safetensors");
+    if !weights.exists() {
+        st::save_model(&weights, &model(&[1, 1000], &[Activation::Identity], 0)).unwrap();
+        std::fs::write(d.join("x.csv"), "0.5\n".repeat(5000)).unwrap();
+    }
+    std::fs::write(d.join("y.csv"), "earlier output").unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"));
+    cmd.args([
+        "infer",
+        "--weights",
+        "wide.safetensors",
+        "--input",
+        "x.csv",
+        "--output",
+        "y.csv",
+        "--device",
+        "cpu",
+    ])
+    .current_dir(d)
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    // SIGQUIT dumps core by default: no core file in the folder, please.
+    // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            let none = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &none);
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Waits until `child` is writing its temporary output (a `.y.csv.tmp-*` file with data in it),
+/// then sends it `signal`; returns the temporary file's name.
+fn signal_while_writing(child: &std::process::Child, d: &Path, signal: i32) -> String {
+    loop {
+        let writing = std::fs::read_dir(d).unwrap().flatten().find(|e| {
+            e.file_name().to_string_lossy().starts_with(".y.csv.tmp-")
+                && e.metadata().is_ok_and(|m| m.len() > 0)
+        });
+        if let Some(e) = writing {
+            // SAFETY: kill(2) on the child's pid.
+            assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+            return e.file_name().to_string_lossy().into_owned();
+        }
+        assert!(
+            std::fs::read_to_string(d.join("y.csv")).unwrap() == "earlier output",
+            "the run finished before it could be stopped; make the output larger"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_run_stopped_by_a_signal_leaves_no_temporary_file() {
+    use std::os::unix::process::ExitStatusExt;
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
+        let child = spawn_big_csv_write(d);
+        signal_while_writing(&child, d, signal);
+        let (o, killed) = common::wait_or_kill(child, 120);
+        assert!(!killed, "signal {signal}: the process did not end");
+        // It ends as the signal says (a shell reports 128 + the signal number).
+        assert_eq!(o.status.signal(), Some(signal), "{:?}", o.status);
+        assert_eq!(
+            files_in(d),
+            ["wide.safetensors", "x.csv", "y.csv"],
+            "signal {signal}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.join("y.csv")).unwrap(),
+            "earlier output"
+        );
+    }
+    // SIGKILL cannot be caught: the temporary file stays, named after the output and the process
+    // id (as docs/GUARANTEES.md says), and the earlier output is still intact.
+    let child = spawn_big_csv_write(d);
+    let pid = child.id();
+    let temp = signal_while_writing(&child, d, libc::SIGKILL);
+    let (o, _) = common::wait_or_kill(child, 120);
+    assert_eq!(o.status.signal(), Some(libc::SIGKILL));
+    assert!(temp.starts_with(&format!(".y.csv.tmp-{pid}-")), "{temp}");
+    assert_eq!(
+        files_in(d),
+        [temp.as_str(), "wide.safetensors", "x.csv", "y.csv"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("y.csv")).unwrap(),
+        "earlier output"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Concurrency: one model, several threads.
 

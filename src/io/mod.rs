@@ -11,14 +11,17 @@
 //! Every writer is atomic ([`write_atomic`]): the data goes to a new temporary file in the
 //! target's folder that is renamed over the target only once it is complete and on disk, so a
 //! failed write never leaves a partial (or any new) file behind. [`check_output`] checks an output
-//! path before any work is done.
+//! path before any work is done, and [`remove_temp_files_on_signals`] extends the guarantee to
+//! SIGINT, SIGTERM, SIGHUP and SIGQUIT.
 
 mod atomic;
 pub mod csv;
 pub mod npy;
 pub mod safetensors;
+mod signals;
 
 pub use atomic::{check_output, same_file, write_atomic, write_atomic_with};
+pub use signals::remove_temp_files_on_signals;
 
 use std::path::Path;
 

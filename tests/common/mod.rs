@@ -158,6 +158,22 @@ pub fn files_in(dir: &std::path::Path) -> Vec<String> {
     v
 }
 
+/// Waits for `child`, killing it if it has not ended after `secs` seconds (a watchdog against a
+/// hang, not a timing check); returns its output and whether it had to be killed.
+pub fn wait_or_kill(mut child: std::process::Child, secs: u64) -> (Output, bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut killed = false;
+    while child.try_wait().expect("wait for wgpu-mlp").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            killed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    (child.wait_with_output().expect("wgpu-mlp output"), killed)
+}
+
 /// The permission bits of `path` (Unix).
 pub fn mode_of(path: &std::path::Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
