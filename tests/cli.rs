@@ -888,3 +888,93 @@ fn infer_paths_device(output: &Path, device: &str) -> Output {
         device,
     ])
 }
+
+// ---------------------------------------------------------------------------------------------
+// Inputs: regular files only.
+
+#[test]
+fn inputs_that_are_not_regular_files_are_refused_without_reading() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fifo = d.join("fifo.npy");
+    let c = std::ffi::CString::new(p(&fifo)).unwrap();
+    // SAFETY: mkfifo on a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    symlink("/dev/zero", d.join("zero.npy")).unwrap();
+    symlink("/dev/zero", d.join("zero.safetensors")).unwrap();
+    std::fs::create_dir(d.join("folder.csv")).unwrap();
+    let weights = data("seed_example.safetensors");
+    let x = data("seed_example.x.npy");
+    let out = d.join("y.npy");
+    let (zero_st, zero_npy, folder) = (
+        d.join("zero.safetensors"),
+        d.join("zero.npy"),
+        d.join("folder.csv"),
+    );
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["infer", "--weights", "/dev/zero", "-i", p(&x)],
+            "character device",
+        ),
+        (
+            vec!["infer", "--weights", p(&zero_st), "-i", p(&x)],
+            "character device",
+        ),
+        (vec!["infer", "--weights", p(&fifo), "-i", p(&x)], "FIFO"),
+        (vec!["infer", "--weights", p(d), "-i", p(&x)], "is a folder"),
+        (
+            vec!["infer", "--weights", p(&weights), "-i", p(&fifo)],
+            "FIFO",
+        ),
+        (
+            vec!["infer", "--weights", p(&weights), "-i", p(&zero_npy)],
+            "character device",
+        ),
+        (
+            vec!["infer", "--weights", p(&weights), "-i", p(&folder)],
+            "is a folder",
+        ),
+        (
+            vec!["summary", "--weights", "/dev/zero"],
+            "character device",
+        ),
+        (vec!["summary", "--weights", p(&fifo)], "FIFO"),
+    ];
+    for (mut args, phrase) in cases {
+        if args[0] == "infer" {
+            args.extend_from_slice(&["-o", p(&out), "--device", "cpu"]);
+        }
+        // A read that never ends (the FIFO has no writer; /dev/zero has no end) is killed: the
+        // watchdog only guards against a hang.
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (o, killed) = common::wait_or_kill(child, 60);
+        assert!(!killed, "{args:?} hung");
+        let err = assert_fails(&o);
+        assert!(
+            err.contains(phrase) && err.contains("not a regular file"),
+            "{args:?}: {err}"
+        );
+    }
+    // The library refuses them too.
+    for path in [Path::new("/dev/zero"), &fifo] {
+        let err = npy::read(path).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let err = st::load_layers(path, None).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+    assert!(!out.exists());
+    // A symbolic link to a regular file is followed.
+    symlink(&x, d.join("x_link.npy")).unwrap();
+    symlink(&weights, d.join("w_link.safetensors")).unwrap();
+    assert_ok(&infer_paths(
+        &d.join("x_link.npy"),
+        &d.join("w_link.safetensors"),
+        &out,
+    ));
+}
