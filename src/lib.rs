@@ -26,7 +26,7 @@ pub mod summary;
 
 pub use activation::Activation;
 pub use data::DataLoader;
-pub use error::{Error, Result};
+pub use error::{Error, Result, escape};
 pub use init::Init;
 pub use layer::Linear;
 pub use matrix::Matrix;

@@ -17,6 +17,7 @@
 //! Every error prints `error: <message>` on stderr and exits with status 1 (usage errors
 //! included); no command leaves a partial output file behind.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -216,30 +217,74 @@ enum Device {
 fn main() -> ExitCode {
     // A panic is a bug; report it like any other error, without a backtrace.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("error: internal error (this is a bug): {info}");
+        eprintln!(
+            "error: internal error (this is a bug): {}",
+            wgpu_mlp::escape(&info.to_string())
+        );
     }));
     // Ctrl-C or a kill while an output is being written removes the temporary file.
     if let Err(e) = io::remove_temp_files_on_signals() {
         eprintln!("warning: {e}");
     }
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            let _ = e.print();
-            return match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
-                _ => ExitCode::FAILURE,
-            };
-        }
-    };
-    match std::panic::catch_unwind(move || run(cli)) {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    match std::panic::catch_unwind(|| run_args(&args)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
+        Ok(Err(Failure::Info(e))) => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        Ok(Err(Failure::Usage(text))) => {
+            eprint!("{text}");
+            ExitCode::FAILURE
+        }
+        Ok(Err(Failure::Run(e))) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
         Err(_) => ExitCode::FAILURE,
+    }
+}
+
+/// How a run ends when it does not simply succeed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// `--help` or `--version`: text for stdout, and success.
+    Info(clap::Error),
+    /// A usage error, rendered by clap (with `error: ` first), arguments escaped.
+    Usage(String),
+    /// Any other error: printed as `error: {e}`.
+    Run(Error),
+}
+
+/// The whole command line: parses `args` (the program name first) and runs the command. The
+/// binary is this plus printing; the fuzz target calls it directly.
+pub(crate) fn run_args(args: &[OsString]) -> std::result::Result<(), Failure> {
+    let cli = Cli::try_parse_from(args).map_err(|e| {
+        use clap::error::ErrorKind;
+        match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Failure::Info(e),
+            _ => Failure::Usage(usage_error(&e, args)),
+        }
+    })?;
+    run(cli).map_err(Failure::Run)
+}
+
+/// clap's message for a usage error. clap quotes the offending argument as it was typed, so when
+/// any argument holds a control character the arguments are parsed again in their escaped form
+/// ([`wgpu_mlp::escape`]) and that error, which quotes them escaped, is shown instead.
+fn usage_error(e: &clap::Error, args: &[OsString]) -> String {
+    let text = e.render().to_string();
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| wgpu_mlp::escape(&a.to_string_lossy()).into_owned())
+        .collect();
+    if shown.iter().zip(args).all(|(s, a)| a == s.as_str()) {
+        return text;
+    }
+    match Cli::try_parse_from(&shown) {
+        Err(again) if again.kind() == e.kind() => again.render().to_string(),
+        // Not the same failure once escaped: escape the whole message, line breaks included.
+        _ => format!("{}\n", wgpu_mlp::escape(text.trim_end())),
     }
 }
 
@@ -343,7 +388,10 @@ fn run_forward(
     };
     let on_gpu = |ctx: &GpuContext| {
         let a = ctx.adapter();
-        eprintln!("running on {} ({}, {})", a.name, a.backend, a.device_type);
+        eprintln!(
+            "running on {}",
+            wgpu_mlp::escape(&format!("{} ({}, {})", a.name, a.backend, a.device_type))
+        );
         GpuMlp::new(ctx, model)?.forward(input)
     };
     match device {
@@ -352,7 +400,10 @@ fn run_forward(
         Device::Auto => match gpu_context() {
             Ok(ctx) => on_gpu(&ctx),
             Err(Error::NoAdapter(msg)) => {
-                eprintln!("note: no GPU adapter ({msg}); running on the CPU");
+                eprintln!(
+                    "note: no GPU adapter ({}); running on the CPU",
+                    wgpu_mlp::escape(&msg)
+                );
                 wgpu_mlp::cpu::forward(model, input)
             }
             Err(e) => Err(e),
@@ -448,7 +499,7 @@ fn bench(args: BenchArgs) -> Result<()> {
 /// Prints the model's diagnostics as warnings on stderr.
 fn warn(model: &Mlp) {
     for d in model.diagnostics() {
-        eprintln!("warning: {d}");
+        eprintln!("warning: {}", wgpu_mlp::escape(&d.to_string()));
     }
 }
 

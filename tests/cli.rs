@@ -7,7 +7,7 @@ use common::{files_in, mode_of, temp_files};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use wgpu_mlp::io::{npy, safetensors as st};
+use wgpu_mlp::io::{csv, npy, safetensors as st};
 use wgpu_mlp::{Activation, Layer, Linear, Mlp};
 
 fn data(name: &str) -> PathBuf {
@@ -976,5 +976,74 @@ fn inputs_that_are_not_regular_files_are_refused_without_reading() {
         &d.join("x_link.npy"),
         &d.join("w_link.safetensors"),
         &out,
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages: untrusted text is escaped.
+
+#[test]
+fn control_characters_in_arguments_and_files_are_escaped_in_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = data("seed_example.x.npy");
+    let w = data("seed_example.safetensors");
+    let evil = "a\x1b[2J\x07\r\nerror: forged\u{202e}b";
+    // A CSV field and a safetensors key holding control characters.
+    let csv = d.join("x.csv");
+    std::fs::write(&csv, "1,2,3\n4,a\x1b[2J\x07\rb\u{202e},6\n").unwrap();
+    let st_file = d.join("evil.safetensors");
+    let header = r#"{"\u001b[31mkey\n":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(&[0; 4]);
+    std::fs::write(&st_file, bytes).unwrap();
+    let missing = d.join(format!("{evil}.npy"));
+    let out = d.join("y.npy");
+    let runs: Vec<Vec<String>> = vec![
+        vec!["infer", "--weights", p(&w), "-i", p(&csv)],
+        vec!["infer", "--weights", p(&st_file), "-i", p(&x)],
+        vec!["infer", "--weights", p(&w), "-i", p(&missing)],
+        vec!["infer", "--weights", p(&w), "-i", p(&x), "--act", evil],
+        vec!["infer", "--weights", p(&w), "-i", p(&x), "--names", evil],
+        vec!["infer", "--weights", p(&w), "-i", p(&x), "--device", evil],
+        vec!["summary", "--layers", evil],
+        vec!["summary", "--layers", "3,4", "--batch", evil],
+        vec!["init", "--layers", "3,4", "--seed", evil, "-o", p(&out)],
+        vec!["bench", "--workload", evil],
+        vec!["bench", "--runs", evil],
+        vec!["bench", &format!("--{evil}")],
+        vec![evil],
+    ]
+    .into_iter()
+    .map(|v| v.into_iter().map(String::from).collect())
+    .collect();
+    for mut args in runs {
+        if args[0] == "infer" {
+            args.extend(["-o".into(), p(&out).into(), "--device".into(), "cpu".into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = run(&args);
+        let err = assert_fails(&o);
+        common::assert_no_raw_controls(&err, &format!("{args:?}"));
+        assert!(
+            !err.lines().any(|l| l.starts_with("error: forged")),
+            "{args:?}: a forged line: {err}"
+        );
+        assert!(
+            err.contains("\\x1b") || err.contains("\\u{1b}"),
+            "{args:?}: {err}"
+        );
+    }
+    // The library's errors are escaped the same way.
+    let e = csv::from_bytes("1,2\n3,\x1b[2J\n".as_bytes(), evil).unwrap_err();
+    common::assert_no_raw_controls(&e.to_string(), "csv");
+    assert_eq!(
+        wgpu_mlp::escape("tab\there\x1b\u{9b}\u{202e}"),
+        "tab\\there\\x1b\\u{9b}\\u{202e}"
+    );
+    assert!(matches!(
+        wgpu_mlp::escape("plain ü"),
+        std::borrow::Cow::Borrowed(_)
     ));
 }

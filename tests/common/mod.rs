@@ -187,3 +187,16 @@ pub fn temp_files(names: &[String]) -> Vec<&String> {
         .filter(|n| n.starts_with('.') && n.contains(".tmp-"))
         .collect()
 }
+
+/// Asserts that `text` (a command's stderr) holds no raw control character but line ends, and no
+/// bidirectional override: untrusted text must reach the terminal escaped.
+pub fn assert_no_raw_controls(text: &str, what: &str) {
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|&c| {
+            (c.is_control() && c != '\n')
+                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        })
+        .collect();
+    assert!(bad.is_empty(), "{what}: raw {bad:?} in {text:?}");
+}
