@@ -97,7 +97,9 @@ struct InitArgs {
     act: Option<String>,
 
     /// Seed: the weights equal those of torch.manual_seed(SEED) then building the same layers.
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    /// From -9223372036854775808 to 18446744073709551615, as torch takes; a negative seed s is
+    /// 2^64 + s, as in torch.
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
     seed: u64,
 
     /// Where to write the safetensors file.
@@ -152,11 +154,11 @@ struct BenchArgs {
     workload: Vec<String>,
 
     /// Batch sizes for mnist, wide and seed, replacing their defaults (e.g. 1,64,1024).
-    #[arg(long, value_name = "N,...", value_delimiter = ',')]
+    #[arg(long, value_name = "N,...", value_delimiter = ',', value_parser = parse_count, allow_negative_numbers = true)]
     batch: Option<Vec<usize>>,
 
     /// GEMM sizes M = N = K, replacing the defaults (e.g. 256,512).
-    #[arg(long, value_name = "N,...", value_delimiter = ',')]
+    #[arg(long, value_name = "N,...", value_delimiter = ',', value_parser = parse_count, allow_negative_numbers = true)]
     sizes: Option<Vec<usize>>,
 
     /// Paths to run: cpu-reference, cpu-fast, gpu-e2e, gpu-resident (default: all).
@@ -164,16 +166,16 @@ struct BenchArgs {
     paths: Vec<String>,
 
     /// Timed runs per path (fewer, at least 3, when a path exceeds --budget).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = parse_count, allow_negative_numbers = true)]
     runs: usize,
 
     /// Untimed warm-up runs per path.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = parse_count, allow_negative_numbers = true)]
     warmup: usize,
 
     /// Seconds per path after which timing stops once 3 runs are done (default 5, 20 with
     /// --full); 0: no limit.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     budget: Option<f64>,
 
     /// GPU adapter to use (a substring of its name).
@@ -432,11 +434,15 @@ fn adapters() -> Result<()> {
 fn bench(args: BenchArgs) -> Result<()> {
     use wgpu_mlp::bench::{self, BenchOptions, BenchPath, Progress, Workload};
     let budget = args.budget.unwrap_or(if args.full { 20.0 } else { 5.0 });
-    if !(budget.is_finite() && budget >= 0.0) {
-        return Err(Error::InvalidArgument(
-            "--budget must be a number of seconds, 0 for no limit".into(),
-        ));
-    }
+    let budget = match std::time::Duration::try_from_secs_f64(budget) {
+        Ok(d) if budget.is_finite() => (!d.is_zero()).then_some(d),
+        _ => {
+            return Err(Error::InvalidArgument(format!(
+                "--budget {budget}: give a number of seconds from 0 (no limit) to {}",
+                u64::MAX
+            )));
+        }
+    };
     let opts = BenchOptions {
         workloads: args
             .workload
@@ -453,7 +459,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         full: args.full,
         warmup: args.warmup,
         runs: args.runs,
-        budget: (budget > 0.0).then(|| std::time::Duration::from_secs_f64(budget)),
+        budget,
         adapter: args.adapter,
         weights: if args.weight_format == "f16" {
             wgpu_mlp::gpu::WeightFormat::F16
@@ -577,4 +583,27 @@ fn parse_names(s: Option<&str>) -> Result<Option<Vec<String>>> {
         )));
     }
     Ok(Some(names))
+}
+
+/// A seed as torch.manual_seed takes it: -2^63 to 2^64 - 1, a negative seed s meaning 2^64 + s.
+fn parse_seed(s: &str) -> std::result::Result<u64, String> {
+    match s.trim().parse::<i128>() {
+        Ok(n) if (i128::from(i64::MIN)..=i128::from(u64::MAX)).contains(&n) => {
+            // Two's complement: -1 is 2^64 - 1, as torch.initial_seed() reports it.
+            Ok(n as u64)
+        }
+        _ => Err(format!(
+            "seeds are whole numbers from {} to {} (torch.manual_seed's range; a negative seed s \
+             is 2^64 + s)",
+            i64::MIN,
+            u64::MAX
+        )),
+    }
+}
+
+/// A count or size: a whole number from 0 to usize::MAX (the commands say which must be at least 1).
+fn parse_count(s: &str) -> std::result::Result<usize, String> {
+    s.trim()
+        .parse::<usize>()
+        .map_err(|_| format!("give a whole number from 0 to {}", usize::MAX))
 }

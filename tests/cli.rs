@@ -590,7 +590,16 @@ fn init_errors_leave_no_file() {
             "--layers",
             "3,2",
             "--seed",
-            "-4",
+            "-9223372036854775809",
+            "--output",
+            p(&model),
+        ],
+        vec![
+            "init",
+            "--layers",
+            "3,2",
+            "--seed",
+            "18446744073709551616",
             "--output",
             p(&model),
         ],
@@ -603,6 +612,14 @@ fn init_errors_leave_no_file() {
 
 // ---------------------------------------------------------------------------------------------
 // Outputs: checked before any work, written atomically, never at the expense of another file.
+
+/// Whether a command's stderr shows that work began: `bench`'s progress lines (`bench: …`), or
+/// `infer`'s line saying where it runs (`running on …`, `note: no GPU adapter …`).
+fn started_work(stderr: &str) -> bool {
+    stderr.lines().any(|l| {
+        l.starts_with("bench: ") || l.starts_with("running on ") || l.starts_with("note: no GPU")
+    })
+}
 
 /// The quickest `bench` run (the seed model on the CPU reference, one run), plus `extra`.
 fn quick_bench(dir: &Path, extra: &[&str]) -> Output {
@@ -675,7 +692,7 @@ fn bench_outputs_never_follow_or_delete_files_at_temporary_names() {
     let o = quick_bench(d, &["--json", "same.out", "--plot", "./same.out"]);
     let err = assert_fails(&o);
     assert!(err.contains("same file as --json"), "{err}");
-    assert!(!err.contains("bench:"), "refused only after the run: {err}");
+    assert!(!started_work(&err), "refused only after the run: {err}");
 }
 
 #[test]
@@ -797,10 +814,7 @@ fn replacing_an_output_keeps_its_mode_and_write_protected_files_are_refused() {
             err.contains("write-protected") && err.contains("chmod"),
             "{err}"
         );
-        assert!(
-            !err.contains("running on") && !err.contains("note:"),
-            "{err}"
-        );
+        assert!(!started_work(&err), "{err}");
         assert_eq!(mode_of(&locked), mode);
         std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(std::fs::read_to_string(&locked).unwrap(), "keep me");
@@ -831,10 +845,7 @@ fn outputs_are_checked_before_any_work() {
         let o = infer_paths_device(&d.join(out), "auto");
         let err = assert_fails(&o);
         assert!(err.contains(phrase), "{out}: {err}");
-        assert!(
-            !err.contains("running on") && !err.contains("note:"),
-            "{out}: {err}"
-        );
+        assert!(!started_work(&err), "{out}: {err}");
     }
     // `init` says the same thing as `infer` about a missing folder.
     let o = run(&[
@@ -852,16 +863,10 @@ fn outputs_are_checked_before_any_work() {
     // bench: a folder given as --json is refused before the run, not after it.
     let o = quick_bench(d, &["--json", "folder.npy"]);
     let err = assert_fails(&o);
-    assert!(
-        err.contains("is a folder") && !err.contains("bench:"),
-        "{err}"
-    );
+    assert!(err.contains("is a folder") && !started_work(&err), "{err}");
     let o = quick_bench(d, &["--plot", &format!("{long}.svg")]);
     let err = assert_fails(&o);
-    assert!(
-        err.contains("at most 255") && !err.contains("bench:"),
-        "{err}"
-    );
+    assert!(err.contains("at most 255") && !started_work(&err), "{err}");
     assert_eq!(files_in(d), ["fifo.npy", "file", "folder.npy"]);
     // A name just under the limit works: the temporary name is shortened to fit.
     let name = "z".repeat(251) + ".csv";
@@ -1046,4 +1051,107 @@ fn control_characters_in_arguments_and_files_are_escaped_in_messages() {
         wgpu_mlp::escape("plain ü"),
         std::borrow::Cow::Borrowed(_)
     ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numeric arguments: ranges, not panics.
+
+#[test]
+fn negative_seeds_are_torch_seeds_and_out_of_range_seeds_say_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // torch.manual_seed(-1) is torch.manual_seed(2**64 - 1) (torch.initial_seed() says so; the
+    // weights were compared with torch 2 by hand); `--seed -1` as a separate argument is a value.
+    for (neg, pos) in [
+        ("-1", "18446744073709551615"),
+        ("-9223372036854775808", "9223372036854775808"),
+    ] {
+        let a = d.join("neg.safetensors");
+        let b = d.join("pos.safetensors");
+        assert_ok(&run(&[
+            "init",
+            "--layers",
+            "3,2",
+            "--seed",
+            neg,
+            "-o",
+            p(&a),
+        ]));
+        assert_ok(&run(&[
+            "init",
+            "--layers",
+            "3,2",
+            &format!("--seed={pos}"),
+            "-o",
+            p(&b),
+        ]));
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            std::fs::read(&b).unwrap(),
+            "{neg}"
+        );
+    }
+    for bad in [
+        "-9223372036854775809",
+        "18446744073709551616",
+        "1.5",
+        "x",
+        "",
+    ] {
+        let err = assert_fails(&run(&[
+            "init", "--layers", "3,2", "--seed", bad, "-o", "m.st",
+        ]));
+        assert!(
+            err.contains("-9223372036854775808 to 18446744073709551615"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn numeric_bench_arguments_out_of_range_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (args, phrase) in [
+        (vec!["--budget", "2e19"], "from 0 (no limit) to"),
+        (vec!["--budget", "1e300"], "from 0 (no limit) to"),
+        (vec!["--budget", "inf"], "from 0 (no limit) to"),
+        (vec!["--budget", "nan"], "from 0 (no limit) to"),
+        (vec!["--budget", "-1"], "from 0 (no limit) to"),
+        (vec!["--budget", "-0.5"], "from 0 (no limit) to"),
+        (vec!["--runs", "-1"], "whole number from 0 to"),
+        (vec!["--runs", "0"], "at least 1"),
+        (vec!["--warmup", "-3"], "whole number from 0 to"),
+        (vec!["--batch", "-1"], "whole number from 0 to"),
+        (
+            vec!["--batch", "18446744073709551616"],
+            "whole number from 0 to",
+        ),
+        (
+            vec!["--sizes", "4294967296", "--workload", "gemm"],
+            "over the limit",
+        ),
+    ] {
+        let mut all = vec!["bench"];
+        all.extend_from_slice(&args);
+        let err = assert_fails(&run(&all));
+        assert!(err.contains(phrase), "{args:?}: {err}");
+        assert!(!started_work(&err), "{args:?}: refused after work: {err}");
+    }
+    // Huge counts are fine when the budget ends the runs: no capacity overflow.
+    let o = run(&[
+        "bench",
+        "--workload",
+        "seed",
+        "--paths",
+        "cpu-reference",
+        "--warmup",
+        "18446744073709551615",
+        "--runs",
+        "18446744073709551615",
+        "--budget",
+        "0.001",
+    ]);
+    assert_ok(&o);
+    assert!(files_in(d).is_empty());
 }

@@ -317,12 +317,11 @@ impl BenchOptions {
 
 /// A random input `[batch, cols]`, uniform in [-1, 1), from [`INPUT_SEED`].
 pub fn random_input(batch: usize, cols: usize) -> Result<Matrix> {
+    let n = batch
+        .checked_mul(cols)
+        .ok_or_else(|| Error::invalid(format!("a [{batch}, {cols}] input overflows usize")))?;
     let mut rng = Generator::new(INPUT_SEED);
-    let data = rng
-        .rand(batch * cols)
-        .into_iter()
-        .map(|v| 2.0 * v - 1.0)
-        .collect();
+    let data = rng.rand(n).into_iter().map(|v| 2.0 * v - 1.0).collect();
     Matrix::new(batch, cols, data)
 }
 
@@ -345,7 +344,8 @@ pub fn time_runs(opts: &BenchOptions, mut f: impl FnMut() -> Result<()>) -> Resu
     }
     let start = Instant::now();
     let min_runs = opts.min_runs.clamp(1, opts.runs);
-    let mut samples = Vec::with_capacity(opts.runs);
+    // `runs` may be huge (the budget ends the loop): reserve for a realistic count only.
+    let mut samples = Vec::with_capacity(opts.runs.min(1024));
     while samples.len() < opts.runs {
         let t = Instant::now();
         f()?;
