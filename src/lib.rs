@@ -20,6 +20,7 @@ pub mod init;
 pub mod io;
 mod layer;
 mod matrix;
+pub mod memory;
 mod model;
 pub mod rng;
 pub mod summary;

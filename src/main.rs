@@ -349,6 +349,23 @@ fn init(args: InitArgs) -> Result<()> {
     let widths = parse_widths(&args.layers)?;
     let acts = parse_acts(args.act.as_deref())?;
     io::check_output(&args.output, &[])?;
+    // Layers over the per-tensor limit are refused by the builder (before it allocates), with a
+    // message naming the layer; within the limit, the whole model must fit in memory.
+    let within_limit = widths.windows(2).all(|p| {
+        p[0].checked_mul(p[1])
+            .is_some_and(|n| n <= Mlp::MAX_TENSOR_ELEMENTS)
+    });
+    if within_limit {
+        let params = wgpu_mlp::memory::params(&widths);
+        wgpu_mlp::memory::check(
+            12 * params,
+            &format!(
+                "init: the model ({params} parameters of 4 bytes, held three times while it is \
+                 saved)"
+            ),
+            "give smaller --layers",
+        )?;
+    }
     let model = build_model(&widths, acts, args.seed)?;
     io::safetensors::save_model(&args.output, &model)?;
     warn(&model);
@@ -365,9 +382,39 @@ fn infer(args: InferArgs) -> Result<()> {
     )?;
     let acts = parse_acts(args.act.as_deref())?;
     let names = parse_names(args.names.as_deref())?;
+    // The files are held while they are parsed: the bytes, and at most twice as many as f32
+    // values (f16 weights, or a CSV of one-digit numbers).
+    let files =
+        u128::from(io::check_input(&args.weights)?) + u128::from(io::check_input(&args.input)?);
+    wgpu_mlp::memory::check(
+        3 * files,
+        &format!(
+            "infer: reading {} and {} ({} together)",
+            args.weights.display(),
+            args.input.display(),
+            wgpu_mlp::memory::bytes(files)
+        ),
+        "use smaller files",
+    )?;
     let model = load_model(&args.weights, acts, names.as_deref())?;
     let input = io::read_matrix(&args.input)?;
     model.check_input(input.rows(), input.cols())?;
+    let widths: Vec<usize> = std::iter::once(model.in_features())
+        .chain(model.layers().iter().map(|l| l.linear.out_features()))
+        .collect();
+    wgpu_mlp::memory::check(
+        wgpu_mlp::memory::forward_bytes(
+            &widths,
+            wgpu_mlp::memory::params(&widths),
+            input.rows(),
+            args.device != Device::Cpu,
+        ),
+        &format!(
+            "infer: the forward pass of {} rows through layers of widths {widths:?}",
+            input.rows()
+        ),
+        "give fewer rows at a time",
+    )?;
     let output = run_forward(&model, &input, args.device, args.adapter)?;
     io::write_matrix(&args.output, &output)?;
     warn(&model);

@@ -1127,8 +1127,13 @@ fn numeric_bench_arguments_out_of_range_are_errors_not_panics() {
             vec!["--batch", "18446744073709551616"],
             "whole number from 0 to",
         ),
+        (vec!["--batch", "18446744073709551615"], "available"),
         (
             vec!["--sizes", "4294967296", "--workload", "gemm"],
+            "over the limit",
+        ),
+        (
+            vec!["--sizes", "46341", "--workload", "gemm"],
             "over the limit",
         ),
     ] {

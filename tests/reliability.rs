@@ -437,6 +437,78 @@ fn invalid_init_arguments_are_errors_naming_the_layer() {
     );
 }
 
+#[test]
+fn commands_refuse_what_does_not_fit_in_memory_before_allocating_it() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let assert_refused = |o: &Output, what: &str| {
+        assert_cli_fails(o, &["needs about", "MemAvailable"], what);
+        common::assert_no_raw_controls(&String::from_utf8_lossy(&o.stderr), what);
+    };
+    // init: every layer within the per-tensor limit, tens of terabytes in all.
+    let layers = vec!["2147483647,1"; 1000].join(",");
+    let model = d.join("m.safetensors");
+    let o = run_cli(&["init", "--layers", &layers, "--output", &p(&model)]);
+    assert_refused(&o, "init");
+    // infer: a 12 MB model with a million-wide hidden layer, a 2 MB input of a million rows:
+    // terabytes of activations.
+    let wide = Mlp::from_layers(vec![
+        Layer {
+            linear: Linear::new(
+                1,
+                1_000_000,
+                vec![0.5; 1_000_000],
+                Some(vec![0.0; 1_000_000]),
+            )
+            .unwrap(),
+            activation: Activation::Relu,
+        },
+        Layer {
+            linear: Linear::new(1_000_000, 1, vec![0.5; 1_000_000], Some(vec![0.0])).unwrap(),
+            activation: Activation::Identity,
+        },
+    ])
+    .unwrap();
+    let weights = d.join("wide.safetensors");
+    st::save_model(&weights, &wide).unwrap();
+    let x = d.join("x.csv");
+    std::fs::write(&x, "1\n".repeat(1_000_000)).unwrap();
+    for device in ["cpu", "auto"] {
+        let o = run_cli(&[
+            "infer",
+            "--weights",
+            &p(&weights),
+            "--input",
+            &p(&x),
+            "--output",
+            &p(&d.join("y.npy")),
+            "--device",
+            device,
+        ]);
+        assert_refused(&o, device);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("1000000 rows") && !err.contains("running on"),
+            "{err}"
+        );
+    }
+    // bench: a batch of 10^11 rows.
+    let o = run_cli(&["bench", "--workload", "mnist", "--batch", "100000000000"]);
+    assert_refused(&o, "bench");
+    assert_eq!(files_in(d), ["wide.safetensors", "x.csv"]);
+    // The formulas, calibrated against peak RSS: `init --layers 4096,4096` (16.8M parameters)
+    // peaked at 202 MB for 12·P = 201 MB; `infer --device cpu` of a 4096 → 4096 model on 2,000
+    // rows at 231 MB for 67 MB of weights + 33 MB of input + this 197 MB (an upper bound).
+    assert_eq!(wgpu_mlp::memory::params(&[4096, 4096]), 4096 * 4097);
+    assert_eq!(
+        wgpu_mlp::memory::forward_bytes(&[4096, 4096], 4096 * 4097, 2000, false),
+        8 * 2000 * 8192 + 8 * 2000 * 4096
+    );
+    assert_eq!(wgpu_mlp::memory::bytes(3 << 30), "3.0 GiB");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Files: bad safetensors / .npy / CSV through the library and the CLI.
 

@@ -134,6 +134,17 @@ impl Workload {
         }
     }
 
+    /// The layer widths of [`model`](Self::model), input first, without building it.
+    pub fn widths(self, size: usize) -> Vec<usize> {
+        match self {
+            Workload::Gemm => vec![size, size],
+            Workload::Mnist => vec![784, 512, 512, 10],
+            Workload::Wide => vec![2048; 4],
+            Workload::Seed => vec![3, 3, 2],
+            Workload::Roundtrip => vec![1, 1],
+        }
+    }
+
     /// The paths this workload runs on: all but `roundtrip`, which is GPU only.
     pub fn paths(self) -> &'static [BenchPath] {
         match self {
@@ -158,6 +169,18 @@ impl Case {
     /// The model of this case.
     pub fn model(&self) -> Result<Mlp> {
         self.workload.model(self.size.unwrap_or(0))
+    }
+
+    /// Bytes this case holds at its peak (see [`crate::memory`]): the model and up to two copies
+    /// of its weights (the fast CPU baseline's and the GPU's), the input (drawn, then kept), and
+    /// the forward pass.
+    pub fn memory_bytes(&self) -> u128 {
+        let widths = self.workload.widths(self.size.unwrap_or(0));
+        let params = crate::memory::params(&widths);
+        let batch = self.batch as u128;
+        12 * params
+            + 8 * batch * widths[0] as u128
+            + crate::memory::forward_bytes(&widths, params, self.batch, true)
     }
 }
 
@@ -439,6 +462,36 @@ pub fn utc_date(unix_secs: u64) -> String {
 /// or a wrong GPU result is reported in the rows concerned.
 pub fn run(opts: &BenchOptions) -> Result<Report> {
     let cases = opts.cases()?;
+    // Every case is checked before the first one runs: its layers within the per-tensor limit,
+    // and its memory within what the machine has.
+    for case in &cases {
+        let widths = case.workload.widths(case.size.unwrap_or(0));
+        if let Some(p) = widths.windows(2).find(|p| {
+            p[0].checked_mul(p[1])
+                .is_none_or(|n| n > Mlp::MAX_TENSOR_ELEMENTS)
+        }) {
+            return Err(Error::invalid(format!(
+                "{} {}: a [{}, {}] weight is over the limit of {} elements per tensor; use \
+                 smaller --sizes",
+                case.workload.name(),
+                case.size.unwrap_or(case.batch),
+                p[1],
+                p[0],
+                Mlp::MAX_TENSOR_ELEMENTS
+            )));
+        }
+    }
+    if let Some(case) = cases.iter().max_by_key(|c| c.memory_bytes()) {
+        crate::memory::check(
+            case.memory_bytes(),
+            &format!(
+                "bench: the largest case ({} with batch {})",
+                case.workload.name(),
+                case.batch
+            ),
+            "use smaller --batch or --sizes",
+        )?;
+    }
     let load_before = load_avg();
     let cpu = cpu_model();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
