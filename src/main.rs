@@ -397,7 +397,20 @@ fn infer(args: InferArgs) -> Result<()> {
         "use smaller files",
     )?;
     let model = load_model(&args.weights, acts, names.as_deref())?;
-    let input = io::read_matrix(&args.input)?;
+    let input = match MatrixFormat::from_path(&args.input)? {
+        // How a CSV was read (rows, delimiter, whether line 1 was a header) is worth a line:
+        // nothing is dropped silently.
+        MatrixFormat::Csv => {
+            let parsed = io::csv::read_parsed(&args.input)?;
+            eprintln!(
+                "note: {}: {}",
+                wgpu_mlp::escape(&args.input.display().to_string()),
+                wgpu_mlp::escape(&parsed.describe())
+            );
+            parsed.matrix
+        }
+        MatrixFormat::Npy => io::read_matrix(&args.input)?,
+    };
     model.check_input(input.rows(), input.cols())?;
     let widths: Vec<usize> = std::iter::once(model.in_features())
         .chain(model.layers().iter().map(|l| l.linear.out_features()))

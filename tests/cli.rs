@@ -1160,3 +1160,89 @@ fn numeric_bench_arguments_out_of_range_are_errors_not_panics() {
     assert_ok(&o);
     assert!(files_in(d).is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// CSV inputs: no line dropped silently, what was read said, empty batches round-trip.
+
+#[test]
+fn infer_never_drops_a_csv_line_and_says_what_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let w = data("seed_example.safetensors");
+    for (text, rows, phrase) in [
+        (
+            "NA,NA,NA\n1,2,3\n4,5,6\n",
+            3,
+            "3 rows of 3 values, comma-separated; no header line",
+        ),
+        ("nan,inf,-inf\n1,2,3\n", 2, "no header line"),
+        ("\"1\",\"2\",\"3\"\n", 1, "1 row of 3 values"),
+        (
+            "x0,x1,x2\n1,2,3\n",
+            1,
+            "line 1 is a header, not data (x0, x1, x2)",
+        ),
+        (
+            "1.000000000000000000e+00 2.000000000000000000e+00 3.000000000000000000e+00\n",
+            1,
+            "separated by spaces or tabs",
+        ),
+        ("1\t2\t3\n4\t5\t6\n", 2, "2 rows of 3 values"),
+    ] {
+        let x = d.join("x.csv");
+        std::fs::write(&x, text).unwrap();
+        let y = d.join("y.csv");
+        let o = infer_paths(&x, &w, &y);
+        assert_ok(&o);
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("note: {}: ", p(&x))) && err.contains(phrase),
+            "{text:?}: {err}"
+        );
+        assert_eq!(csv::read(&y).unwrap().rows(), rows, "{text:?}");
+    }
+}
+
+#[test]
+fn an_empty_batch_written_as_csv_reads_back_through_infer() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = d.join("x.csv");
+    std::fs::write(&x, "a,b,c\n").unwrap();
+    let y = d.join("y.csv");
+    assert_ok(&infer_paths(&x, &data("seed_example.safetensors"), &y));
+    assert_eq!(std::fs::read_to_string(&y).unwrap(), "c0,c1\n");
+    // The output is an input the tool takes: [0, 2] into a 2 → 3 model gives [0, 3].
+    let m = d.join("m.safetensors");
+    assert_ok(&run(&["init", "--layers", "2,3", "--output", p(&m)]));
+    let z = d.join("z.csv");
+    let o = run(&[
+        "infer",
+        "--weights",
+        p(&m),
+        "-i",
+        p(&y),
+        "-o",
+        p(&z),
+        "--device",
+        "cpu",
+    ]);
+    assert_ok(&o);
+    assert!(stderr(&o).contains("0 rows of 2 values"), "{}", stderr(&o));
+    assert_eq!(csv::read(&z).unwrap().shape(), [0, 3]);
+    // And as .npy.
+    let zn = d.join("z.npy");
+    let o = run(&[
+        "infer",
+        "--weights",
+        p(&m),
+        "-i",
+        p(&y),
+        "-o",
+        p(&zn),
+        "--device",
+        "cpu",
+    ]);
+    assert_ok(&o);
+    assert_eq!(npy::read(&zn).unwrap().shape(), [0, 3]);
+}
