@@ -613,7 +613,65 @@ fn bad_weight_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ),
         ("non_utf8.safetensors", non_utf8, "UTF-8"),
         ("empty.safetensors", vec![], "too short"),
+        // Two entries under one name, with different offsets: the duplicate is the problem.
+        (
+            "dup_offsets.safetensors",
+            raw_st(
+                &format!(
+                    r#"{{"0.weight":{{{w}}},"0.weight":{{"dtype":"F32","shape":[2,2],"data_offsets":[16,32]}}}}"#
+                ),
+                &[0; 32],
+            ),
+            "'0.weight' twice",
+        ),
+        // What torch.save writes: a zip archive, or (before PyTorch 1.6) a bare pickle.
+        (
+            "model.pth",
+            torch_zip(),
+            "PyTorch checkpoint (a zip archive",
+        ),
+        ("legacy.pt", torch_pickle(), "PyTorch checkpoint (a pickle"),
     ]
+}
+
+/// The start of a zip archive as `torch.save` writes one (`archive/data.pkl` first).
+fn torch_zip() -> Vec<u8> {
+    let mut b = b"PK\x03\x04\x00\x00\x08\x08\x00\x00\x00\x00\x00\x00".to_vec();
+    b.extend_from_slice(&[0; 16]);
+    b.extend_from_slice(b"archive/data.pklFB\x0c\x00ZZZZZZZZZZZZ\x80\x02}q\x00");
+    b
+}
+
+/// A legacy `torch.save` pickle (protocol 2): the magic number comes first.
+fn torch_pickle() -> Vec<u8> {
+    let mut b = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02M\xe9\x03.".to_vec();
+    b.extend_from_slice(&[0; 64]);
+    b
+}
+
+#[test]
+fn pytorch_checkpoints_get_a_conversion_hint_and_safetensors_that_look_alike_load() {
+    let _serial = serial();
+    for bytes in [torch_zip(), torch_pickle()] {
+        let msg = format_msg(st::layers_from_bytes(&bytes, "m.pth", None));
+        assert!(
+            msg.contains("from safetensors.torch import save_file")
+                && msg.contains("torch.load('m.pth', map_location='cpu')")
+                && msg.contains("state_dict"),
+            "{msg}"
+        );
+    }
+    // A real safetensors file whose header is 640 bytes long starts with 80 02, like a pickle:
+    // it loads.
+    let model = model(&[2, 1], &[Activation::Identity], 0);
+    let good = st::model_to_bytes(&model).unwrap();
+    let hlen = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let mut header = String::from_utf8(good[8..8 + hlen].to_vec()).unwrap();
+    header.push_str(&" ".repeat(640 - hlen));
+    let padded = raw_st(&header, &good[8 + hlen..]);
+    assert_eq!(padded[..2], [0x80, 0x02]);
+    let layers = st::layers_from_bytes(&padded, "padded", None).unwrap();
+    assert_eq!(layers[0].weight(), model.layers()[0].linear.weight());
 }
 
 /// Bad inputs for seed_example (3 features): (file name, bytes, phrase).
