@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{files_in, mode_of, temp_files};
+use common::{files_in, mode_of};
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -819,7 +819,7 @@ fn replacing_an_output_keeps_its_mode_and_write_protected_files_are_refused() {
         std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(std::fs::read_to_string(&locked).unwrap(), "keep me");
     }
-    assert!(temp_files(&files_in(d)).is_empty());
+    assert!(common::cli_args::temp_files_left(d).is_empty());
 }
 
 #[test]

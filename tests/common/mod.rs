@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod cli_args;
+
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
@@ -180,23 +182,10 @@ pub fn mode_of(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
-/// The temporary files of the atomic writer (`.NAME.tmp-PID-N`) among `names`.
-pub fn temp_files(names: &[String]) -> Vec<&String> {
-    names
-        .iter()
-        .filter(|n| n.starts_with('.') && n.contains(".tmp-"))
-        .collect()
-}
-
-/// Asserts that `text` (a command's stderr) holds no raw control character but line ends, and no
+/// Asserts that `text` (a command's output) holds no raw control character but line ends, and no
 /// bidirectional override: untrusted text must reach the terminal escaped.
 pub fn assert_no_raw_controls(text: &str, what: &str) {
-    let bad: Vec<char> = text
-        .chars()
-        .filter(|&c| {
-            (c.is_control() && c != '\n')
-                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        })
-        .collect();
-    assert!(bad.is_empty(), "{what}: raw {bad:?} in {text:?}");
+    if let Some(c) = cli_args::raw_control(text) {
+        panic!("{what}: raw {c:?} in {text:?}");
+    }
 }
