@@ -847,6 +847,30 @@ fn outputs_are_checked_before_any_work() {
         assert!(err.contains(phrase), "{out}: {err}");
         assert!(!started_work(&err), "{out}: {err}");
     }
+    // A folder this user cannot write into. Root may write anywhere permissions say no, so for
+    // root the check uses /sys, where nobody may create files.
+    let ro = d.join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    let unwritable = match std::fs::write(ro.join("probe"), "") {
+        Ok(()) => {
+            std::fs::remove_file(ro.join("probe")).unwrap();
+            PathBuf::from("/sys")
+        }
+        Err(_) => ro.clone(),
+    };
+    let err = assert_fails(&infer_paths_device(&unwritable.join("y.npy"), "auto"));
+    assert!(
+        err.contains("cannot write into the folder") && !started_work(&err),
+        "{err}"
+    );
+    let json = unwritable.join("out.json");
+    let err = assert_fails(&quick_bench(d, &["--json", p(&json)]));
+    assert!(
+        err.contains("cannot write into the folder") && !started_work(&err),
+        "{err}"
+    );
+    std::fs::remove_dir(&ro).unwrap();
     // `init` says the same thing as `infer` about a missing folder.
     let o = run(&[
         "init",
