@@ -856,7 +856,8 @@ fn cli_runs_non_finite_inputs_without_failing() {
 
 /// An `infer` run that writes a large CSV output (5,000 × 1,000 values, about 50 MB) in `d`, over
 /// an earlier `y.csv`: long enough to be stopped while the temporary file is being written.
-fn spawn_big_csv_write(d: &Path) -> std::process::Child {
+/// `max_file` limits the size of files it may write (`ulimit -f`).
+fn spawn_big_csv_write(d: &Path, max_file: Option<u64>) -> std::process::Child {
     let weights = d.join("wide.safetensors");
     if !weights.exists() {
         st::save_model(&weights, &model(&[1, 1000], &[Activation::Identity], 0)).unwrap();
@@ -882,12 +883,19 @@ fn spawn_big_csv_write(d: &Path) -> std::process::Child {
     // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
     unsafe {
         use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             let none = libc::rlimit {
                 rlim_cur: 0,
                 rlim_max: 0,
             };
             libc::setrlimit(libc::RLIMIT_CORE, &none);
+            if let Some(max) = max_file {
+                let limit = libc::rlimit {
+                    rlim_cur: max,
+                    rlim_max: max,
+                };
+                libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            }
             Ok(())
         });
     }
@@ -921,8 +929,15 @@ fn a_run_stopped_by_a_signal_leaves_no_temporary_file() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
-        let child = spawn_big_csv_write(d);
+    for signal in [
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGALRM,
+    ] {
+        let child = spawn_big_csv_write(d, None);
         signal_while_writing(&child, d, signal);
         let (o, killed) = common::wait_or_kill(child, 120);
         assert!(!killed, "signal {signal}: the process did not end");
@@ -938,9 +953,19 @@ fn a_run_stopped_by_a_signal_leaves_no_temporary_file() {
             "earlier output"
         );
     }
+    // A file-size limit (`ulimit -f`, here 1 MiB) stops the write with SIGXFSZ: the same.
+    let child = spawn_big_csv_write(d, Some(1 << 20));
+    let (o, killed) = common::wait_or_kill(child, 120);
+    assert!(!killed);
+    assert_eq!(o.status.signal(), Some(libc::SIGXFSZ), "{:?}", o.status);
+    assert_eq!(files_in(d), ["wide.safetensors", "x.csv", "y.csv"]);
+    assert_eq!(
+        std::fs::read_to_string(d.join("y.csv")).unwrap(),
+        "earlier output"
+    );
     // SIGKILL cannot be caught: the temporary file stays, named after the output and the process
     // id (as docs/GUARANTEES.md says), and the earlier output is still intact.
-    let child = spawn_big_csv_write(d);
+    let child = spawn_big_csv_write(d, None);
     let pid = child.id();
     let temp = signal_while_writing(&child, d, libc::SIGKILL);
     let (o, _) = common::wait_or_kill(child, 120);

@@ -8,7 +8,7 @@
 //! data is written, the file is flushed to disk (`fsync`), renamed over the target, and the folder
 //! is flushed too. On any failure the temporary file is removed; while it exists it is listed in a
 //! registry that [`remove_temp_files_on_signals`](super::remove_temp_files_on_signals) empties when
-//! SIGINT, SIGTERM, SIGHUP or SIGQUIT arrives.
+//! a signal such as SIGINT or SIGTERM stops the process.
 //!
 //! What is replaced: the target name. An existing regular file keeps its permission bits (and, where
 //! the process may set it, its owner); a symbolic link at the target is replaced by the new file and

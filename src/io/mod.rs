@@ -14,7 +14,7 @@
 //! target's folder that is renamed over the target only once it is complete and on disk, so a
 //! failed write never leaves a partial (or any new) file behind. [`check_output`] checks an output
 //! path before any work is done, and [`remove_temp_files_on_signals`] extends the guarantee to
-//! SIGINT, SIGTERM, SIGHUP and SIGQUIT.
+//! SIGINT, SIGTERM and the other signals a run can be stopped with (not SIGKILL).
 
 mod atomic;
 pub mod csv;

@@ -1,4 +1,8 @@
-//! Removing temporary files when the process is told to stop (SIGINT, SIGTERM, SIGHUP, SIGQUIT).
+//! Removing temporary files when a signal stops the process: SIGINT, SIGTERM, SIGHUP, SIGQUIT,
+//! SIGALRM, SIGUSR1, SIGUSR2, SIGVTALRM, and the resource limits' SIGXCPU and SIGXFSZ (a write past
+//! `ulimit -f`) — every signal whose default action ends the process and that comes from outside
+//! the program's own faults. (Faults such as SIGSEGV cannot be handled safely, SIGPIPE is ignored
+//! by the Rust runtime, and SIGPROF is left to profilers.)
 //!
 //! A signal handler may only call async-signal-safe functions, so it does one thing: it writes the
 //! signal's number into a pipe. A watcher thread blocked on the other end of the pipe then takes
@@ -13,9 +17,10 @@
 
 use crate::error::{Error, Result};
 
-/// Installs the handlers (once per process; later calls do nothing). Signals that are ignored
-/// when this is called (`nohup` ignores SIGHUP; background jobs of a non-interactive shell ignore
-/// SIGINT and SIGQUIT) stay ignored. Does nothing on platforms other than Unix.
+/// Installs the handlers (once per process; later calls do nothing). Only signals whose action is
+/// still the default are taken: ignored ones (`nohup` ignores SIGHUP; background jobs of a
+/// non-interactive shell ignore SIGINT and SIGQUIT) stay ignored, and a handler someone else
+/// installed stays theirs. Does nothing on platforms other than Unix.
 pub fn remove_temp_files_on_signals() -> Result<()> {
     #[cfg(unix)]
     {
@@ -41,7 +46,18 @@ mod imp {
     use libc::c_int;
 
     /// The signals that remove the temporary files before the process ends.
-    const SIGNALS: [c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+    const SIGNALS: [c_int; 10] = [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGALRM,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGVTALRM,
+        libc::SIGXCPU,
+        libc::SIGXFSZ,
+    ];
 
     /// The write end of the pipe (-1 until installed).
     static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
@@ -96,7 +112,7 @@ mod imp {
                 if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
                     return Err(io::Error::last_os_error());
                 }
-                if old.sa_sigaction == libc::SIG_IGN {
+                if old.sa_sigaction != libc::SIG_DFL {
                     continue;
                 }
                 let mut sa: libc::sigaction = std::mem::zeroed();
