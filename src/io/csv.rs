@@ -29,7 +29,7 @@
 //!   so a header of numbers (pandas writes `0,1,2` for a frame with integer column names) is read
 //!   as a row; [`parse`] says whether a header was found, and the CLI prints it. Every other line
 //!   must hold numbers, as many as the first data line.
-//! - **Rows**: a header and no data is an empty matrix `[0, columns]` (what [`write`] makes of an
+//! - **Rows**: a header and no data is an empty matrix `[0, columns]` (what [`write()`] makes of an
 //!   empty batch); a file with neither is an error.
 //!
 //! # Writing
