@@ -235,8 +235,14 @@ fn main() -> ExitCode {
             let _ = e.print();
             ExitCode::SUCCESS
         }
-        Ok(Err(Failure::Usage(text))) => {
-            eprint!("{text}");
+        Ok(Err(Failure::Usage(e, escaped))) => {
+            match escaped {
+                Some(text) => eprint!("{text}"),
+                // As clap prints it (in colour on a terminal).
+                None => {
+                    let _ = e.print();
+                }
+            }
             ExitCode::FAILURE
         }
         Ok(Err(Failure::Run(e))) => {
@@ -252,8 +258,9 @@ fn main() -> ExitCode {
 pub(crate) enum Failure {
     /// `--help` or `--version`: text for stdout, and success.
     Info(clap::Error),
-    /// A usage error, rendered by clap (with `error: ` first), arguments escaped.
-    Usage(String),
+    /// A usage error from clap, and its text with the arguments escaped when any argument
+    /// needed it (see [`usage_error`]).
+    Usage(clap::Error, Option<String>),
     /// Any other error: printed as `error: {e}`.
     Run(Error),
 }
@@ -265,29 +272,32 @@ pub(crate) fn run_args(args: &[OsString]) -> std::result::Result<(), Failure> {
         use clap::error::ErrorKind;
         match e.kind() {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Failure::Info(e),
-            _ => Failure::Usage(usage_error(&e, args)),
+            _ => {
+                let escaped = usage_error(&e, args);
+                Failure::Usage(e, escaped)
+            }
         }
     })?;
     run(cli).map_err(Failure::Run)
 }
 
-/// clap's message for a usage error. clap quotes the offending argument as it was typed, so when
-/// any argument holds a control character the arguments are parsed again in their escaped form
-/// ([`wgpu_mlp::escape`]) and that error, which quotes them escaped, is shown instead.
-fn usage_error(e: &clap::Error, args: &[OsString]) -> String {
-    let text = e.render().to_string();
+/// The text to show for a usage error when clap's own would not do. clap quotes the offending
+/// argument as it was typed, so when any argument holds a control character (or is not UTF-8) the
+/// arguments are parsed again in their escaped form ([`wgpu_mlp::escape`]) and that error, which
+/// quotes them escaped, is returned. `None`: no argument needed escaping.
+fn usage_error(e: &clap::Error, args: &[OsString]) -> Option<String> {
     let shown: Vec<String> = args
         .iter()
         .map(|a| wgpu_mlp::escape(&a.to_string_lossy()).into_owned())
         .collect();
     if shown.iter().zip(args).all(|(s, a)| a == s.as_str()) {
-        return text;
+        return None;
     }
-    match Cli::try_parse_from(&shown) {
+    Some(match Cli::try_parse_from(&shown) {
         Err(again) if again.kind() == e.kind() => again.render().to_string(),
         // Not the same failure once escaped: escape the whole message, line breaks included.
-        _ => format!("{}\n", wgpu_mlp::escape(text.trim_end())),
-    }
+        _ => format!("{}\n", wgpu_mlp::escape(e.render().to_string().trim_end())),
+    })
 }
 
 fn run(cli: Cli) -> Result<()> {

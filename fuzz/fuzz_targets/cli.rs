@@ -35,7 +35,8 @@ fuzz_target!(|data: &[u8]| {
     let args = cli_args::command_line(&mut cli_args::Bytes::new(data), dir);
     match cli::run_args(&args) {
         Ok(()) | Err(cli::Failure::Info(_)) => {}
-        Err(cli::Failure::Usage(text)) => {
+        Err(cli::Failure::Usage(e, escaped)) => {
+            let text = escaped.unwrap_or_else(|| e.render().to_string());
             assert!(text.starts_with("error: "), "{args:?}: {text:?}");
             assert_eq!(cli_args::raw_control(&text), None, "{args:?}: {text:?}");
         }
