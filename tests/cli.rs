@@ -28,11 +28,15 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Asserts a clean failure: exit status 1, `error:` on stderr, no panic or backtrace.
+/// Asserts a clean failure: exit status 1, an `error: ` line on stderr (notes may come first), no
+/// panic or backtrace.
 fn assert_fails(o: &Output) -> String {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(err.starts_with("error: "), "stderr: {err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("error: ")),
+        "stderr: {err}"
+    );
     assert!(
         !err.contains("panicked") && !err.contains("stack backtrace"),
         "stderr: {err}"

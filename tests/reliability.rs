@@ -734,11 +734,15 @@ fn bad_input_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     ]
 }
 
-/// Asserts a clean CLI failure: status 1, `error:` naming `phrase`, no panic.
+/// Asserts a clean CLI failure: status 1, an `error: ` line (notes may come first), every one of
+/// `phrases`, no panic.
 fn assert_cli_fails(o: &Output, phrases: &[&str], what: &str) {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{what}: {err}");
-    assert!(err.starts_with("error: "), "{what}: {err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("error: ")),
+        "{what}: {err}"
+    );
     assert!(!err.contains("panicked"), "{what}: {err}");
     for p in phrases {
         assert!(err.contains(p), "{what}: expected '{p}' in: {err}");
