@@ -20,6 +20,7 @@ pub mod gpu;
 pub mod init;
 pub mod io;
 mod matrix;
+pub mod memory;
 pub mod model;
 #[cfg(feature = "onnx")]
 pub mod onnx;
@@ -28,7 +29,7 @@ pub mod summary;
 
 pub use activation::Activation;
 pub use data::DataLoader;
-pub use error::{Error, Result};
+pub use error::{Error, Result, escape};
 pub use init::Init;
 pub use matrix::Matrix;
 pub use model::{

@@ -51,7 +51,7 @@ pub(crate) struct Output<'m> {
 /// `'name'`, escaped and shortened, for messages.
 pub(crate) fn quote(s: &str) -> String {
     const MAX: usize = 120;
-    let mut out = escape(s);
+    let mut out = escape(s).into_owned();
     if out.chars().count() > MAX {
         out = out.chars().take(MAX).collect::<String>() + "…";
     }
