@@ -69,7 +69,7 @@ pub(crate) enum Op {
 }
 
 /// The ONNX elementwise ops this module reads (the rest of the supported list is in
-/// `lower.rs`).
+/// `lower/mod.rs`).
 pub(crate) const OPS: &[&str] = &[
     "Abs",
     "Add",

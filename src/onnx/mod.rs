@@ -91,11 +91,6 @@ mod proto;
 mod scope;
 mod tensor;
 
-#[cfg(test)]
-mod mutate;
-#[cfg(test)]
-mod tests;
-
 use std::path::Path;
 
 use bytes::Bytes;

@@ -113,8 +113,15 @@ pub(crate) fn read(t: &TensorProto, origin: Origin) -> Result<Tensor, String> {
     let n = element_count(&dims)?;
     let raw = &t.raw_data[..];
     let have_raw = !raw.is_empty();
-    let count_error = |got: usize, what: &str| {
-        format!("has shape {dims:?} ({n} elements) but {got} values in {what}")
+    // A typed field (`float_data`, …) holds one value per element.
+    let one_each = |got: usize, what: &str| {
+        if got == n {
+            Ok(())
+        } else {
+            Err(format!(
+                "has shape {dims:?} ({n} elements) but {got} values in {what}"
+            ))
+        }
     };
     // The element size in raw_data, and whether raw_data holds the values.
     let size = match t.data_type {
@@ -142,39 +149,29 @@ pub(crate) fn read(t: &TensorProto, origin: Origin) -> Result<Tensor, String> {
     let data = match t.data_type {
         dtype::FLOAT if have_raw => Data::Float(
             raw.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .map(|c| f32::from_le_bytes(array(c)))
                 .collect(),
         ),
         dtype::FLOAT => {
-            if t.float_data.len() != n {
-                return Err(count_error(t.float_data.len(), "float_data"));
-            }
+            one_each(t.float_data.len(), "float_data")?;
             Data::Float(t.float_data.clone())
         }
         dtype::DOUBLE if have_raw => Data::Float(
             raw.chunks_exact(8)
-                .map(|c| {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(c);
-                    f64::from_le_bytes(b) as f32
-                })
+                .map(|c| f64::from_le_bytes(array(c)) as f32)
                 .collect(),
         ),
         dtype::DOUBLE => {
-            if t.double_data.len() != n {
-                return Err(count_error(t.double_data.len(), "double_data"));
-            }
+            one_each(t.double_data.len(), "double_data")?;
             Data::Float(t.double_data.iter().map(|&v| v as f32).collect())
         }
         dtype::FLOAT16 | dtype::BFLOAT16 => {
             let bits: Vec<u16> = if have_raw {
                 raw.chunks_exact(2)
-                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .map(|c| u16::from_le_bytes(array(c)))
                     .collect()
             } else {
-                if t.int32_data.len() != n {
-                    return Err(count_error(t.int32_data.len(), "int32_data"));
-                }
+                one_each(t.int32_data.len(), "int32_data")?;
                 // Each int32 holds one value's 16 bits.
                 t.int32_data.iter().map(|&v| v as u16).collect()
             };
@@ -186,30 +183,22 @@ pub(crate) fn read(t: &TensorProto, origin: Origin) -> Result<Tensor, String> {
         }
         dtype::INT64 if have_raw => Data::Int(
             raw.chunks_exact(8)
-                .map(|c| {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(c);
-                    i64::from_le_bytes(b)
-                })
+                .map(|c| i64::from_le_bytes(array(c)))
                 .collect(),
         ),
         dtype::INT64 => {
-            if t.int64_data.len() != n {
-                return Err(count_error(t.int64_data.len(), "int64_data"));
-            }
+            one_each(t.int64_data.len(), "int64_data")?;
             Data::Int(t.int64_data.clone())
         }
         dtype::INT32 if have_raw => Data::Int(
             raw.chunks_exact(4)
-                .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .map(|c| i64::from(i32::from_le_bytes(array(c))))
                 .collect(),
         ),
         dtype::BOOL if have_raw => Data::Bool(raw.iter().map(|&b| b != 0).collect()),
         // INT32 and BOOL without raw_data.
         _ => {
-            if t.int32_data.len() != n {
-                return Err(count_error(t.int32_data.len(), "int32_data"));
-            }
+            one_each(t.int32_data.len(), "int32_data")?;
             if t.data_type == dtype::BOOL {
                 Data::Bool(t.int32_data.iter().map(|&v| v != 0).collect())
             } else {
@@ -218,4 +207,11 @@ pub(crate) fn read(t: &TensorProto, origin: Origin) -> Result<Tensor, String> {
         }
     };
     Ok(Tensor { dims, data, origin })
+}
+
+/// One value's little-endian bytes (`c` is a chunk of exactly `N`).
+fn array<const N: usize>(c: &[u8]) -> [u8; N] {
+    let mut b = [0u8; N];
+    b.copy_from_slice(c);
+    b
 }

@@ -1,14 +1,14 @@
-//! Seeded mutations of protobuf files, for the ONNX property tests (the unit test in
-//! `src/onnx/tests.rs` and `tests/onnx.rs`, which includes this file by path: it uses only
-//! `std`).
+//! Seeded mutations of protobuf files, for the ONNX property tests in `tests/onnx.rs`.
 //!
-//! A file is parsed into a tree of fields (a length-delimited field is a nested message when
-//! its bytes parse as one and encode back to the same bytes, else bytes), mutated, and encoded
-//! again with the lengths of every enclosing message recomputed, so a rewrite deep inside a
-//! node reaches the importer's graph checks instead of failing at the first length. Byte-level
-//! mutations (bit flips, truncations, inserted and deleted ranges, splices of two files, and
-//! length prefixes that lie) cover the decoder itself. One to four mutations are stacked.
-#![allow(dead_code)]
+//! A file is parsed into a tree of fields ([`super::protobuf`]; a length-delimited field is a
+//! nested message when its bytes parse as one and encode back to the same bytes, else bytes),
+//! mutated, and encoded again with the lengths of every enclosing message recomputed, so a
+//! rewrite deep inside a node reaches the importer's graph checks instead of failing at the
+//! first length. Byte-level mutations (bit flips, truncations, inserted and deleted ranges,
+//! splices of two files, and length prefixes that lie) cover the decoder itself. One to four
+//! mutations are stacked.
+
+use super::protobuf::{Field, Val, encode_into, parse, read_varint, write_varint};
 
 /// A small seeded generator (xorshift64*), so a run is reproducible from its seed.
 pub struct Rng(u64);
@@ -44,140 +44,6 @@ impl Rng {
     /// A random element.
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
-    }
-}
-
-/// One protobuf field.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Val {
-    /// Wire type 0.
-    Varint(u64),
-    /// Wire type 1.
-    Fixed64([u8; 8]),
-    /// Wire type 5.
-    Fixed32([u8; 4]),
-    /// Wire type 2, not a message.
-    Bytes(Vec<u8>),
-    /// Wire type 2, a nested message.
-    Message(Vec<Field>),
-}
-
-/// A field number and its value.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Field {
-    /// The field number.
-    pub tag: u64,
-    /// The value.
-    pub val: Val,
-}
-
-fn read_varint(b: &[u8], at: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*at)?;
-        *at += 1;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-fn write_varint(out: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-/// Parses `b` as a message (fields to the end), nested messages down to `depth` levels.
-pub fn parse(b: &[u8], depth: usize) -> Option<Vec<Field>> {
-    let mut fields = Vec::new();
-    let mut at = 0;
-    while at < b.len() {
-        let key = read_varint(b, &mut at)?;
-        let (tag, wire) = (key >> 3, key & 7);
-        if tag == 0 {
-            return None;
-        }
-        let val = match wire {
-            0 => Val::Varint(read_varint(b, &mut at)?),
-            1 => {
-                let v: [u8; 8] = b.get(at..at + 8)?.try_into().ok()?;
-                at += 8;
-                Val::Fixed64(v)
-            }
-            5 => {
-                let v: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
-                at += 4;
-                Val::Fixed32(v)
-            }
-            2 => {
-                let len = usize::try_from(read_varint(b, &mut at)?).ok()?;
-                let body = b.get(at..at.checked_add(len)?)?;
-                at += len;
-                let nested = if depth > 0 && !body.is_empty() {
-                    parse(body, depth - 1).filter(|f| encode(f) == body)
-                } else {
-                    None
-                };
-                match nested {
-                    Some(f) => Val::Message(f),
-                    None => Val::Bytes(body.to_vec()),
-                }
-            }
-            _ => return None,
-        };
-        fields.push(Field { tag, val });
-    }
-    Some(fields)
-}
-
-/// Encodes fields (lengths recomputed).
-pub fn encode(fields: &[Field]) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_into(fields, &mut out, &mut Vec::new());
-    out
-}
-
-/// Encodes fields, recording where each length prefix starts and how many bytes it takes.
-fn encode_into(fields: &[Field], out: &mut Vec<u8>, lengths: &mut Vec<(usize, usize)>) {
-    for f in fields {
-        let wire = match f.val {
-            Val::Varint(_) => 0,
-            Val::Fixed64(_) => 1,
-            Val::Fixed32(_) => 5,
-            Val::Bytes(_) | Val::Message(_) => 2,
-        };
-        write_varint(out, (f.tag << 3) | wire);
-        match &f.val {
-            Val::Varint(v) => write_varint(out, *v),
-            Val::Fixed64(v) => out.extend_from_slice(v),
-            Val::Fixed32(v) => out.extend_from_slice(v),
-            Val::Bytes(v) => {
-                let at = out.len();
-                write_varint(out, v.len() as u64);
-                lengths.push((at, out.len() - at));
-                out.extend_from_slice(v);
-            }
-            Val::Message(m) => {
-                let mut inner = Vec::new();
-                let mut inner_lengths = Vec::new();
-                encode_into(m, &mut inner, &mut inner_lengths);
-                let at = out.len();
-                write_varint(out, inner.len() as u64);
-                lengths.push((at, out.len() - at));
-                let base = out.len();
-                lengths.extend(inner_lengths.iter().map(|&(p, n)| (p + base, n)));
-                out.extend_from_slice(&inner);
-            }
-        }
     }
 }
 
