@@ -167,6 +167,18 @@ fn saved_file_is_f32_little_endian_with_pt_metadata() {
         meta.metadata().as_ref().unwrap().get("format").unwrap(),
         "pt"
     );
+    // The architecture is in the metadata, and the same model gives the same bytes every time.
+    assert_eq!(
+        meta.metadata()
+            .as_ref()
+            .unwrap()
+            .get("wgpu_mlp.arch")
+            .unwrap(),
+        "linear"
+    );
+    for _ in 0..5 {
+        assert_eq!(st::model_to_bytes(&model).unwrap(), bytes);
+    }
 }
 
 #[test]

@@ -240,12 +240,50 @@ pub fn model_to_bytes(model: &Mlp) -> Result<Vec<u8>> {
             index += 1;
         }
     }
-    let metadata = HashMap::from([
-        ("format".to_string(), "pt".to_string()),
-        (ARCH_KEY.to_string(), arch.to_string()),
-    ]);
-    ::safetensors::serialize(tensors, Some(metadata))
-        .map_err(|e| Error::invalid(format!("cannot serialize the model: {e}")))
+    let plain = ::safetensors::serialize(tensors, None)
+        .map_err(|e| Error::invalid(format!("cannot serialize the model: {e}")))?;
+    with_metadata(&plain, &[("format", "pt"), (ARCH_KEY, &arch.to_string())])
+}
+
+/// `bytes` (a safetensors file without metadata) with `__metadata__` added to its header, keys
+/// in sorted order: the same model always gives the same bytes (the safetensors crate writes
+/// metadata in a hash map's order).
+fn with_metadata(bytes: &[u8], metadata: &[(&str, &str)]) -> Result<Vec<u8>> {
+    let bad = |e: String| Error::invalid(format!("cannot serialize the model: {e}"));
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize)
+        .ok_or_else(|| bad("no header".into()))?;
+    let header = bytes
+        .get(8..8 + n)
+        .ok_or_else(|| bad("short header".into()))?;
+    let mut json: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| bad(e.to_string()))?;
+    let meta: serde_json::Map<String, serde_json::Value> = metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+        .collect();
+    // Sorted keys, the metadata first.
+    let mut keys: Vec<String> = json.keys().cloned().collect();
+    keys.sort();
+    let mut sorted = serde_json::Map::new();
+    sorted.insert("__metadata__".into(), serde_json::Value::Object(meta));
+    for k in keys {
+        if let Some(v) = json.remove(&k) {
+            sorted.insert(k, v);
+        }
+    }
+    let mut text = serde_json::to_string(&serde_json::Value::Object(sorted))
+        .map_err(|e| bad(e.to_string()))?;
+    // The data section starts 8-byte aligned, as the safetensors crate pads it.
+    while text.len() % 8 != 0 {
+        text.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// The index of each Linear layer inside the equivalent `nn.Sequential`, given the activation after
