@@ -13,6 +13,7 @@
 pub mod activation;
 pub mod bench;
 pub mod cpu;
+pub mod cpu_fast;
 pub mod data;
 mod error;
 pub mod gpu;
