@@ -14,7 +14,7 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 /// the gap between the layers of one forward pass and between back-to-back calls; short enough
 /// not to burn a core for long after the last call.
 const SPIN: Duration = Duration::from_micros(200);
+
+/// How long the caller spins waiting for the workers inside a job before it parks.
+const CLOSE_SPIN: Duration = Duration::from_micros(50);
 
 // `state` packs the workers inside the current job (low bits), whether the job still admits
 // workers, a shutdown flag and the job's epoch (high bits). One word, so a worker can enter a job
@@ -76,6 +79,9 @@ struct Shared {
     wake: Condvar,
     /// Held by the thread submitting a job: one job at a time.
     dispatch: Mutex<()>,
+    /// The submitting thread while it is parked waiting for the workers to leave a job.
+    caller: Mutex<Option<std::thread::Thread>>,
+    caller_parked: AtomicBool,
 }
 
 impl Threads {
@@ -99,6 +105,8 @@ impl Threads {
             lock: Mutex::new(()),
             wake: Condvar::new(),
             dispatch: Mutex::new(()),
+            caller: Mutex::new(None),
+            caller_parked: AtomicBool::new(false),
         });
         let mut handles = Vec::with_capacity(want - 1);
         for id in 1..want {
@@ -191,22 +199,45 @@ impl Threads {
 }
 
 /// Closes the current job and waits until no worker is inside it (on drop, so also on unwind).
+///
+/// It spins first (a worker finishing its last task is usually microseconds away), then parks:
+/// a worker still inside is likely preempted on a busy machine, and a parked caller leaves its
+/// core idle, so the scheduler can move that worker there instead of waiting for its own core.
 struct Close<'a>(&'a Shared);
 
 impl Drop for Close<'_> {
     fn drop(&mut self) {
-        let state = &self.0.state;
+        let shared = self.0;
+        let state = &shared.state;
         state.fetch_and(!OPEN, Ordering::Relaxed);
+        let spin_until = Instant::now() + CLOSE_SPIN;
         let mut spins = 0u32;
-        // Acquire pairs with the workers' Release exit: their writes are visible after this.
+        // Acquire pairs with the workers' exit: their writes are visible after this.
         while state.load(Ordering::Acquire) & ACTIVE_MASK != 0 {
             spins += 1;
-            if spins < 1 << 12 {
+            if spins % 64 != 0 || Instant::now() < spin_until {
                 std::hint::spin_loop();
-            } else {
-                // A worker inside the job was descheduled: let it run.
-                std::thread::yield_now();
+                continue;
             }
+            *shared.caller.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current());
+            // SeqCst pairs with the workers' SeqCst exit: either the last one out sees this
+            // flag and unparks us, or we see the count at zero here.
+            shared.caller_parked.store(true, Ordering::SeqCst);
+            while state.load(Ordering::SeqCst) & ACTIVE_MASK != 0 {
+                std::thread::park();
+            }
+            shared.caller_parked.store(false, Ordering::Relaxed);
+            break;
+        }
+    }
+}
+
+/// A worker leaves the job: the last one out wakes a parked caller.
+fn leave(shared: &Shared) {
+    let before = shared.state.fetch_sub(1, Ordering::SeqCst);
+    if before & ACTIVE_MASK == 1 && shared.caller_parked.load(Ordering::SeqCst) {
+        if let Some(t) = &*shared.caller.lock().unwrap_or_else(|e| e.into_inner()) {
+            t.unpark();
         }
     }
 }
@@ -262,7 +293,7 @@ fn worker(shared: &Shared, me: usize) {
                     r.next.store(usize::MAX / 2, Ordering::Relaxed);
                 }
             }
-            shared.state.fetch_sub(1, Ordering::Release);
+            leave(shared);
             idle_since = None;
             continue;
         }
