@@ -1,5 +1,5 @@
-//! The kernel interface: what one GEMM microkernel or GEMV call computes, and the per-ISA table
-//! of kernels and block sizes that the drivers (`gemm.rs`, `gemv.rs`) use.
+//! The kernel interface: what one kernel call computes, and the per-ISA table of register tile
+//! shapes that the driver (`gemm.rs`) uses.
 
 use super::pack::{Block, NR};
 
@@ -68,31 +68,18 @@ impl Kernel {
     }
 }
 
-/// One GEMM microkernel call: `C[rows, cols] (+)= A·B` over one k-block of `kc` steps.
-///
-/// - `a`: the packed A tile, `a[p·rows + i]` = row `i`, step `p`; at least `kc·rows` values.
-/// - `b`: `np` panels `b_stride` blocks apart, each read from its start for `kc` blocks; at least
-///   `(np - 1)·b_stride + kc` blocks.
-/// - `cols`: valid columns, in `((np - 1)·NR, np·NR]`; the rest of the last panel is not stored.
-/// - `bias`: `Some` on the first k-block: `C = A·B + bias` (at least `cols` values); `None` after:
-///   `C += A·B`.
-pub(crate) struct GemmTile<'a> {
-    pub kc: usize,
-    pub a: &'a [f32],
-    pub rows: usize,
-    pub b: &'a [Block],
-    pub b_stride: usize,
-    pub np: usize,
-    pub c: *mut f32,
-    pub ldc: usize,
-    pub cols: usize,
-    pub bias: Option<&'a [f32]>,
-}
+/// Most rows of one kernel call (the size of the `np` tables).
+pub(crate) const MAX_ROWS: usize = 8;
 
-/// One GEMV call: `y[rows, cols] = x[rows, k]·W + bias` over all of `k`, for `np` consecutive
-/// panels (`w` holds at least `np·k` blocks, `bias` at least `cols` values), `x` rows `ldx`
-/// apart (at least `(rows - 1)·ldx + k` values), `y` rows `ldy` apart. `cols` as in [`GemmTile`].
-pub(crate) struct GemvCall<'a> {
+/// One kernel call: `y[rows, cols] = x[rows, k]·W + bias` over all of `k`, for `np` consecutive
+/// panels of W (`w` holds at least `np·k` blocks), `x` rows `ldx` apart (at least
+/// `(rows − 1)·ldx + k` values), `y` rows `ldy` apart. `cols` is the number of valid columns,
+/// in `((np − 1)·NR, np·NR]` (the rest of the last panel is neither computed into `y` nor read);
+/// `bias` holds at least `np·NR` values (zero-padded).
+///
+/// Each output is one FMA chain over `p = 0..k` in order, then `+ bias`: the same sum whatever
+/// the tile shape, the row chunking or the thread count.
+pub(crate) struct Tile<'a> {
     pub k: usize,
     pub x: &'a [f32],
     pub ldx: usize,
@@ -106,59 +93,41 @@ pub(crate) struct GemvCall<'a> {
 }
 
 /// # Safety
-/// The CPU supports the table's instruction set; the slices satisfy [`GemmTile`]'s contract,
-/// `1 ≤ rows ≤ mr`, `1 ≤ np ≤ npk`; `c` is valid for reads and writes of `rows` rows of `cols`
-/// floats `ldc` apart, which no other thread accesses during the call.
-pub(crate) type GemmFn = unsafe fn(&GemmTile<'_>);
+/// The CPU supports the table's instruction set; `1 ≤ rows ≤ Kernels::rows`,
+/// `1 ≤ np ≤ Kernels::np[rows]`; the slices are as [`Tile`] says; `y` is valid for reads and
+/// writes of `rows` rows of `cols` floats `ldy` apart, which no other thread accesses during the
+/// call.
+pub(crate) type TileFn = unsafe fn(&Tile<'_>);
 
-/// # Safety
-/// As [`GemmFn`], for [`GemvCall`]: `1 ≤ rows ≤ gemv_rows`, `1 ≤ np ≤ gemv_np[rows]`, and `y`
-/// valid for `rows` rows of `cols` floats `ldy` apart.
-pub(crate) type GemvFn = unsafe fn(&GemvCall<'_>);
-
-/// A kernel set and the block sizes that suit it.
+/// A kernel set: the register tile shapes it supports and its entry point.
 pub(crate) struct Kernels {
     pub kernel: Kernel,
-    /// Rows of the GEMM microkernel's register tile.
-    pub mr: usize,
-    /// Panels (of [`NR`] columns) of the GEMM microkernel's register tile.
-    pub npk: usize,
-    /// k-block: `kc·npk` blocks of B stay in L1 while the A tiles of a row block stream past.
-    pub kc: usize,
-    /// Most rows of a row block: its packed A (`mc·kc` floats) stays in L2.
-    pub mc: usize,
-    pub gemm: GemmFn,
-    /// Most rows of one GEMV call.
-    pub gemv_rows: usize,
-    /// Panels per GEMV call by its row count (index 0 unused): enough independent accumulators
-    /// to hide the FMA latency, few enough to stay in registers.
-    pub gemv_np: [usize; 5],
-    pub gemv: GemvFn,
+    /// Most rows of one call.
+    pub rows: usize,
+    /// Most panels of one call by its row count (index 0 unused, never increasing with the row
+    /// count): enough independent accumulators to hide the FMA latency and to share each
+    /// broadcast of x, few enough to stay in registers.
+    pub np: [usize; MAX_ROWS + 1],
+    pub run: TileFn,
 }
 
-/// Adds `tile` (row `i` at `tile[i]`) to C as a [`GemmTile`] says, one lane at a time: the
-/// fallback for partial panels and the portable kernels.
+/// Stores `tile + bias` (row `i` at `tile[i]`) into `cols` columns of `rows` rows of `y`, one
+/// lane at a time: the portable kernel's store and the fallback for partial panels.
 ///
 /// # Safety
-/// `c` is valid as [`GemmFn`] requires for `tile.len()` rows of `cols ≤ np·NR` floats.
+/// `y` is valid for writes of `tile.len()` rows of `cols ≤ W` floats `ldy` apart.
 pub(crate) unsafe fn store_tile<const W: usize>(
     tile: &[[f32; W]],
-    c: *mut f32,
-    ldc: usize,
+    y: *mut f32,
+    ldy: usize,
     cols: usize,
-    bias: Option<&[f32]>,
+    bias: &[f32],
 ) {
-    debug_assert!(cols <= W);
+    let bias = &bias[..cols];
     for (i, row) in tile.iter().enumerate() {
-        for (col, &v) in row[..cols].iter().enumerate() {
-            // SAFETY: i < rows and col < cols, in bounds of C by the caller's contract.
-            unsafe {
-                let cp = c.add(i * ldc + col);
-                *cp = v + match bias {
-                    Some(b) => b[col],
-                    None => *cp,
-                };
-            }
+        for (col, (&v, &b)) in row[..cols].iter().zip(bias).enumerate() {
+            // SAFETY: i < rows and col < cols, in bounds of y by the caller's contract.
+            unsafe { *y.add(i * ldy + col) = v + b };
         }
     }
 }

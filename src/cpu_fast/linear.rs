@@ -1,23 +1,27 @@
 //! [`PackedLinear`]: a Linear layer packed once, and the plan of its forward pass (GEMV or GEMM,
 //! how the work is cut across threads).
 
-use super::gemm::gemm_block;
-use super::gemv::gemv_block;
+use super::gemm::block;
 use super::kernel::{Kernel, Kernels};
 use super::pack::PackedWeight;
 use super::pool::Threads;
 use crate::Linear;
 
-/// Row counts up to this take the GEMV path (the weight streamed once per `gemv_rows` rows, `x`
-/// unpacked); more rows take the blocked GEMM.
-const GEMV_MAX_ROWS: usize = 4;
+/// Rows of a row block: the unit of work of a thread when rows are split, and the granule on
+/// which the epilogue runs. Its `x` (≤ 512 KiB at in = 2048) and one panel group stay in L2.
+const ROW_BLOCK: usize = 64;
+
+/// Up to this many rows, threads split the output columns (each streams only its share of the
+/// weight, which stays in its L2 across calls) and the epilogue runs once all are done; above,
+/// threads take row blocks and run the epilogue on each as it is finished.
+const COL_SPLIT_MAX_ROWS: usize = 64;
 
 /// Multiply-adds below which a call stays on the calling thread: waking the workers and
 /// joining costs about a microsecond, the time of roughly this much work.
 const PAR_MIN_MACS: usize = 1 << 15;
 
-/// Tasks per thread when the work is cut finer than one piece per thread, so that a thread that
-/// falls behind (a noisy machine) can be helped by the others.
+/// Tasks per thread when columns are split, so that a thread that falls behind (a noisy
+/// machine) can be helped by the others.
 const TASKS_PER_THREAD: usize = 4;
 
 /// A Linear layer's weight (`[out, in]` row-major as in PyTorch, `y = x·Wᵀ + b`) packed once at
@@ -78,15 +82,17 @@ impl PackedLinear {
     }
 
     /// `y[rows, out] = x[rows, in]·Wᵀ + b` in f32 (FMA where the CPU has it), row-major, no
-    /// padding, using up to `threads.count()` threads. A few rows take a GEMV that streams the
-    /// packed weight once; more take a blocked GEMM.
+    /// padding, using up to `threads.count()` threads: the weight is streamed in panel groups,
+    /// each shared by a few rows at a time held in registers; threads split the columns for
+    /// small batches (GEMV-like) and row blocks for large ones (GEMM-like).
     ///
     /// `epilogue(first_row, block)` is called exactly once for every row, on blocks of complete
     /// output rows (`block` is rows `first_row..` of `y`, a whole number of rows of `out`
     /// values), possibly from worker threads and in any order, while the block is hot in cache:
     /// the place for activations and norms.
     ///
-    /// The result does not depend on the thread count (each output is summed in the same order).
+    /// The result does not depend on the thread count or the batch size: each output is one f32
+    /// FMA chain over `in` in order, then `+ b`.
     ///
     /// # Panics
     /// If `x.len() != rows·in` or `y.len() != rows·out`; a panic of `epilogue` is passed on.
@@ -109,32 +115,31 @@ impl PackedLinear {
         } else {
             1
         };
+        let single = Threads::single();
+        let threads = if t > 1 { threads } else { &single };
         let out = OutPtr(y.as_mut_ptr());
-        if rows <= GEMV_MAX_ROWS {
-            self.forward_gemv(x, rows, out, t, threads);
-            epilogue(0, y);
-        } else if t > 1 && rows >= t * 2 * self.ks.mr {
-            self.forward_rows(x, rows, out, t, threads, epilogue);
-        } else {
+        if t > 1 && rows <= COL_SPLIT_MAX_ROWS {
             self.forward_cols(x, rows, out, t, threads);
             epilogue(0, y);
+        } else {
+            self.forward_rows(x, rows, out, t, threads, epilogue);
         }
     }
 
-    /// GEMV, panels cut across threads.
-    fn forward_gemv(&self, x: &[f32], rows: usize, out: OutPtr, t: usize, threads: &Threads) {
+    /// Threads take panel groups (of the width the row count's tiles use), all rows each.
+    fn forward_cols(&self, x: &[f32], rows: usize, out: OutPtr, t: usize, threads: &Threads) {
         let ks = self.ks;
-        let group = ks.gemv_np[ks.gemv_rows.min(rows)];
-        let chunks = Chunks::new(self.w.panels(), group, t);
+        let chunk = rows.div_ceil(rows.div_ceil(ks.rows));
+        let chunks = Chunks::new(self.w.panels(), ks.np[chunk], t);
         threads.run(chunks.count, &|task| {
-            let panels = chunks.get(task);
             // SAFETY: `out` is y (rows·n floats, checked in `forward`); tasks get disjoint panel
             // ranges, and y is not otherwise touched until `run` returns.
-            unsafe { gemv_block(ks, &self.w, x, rows, out.get(), panels) };
+            unsafe { block(ks, &self.w, x, rows, out.get(), chunks.get(task)) };
         });
     }
 
-    /// GEMM, row blocks cut across threads; each block gets its epilogue as soon as it is done.
+    /// Threads take row blocks (a multiple of t of them, at most ROW_BLOCK rows, whole tiles),
+    /// all panels each, and run the epilogue on each block as soon as it is done.
     fn forward_rows(
         &self,
         x: &[f32],
@@ -144,44 +149,26 @@ impl PackedLinear {
         threads: &Threads,
         epilogue: &(dyn Fn(usize, &mut [f32]) + Sync),
     ) {
-        let (ks, n) = (self.ks, self.w.n());
-        // Whole register tiles per block, blocks of at most mc rows, a multiple of t blocks so
-        // that the threads' shares match.
-        let tiles = rows.div_ceil(ks.mr);
-        let blocks = rows.div_ceil(ks.mc).max(t).next_multiple_of(t).min(tiles);
+        let (ks, k, n) = (self.ks, self.w.k(), self.w.n());
+        let tiles = rows.div_ceil(ks.rows);
+        let blocks = rows.div_ceil(ROW_BLOCK).next_multiple_of(t).min(tiles);
         let all = (0, self.w.panels());
         threads.run(blocks, &|b| {
-            let r0 = (b * tiles / blocks * ks.mr).min(rows);
-            let r1 = ((b + 1) * tiles / blocks * ks.mr).min(rows);
+            let r0 = (b * tiles / blocks * ks.rows).min(rows);
+            let r1 = ((b + 1) * tiles / blocks * ks.rows).min(rows);
             // SAFETY: tasks get disjoint row ranges of y (rows·n floats, checked in `forward`),
             // which is not otherwise touched until `run` returns.
             unsafe {
-                gemm_block(ks, &self.w, x, out.get(), (r0, r1), all);
-                epilogue(
-                    r0,
-                    std::slice::from_raw_parts_mut(out.get().add(r0 * n), (r1 - r0) * n),
-                );
+                let yb = out.get().add(r0 * n);
+                block(ks, &self.w, &x[r0 * k..r1 * k], r1 - r0, yb, all);
+                epilogue(r0, std::slice::from_raw_parts_mut(yb, (r1 - r0) * n));
             }
-        });
-    }
-
-    /// GEMM, panels (and row blocks of at most mc rows) cut across threads.
-    fn forward_cols(&self, x: &[f32], rows: usize, out: OutPtr, t: usize, threads: &Threads) {
-        let ks = self.ks;
-        let row_blocks = rows.div_ceil(ks.mc);
-        let chunks = Chunks::new(self.w.panels(), ks.npk, t.div_ceil(row_blocks));
-        threads.run(row_blocks * chunks.count, &|task| {
-            let (rb, c) = (task / chunks.count, task % chunks.count);
-            let r = (rb * ks.mc, ((rb + 1) * ks.mc).min(rows));
-            // SAFETY: tasks get disjoint (row block, panel range) parts of y (rows·n floats,
-            // checked in `forward`), which is not otherwise touched until `run` returns.
-            unsafe { gemm_block(ks, &self.w, x, out.get(), r, chunks.get(c)) };
         });
     }
 }
 
-/// `panels` cut into `count` ranges of whole groups of `group` panels: one per thread, or
-/// [`TASKS_PER_THREAD`] per thread when there are enough groups.
+/// `panels` cut into `count` ranges of whole groups of `group` panels: [`TASKS_PER_THREAD`] per
+/// thread when there are enough groups.
 struct Chunks {
     panels: usize,
     group: usize,
