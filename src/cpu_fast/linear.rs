@@ -110,7 +110,7 @@ impl PackedLinear {
         if rows == 0 {
             return;
         }
-        let t = if rows * k * n >= PAR_MIN_MACS {
+        let t = if rows.saturating_mul(k).saturating_mul(n) >= PAR_MIN_MACS {
             threads.count()
         } else {
             1

@@ -280,6 +280,13 @@ fn epilogue_contract() {
 }
 
 #[test]
+fn shareable_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<PackedLinear>();
+    send_sync::<Threads>();
+}
+
+#[test]
 fn zero_rows_and_accessors() {
     let linear = Linear::new(5, 3, vec![1.0; 15], None).unwrap();
     let layer = PackedLinear::new(&linear);
