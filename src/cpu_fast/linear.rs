@@ -1,5 +1,5 @@
-//! [`PackedLinear`]: a Linear layer packed once, and the plan of its forward pass (GEMV or GEMM,
-//! how the work is cut across threads).
+//! [`PackedLinear`]: a Linear layer packed once, and the plan of its forward pass: whether to use
+//! the pool, and whether threads split the output columns or the rows.
 
 use super::gemm::block;
 use super::kernel::{Kernel, Kernels};

@@ -217,9 +217,8 @@ impl Threads {
 /// Closes the current job and waits until no worker is inside it (on drop, so also on unwind).
 ///
 /// It waits actively first (a worker finishing its last task is usually microseconds away), then
-/// parks:
-/// a worker still inside is likely preempted on a busy machine, and a parked caller leaves its
-/// core idle, so the scheduler can move that worker there instead of waiting for its own core.
+/// parks: a worker still inside is likely preempted on a busy machine, and a parked caller leaves
+/// its core idle, so the scheduler can move that worker there instead of waiting for its own.
 struct Close<'a>(&'a Shared);
 
 impl Drop for Close<'_> {
