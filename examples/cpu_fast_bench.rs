@@ -1,4 +1,4 @@
-//! Times the fast CPU forward pass (`wgpu_mlp::cpu_fast`) on the four workloads of
+//! Times the fast CPU forward pass (`wgpu_mlp::cpu`) on the four workloads of
 //! `docs/cpu-fast-notes.md`, or the `matrixmultiply` baseline on the same ones:
 //!
 //! - mnist 784-512-512-10 (ReLU, ReLU, softmax) at batch 1, 64 and 1024;
@@ -18,7 +18,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use wgpu_mlp::Linear;
-use wgpu_mlp::cpu_fast::{Kernel, PackedLinear, Threads};
+use wgpu_mlp::cpu::{Kernel, PackedLinear, Threads};
 
 #[derive(Clone, Copy)]
 enum Act {

@@ -238,6 +238,37 @@ impl Arch {
         Ok(Arch { tokens })
     }
 
+    /// A new model of this architecture with PyTorch's initialisation: Linear layers of the given
+    /// widths (input first, then each Linear's output) drawn as `torch.manual_seed(seed)` then
+    /// the same constructors would, norms at PyTorch's initial state (no random draws), PReLU's
+    /// one weight 0.25.
+    pub fn build(&self, widths: &[usize], seed: u64) -> Result<Mlp> {
+        let linears = self.tokens.iter().filter(|t| **t == Token::Linear).count();
+        if widths.len() != linears + 1 {
+            return Err(Error::invalid(format!(
+                "--layers gives {} width(s) after the input but the architecture has {linears} \
+                 linear module(s)",
+                widths.len().saturating_sub(1)
+            )));
+        }
+        let mut out = widths[1..].iter();
+        let mut b = Mlp::builder(widths[0]).seed(seed);
+        for t in &self.tokens {
+            b = match *t {
+                Token::Linear => b.layer(*out.next().expect("counted above"), Activation::Identity),
+                Token::BatchNorm1d { eps } => b.batchnorm1d_eps(eps),
+                Token::LayerNorm { eps } => b.layernorm_eps(eps),
+                Token::Dropout(p) => b.module(Module::Dropout(p)),
+                Token::Flatten => b.module(Module::Flatten),
+                Token::Identity => b.module(Module::Identity),
+                Token::PRelu => b.module(Module::PRelu(crate::model::PRelu::new(vec![0.25])?)),
+                Token::Activation(a) => b.module(Module::Activation(a)),
+                Token::Function(a) => b.module(Module::Function(a)),
+            };
+        }
+        b.build()
+    }
+
     /// The modules that own tensors, in order.
     pub fn tensor_modules(&self) -> usize {
         self.tokens.iter().filter(|t| t.has_tensors()).count()
