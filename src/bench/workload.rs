@@ -158,7 +158,7 @@ impl Case {
     /// forward pass; for `transfer`, the host and device buffers.
     pub fn memory_bytes(&self) -> u128 {
         if self.workload == Workload::Transfer {
-            return 4 * (self.size.unwrap_or(1) as u128) << 20;
+            return (4 * self.size.unwrap_or(1) as u128) << 20;
         }
         let widths = self.workload.widths(self.size.unwrap_or(0));
         let params = crate::memory::params(&widths);
