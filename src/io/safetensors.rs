@@ -334,9 +334,14 @@ impl<'a> StateDict<'a> {
 }
 
 impl StateDict<'_> {
-    /// The first tensor of a dtype this crate does not read, if any.
+    /// The first tensor of a dtype this crate does not read, if any. BatchNorm's
+    /// `num_batches_tracked` (an I64 counter used only in training) is ignored.
     fn check_dtypes(&self) -> std::result::Result<(), String> {
-        let mut keys: Vec<&String> = self.tensors.keys().collect();
+        let mut keys: Vec<&String> = self
+            .tensors
+            .keys()
+            .filter(|k| !k.ends_with("num_batches_tracked"))
+            .collect();
         keys.sort();
         for k in keys {
             let t = &self.tensors[k];

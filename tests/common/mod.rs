@@ -209,11 +209,22 @@ pub fn assert_ok(o: &Output) {
 
 /// Runs the `wgpu-mlp` binary with `args` and returns its output (status, stdout, stderr).
 pub fn run_cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
+    cli(args).output().expect("run wgpu-mlp")
+}
+
+/// [`run_cli`] with every backend visible, whatever `WGPU_BACKEND` the tests run under: for
+/// tests of adapter choice.
+pub fn run_cli_all_backends(args: &[&str]) -> Output {
+    cli(args)
+        .env_remove("WGPU_BACKEND")
         .output()
         .expect("run wgpu-mlp")
+}
+
+fn cli(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"));
+    c.args(args).env("RUST_BACKTRACE", "1");
+    c
 }
 
 /// The names of the files in `dir`, sorted.
