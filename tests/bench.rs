@@ -643,7 +643,7 @@ mod xml_check {
                 let name = tag.split_whitespace().next().ok_or("empty tag")?;
                 stack.push(name.to_string());
             }
-            if tag.matches('"').count() % 2 != 0 {
+            if !tag.matches('"').count().is_multiple_of(2) {
                 return Err(format!("unbalanced quotes in <{tag}>"));
             }
         }

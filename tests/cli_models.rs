@@ -18,7 +18,7 @@ fn models(name: &str) -> PathBuf {
 }
 
 /// `infer` of a fixture into `dir`, returning the output values.
-fn infer(dir: &std::path::Path, weights: &PathBuf, case: &str, extra: &[&str]) -> Vec<f32> {
+fn infer(dir: &std::path::Path, weights: &std::path::Path, case: &str, extra: &[&str]) -> Vec<f32> {
     let x = models(&format!("{case}.x.npy"));
     let y = dir.join(format!("{case}.y.npy"));
     let mut args = vec!["infer", "--weights", p(weights), "-i", p(&x), "-o", p(&y)];

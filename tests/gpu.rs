@@ -67,7 +67,7 @@ fn random_networks_depths_widths_batches() {
                 .collect();
             let mut layer_acts: Vec<Activation> =
                 (0..depth).map(|j| acts[(j + bi) % acts.len()]).collect();
-            if case % 3 == 0 {
+            if case.is_multiple_of(3) {
                 *layer_acts.last_mut().unwrap() = Activation::Softmax;
             }
             let m = model(&sizes, &layer_acts, case);

@@ -1,5 +1,5 @@
 //! The benchmark harness behind `wgpu-mlp bench`: the workloads of `workloads.md` on the CPU
-//! reference, the fast CPU path ([`CpuMlp`](crate::cpu::CpuMlp)) and the GPU (end-to-end and
+//! reference, the fast CPU path ([`CpuMlp`]) and the GPU (end-to-end and
 //! resident), each result checked against the f64 CPU reference before it is timed, plus the
 //! adapter's raw transfer floor.
 //!

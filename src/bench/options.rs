@@ -65,7 +65,7 @@ pub struct BenchOptions {
     /// Which kernel the GPU paths run for each Linear layer.
     pub kernel: crate::gpu::LinearKernel,
     /// Let the GPU kernels use subgroup operations where the adapter has them
-    /// ([`GpuOptions::subgroups`]); `false` measures the kernels for devices without them.
+    /// ([`GpuOptions::subgroups`](crate::gpu::GpuOptions::subgroups)); `false` measures the kernels for devices without them.
     pub subgroups: bool,
     /// The correctness tolerance.
     pub tolerance: Tolerance,
