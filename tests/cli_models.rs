@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::{
     assert_fails, assert_ok, path_str as p, run_cli as run, run_cli_all_backends as run_all,
@@ -18,7 +18,7 @@ fn models(name: &str) -> PathBuf {
 }
 
 /// `infer` of a fixture into `dir`, returning the output values.
-fn infer(dir: &std::path::Path, weights: &std::path::Path, case: &str, extra: &[&str]) -> Vec<f32> {
+fn infer(dir: &Path, weights: &Path, case: &str, extra: &[&str]) -> Vec<f32> {
     let x = models(&format!("{case}.x.npy"));
     let y = dir.join(format!("{case}.y.npy"));
     let mut args = vec!["infer", "--weights", p(weights), "-i", p(&x), "-o", p(&y)];
@@ -156,6 +156,13 @@ fn init_writes_self_describing_files_and_summary_of_widths_allocates_nothing() {
     );
 }
 
+/// `infer` of `w` on `x` into `y` with every backend visible, plus `extra` flags.
+fn infer_all(w: &Path, x: &Path, y: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["infer", "--weights", p(w), "-i", p(x), "-o", p(y)];
+    args.extend_from_slice(extra);
+    run_all(&args)
+}
+
 #[test]
 fn auto_runs_on_the_cpu_without_a_hardware_gpu_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
@@ -163,7 +170,7 @@ fn auto_runs_on_the_cpu_without_a_hardware_gpu_and_says_why() {
     let x = models("primer.x.npy");
     let y = dir.path().join("y.npy");
     // This machine class has only software adapters (lavapipe, llvmpipe).
-    let o = run_all(&["infer", "--weights", p(&w), "-i", p(&x), "-o", p(&y)]);
+    let o = infer_all(&w, &x, &y, &[]);
     assert_ok(&o);
     let err = stderr(&o);
     assert!(
@@ -171,32 +178,12 @@ fn auto_runs_on_the_cpu_without_a_hardware_gpu_and_says_why() {
         "{err}"
     );
     // Asked for, the GPU runs on a software adapter, named.
-    let o = run_all(&[
-        "infer",
-        "--weights",
-        p(&w),
-        "-i",
-        p(&x),
-        "-o",
-        p(&y),
-        "--device",
-        "gpu",
-    ]);
+    let o = infer_all(&w, &x, &y, &["--device", "gpu"]);
     assert_ok(&o);
     assert!(stderr(&o).contains("running on llvmpipe"), "{}", stderr(&o));
     // lavapipe and llvmpipe share a name; the backend tells them apart.
     for (needle, backend) in [("vulkan", "Vulkan"), ("gl", "Gl")] {
-        let o = run_all(&[
-            "infer",
-            "--weights",
-            p(&w),
-            "-i",
-            p(&x),
-            "-o",
-            p(&y),
-            "--adapter",
-            needle,
-        ]);
+        let o = infer_all(&w, &x, &y, &["--adapter", needle]);
         assert_ok(&o);
         assert!(
             stderr(&o).contains(&format!("({backend}, Cpu)")),
@@ -205,17 +192,7 @@ fn auto_runs_on_the_cpu_without_a_hardware_gpu_and_says_why() {
         );
     }
     // An adapter that does not exist is an error, under --device auto too.
-    let o = run_all(&[
-        "infer",
-        "--weights",
-        p(&w),
-        "-i",
-        p(&x),
-        "-o",
-        p(&y),
-        "--adapter",
-        "nothing",
-    ]);
+    let o = infer_all(&w, &x, &y, &["--adapter", "nothing"]);
     let err = assert_fails(&o);
     assert!(err.contains("'nothing'"), "{err}");
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use crate::activation::softmax_row_f32;
 use crate::cpu::kernels::{PackedLinear, Threads};
 use crate::error::{Error, Result};
-use crate::matrix::Matrix;
+use crate::matrix::{Matrix, check_input_slice, check_output_slice};
 use crate::model::Mlp;
 use crate::model::expr::Expr;
 use crate::model::steps::{RowOp, StepOp, steps};
@@ -145,22 +145,8 @@ impl CpuMlp {
 
     /// [`forward_slice`](Self::forward_slice) into a caller's buffer of `batch · out` values.
     pub fn forward_into(&self, input: &[f32], batch: usize, out: &mut [f32]) -> Result<()> {
-        if batch.checked_mul(self.n_in) != Some(input.len()) {
-            return Err(Error::shape(format!(
-                "the input holds {} values, but {batch} rows of the model's {} features are {}",
-                input.len(),
-                self.n_in,
-                batch.saturating_mul(self.n_in)
-            )));
-        }
-        if batch.checked_mul(self.n_out) != Some(out.len()) {
-            return Err(Error::shape(format!(
-                "the output slice holds {} values; {batch} rows of {} outputs need {}",
-                out.len(),
-                self.n_out,
-                batch.saturating_mul(self.n_out)
-            )));
-        }
+        check_input_slice(input.len(), batch, self.n_in)?;
+        check_output_slice(out.len(), batch, self.n_out)?;
         // Steps alternate between two buffers; the last writes `out`.
         let mut cur: Vec<f32> = Vec::new();
         let mut next: Vec<f32> = Vec::new();
