@@ -11,7 +11,7 @@
 //!   at run time), portable Rust everywhere else (`wasm32` included).
 //!
 //! This is the speed path (f32 accumulation, FMA); [`crate::cpu::forward`] is the exact
-//! reference. Design and measurements: `docs/cpu-fast-notes.md`.
+//! reference. Design and measurements: `docs/CPU.md`.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
