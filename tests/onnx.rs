@@ -74,19 +74,6 @@ fn fixture_errors() -> Vec<(&'static str, &'static str, f64, f64)> {
 }
 
 #[test]
-fn fixtures_match_pytorch_float64_on_the_cpu_reference() {
-    for (case, exporter, _, w) in fixture_errors() {
-        if (case, exporter) == ("acts_a", "legacy") {
-            continue; // The file's own semantics: see the next test.
-        }
-        assert!(
-            w <= 1.0,
-            "{case}.{exporter}: {w} × the tolerance (rtol 1e-4, atol 1e-5)"
-        );
-    }
-}
-
-#[test]
 fn every_fixture_matches_pytorch_float64() {
     let mut report = String::new();
     for (case, exporter, max, w) in fixture_errors() {
@@ -123,13 +110,6 @@ fn legacy_softplus_without_threshold() -> (Mlp, f64) {
     let got = cpu::forward(&model, &x).unwrap();
     let w = worst(got.as_slice(), &want, 1e-5, 1e-6);
     (model, w)
-}
-
-/// The importer keeps what the file says, not what PyTorch computed.
-#[test]
-fn legacy_softplus_without_threshold_is_imported_as_the_file_computes_it() {
-    let (_, w) = legacy_softplus_without_threshold();
-    assert!(w <= 1.0, "{w}");
 }
 
 /// `acts_a.legacy.onnx` computes `Softplus(beta=2, threshold=5)` without the threshold, so for
@@ -238,21 +218,6 @@ fn summaries() -> Vec<(String, Mlp, String, Option<Vec<Row>>)> {
         }
     }
     out
-}
-
-#[test]
-fn summaries_match_torchsummary_except_for_erased_modules() {
-    let mut exact = 0;
-    for (name, model, want, kept) in summaries() {
-        match kept {
-            None => {
-                assert_eq!(summary::summary(&model, -1), want, "{name}");
-                exact += 1;
-            }
-            Some(kept) => assert_eq!(summary::rows(&model), kept, "{name}"),
-        }
-    }
-    assert_eq!(exact, 20);
 }
 
 #[test]
