@@ -465,8 +465,21 @@ fn build_model(widths: &[usize], acts: Option<Vec<Activation>>, seed: u64) -> Re
     builder.build()
 }
 
-/// Loads a weights file with one activation per Linear layer (`None`: identity everywhere).
+/// Loads a weights file with one activation per Linear layer (`None`: identity everywhere), or,
+/// without `--act`, a self-describing file (`wgpu_mlp.arch` metadata) as it describes itself:
+/// norms, dropout and activations included, so `summary --weights` prints the same table as
+/// `wgpu_mlp::summary::summary` of the loaded model (and the browser page).
 fn load_model(path: &Path, acts: Option<Vec<Activation>>, names: Option<&[String]>) -> Result<Mlp> {
+    if acts.is_none() {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let source = path.display().to_string();
+        if io::safetensors::metadata(&bytes, &source)?.0.is_some() {
+            return io::safetensors::from_bytes(&bytes, &source, None, names);
+        }
+    }
     let linears = io::safetensors::load_layers(path, names)?;
     let acts = acts_for(acts, linears.len(), &path.display().to_string())?;
     Mlp::from_layers(
