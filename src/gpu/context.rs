@@ -20,9 +20,9 @@ llvmpipe (OpenGL) comes with `libegl-mesa0 libgl1-mesa-dri`. Select one with WGP
 or WGPU_ADAPTER_NAME=<substring>; `wgpu-mlp adapters` lists what is found";
 /// In a browser the adapter is the browser's to grant.
 #[cfg(target_arch = "wasm32")]
-pub(crate) const INSTALL_HINT: &str = "the browser granted no WebGPU adapter: use a browser with \
-WebGPU (Chrome or Edge 113+, Firefox 141+, Safari 26+) and check that it is enabled for this \
-site (on Linux, Chrome needs chrome://flags/#enable-unsafe-webgpu)";
+pub(crate) const INSTALL_HINT: &str = "use a browser with WebGPU enabled (Chrome or Edge 113+, \
+Firefox 141+, Safari 26+; on Linux, Chrome needs chrome://flags/#enable-unsafe-webgpu), on a \
+secure page (https or localhost)";
 
 /// How to choose the adapter and set up the device.
 #[derive(Clone, Debug)]
@@ -209,8 +209,8 @@ impl GpuContext {
         #[cfg(target_arch = "wasm32")]
         if !wgpu::util::is_browser_webgpu_supported().await {
             return Err(Error::NoAdapter(format!(
-                "no WebGPU here (navigator.gpu is missing, grants no adapter, or this is not a \
-                 window or a dedicated worker); {INSTALL_HINT}"
+                "the browser grants no WebGPU adapter here (WebGPU is off or blocked for this \
+                 GPU, or this is not a window or a dedicated worker): {INSTALL_HINT}"
             )));
         }
         let backends = backends_from(opts)?;
@@ -343,6 +343,8 @@ impl GpuContext {
     }
 
     #[allow(clippy::too_many_arguments)]
+    // In a browser wgpu's handles are !Send (one thread); one Arc keeps one code path.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     fn assemble(
         device: wgpu::Device,
         queue: wgpu::Queue,

@@ -64,6 +64,8 @@ pub(crate) fn write_atomic_with(
         .into_inner()
         .map_err(|e| Error::io(path, e.into_error()))?;
     file.sync_all().map_err(|e| Error::io(path, e))?;
+    // Closed before the rename (on wasm32 `File` is a stub with nothing to close).
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::drop_non_drop))]
     drop(file);
 
     std::fs::rename(&tmp_path, path).map_err(|e| Error::io(path, e))?;
