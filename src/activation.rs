@@ -65,6 +65,8 @@ pub enum Activation {
     Hardsigmoid,
     /// Hardswish: `x · relu6(x + 3) / 6`.
     Hardswish,
+    /// CELU with the given alpha: `x` if `x > 0`, else `alpha · expm1(x / alpha)`.
+    Celu(f32),
 }
 
 /// PyTorch's default negative slope for `nn.LeakyReLU`.
@@ -98,7 +100,7 @@ pub struct Spec {
 
 impl Activation {
     /// Every activation with default parameters, one of each kind.
-    pub const ALL: [Activation; 18] = [
+    pub const ALL: [Activation; 19] = [
         Activation::Identity,
         Activation::Sigmoid,
         Activation::Tanh,
@@ -123,6 +125,7 @@ impl Activation {
         Activation::Relu6,
         Activation::Hardsigmoid,
         Activation::Hardswish,
+        Activation::Celu(1.0),
     ];
 
     /// Everything about this activation (see [`Spec`]).
@@ -244,6 +247,19 @@ impl Activation {
                 |_| A::Hardswish,
                 |x, _| x * clamp(x + 3.0, 0.0, 6.0) / 6.0,
             ),
+            A::Celu(_) => s(
+                "celu",
+                Some("CELU"),
+                &[("alpha", 1.0)],
+                |p| A::Celu(p[0]),
+                |x, p| {
+                    if x > 0.0 {
+                        x
+                    } else {
+                        p[0] * (x / p[0]).exp_m1()
+                    }
+                },
+            ),
             A::Softmax | A::LogSoftmax => Spec {
                 name: if self == A::Softmax {
                     "softmax"
@@ -267,7 +283,7 @@ impl Activation {
             },
         };
         spec.values = match self {
-            A::LeakyRelu(s) | A::Elu(s) => [s, 0.0],
+            A::LeakyRelu(s) | A::Elu(s) | A::Celu(s) => [s, 0.0],
             A::Softplus { beta, threshold } => [beta, threshold],
             A::Hardtanh { min, max } => [min, max],
             _ => [0.0; 2],
@@ -502,11 +518,10 @@ impl FromStr for Activation {
             .map(|a| a.spec())
             .find(|sp| sp.name == name)
         else {
-            let names: Vec<String> = Activation::ALL.iter().map(|a| usage(a.spec())).collect();
             return Err(Error::invalid(format!(
                 "unknown activation '{}'; expected one of {}",
                 crate::error::escape(s),
-                names.join(", ")
+                names()
             )));
         };
         if given.len() > spec.params.len() {
@@ -545,6 +560,9 @@ impl Activation {
     /// Refuses parameter values PyTorch would refuse (softplus β = 0, hardtanh min > max).
     fn check(self) -> Result<()> {
         match self {
+            Activation::Celu(0.0) => Err(Error::invalid(
+                "celu: alpha must not be 0 (the function divides by it)",
+            )),
             Activation::Softplus { beta: 0.0, .. } => Err(Error::invalid(
                 "softplus: beta must not be 0 (the function divides by it)",
             )),
@@ -564,6 +582,13 @@ fn usage(spec: Spec) -> String {
         s.push_str(&format!("[:{}]", names.join(":")));
     }
     s
+}
+
+/// Every activation as it is written, with its parameters: `identity, sigmoid, …,
+/// leaky_relu[:negative_slope], …` (for messages and help texts).
+pub fn names() -> String {
+    let names: Vec<String> = Activation::ALL.iter().map(|a| usage(a.spec())).collect();
+    names.join(", ")
 }
 
 /// Parses a comma-separated list of activation names (`relu,relu,softmax`).

@@ -1,22 +1,27 @@
 //! The crate's error type: every fallible operation returns [`Result`].
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 /// Everything that can go wrong in wgpu-mlp. No public function panics on bad input; it returns one
 /// of these instead.
+///
+/// Messages quote file names, file contents and arguments nobody checked, so `Display` passes every
+/// part of a message through [`escape`]: a control character in a path or a CSV field is shown as
+/// `\x1b`, `\n`, … and can never move the cursor, recolour the terminal or forge a line.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An argument is out of its valid range (init parameters, layer widths, batch sizes, …).
-    #[error("invalid argument: {0}")]
+    #[error("invalid argument: {}", escape(.0))]
     InvalidArgument(String),
 
     /// Shapes that do not fit together (input width, chained layers, tensor sizes).
-    #[error("shape mismatch: {0}")]
+    #[error("shape mismatch: {}", escape(.0))]
     Shape(String),
 
     /// A file whose contents are malformed, truncated, or of an unsupported dtype.
-    #[error("{path}: {msg}")]
+    #[error("{}: {}", escape(.path), escape(.msg))]
     Format {
         /// The file (or a description of the source when it is not a file).
         path: String,
@@ -25,7 +30,7 @@ pub enum Error {
     },
 
     /// An operating-system I/O error, with the path it happened on.
-    #[error("{path}: {source}")]
+    #[error("{}: {}", escape(&.path.display().to_string()), escape(&.source.to_string()))]
     Io {
         /// The file being read or written.
         path: PathBuf,
@@ -35,15 +40,15 @@ pub enum Error {
     },
 
     /// No GPU adapter matched the request. The message says how to install a software adapter.
-    #[error("no GPU adapter found: {0}")]
+    #[error("no GPU adapter found: {}", escape(.0))]
     NoAdapter(String),
 
     /// The GPU ran out of memory, or a request exceeds the device's limits.
-    #[error("GPU out of memory or over a device limit: {0}")]
+    #[error("GPU out of memory or over a device limit: {}", escape(.0))]
     OutOfMemory(String),
 
     /// The device was lost (driver reset, removal) or stopped answering.
-    #[error("GPU device lost: {0}")]
+    #[error("GPU device lost: {}", escape(.0))]
     DeviceLost(String),
 
     /// A wait on the GPU exceeded its timeout.
@@ -51,7 +56,7 @@ pub enum Error {
     Timeout(std::time::Duration),
 
     /// Any other error reported by wgpu (validation errors included).
-    #[error("GPU error: {0}")]
+    #[error("GPU error: {}", escape(.0))]
     Gpu(String),
 }
 
@@ -86,16 +91,36 @@ impl Error {
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// `s` with control characters escaped (`\n`, `\u{1b}`, …), for echoing untrusted text (file
-/// contents, arguments) in an error message without letting it move the cursor or forge lines.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+/// `s` with every character that could act on a terminal or hide text made visible: C0 and C1
+/// control characters and DEL as `\t`, `\n`, `\r`, `\x1b`, `\u{9b}`, and the Unicode
+/// bidirectional overrides and line separators (U+200E–U+200F, U+2028–U+202E, U+2066–U+2069) as
+/// `\u{202e}`. Everything else, backslashes included, is unchanged; `s` is borrowed back when there
+/// is nothing to escape.
+///
+/// This is the one place where untrusted text (paths, arguments, file contents, driver strings) is
+/// made safe to print; [`Error`]'s messages go through it.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
+        match c {
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if needs_escape(c) && (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
         }
     }
-    out
+    Cow::Owned(out)
+}
+
+/// Characters [`escape`] rewrites.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }

@@ -14,19 +14,23 @@ pub mod activation;
 #[cfg(all(feature = "bench", not(target_arch = "wasm32")))]
 pub mod bench;
 pub mod cpu;
+pub mod cpu_fast;
 pub mod data;
 mod error;
 pub mod gpu;
 pub mod init;
 pub mod io;
 mod matrix;
+pub mod memory;
 pub mod model;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod rng;
 pub mod summary;
 
 pub use activation::Activation;
 pub use data::DataLoader;
-pub use error::{Error, Result};
+pub use error::{Error, Result, escape};
 pub use init::Init;
 pub use matrix::Matrix;
 pub use model::{

@@ -17,6 +17,7 @@
 //! Every error prints `error: <message>` on stderr and exits with status 1 (usage errors
 //! included); no command leaves a partial output file behind.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -96,7 +97,9 @@ struct InitArgs {
     act: Option<String>,
 
     /// Seed: the weights equal those of torch.manual_seed(SEED) then building the same layers.
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    /// From -9223372036854775808 to 18446744073709551615, as torch takes; a negative seed s is
+    /// 2^64 + s, as in torch.
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
     seed: u64,
 
     /// Where to write the safetensors file.
@@ -151,11 +154,11 @@ struct BenchArgs {
     workload: Vec<String>,
 
     /// Batch sizes for mnist, wide and seed, replacing their defaults (e.g. 1,64,1024).
-    #[arg(long, value_name = "N,...", value_delimiter = ',')]
+    #[arg(long, value_name = "N,...", value_delimiter = ',', value_parser = parse_count, allow_negative_numbers = true)]
     batch: Option<Vec<usize>>,
 
     /// GEMM sizes M = N = K, replacing the defaults (e.g. 256,512).
-    #[arg(long, value_name = "N,...", value_delimiter = ',')]
+    #[arg(long, value_name = "N,...", value_delimiter = ',', value_parser = parse_count, allow_negative_numbers = true)]
     sizes: Option<Vec<usize>>,
 
     /// Paths to run: cpu-reference, cpu-fast, gpu-e2e, gpu-resident (default: all).
@@ -163,16 +166,16 @@ struct BenchArgs {
     paths: Vec<String>,
 
     /// Timed runs per path (fewer, at least 3, when a path exceeds --budget).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = parse_count, allow_negative_numbers = true)]
     runs: usize,
 
     /// Untimed warm-up runs per path.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = parse_count, allow_negative_numbers = true)]
     warmup: usize,
 
     /// Seconds per path after which timing stops once 3 runs are done (default 5, 20 with
     /// --full); 0: no limit.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     budget: Option<f64>,
 
     /// GPU adapter to use (a substring of its name).
@@ -216,27 +219,85 @@ enum Device {
 fn main() -> ExitCode {
     // A panic is a bug; report it like any other error, without a backtrace.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("error: internal error (this is a bug): {info}");
+        eprintln!(
+            "error: internal error (this is a bug): {}",
+            wgpu_mlp::escape(&info.to_string())
+        );
     }));
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            let _ = e.print();
-            return match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
-                _ => ExitCode::FAILURE,
-            };
-        }
-    };
-    match std::panic::catch_unwind(move || run(cli)) {
+    // Ctrl-C or a kill while an output is being written removes the temporary file.
+    if let Err(e) = io::remove_temp_files_on_signals() {
+        eprintln!("warning: {e}");
+    }
+    let args: Vec<OsString> = std::env::args_os().collect();
+    match std::panic::catch_unwind(|| run_args(&args)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
+        Ok(Err(Failure::Info(e))) => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        Ok(Err(Failure::Usage(e, escaped))) => {
+            match escaped {
+                Some(text) => eprint!("{text}"),
+                // As clap prints it (in colour on a terminal).
+                None => {
+                    let _ = e.print();
+                }
+            }
+            ExitCode::FAILURE
+        }
+        Ok(Err(Failure::Run(e))) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
         Err(_) => ExitCode::FAILURE,
     }
+}
+
+/// How a run ends when it does not simply succeed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// `--help` or `--version`: text for stdout, and success.
+    Info(clap::Error),
+    /// A usage error from clap, and its text with the arguments escaped when any argument
+    /// needed it (see [`usage_error`]).
+    Usage(clap::Error, Option<String>),
+    /// Any other error: printed as `error: {e}`.
+    Run(Error),
+}
+
+/// The whole command line: parses `args` (the program name first) and runs the command. The
+/// binary is this plus printing; the fuzz target calls it directly.
+pub(crate) fn run_args(args: &[OsString]) -> std::result::Result<(), Failure> {
+    let cli = Cli::try_parse_from(args).map_err(|e| {
+        use clap::error::ErrorKind;
+        match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Failure::Info(e),
+            _ => {
+                let escaped = usage_error(&e, args);
+                Failure::Usage(e, escaped)
+            }
+        }
+    })?;
+    run(cli).map_err(Failure::Run)
+}
+
+/// The text to show for a usage error when clap's own would not do. clap quotes the offending
+/// argument as it was typed, so when any argument holds a control character (or is not UTF-8) the
+/// arguments are parsed again in their escaped form ([`wgpu_mlp::escape`]) and that error, which
+/// quotes them escaped, is returned. `None`: no argument needed escaping.
+fn usage_error(e: &clap::Error, args: &[OsString]) -> Option<String> {
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| wgpu_mlp::escape(&a.to_string_lossy()).into_owned())
+        .collect();
+    if shown.iter().zip(args).all(|(s, a)| a == s.as_str()) {
+        return None;
+    }
+    Some(match Cli::try_parse_from(&shown) {
+        Err(again) if again.kind() == e.kind() => again.render().to_string(),
+        // Not the same failure once escaped: escape the whole message, line breaks included.
+        _ => format!("{}\n", wgpu_mlp::escape(e.render().to_string().trim_end())),
+    })
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -297,6 +358,24 @@ fn summary(args: SummaryArgs) -> Result<()> {
 fn init(args: InitArgs) -> Result<()> {
     let widths = parse_widths(&args.layers)?;
     let acts = parse_acts(args.act.as_deref())?;
+    io::check_output(&args.output, &[])?;
+    // Layers over the per-tensor limit are refused by the builder (before it allocates), with a
+    // message naming the layer; within the limit, the whole model must fit in memory.
+    let within_limit = widths.windows(2).all(|p| {
+        p[0].checked_mul(p[1])
+            .is_some_and(|n| n <= Mlp::MAX_TENSOR_ELEMENTS)
+    });
+    if within_limit {
+        let params = wgpu_mlp::memory::params(&widths);
+        wgpu_mlp::memory::check(
+            12 * params,
+            &format!(
+                "init: the model ({params} parameters of 4 bytes, held three times while it is \
+                 saved)"
+            ),
+            "give smaller --layers",
+        )?;
+    }
     let model = build_model(&widths, acts, args.seed)?;
     io::safetensors::save_model(&args.output, &model)?;
     warn(&model);
@@ -307,12 +386,58 @@ fn infer(args: InferArgs) -> Result<()> {
     // Check everything cheap before doing any work.
     MatrixFormat::from_path(&args.input)?;
     MatrixFormat::from_path(&args.output)?;
-    check_output_dir(&args.output)?;
+    io::check_output(
+        &args.output,
+        &[("the input", &args.input), ("the weights", &args.weights)],
+    )?;
     let acts = parse_acts(args.act.as_deref())?;
     let names = parse_names(args.names.as_deref())?;
+    // The files are held while they are parsed: the bytes, and at most twice as many as f32
+    // values (f16 weights, or a CSV of one-digit numbers).
+    let files =
+        u128::from(io::check_input(&args.weights)?) + u128::from(io::check_input(&args.input)?);
+    wgpu_mlp::memory::check(
+        3 * files,
+        &format!(
+            "infer: reading {} and {} ({} together)",
+            args.weights.display(),
+            args.input.display(),
+            wgpu_mlp::memory::bytes(files)
+        ),
+        "use smaller files",
+    )?;
     let model = load_model(&args.weights, acts, names.as_deref())?;
-    let input = io::read_matrix(&args.input)?;
+    let input = match MatrixFormat::from_path(&args.input)? {
+        // How a CSV was read (rows, delimiter, whether line 1 was a header) is worth a line:
+        // nothing is dropped silently.
+        MatrixFormat::Csv => {
+            let parsed = io::csv::read_parsed(&args.input)?;
+            eprintln!(
+                "note: {}: {}",
+                wgpu_mlp::escape(&args.input.display().to_string()),
+                wgpu_mlp::escape(&parsed.describe())
+            );
+            parsed.matrix
+        }
+        MatrixFormat::Npy => io::read_matrix(&args.input)?,
+    };
     model.check_input(input.rows(), input.cols())?;
+    let widths: Vec<usize> = std::iter::once(model.in_features())
+        .chain(model.linears().map(|l| l.out_features()))
+        .collect();
+    wgpu_mlp::memory::check(
+        wgpu_mlp::memory::forward_bytes(
+            &widths,
+            wgpu_mlp::memory::params(&widths),
+            input.rows(),
+            args.device != Device::Cpu,
+        ),
+        &format!(
+            "infer: the forward pass of {} rows through layers of widths {widths:?}",
+            input.rows()
+        ),
+        "give fewer rows at a time",
+    )?;
     let output = run_forward(&model, &input, args.device, args.adapter)?;
     io::write_matrix(&args.output, &output)?;
     warn(&model);
@@ -335,7 +460,10 @@ fn run_forward(
     };
     let on_gpu = |ctx: &GpuContext| {
         let a = ctx.adapter();
-        eprintln!("running on {} ({}, {})", a.name, a.backend, a.device_type);
+        eprintln!(
+            "running on {}",
+            wgpu_mlp::escape(&format!("{} ({}, {})", a.name, a.backend, a.device_type))
+        );
         GpuMlp::new(ctx, model)?.forward(input)
     };
     match device {
@@ -344,7 +472,10 @@ fn run_forward(
         Device::Auto => match gpu_context() {
             Ok(ctx) => on_gpu(&ctx),
             Err(Error::NoAdapter(msg)) => {
-                eprintln!("note: no GPU adapter ({msg}); running on the CPU");
+                eprintln!(
+                    "note: no GPU adapter ({}); running on the CPU",
+                    wgpu_mlp::escape(&msg)
+                );
                 wgpu_mlp::cpu::forward(model, input)
             }
             Err(e) => Err(e),
@@ -373,11 +504,15 @@ fn adapters() -> Result<()> {
 fn bench(args: BenchArgs) -> Result<()> {
     use wgpu_mlp::bench::{self, BenchOptions, BenchPath, Progress, Workload};
     let budget = args.budget.unwrap_or(if args.full { 20.0 } else { 5.0 });
-    if !(budget.is_finite() && budget >= 0.0) {
-        return Err(Error::InvalidArgument(
-            "--budget must be a number of seconds, 0 for no limit".into(),
-        ));
-    }
+    let budget = match std::time::Duration::try_from_secs_f64(budget) {
+        Ok(d) if budget.is_finite() => (!d.is_zero()).then_some(d),
+        _ => {
+            return Err(Error::InvalidArgument(format!(
+                "--budget {budget}: give a number of seconds from 0 (no limit) to {}",
+                u64::MAX
+            )));
+        }
+    };
     let opts = BenchOptions {
         workloads: args
             .workload
@@ -394,7 +529,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         full: args.full,
         warmup: args.warmup,
         runs: args.runs,
-        budget: (budget > 0.0).then(|| std::time::Duration::from_secs_f64(budget)),
+        budget,
         adapter: args.adapter,
         weights: if args.weight_format == "f16" {
             wgpu_mlp::gpu::WeightFormat::F16
@@ -408,15 +543,20 @@ fn bench(args: BenchArgs) -> Result<()> {
     };
     // Options and output folders checked before any work.
     opts.cases()?;
-    for path in args.json.iter().chain(&args.plot) {
-        bench::check_output_dir(path)?;
+    if let Some(json) = &args.json {
+        io::check_output(json, &[])?;
+    }
+    if let Some(plot) = &args.plot {
+        let others: Vec<(&str, &Path)> =
+            args.json.iter().map(|j| ("--json", j.as_path())).collect();
+        io::check_output(plot, &others)?;
     }
     let report = bench::run(&opts)?;
     if let Some(path) = &args.json {
-        bench::write_file(path, report.to_json().as_bytes())?;
+        io::write_atomic(path, report.to_json().as_bytes())?;
     }
     if let Some(path) = &args.plot {
-        bench::write_file(path, bench::svg(&report).as_bytes())?;
+        io::write_atomic(path, bench::svg(&report).as_bytes())?;
     }
     let mut out = std::io::stdout().lock();
     match out
@@ -432,24 +572,10 @@ fn bench(args: BenchArgs) -> Result<()> {
     }
 }
 
-/// Fails early when the output's folder does not exist, before any model runs.
-fn check_output_dir(output: &Path) -> Result<()> {
-    match output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(dir) if !dir.is_dir() => Err(Error::Io {
-            path: output.to_path_buf(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("the output folder {} does not exist", dir.display()),
-            ),
-        }),
-        _ => Ok(()),
-    }
-}
-
 /// Prints the model's diagnostics as warnings on stderr.
 fn warn(model: &Mlp) {
     for d in model.diagnostics() {
-        eprintln!("warning: {d}");
+        eprintln!("warning: {}", wgpu_mlp::escape(&d.to_string()));
     }
 }
 
@@ -540,4 +666,27 @@ fn parse_names(s: Option<&str>) -> Result<Option<Vec<String>>> {
         )));
     }
     Ok(Some(names))
+}
+
+/// A seed as torch.manual_seed takes it: -2^63 to 2^64 - 1, a negative seed s meaning 2^64 + s.
+fn parse_seed(s: &str) -> std::result::Result<u64, String> {
+    match s.trim().parse::<i128>() {
+        Ok(n) if (i128::from(i64::MIN)..=i128::from(u64::MAX)).contains(&n) => {
+            // Two's complement: -1 is 2^64 - 1, as torch.initial_seed() reports it.
+            Ok(n as u64)
+        }
+        _ => Err(format!(
+            "seeds are whole numbers from {} to {} (torch.manual_seed's range; a negative seed s \
+             is 2^64 + s)",
+            i64::MIN,
+            u64::MAX
+        )),
+    }
+}
+
+/// A count or size: a whole number from 0 to usize::MAX (the commands say which must be at least 1).
+fn parse_count(s: &str) -> std::result::Result<usize, String> {
+    s.trim()
+        .parse::<usize>()
+        .map_err(|_| format!("give a whole number from 0 to {}", usize::MAX))
 }

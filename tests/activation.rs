@@ -531,6 +531,26 @@ fn module_names_are_pytorch_class_names() {
             Some("ReLU6"),
             Some("Hardsigmoid"),
             Some("Hardswish"),
+            Some("CELU"),
         ]
     );
+}
+
+#[test]
+fn celu() {
+    // PyTorch's CELU: max(0, x) + min(0, alpha·(exp(x/alpha) − 1)).
+    let c = Activation::Celu(0.5);
+    check64(
+        c.apply_f64(-1.0),
+        0.5 * ((-2.0f64).exp() - 1.0),
+        1e-15,
+        "celu:0.5(-1)",
+    );
+    exact64(c, 2.0, 2.0);
+    exact64(c, f64::NEG_INFINITY, -0.5);
+    assert!(c.apply_f64(f64::NAN).is_nan());
+    check64(c.apply_f64(-1e-10), -1e-10, 1e-19, "celu near 0");
+    assert_eq!("celu:0.5".parse::<Activation>().unwrap(), c);
+    assert_eq!(Activation::Celu(1.0).to_string(), "celu");
+    assert!("celu:0".parse::<Activation>().is_err());
 }

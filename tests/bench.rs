@@ -634,21 +634,6 @@ fn svg_is_well_formed_and_names_every_series() {
     assert!(svg.contains("no data"));
 }
 
-#[test]
-fn write_file_leaves_no_temporary_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("out.json");
-    bench::write_file(&path, b"{}").unwrap();
-    assert_eq!(std::fs::read(&path).unwrap(), b"{}");
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-    assert_eq!(names.len(), 1);
-    let missing = dir.path().join("missing/out.json");
-    assert!(bench::write_file(&missing, b"{}").is_err());
-    assert!(bench::check_output_dir(&missing).is_err());
-    assert!(bench::check_output_dir(&path).is_ok());
-    assert!(bench::check_output_dir(std::path::Path::new("plain.svg")).is_ok());
-}
-
 /// A CPU-only run end to end: two tiny rows, no GPU needed.
 #[test]
 fn cpu_only_run_produces_checked_records() {

@@ -2,12 +2,12 @@
 
 mod common;
 
-use common::files_in;
+use common::{files_in, mode_of};
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use wgpu_mlp::io::{npy, safetensors as st};
+use wgpu_mlp::io::{csv, npy, safetensors as st};
 use wgpu_mlp::{Activation, Layer, Linear, Mlp};
 
 fn data(name: &str) -> PathBuf {
@@ -28,11 +28,15 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Asserts a clean failure: exit status 1, `error:` on stderr, no panic or backtrace.
+/// Asserts a clean failure: exit status 1, an `error: ` line on stderr (notes may come first), no
+/// panic or backtrace.
 fn assert_fails(o: &Output) -> String {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(err.starts_with("error: "), "stderr: {err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("error: ")),
+        "stderr: {err}"
+    );
     assert!(
         !err.contains("panicked") && !err.contains("stack backtrace"),
         "stderr: {err}"
@@ -592,7 +596,16 @@ fn init_errors_leave_no_file() {
             "--layers",
             "3,2",
             "--seed",
-            "-4",
+            "-9223372036854775809",
+            "--output",
+            p(&model),
+        ],
+        vec![
+            "init",
+            "--layers",
+            "3,2",
+            "--seed",
+            "18446744073709551616",
             "--output",
             p(&model),
         ],
@@ -601,4 +614,665 @@ fn init_errors_leave_no_file() {
         assert_fails(&run(&args));
         assert!(files_in(dir.path()).is_empty(), "{args:?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs: checked before any work, written atomically, never at the expense of another file.
+
+/// Whether a command's stderr shows that work began: `bench`'s progress lines (`bench: …`), or
+/// `infer`'s line saying where it runs (`running on …`, `note: no GPU adapter …`).
+fn started_work(stderr: &str) -> bool {
+    stderr.lines().any(|l| {
+        l.starts_with("bench: ") || l.starts_with("running on ") || l.starts_with("note: no GPU")
+    })
+}
+
+/// The quickest `bench` run (the seed model on the CPU reference, one run), plus `extra`.
+fn quick_bench(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "bench",
+        "--workload",
+        "seed",
+        "--paths",
+        "cpu-reference",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
+        .args(&args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn bench_outputs_never_follow_or_delete_files_at_temporary_names() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A victim file, a symlink to it at the name the old writer used (`out.json.tmp`), and the
+    // user's own file at the name it would have deleted (`notes.svg.tmp`).
+    std::fs::write(d.join("victim.txt"), "precious").unwrap();
+    symlink(d.join("victim.txt"), d.join("out.json.tmp")).unwrap();
+    std::fs::write(d.join("notes.svg.tmp"), "my notes").unwrap();
+    let o = quick_bench(d, &["--json", "out.json", "--plot", "notes.svg"]);
+    assert_ok(&o);
+    assert_eq!(
+        std::fs::read_to_string(d.join("victim.txt")).unwrap(),
+        "precious"
+    );
+    assert!(
+        d.join("out.json.tmp")
+            .symlink_metadata()
+            .unwrap()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("notes.svg.tmp")).unwrap(),
+        "my notes"
+    );
+    assert!(
+        std::fs::read_to_string(d.join("out.json"))
+            .unwrap()
+            .starts_with('{')
+    );
+    assert!(
+        std::fs::read_to_string(d.join("notes.svg"))
+            .unwrap()
+            .contains("<svg")
+    );
+    assert_eq!(
+        files_in(d),
+        [
+            "notes.svg",
+            "notes.svg.tmp",
+            "out.json",
+            "out.json.tmp",
+            "victim.txt"
+        ]
+    );
+    // --json and --plot naming one file: refused before the run.
+    let o = quick_bench(d, &["--json", "same.out", "--plot", "./same.out"]);
+    let err = assert_fails(&o);
+    assert!(err.contains("same file as --json"), "{err}");
+    assert!(!started_work(&err), "refused only after the run: {err}");
+}
+
+#[test]
+fn library_writes_never_follow_links_at_the_temporary_names() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("victim"), "precious").unwrap();
+    // Links at the writer's own next temporary names (this process's id, counters 0..64).
+    let pid = std::process::id();
+    for n in 0..64 {
+        symlink(d.join("victim"), d.join(format!(".y.npy.tmp-{pid}-{n}"))).unwrap();
+    }
+    let m = wgpu_mlp::Matrix::new(1, 2, vec![1.0, 2.0]).unwrap();
+    npy::write(d.join("y.npy"), &m).unwrap();
+    assert_eq!(npy::read(d.join("y.npy")).unwrap(), m);
+    assert_eq!(
+        std::fs::read_to_string(d.join("victim")).unwrap(),
+        "precious"
+    );
+    assert_eq!(files_in(d).len(), 66);
+}
+
+/// `infer` on the seed example with the given input, weights and output paths (`--device cpu`).
+fn infer_paths(input: &Path, weights: &Path, output: &Path) -> Output {
+    run(&[
+        "infer",
+        "--weights",
+        p(weights),
+        "--act",
+        "sigmoid,identity",
+        "--input",
+        p(input),
+        "--output",
+        p(output),
+        "--device",
+        "cpu",
+    ])
+}
+
+#[test]
+fn an_output_that_is_an_input_is_refused_however_it_is_spelled() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    let x = d.join("x.npy");
+    std::fs::copy(data("seed_example.x.npy"), &x).unwrap();
+    // Weights saved under a matrix name, so that they can be named as an output.
+    let w = d.join("w.npy");
+    std::fs::copy(data("seed_example.safetensors"), &w).unwrap();
+    symlink(&x, d.join("link.npy")).unwrap();
+    std::fs::hard_link(&x, d.join("hard.npy")).unwrap();
+    symlink(&w, d.join("wlink.npy")).unwrap();
+    std::fs::hard_link(&w, d.join("whard.npy")).unwrap();
+    let x_bytes = std::fs::read(&x).unwrap();
+    let w_bytes = std::fs::read(&w).unwrap();
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (x.clone(), "the input"),
+        (d.join("sub/../x.npy"), "the input"),
+        (d.join("./x.npy"), "the input"),
+        (d.join("link.npy"), "the input"),
+        (d.join("hard.npy"), "the input"),
+        (w.clone(), "the weights"),
+        (d.join("sub/../w.npy"), "the weights"),
+        (d.join("wlink.npy"), "the weights"),
+        (d.join("whard.npy"), "the weights"),
+    ];
+    for (out, what) in &cases {
+        let err = assert_fails(&infer_paths(&x, &w, out));
+        assert!(
+            err.contains(&format!("same file as {what}")),
+            "{out:?}: {err}"
+        );
+    }
+    // Reading through a link to the output is the same file too.
+    let err = assert_fails(&infer_paths(&d.join("link.npy"), &w, &x));
+    assert!(err.contains("same file as the input"), "{err}");
+    assert_eq!(std::fs::read(&x).unwrap(), x_bytes);
+    assert_eq!(std::fs::read(&w).unwrap(), w_bytes);
+    assert!(d.join("link.npy").symlink_metadata().unwrap().is_symlink());
+    // A different file with the same name elsewhere is fine.
+    assert_ok(&infer_paths(&x, &w, &d.join("sub/x.npy")));
+}
+
+#[test]
+fn replacing_an_output_keeps_its_mode_and_write_protected_files_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = data("seed_example.x.npy");
+    let w = data("seed_example.safetensors");
+    // A private output stays private.
+    let private = d.join("private.npy");
+    std::fs::write(&private, "old").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_ok(&infer_paths(&x, &w, &private));
+    assert_eq!(mode_of(&private), 0o600);
+    assert_eq!(npy::read(&private).unwrap().shape(), [4, 2]);
+    // So does an unusual one, through `init` too.
+    let model = d.join("m.safetensors");
+    std::fs::write(&model, "old").unwrap();
+    std::fs::set_permissions(&model, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert_ok(&run(&["init", "--layers", "3,2", "--output", p(&model)]));
+    assert_eq!(mode_of(&model), 0o640);
+    // A new file gets the mode any new file gets (the umask's).
+    let fresh = d.join("fresh.npy");
+    assert_ok(&infer_paths(&x, &w, &fresh));
+    std::fs::write(d.join("reference"), "").unwrap();
+    assert_eq!(mode_of(&fresh), mode_of(&d.join("reference")));
+    // A write-protected output is not replaced, even by root; the run stops before any work.
+    for mode in [0o444, 0o400, 0o000] {
+        let locked = d.join(format!("locked{mode:o}.csv"));
+        std::fs::write(&locked, "keep me").unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(mode)).unwrap();
+        let (o, _) = infer_seed_example(d, &format!("locked{mode:o}.csv"), &["--device", "auto"]);
+        let err = assert_fails(&o);
+        assert!(
+            err.contains("write-protected") && err.contains("chmod"),
+            "{err}"
+        );
+        assert!(!started_work(&err), "{err}");
+        assert_eq!(mode_of(&locked), mode);
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(std::fs::read_to_string(&locked).unwrap(), "keep me");
+    }
+    assert!(common::cli_args::temp_files_left(d).is_empty());
+}
+
+#[test]
+fn outputs_are_checked_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("folder.npy")).unwrap();
+    std::fs::write(d.join("file"), "").unwrap();
+    let long = "y".repeat(256) + ".npy";
+    let bad: Vec<(String, &str)> = vec![
+        ("folder.npy".into(), "is a folder"),
+        ("missing/y.npy".into(), "does not exist"),
+        ("file/y.npy".into(), "is not a folder"),
+        (long.clone(), "at most 255"),
+        ("fifo.npy".into(), "is a FIFO"),
+    ];
+    let fifo = std::ffi::CString::new(p(&d.join("fifo.npy"))).unwrap();
+    // SAFETY: mkfifo on a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    // `--device auto` says which device it runs on before the forward pass: no such line means the
+    // output was refused before any work.
+    for (out, phrase) in &bad {
+        let o = infer_paths_device(&d.join(out), "auto");
+        let err = assert_fails(&o);
+        assert!(err.contains(phrase), "{out}: {err}");
+        assert!(!started_work(&err), "{out}: {err}");
+    }
+    // A folder this user cannot write into. Root may write anywhere permissions say no, so for
+    // root the check uses /sys, where nobody may create files.
+    let ro = d.join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    let unwritable = match std::fs::write(ro.join("probe"), "") {
+        Ok(()) => {
+            std::fs::remove_file(ro.join("probe")).unwrap();
+            PathBuf::from("/sys")
+        }
+        Err(_) => ro.clone(),
+    };
+    let err = assert_fails(&infer_paths_device(&unwritable.join("y.npy"), "auto"));
+    assert!(
+        err.contains("cannot write into the folder") && !started_work(&err),
+        "{err}"
+    );
+    let json = unwritable.join("out.json");
+    let err = assert_fails(&quick_bench(d, &["--json", p(&json)]));
+    assert!(
+        err.contains("cannot write into the folder") && !started_work(&err),
+        "{err}"
+    );
+    std::fs::remove_dir(&ro).unwrap();
+    // `init` says the same thing as `infer` about a missing folder.
+    let o = run(&[
+        "init",
+        "--layers",
+        "3,2",
+        "--output",
+        p(&d.join("missing/m.safetensors")),
+    ]);
+    let err = assert_fails(&o);
+    assert!(
+        err.contains("the output folder") && err.contains("does not exist"),
+        "{err}"
+    );
+    // bench: a folder given as --json is refused before the run, not after it.
+    let o = quick_bench(d, &["--json", "folder.npy"]);
+    let err = assert_fails(&o);
+    assert!(err.contains("is a folder") && !started_work(&err), "{err}");
+    let o = quick_bench(d, &["--plot", &format!("{long}.svg")]);
+    let err = assert_fails(&o);
+    assert!(err.contains("at most 255") && !started_work(&err), "{err}");
+    assert_eq!(files_in(d), ["fifo.npy", "file", "folder.npy"]);
+    // A name just under the limit works: the temporary name is shortened to fit.
+    let name = "z".repeat(251) + ".csv";
+    assert_ok(&infer_paths_device(&d.join(&name), "cpu"));
+    assert_eq!(
+        files_in(d),
+        ["fifo.npy", "file", "folder.npy", name.as_str()]
+    );
+}
+
+/// `infer` on the seed example writing `output`, on `device`.
+fn infer_paths_device(output: &Path, device: &str) -> Output {
+    run(&[
+        "infer",
+        "--weights",
+        p(&data("seed_example.safetensors")),
+        "--act",
+        "sigmoid,identity",
+        "--input",
+        p(&data("seed_example.x.npy")),
+        "--output",
+        p(output),
+        "--device",
+        device,
+    ])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs: regular files only.
+
+#[test]
+fn inputs_that_are_not_regular_files_are_refused_without_reading() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fifo = d.join("fifo.npy");
+    let c = std::ffi::CString::new(p(&fifo)).unwrap();
+    // SAFETY: mkfifo on a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    symlink("/dev/zero", d.join("zero.npy")).unwrap();
+    symlink("/dev/zero", d.join("zero.safetensors")).unwrap();
+    std::fs::create_dir(d.join("folder.csv")).unwrap();
+    let weights = data("seed_example.safetensors");
+    let x = data("seed_example.x.npy");
+    let out = d.join("y.npy");
+    let (zero_st, zero_npy, folder) = (
+        d.join("zero.safetensors"),
+        d.join("zero.npy"),
+        d.join("folder.csv"),
+    );
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["infer", "--weights", "/dev/zero", "-i", p(&x)],
+            "character device",
+        ),
+        (
+            vec!["infer", "--weights", p(&zero_st), "-i", p(&x)],
+            "character device",
+        ),
+        (vec!["infer", "--weights", p(&fifo), "-i", p(&x)], "FIFO"),
+        (vec!["infer", "--weights", p(d), "-i", p(&x)], "is a folder"),
+        (
+            vec!["infer", "--weights", p(&weights), "-i", p(&fifo)],
+            "FIFO",
+        ),
+        (
+            vec!["infer", "--weights", p(&weights), "-i", p(&zero_npy)],
+            "character device",
+        ),
+        (
+            vec!["infer", "--weights", p(&weights), "-i", p(&folder)],
+            "is a folder",
+        ),
+        (
+            vec!["summary", "--weights", "/dev/zero"],
+            "character device",
+        ),
+        (vec!["summary", "--weights", p(&fifo)], "FIFO"),
+    ];
+    for (mut args, phrase) in cases {
+        if args[0] == "infer" {
+            args.extend_from_slice(&["-o", p(&out), "--device", "cpu"]);
+        }
+        // A read that never ends (the FIFO has no writer; /dev/zero has no end) is killed: the
+        // watchdog only guards against a hang.
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (o, killed) = common::wait_or_kill(child, 60);
+        assert!(!killed, "{args:?} hung");
+        let err = assert_fails(&o);
+        assert!(
+            err.contains(phrase) && err.contains("not a regular file"),
+            "{args:?}: {err}"
+        );
+    }
+    // The library refuses them too.
+    for path in [Path::new("/dev/zero"), &fifo] {
+        let err = npy::read(path).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let err = st::load_layers(path, None).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+    assert!(!out.exists());
+    // A symbolic link to a regular file is followed.
+    symlink(&x, d.join("x_link.npy")).unwrap();
+    symlink(&weights, d.join("w_link.safetensors")).unwrap();
+    assert_ok(&infer_paths(
+        &d.join("x_link.npy"),
+        &d.join("w_link.safetensors"),
+        &out,
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages: untrusted text is escaped.
+
+#[test]
+fn control_characters_in_arguments_and_files_are_escaped_in_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = data("seed_example.x.npy");
+    let w = data("seed_example.safetensors");
+    let evil = "a\x1b[2J\x07\r\nerror: forged\u{202e}b";
+    // A CSV field and a safetensors key holding control characters.
+    let csv = d.join("x.csv");
+    std::fs::write(&csv, "1,2,3\n4,a\x1b[2J\x07\rb\u{202e},6\n").unwrap();
+    let st_file = d.join("evil.safetensors");
+    let header = r#"{"\u001b[31mkey\n":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(&[0; 4]);
+    std::fs::write(&st_file, bytes).unwrap();
+    let missing = d.join(format!("{evil}.npy"));
+    let out = d.join("y.npy");
+    let runs: Vec<Vec<String>> = vec![
+        vec!["infer", "--weights", p(&w), "-i", p(&csv)],
+        vec!["infer", "--weights", p(&st_file), "-i", p(&x)],
+        vec!["infer", "--weights", p(&w), "-i", p(&missing)],
+        vec!["infer", "--weights", p(&w), "-i", p(&x), "--act", evil],
+        vec!["infer", "--weights", p(&w), "-i", p(&x), "--names", evil],
+        vec!["infer", "--weights", p(&w), "-i", p(&x), "--device", evil],
+        vec!["summary", "--layers", evil],
+        vec!["summary", "--layers", "3,4", "--batch", evil],
+        vec!["init", "--layers", "3,4", "--seed", evil, "-o", p(&out)],
+        vec!["bench", "--workload", evil],
+        vec!["bench", "--runs", evil],
+        vec!["bench", &format!("--{evil}")],
+        vec![evil],
+    ]
+    .into_iter()
+    .map(|v| v.into_iter().map(String::from).collect())
+    .collect();
+    for mut args in runs {
+        if args[0] == "infer" {
+            args.extend(["-o".into(), p(&out).into(), "--device".into(), "cpu".into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = run(&args);
+        let err = assert_fails(&o);
+        common::assert_no_raw_controls(&err, &format!("{args:?}"));
+        assert!(
+            !err.lines().any(|l| l.starts_with("error: forged")),
+            "{args:?}: a forged line: {err}"
+        );
+        assert!(
+            err.contains("\\x1b") || err.contains("\\u{1b}"),
+            "{args:?}: {err}"
+        );
+    }
+    // The library's errors are escaped the same way.
+    let e = csv::from_bytes("1,2\n3,\x1b[2J\n".as_bytes(), evil).unwrap_err();
+    common::assert_no_raw_controls(&e.to_string(), "csv");
+    assert_eq!(
+        wgpu_mlp::escape("tab\there\x1b\u{9b}\u{202e}"),
+        "tab\\there\\x1b\\u{9b}\\u{202e}"
+    );
+    assert!(matches!(
+        wgpu_mlp::escape("plain ü"),
+        std::borrow::Cow::Borrowed(_)
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numeric arguments: ranges, not panics.
+
+#[test]
+fn negative_seeds_are_torch_seeds_and_out_of_range_seeds_say_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // torch.manual_seed(-1) is torch.manual_seed(2**64 - 1) (torch.initial_seed() says so; the
+    // weights were compared with torch 2 by hand); `--seed -1` as a separate argument is a value.
+    for (neg, pos) in [
+        ("-1", "18446744073709551615"),
+        ("-9223372036854775808", "9223372036854775808"),
+    ] {
+        let a = d.join("neg.safetensors");
+        let b = d.join("pos.safetensors");
+        assert_ok(&run(&[
+            "init",
+            "--layers",
+            "3,2",
+            "--seed",
+            neg,
+            "-o",
+            p(&a),
+        ]));
+        assert_ok(&run(&[
+            "init",
+            "--layers",
+            "3,2",
+            &format!("--seed={pos}"),
+            "-o",
+            p(&b),
+        ]));
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            std::fs::read(&b).unwrap(),
+            "{neg}"
+        );
+    }
+    for bad in [
+        "-9223372036854775809",
+        "18446744073709551616",
+        "1.5",
+        "x",
+        "",
+    ] {
+        let err = assert_fails(&run(&[
+            "init", "--layers", "3,2", "--seed", bad, "-o", "m.st",
+        ]));
+        assert!(
+            err.contains("-9223372036854775808 to 18446744073709551615"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn numeric_bench_arguments_out_of_range_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (args, phrase) in [
+        (vec!["--budget", "2e19"], "from 0 (no limit) to"),
+        (vec!["--budget", "1e300"], "from 0 (no limit) to"),
+        (vec!["--budget", "inf"], "from 0 (no limit) to"),
+        (vec!["--budget", "nan"], "from 0 (no limit) to"),
+        (vec!["--budget", "-1"], "from 0 (no limit) to"),
+        (vec!["--budget", "-0.5"], "from 0 (no limit) to"),
+        (vec!["--runs", "-1"], "whole number from 0 to"),
+        (vec!["--runs", "0"], "at least 1"),
+        (vec!["--warmup", "-3"], "whole number from 0 to"),
+        (vec!["--batch", "-1"], "whole number from 0 to"),
+        (
+            vec!["--batch", "18446744073709551616"],
+            "whole number from 0 to",
+        ),
+        (vec!["--batch", "18446744073709551615"], "available"),
+        (
+            vec!["--sizes", "4294967296", "--workload", "gemm"],
+            "over the limit",
+        ),
+        (
+            vec!["--sizes", "46341", "--workload", "gemm"],
+            "over the limit",
+        ),
+    ] {
+        let mut all = vec!["bench"];
+        all.extend_from_slice(&args);
+        let err = assert_fails(&run(&all));
+        assert!(err.contains(phrase), "{args:?}: {err}");
+        assert!(!started_work(&err), "{args:?}: refused after work: {err}");
+    }
+    // Huge counts are fine when the budget ends the runs: no capacity overflow.
+    let o = run(&[
+        "bench",
+        "--workload",
+        "seed",
+        "--paths",
+        "cpu-reference",
+        "--warmup",
+        "18446744073709551615",
+        "--runs",
+        "18446744073709551615",
+        "--budget",
+        "0.001",
+    ]);
+    assert_ok(&o);
+    assert!(files_in(d).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSV inputs: no line dropped silently, what was read said, empty batches round-trip.
+
+#[test]
+fn infer_never_drops_a_csv_line_and_says_what_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let w = data("seed_example.safetensors");
+    for (text, rows, phrase) in [
+        (
+            "NA,NA,NA\n1,2,3\n4,5,6\n",
+            3,
+            "3 rows of 3 values, comma-separated; no header line",
+        ),
+        ("nan,inf,-inf\n1,2,3\n", 2, "no header line"),
+        ("\"1\",\"2\",\"3\"\n", 1, "1 row of 3 values"),
+        (
+            "x0,x1,x2\n1,2,3\n",
+            1,
+            "line 1 is a header, not data (x0, x1, x2)",
+        ),
+        (
+            "1.000000000000000000e+00 2.000000000000000000e+00 3.000000000000000000e+00\n",
+            1,
+            "separated by spaces or tabs",
+        ),
+        ("1\t2\t3\n4\t5\t6\n", 2, "2 rows of 3 values"),
+    ] {
+        let x = d.join("x.csv");
+        std::fs::write(&x, text).unwrap();
+        let y = d.join("y.csv");
+        let o = infer_paths(&x, &w, &y);
+        assert_ok(&o);
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("note: {}: ", p(&x))) && err.contains(phrase),
+            "{text:?}: {err}"
+        );
+        assert_eq!(csv::read(&y).unwrap().rows(), rows, "{text:?}");
+    }
+}
+
+#[test]
+fn an_empty_batch_written_as_csv_reads_back_through_infer() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = d.join("x.csv");
+    std::fs::write(&x, "a,b,c\n").unwrap();
+    let y = d.join("y.csv");
+    assert_ok(&infer_paths(&x, &data("seed_example.safetensors"), &y));
+    assert_eq!(std::fs::read_to_string(&y).unwrap(), "c0,c1\n");
+    // The output is an input the tool takes: [0, 2] into a 2 → 3 model gives [0, 3].
+    let m = d.join("m.safetensors");
+    assert_ok(&run(&["init", "--layers", "2,3", "--output", p(&m)]));
+    let z = d.join("z.csv");
+    let o = run(&[
+        "infer",
+        "--weights",
+        p(&m),
+        "-i",
+        p(&y),
+        "-o",
+        p(&z),
+        "--device",
+        "cpu",
+    ]);
+    assert_ok(&o);
+    assert!(stderr(&o).contains("0 rows of 2 values"), "{}", stderr(&o));
+    assert_eq!(csv::read(&z).unwrap().shape(), [0, 3]);
+    // And as .npy.
+    let zn = d.join("z.npy");
+    let o = run(&[
+        "infer",
+        "--weights",
+        p(&m),
+        "-i",
+        p(&y),
+        "-o",
+        p(&zn),
+        "--device",
+        "cpu",
+    ]);
+    assert_ok(&o);
+    assert_eq!(npy::read(&zn).unwrap().shape(), [0, 3]);
 }

@@ -100,12 +100,17 @@ fn regression_inputs() -> Vec<(&'static str, Vec<u8>)> {
         ("npy", npy_file(1, &"(".repeat(5000), &[])),
         ("npy", b"\x93NUMPY\x02\x00\xff\xff\xff\xff{}".to_vec()),
         ("npy", b"\x93NUMPY\x01".to_vec()),
-        // CSV: invalid UTF-8, a lone BOM, huge exponents, empty fields, header and comments.
+        // CSV: invalid UTF-8, a lone BOM, huge exponents, empty fields, header and comments,
+        // quotes left open, `#N/A` that is not a comment, a header without rows.
         ("csv", b"\xff1,2\n".to_vec()),
         ("csv", b"\xef\xbb\xbf".to_vec()),
         ("csv", b"1e999999999999999999999,-1e-99999999999\n".to_vec()),
         ("csv", b",\n,\n".to_vec()),
         ("csv", b"a,b\n\n#c\n1,2\r\n3,4".to_vec()),
+        ("csv", b"\"1,\"\"2\n".to_vec()),
+        ("csv", b"#N/A\t#na\n#n/a n/a\n".to_vec()),
+        ("csv", b"\"\" \"\"\n".to_vec()),
+        ("csv", b",x\n".to_vec()),
     ];
     for (kind, h) in FOUND {
         let bytes = (0..h.len() / 2)
@@ -218,6 +223,11 @@ fn csv_seeds() -> Vec<Vec<u8>> {
         .collect();
     seeds.push(b"# x0,x1\nx0, x1\n1, 2\r\n\n-3.5e-3,inf\n".to_vec());
     seeds.push("\u{feff}nan,-inf,1e-45\n0,-0,3.4028235e38\n".into());
+    // The other spellings and layouts the reader takes: missing-value markers on the first line,
+    // numpy's space-separated default, tabs, quotes, an empty batch's header.
+    seeds.push(b"NA,#N/A,null\n1,\"2\",3\n".to_vec());
+    seeds.push(b"1.000000000000000000e+00 -2.5e+00\n\t3\t4 \n".to_vec());
+    seeds.push(b"c0,c1,c2\n".to_vec());
     seeds
 }
 
@@ -301,6 +311,16 @@ const CSV_TOKENS: &[&str] = &[
     "\u{2212}1",
     "99999999999999999999999999999999999999999",
     "0.000000000000000000000000000000000000000000001",
+    "NA",
+    "N/A",
+    "#N/A",
+    "null",
+    "\"",
+    "\"1\"",
+    "\"\"",
+    ";",
+    "\t\t",
+    "  ",
 ];
 
 fn flip_bits(rng: &mut Rng, b: &mut [u8]) {

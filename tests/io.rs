@@ -167,6 +167,18 @@ fn saved_file_is_f32_little_endian_with_pt_metadata() {
         meta.metadata().as_ref().unwrap().get("format").unwrap(),
         "pt"
     );
+    // The architecture is in the metadata, and the same model gives the same bytes every time.
+    assert_eq!(
+        meta.metadata()
+            .as_ref()
+            .unwrap()
+            .get("wgpu_mlp.arch")
+            .unwrap(),
+        "linear"
+    );
+    for _ in 0..5 {
+        assert_eq!(st::model_to_bytes(&model).unwrap(), bytes);
+    }
 }
 
 #[test]
@@ -899,26 +911,181 @@ fn csv_non_numbers() {
         msg.contains("line 2, column 2") && msg.contains("'abc'"),
         "{msg}"
     );
-    // A first line mixing numbers and text is data with a typo, not a header.
-    let msg = format_msg(csv::from_bytes(b"1,x\n3,4\n", "mem"));
-    assert!(msg.contains("line 1, column 2"), "{msg}");
+    // Text on a later line is an error, naming the line and column.
+    let msg = format_msg(csv::from_bytes(b"1,2\n3,4\n5,x\n", "mem"));
+    assert!(msg.contains("line 3, column 2"), "{msg}");
     let msg = format_msg(csv::from_bytes(b"1,,3\n", "mem"));
     assert!(msg.contains("empty field"), "{msg}");
-    let msg = format_msg(csv::from_bytes(b"1;2;3\n", "mem"));
-    assert!(
-        msg.contains("no numeric rows") || msg.contains("not a number"),
-        "{msg}"
-    );
+    assert!(msg.contains("NaN or NA"), "{msg}");
+    // Semicolons are not taken for one column of text.
+    for text in [&b"1;2;3\n"[..], b"a;b\n1;2\n"] {
+        let msg = format_msg(csv::from_bytes(text, "mem"));
+        assert!(msg.contains("line 1 separates values with ';'"), "{msg}");
+    }
 }
 
 #[test]
 fn csv_empty_and_non_utf8() {
     let msg = format_msg(csv::from_bytes(b"", "mem"));
     assert!(msg.contains("no numeric rows"), "{msg}");
-    let msg = format_msg(csv::from_bytes(b"a,b\n\n", "mem"));
+    let msg = format_msg(csv::from_bytes(b"\n# only a comment\n  \n", "mem"));
     assert!(msg.contains("no numeric rows"), "{msg}");
     let msg = format_msg(csv::from_bytes(b"1,2\n3,\xff\n", "mem"));
     assert!(msg.contains("line 2") && msg.contains("UTF-8"), "{msg}");
+}
+
+/// Every spelling of a number the CSV reader takes besides decimals, in several cases.
+const CSV_SPECIALS: &[(&str, f32)] = &[
+    ("nan", f32::NAN),
+    ("NaN", f32::NAN),
+    ("NAN", f32::NAN),
+    ("-nan", f32::NAN),
+    ("+NaN", f32::NAN),
+    ("NA", f32::NAN),
+    ("na", f32::NAN),
+    ("N/A", f32::NAN),
+    ("n/a", f32::NAN),
+    ("#N/A", f32::NAN),
+    ("#NA", f32::NAN),
+    ("<NA>", f32::NAN),
+    ("NULL", f32::NAN),
+    ("null", f32::NAN),
+    ("None", f32::NAN),
+    ("#N/A N/A", f32::NAN),
+    ("1.#IND", f32::NAN),
+    ("-1.#IND", f32::NAN),
+    ("1.#QNAN", f32::NAN),
+    ("-1.#QNAN", f32::NAN),
+    ("inf", f32::INFINITY),
+    ("Inf", f32::INFINITY),
+    ("+inf", f32::INFINITY),
+    ("-inf", f32::NEG_INFINITY),
+    ("infinity", f32::INFINITY),
+    ("-Infinity", f32::NEG_INFINITY),
+    ("INFINITY", f32::INFINITY),
+    (".5", 0.5),
+    ("5.", 5.0),
+    ("+3E2", 300.0),
+    ("1e-7", 1e-7),
+];
+
+fn same_value(a: f32, b: f32) -> bool {
+    a == b || (a.is_nan() && b.is_nan())
+}
+
+#[test]
+fn csv_first_line_of_missing_values_or_infinities_is_data() {
+    for &(spelling, value) in CSV_SPECIALS {
+        for text in [
+            format!("{spelling},{spelling},{spelling}\n1,2,3\n4,5,6\n"),
+            format!("{spelling},1,{spelling}\n1,2,3\n4,5,6\n"),
+            format!("\"{spelling}\",1,2\n1,2,3\n4,5,6\n"),
+            // With blanks as the delimiter, `#N/A N/A` is two fields unless quoted.
+            if spelling.contains(' ') {
+                format!("\"{spelling}\" 1 2\n1 2 3\n4 5 6\n")
+            } else {
+                format!("{spelling} 1 2\n1 2 3\n4 5 6\n")
+            },
+        ] {
+            let p = csv::parse(text.as_bytes(), "mem").unwrap();
+            assert_eq!(p.matrix.shape(), [3, 3], "{text:?}");
+            assert!(p.header.is_none(), "{text:?}");
+            assert!(same_value(p.matrix.as_slice()[0], value), "{text:?}");
+            assert_eq!(&p.matrix.as_slice()[3..], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        }
+    }
+}
+
+#[test]
+fn csv_header_is_a_first_line_with_a_field_that_is_not_a_number() {
+    // Names, names and numbers, quoted names: a header, reported as one.
+    for (text, names) in [
+        ("x0,x1,x2\n1,2,3\n", vec!["x0", "x1", "x2"]),
+        ("id,2019,2020\n1,2,3\n", vec!["id", "2019", "2020"]),
+        (
+            "\"a\",\"b,c\",\"d\"\"e\"\n1,2,3\n",
+            vec!["a", "b,c", "d\"e"],
+        ),
+        ("NA,x,NA\n1,2,3\n", vec!["NA", "x", "NA"]),
+        ("# comment\n\n  a  b  c\n1 2 3\n", vec!["a", "b", "c"]),
+    ] {
+        let p = csv::parse(text.as_bytes(), "mem").unwrap();
+        let h = p.header.as_ref().unwrap_or_else(|| panic!("{text:?}"));
+        assert_eq!(h.names, names, "{text:?}");
+        assert_eq!(p.matrix.as_slice(), [1.0, 2.0, 3.0], "{text:?}");
+        assert!(p.describe().contains("is a header"), "{}", p.describe());
+    }
+    // A line of numbers is data, even where a frame's integer column names would be.
+    let p = csv::parse(b"0,1,2\n1.5,2.5,3.5\n", "mem").unwrap();
+    assert!(p.header.is_none());
+    assert_eq!(p.matrix.shape(), [2, 3]);
+    assert!(
+        p.describe()
+            .starts_with("2 rows of 3 values, comma-separated; no header")
+    );
+    // A header must name as many columns as the rows have.
+    let msg = format_msg(csv::from_bytes(b"a,b\n1,2,3\n", "mem"));
+    assert!(msg.contains("header on line 1 names 2 columns"), "{msg}");
+}
+
+#[test]
+fn csv_space_and_tab_delimited_files_as_numpy_writes_them() {
+    // np.savetxt(f, a): '%.18e', one space between values.
+    let text = "1.000000000000000000e+00 -2.500000000000000000e+00\n\
+                3.000000000000000000e+00 4.000000000000000000e-01\n";
+    let p = csv::parse(text.as_bytes(), "mem").unwrap();
+    assert_eq!(p.delimiter, csv::Delimiter::Whitespace);
+    assert_eq!(p.matrix.as_slice(), [1.0, -2.5, 3.0, 0.4]);
+    // Aligned columns, leading and trailing blanks, CRLF, tabs mixed with spaces.
+    let p = csv::parse(b"  1    2 \t3\r\n4\t 5 6  \r\n", "mem").unwrap();
+    assert_eq!(p.matrix.shape(), [2, 3]);
+    // Tab-separated, spaces around values ignored; two tabs in a row are an empty field.
+    let p = csv::parse(b"a\tb\n1\t 2\n3 \t4\t\n", "mem").unwrap();
+    assert_eq!(p.delimiter, csv::Delimiter::Whitespace);
+    assert_eq!(p.matrix.as_slice(), [1.0, 2.0, 3.0, 4.0]);
+    for text in [&b"1\t\t3\n"[..], b"1\t2\n3\t \t4\n"] {
+        let msg = format_msg(csv::from_bytes(text, "mem"));
+        assert!(msg.contains("empty field"), "{msg}");
+    }
+    // One delimiter per file: a comma in a space-separated file is not a separator.
+    let msg = format_msg(csv::from_bytes(b"1 2\n3,4\n", "mem"));
+    assert!(msg.contains("line 2 has 1 values"), "{msg}");
+    let msg = format_msg(csv::from_bytes(b"1\n3,4\n", "mem"));
+    assert!(msg.contains("'3,4' is not a number"), "{msg}");
+    // A single column.
+    let p = csv::parse(b"1\n2\n3\n", "mem").unwrap();
+    assert_eq!(p.matrix.shape(), [3, 1]);
+}
+
+#[test]
+fn csv_quoted_numbers_are_numbers() {
+    let p = csv::parse(b"\"1\",\"2\",\"3\"\n\" 4 \", \"5e0\" ,6\n", "mem").unwrap();
+    assert!(p.header.is_none());
+    assert_eq!(p.matrix.as_slice(), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let p = csv::parse(b"\"1\" \"2\"\n", "mem").unwrap();
+    assert_eq!(p.matrix.as_slice(), [1.0, 2.0]);
+    for (text, phrase) in [
+        (&b"1,\"2\n"[..], "unterminated quote"),
+        (b"1,\"2\"x\n", "after the closing quote"),
+        (b"1,2\n3,\"4,5\"\n", "'4,5' is not a number"),
+        (b"1,2\n3,\"\"\n", "empty field"),
+    ] {
+        let msg = format_msg(csv::from_bytes(text, "mem"));
+        assert!(msg.contains(phrase), "{text:?}: {msg}");
+    }
+}
+
+#[test]
+fn csv_empty_batch_round_trips_as_a_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.csv");
+    let m = Matrix::new(0, 3, vec![]).unwrap();
+    csv::write(&path, &m).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "c0,c1,c2\n");
+    assert_eq!(csv::read(&path).unwrap(), m);
+    assert_eq!(io::read_matrix(&path).unwrap(), m);
+    // Any header without rows is an empty batch of its width.
+    assert_eq!(csv::from_bytes(b"a b\n", "mem").unwrap().shape(), [0, 2]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -991,4 +1158,32 @@ fn write_replaces_existing_file_atomically() {
     npy::write(&p, &m).unwrap();
     assert_eq!(npy::read(&p).unwrap(), m);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn write_atomic_and_check_output_are_the_one_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.json");
+    io::write_atomic(&path, b"{}").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    let missing = dir.path().join("missing/out.json");
+    assert!(io::write_atomic(&missing, b"{}").is_err());
+    let err = io::check_output(&missing, &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("the output folder") && err.contains("does not exist"),
+        "{err}"
+    );
+    io::check_output(&path, &[]).unwrap();
+    // A bare file name is in the current folder.
+    io::check_output(std::path::Path::new("plain.svg"), &[]).unwrap();
+    // The probe leaves nothing behind.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    for bad in ["", "..", "sub/"] {
+        let err = io::check_output(std::path::Path::new(bad), &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("not a file name"),
+            "{bad:?}: {err}"
+        );
+    }
 }

@@ -437,6 +437,78 @@ fn invalid_init_arguments_are_errors_naming_the_layer() {
     );
 }
 
+#[test]
+fn commands_refuse_what_does_not_fit_in_memory_before_allocating_it() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let assert_refused = |o: &Output, what: &str| {
+        assert_cli_fails(o, &["needs about", "MemAvailable"], what);
+        common::assert_no_raw_controls(&String::from_utf8_lossy(&o.stderr), what);
+    };
+    // init: every layer within the per-tensor limit, tens of terabytes in all.
+    let layers = vec!["2147483647,1"; 1000].join(",");
+    let model = d.join("m.safetensors");
+    let o = run_cli(&["init", "--layers", &layers, "--output", &p(&model)]);
+    assert_refused(&o, "init");
+    // infer: a 12 MB model with a million-wide hidden layer, a 2 MB input of a million rows:
+    // terabytes of activations.
+    let wide = Mlp::from_layers(vec![
+        Layer {
+            linear: Linear::new(
+                1,
+                1_000_000,
+                vec![0.5; 1_000_000],
+                Some(vec![0.0; 1_000_000]),
+            )
+            .unwrap(),
+            activation: Activation::Relu,
+        },
+        Layer {
+            linear: Linear::new(1_000_000, 1, vec![0.5; 1_000_000], Some(vec![0.0])).unwrap(),
+            activation: Activation::Identity,
+        },
+    ])
+    .unwrap();
+    let weights = d.join("wide.safetensors");
+    st::save_model(&weights, &wide).unwrap();
+    let x = d.join("x.csv");
+    std::fs::write(&x, "1\n".repeat(1_000_000)).unwrap();
+    for device in ["cpu", "auto"] {
+        let o = run_cli(&[
+            "infer",
+            "--weights",
+            &p(&weights),
+            "--input",
+            &p(&x),
+            "--output",
+            &p(&d.join("y.npy")),
+            "--device",
+            device,
+        ]);
+        assert_refused(&o, device);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("1000000 rows") && !err.contains("running on"),
+            "{err}"
+        );
+    }
+    // bench: a batch of 10^11 rows.
+    let o = run_cli(&["bench", "--workload", "mnist", "--batch", "100000000000"]);
+    assert_refused(&o, "bench");
+    assert_eq!(files_in(d), ["wide.safetensors", "x.csv"]);
+    // The formulas, calibrated against peak RSS: `init --layers 4096,4096` (16.8M parameters)
+    // peaked at 202 MB for 12·P = 201 MB; `infer --device cpu` of a 4096 → 4096 model on 2,000
+    // rows at 231 MB for 67 MB of weights + 33 MB of input + this 197 MB (an upper bound).
+    assert_eq!(wgpu_mlp::memory::params(&[4096, 4096]), 4096 * 4097);
+    assert_eq!(
+        wgpu_mlp::memory::forward_bytes(&[4096, 4096], 4096 * 4097, 2000, false),
+        8 * 2000 * 8192 + 8 * 2000 * 4096
+    );
+    assert_eq!(wgpu_mlp::memory::bytes(3 << 30), "3.0 GiB");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Files: bad safetensors / .npy / CSV through the library and the CLI.
 
@@ -541,7 +613,65 @@ fn bad_weight_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ),
         ("non_utf8.safetensors", non_utf8, "UTF-8"),
         ("empty.safetensors", vec![], "too short"),
+        // Two entries under one name, with different offsets: the duplicate is the problem.
+        (
+            "dup_offsets.safetensors",
+            raw_st(
+                &format!(
+                    r#"{{"0.weight":{{{w}}},"0.weight":{{"dtype":"F32","shape":[2,2],"data_offsets":[16,32]}}}}"#
+                ),
+                &[0; 32],
+            ),
+            "'0.weight' twice",
+        ),
+        // What torch.save writes: a zip archive, or (before PyTorch 1.6) a bare pickle.
+        (
+            "model.pth",
+            torch_zip(),
+            "PyTorch checkpoint (a zip archive",
+        ),
+        ("legacy.pt", torch_pickle(), "PyTorch checkpoint (a pickle"),
     ]
+}
+
+/// The start of a zip archive as `torch.save` writes one (`archive/data.pkl` first).
+fn torch_zip() -> Vec<u8> {
+    let mut b = b"PK\x03\x04\x00\x00\x08\x08\x00\x00\x00\x00\x00\x00".to_vec();
+    b.extend_from_slice(&[0; 16]);
+    b.extend_from_slice(b"archive/data.pklFB\x0c\x00ZZZZZZZZZZZZ\x80\x02}q\x00");
+    b
+}
+
+/// A legacy `torch.save` pickle (protocol 2): the magic number comes first.
+fn torch_pickle() -> Vec<u8> {
+    let mut b = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02M\xe9\x03.".to_vec();
+    b.extend_from_slice(&[0; 64]);
+    b
+}
+
+#[test]
+fn pytorch_checkpoints_get_a_conversion_hint_and_safetensors_that_look_alike_load() {
+    let _serial = serial();
+    for bytes in [torch_zip(), torch_pickle()] {
+        let msg = format_msg(st::layers_from_bytes(&bytes, "m.pth", None));
+        assert!(
+            msg.contains("from safetensors.torch import save_file")
+                && msg.contains("torch.load('m.pth', map_location='cpu')")
+                && msg.contains("state_dict"),
+            "{msg}"
+        );
+    }
+    // A real safetensors file whose header is 640 bytes long starts with 80 02, like a pickle:
+    // it loads.
+    let model = model(&[2, 1], &[Activation::Identity], 0);
+    let good = st::model_to_bytes(&model).unwrap();
+    let hlen = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let mut header = String::from_utf8(good[8..8 + hlen].to_vec()).unwrap();
+    header.push_str(&" ".repeat(640 - hlen));
+    let padded = raw_st(&header, &good[8 + hlen..]);
+    assert_eq!(padded[..2], [0x80, 0x02]);
+    let layers = st::layers_from_bytes(&padded, "padded", None).unwrap();
+    assert_eq!(layers[0].weight(), model.linears().next().unwrap().weight());
 }
 
 /// Bad inputs for seed_example (3 features): (file name, bytes, phrase).
@@ -604,11 +734,15 @@ fn bad_input_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     ]
 }
 
-/// Asserts a clean CLI failure: status 1, `error:` naming `phrase`, no panic.
+/// Asserts a clean CLI failure: status 1, an `error: ` line (notes may come first), every one of
+/// `phrases`, no panic.
 fn assert_cli_fails(o: &Output, phrases: &[&str], what: &str) {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{what}: {err}");
-    assert!(err.starts_with("error: "), "{what}: {err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("error: ")),
+        "{what}: {err}"
+    );
     assert!(!err.contains("panicked"), "{what}: {err}");
     for p in phrases {
         assert!(err.contains(p), "{what}: expected '{p}' in: {err}");
@@ -722,6 +856,133 @@ fn cli_runs_non_finite_inputs_without_failing() {
         );
         assert!(y.row(2).iter().all(|v| v.is_finite()), "{device}");
     }
+}
+
+/// An `infer` run that writes a large CSV output (5,000 × 1,000 values, about 50 MB) in `d`, over
+/// an earlier `y.csv`: long enough to be stopped while the temporary file is being written.
+/// `max_file` limits the size of files it may write (`ulimit -f`).
+fn spawn_big_csv_write(d: &Path, max_file: Option<u64>) -> std::process::Child {
+    let weights = d.join("wide.safetensors");
+    if !weights.exists() {
+        st::save_model(&weights, &model(&[1, 1000], &[Activation::Identity], 0)).unwrap();
+        std::fs::write(d.join("x.csv"), "0.5\n".repeat(5000)).unwrap();
+    }
+    std::fs::write(d.join("y.csv"), "earlier output").unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"));
+    cmd.args([
+        "infer",
+        "--weights",
+        "wide.safetensors",
+        "--input",
+        "x.csv",
+        "--output",
+        "y.csv",
+        "--device",
+        "cpu",
+    ])
+    .current_dir(d)
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    // SIGQUIT dumps core by default: no core file in the folder, please.
+    // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            let none = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &none);
+            if let Some(max) = max_file {
+                let limit = libc::rlimit {
+                    rlim_cur: max,
+                    rlim_max: max,
+                };
+                libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Waits until `child` is writing its temporary output (a `.y.csv.tmp-*` file with data in it),
+/// then sends it `signal`; returns the temporary file's name.
+fn signal_while_writing(child: &std::process::Child, d: &Path, signal: i32) -> String {
+    loop {
+        let writing = std::fs::read_dir(d).unwrap().flatten().find(|e| {
+            e.file_name().to_string_lossy().starts_with(".y.csv.tmp-")
+                && e.metadata().is_ok_and(|m| m.len() > 0)
+        });
+        if let Some(e) = writing {
+            // SAFETY: kill(2) on the child's pid.
+            assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+            return e.file_name().to_string_lossy().into_owned();
+        }
+        assert!(
+            std::fs::read_to_string(d.join("y.csv")).unwrap() == "earlier output",
+            "the run finished before it could be stopped; make the output larger"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_run_stopped_by_a_signal_leaves_no_temporary_file() {
+    use std::os::unix::process::ExitStatusExt;
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for signal in [
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGALRM,
+    ] {
+        let child = spawn_big_csv_write(d, None);
+        signal_while_writing(&child, d, signal);
+        let (o, killed) = common::wait_or_kill(child, 120);
+        assert!(!killed, "signal {signal}: the process did not end");
+        // It ends as the signal says (a shell reports 128 + the signal number).
+        assert_eq!(o.status.signal(), Some(signal), "{:?}", o.status);
+        assert_eq!(
+            files_in(d),
+            ["wide.safetensors", "x.csv", "y.csv"],
+            "signal {signal}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.join("y.csv")).unwrap(),
+            "earlier output"
+        );
+    }
+    // A file-size limit (`ulimit -f`, here 1 MiB) stops the write with SIGXFSZ: the same.
+    let child = spawn_big_csv_write(d, Some(1 << 20));
+    let (o, killed) = common::wait_or_kill(child, 120);
+    assert!(!killed);
+    assert_eq!(o.status.signal(), Some(libc::SIGXFSZ), "{:?}", o.status);
+    assert_eq!(files_in(d), ["wide.safetensors", "x.csv", "y.csv"]);
+    assert_eq!(
+        std::fs::read_to_string(d.join("y.csv")).unwrap(),
+        "earlier output"
+    );
+    // SIGKILL cannot be caught: the temporary file stays, named after the output and the process
+    // id (as docs/GUARANTEES.md says), and the earlier output is still intact.
+    let child = spawn_big_csv_write(d, None);
+    let pid = child.id();
+    let temp = signal_while_writing(&child, d, libc::SIGKILL);
+    let (o, _) = common::wait_or_kill(child, 120);
+    assert_eq!(o.status.signal(), Some(libc::SIGKILL));
+    assert!(temp.starts_with(&format!(".y.csv.tmp-{pid}-")), "{temp}");
+    assert_eq!(
+        files_in(d),
+        [temp.as_str(), "wide.safetensors", "x.csv", "y.csv"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("y.csv")).unwrap(),
+        "earlier output"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -134,6 +134,17 @@ impl Workload {
         }
     }
 
+    /// The layer widths of [`model`](Self::model), input first, without building it.
+    pub fn widths(self, size: usize) -> Vec<usize> {
+        match self {
+            Workload::Gemm => vec![size, size],
+            Workload::Mnist => vec![784, 512, 512, 10],
+            Workload::Wide => vec![2048; 4],
+            Workload::Seed => vec![3, 3, 2],
+            Workload::Roundtrip => vec![1, 1],
+        }
+    }
+
     /// The paths this workload runs on: all but `roundtrip`, which is GPU only.
     pub fn paths(self) -> &'static [BenchPath] {
         match self {
@@ -158,6 +169,18 @@ impl Case {
     /// The model of this case.
     pub fn model(&self) -> Result<Mlp> {
         self.workload.model(self.size.unwrap_or(0))
+    }
+
+    /// Bytes this case holds at its peak (see [`crate::memory`]): the model and up to two copies
+    /// of its weights (the fast CPU baseline's and the GPU's), the input (drawn, then kept), and
+    /// the forward pass.
+    pub fn memory_bytes(&self) -> u128 {
+        let widths = self.workload.widths(self.size.unwrap_or(0));
+        let params = crate::memory::params(&widths);
+        let batch = self.batch as u128;
+        12 * params
+            + 8 * batch * widths[0] as u128
+            + crate::memory::forward_bytes(&widths, params, self.batch, true)
     }
 }
 
@@ -317,12 +340,11 @@ impl BenchOptions {
 
 /// A random input `[batch, cols]`, uniform in [-1, 1), from [`INPUT_SEED`].
 pub fn random_input(batch: usize, cols: usize) -> Result<Matrix> {
+    let n = batch
+        .checked_mul(cols)
+        .ok_or_else(|| Error::invalid(format!("a [{batch}, {cols}] input overflows usize")))?;
     let mut rng = Generator::new(INPUT_SEED);
-    let data = rng
-        .rand(batch * cols)
-        .into_iter()
-        .map(|v| 2.0 * v - 1.0)
-        .collect();
+    let data = rng.rand(n).into_iter().map(|v| 2.0 * v - 1.0).collect();
     Matrix::new(batch, cols, data)
 }
 
@@ -345,7 +367,8 @@ pub fn time_runs(opts: &BenchOptions, mut f: impl FnMut() -> Result<()>) -> Resu
     }
     let start = Instant::now();
     let min_runs = opts.min_runs.clamp(1, opts.runs);
-    let mut samples = Vec::with_capacity(opts.runs);
+    // `runs` may be huge (the budget ends the loop): reserve for a realistic count only.
+    let mut samples = Vec::with_capacity(opts.runs.min(1024));
     while samples.len() < opts.runs {
         let t = Instant::now();
         f()?;
@@ -439,6 +462,36 @@ pub fn utc_date(unix_secs: u64) -> String {
 /// or a wrong GPU result is reported in the rows concerned.
 pub fn run(opts: &BenchOptions) -> Result<Report> {
     let cases = opts.cases()?;
+    // Every case is checked before the first one runs: its layers within the per-tensor limit,
+    // and its memory within what the machine has.
+    for case in &cases {
+        let widths = case.workload.widths(case.size.unwrap_or(0));
+        if let Some(p) = widths.windows(2).find(|p| {
+            p[0].checked_mul(p[1])
+                .is_none_or(|n| n > Mlp::MAX_TENSOR_ELEMENTS)
+        }) {
+            return Err(Error::invalid(format!(
+                "{} {}: a [{}, {}] weight is over the limit of {} elements per tensor; use \
+                 smaller --sizes",
+                case.workload.name(),
+                case.size.unwrap_or(case.batch),
+                p[1],
+                p[0],
+                Mlp::MAX_TENSOR_ELEMENTS
+            )));
+        }
+    }
+    if let Some(case) = cases.iter().max_by_key(|c| c.memory_bytes()) {
+        crate::memory::check(
+            case.memory_bytes(),
+            &format!(
+                "bench: the largest case ({} with batch {})",
+                case.workload.name(),
+                case.batch
+            ),
+            "use smaller --batch or --sizes",
+        )?;
+    }
     let load_before = load_avg();
     let cpu = cpu_model();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -653,36 +706,6 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
         },
         tolerance: opts.tolerance,
         records,
-    })
-}
-
-/// Fails early, before a long run, when `path`'s folder does not exist.
-pub fn check_output_dir(path: &std::path::Path) -> Result<()> {
-    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(dir) if !dir.is_dir() => Err(Error::io(
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("the output folder {} does not exist", dir.display()),
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory, renamed over `path`
-/// once complete: a failed write leaves no partial file.
-pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    let written = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
     })
 }
 

@@ -5,9 +5,12 @@ use std::time::Duration;
 use crate::model::Mlp;
 
 /// FLOPs of one Linear layer on a batch: `2 · batch · in · out` (bias and activation not counted,
-/// as in `workloads.md`).
+/// as in `workloads.md`), saturating at `u64::MAX`.
 pub fn linear_flops(batch: usize, in_features: usize, out_features: usize) -> u64 {
-    2 * batch as u64 * in_features as u64 * out_features as u64
+    [batch, in_features, out_features]
+        .iter()
+        .try_fold(2u64, |acc, &n| acc.checked_mul(n as u64))
+        .unwrap_or(u64::MAX)
 }
 
 /// FLOPs of a forward pass of `model` on `batch` rows: the sum of [`linear_flops`] over its layers.
@@ -15,7 +18,7 @@ pub fn model_flops(model: &Mlp, batch: usize) -> u64 {
     model
         .linears()
         .map(|l| linear_flops(batch, l.in_features(), l.out_features()))
-        .sum()
+        .fold(0u64, u64::saturating_add)
 }
 
 /// Median, min and max of a set of timed runs, in milliseconds.

@@ -6,15 +6,26 @@
 //! - [`read_matrix`] / [`write_matrix`] pick `.npy` or `.csv` by the file's extension.
 //!
 //! Every reader returns [`Error::Format`] naming the problem for malformed,
-//! truncated or unsupported files (it never panics), and every writer is atomic: the data goes to
-//! a temporary file in the target's directory that is renamed over the target only once it is
-//! complete, so a failed write never leaves a partial (or any new) file behind.
+//! truncated or unsupported files (it never panics), and reads only regular files (symbolic links
+//! followed), never more bytes than the file had when it was opened: a folder, a FIFO or a device
+//! such as `/dev/zero` is refused before it is opened for reading.
+//!
+//! Every writer is atomic ([`write_atomic`]): the data goes to a new temporary file in the
+//! target's folder that is renamed over the target only once it is complete and on disk, so a
+//! failed write never leaves a partial (or any new) file behind. [`check_output`] checks an output
+//! path before any work is done, and [`remove_temp_files_on_signals`] extends the guarantee to
+//! SIGINT, SIGTERM and the other signals a run can be stopped with (not SIGKILL).
 
 mod atomic;
 pub mod csv;
 pub mod npy;
 pub mod safetensors;
+mod signals;
 
+pub use atomic::{check_output, same_file, write_atomic, write_atomic_with};
+pub use signals::remove_temp_files_on_signals;
+
+use std::io::Read as _;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -71,7 +82,62 @@ pub fn write_matrix(path: impl AsRef<Path>, matrix: &Matrix) -> Result<()> {
     }
 }
 
-/// Reads a whole file, wrapping the error with its path.
+/// Checks that `path` is a regular file that can be read (symbolic links followed) and returns its
+/// size in bytes. A folder, FIFO, socket or device is refused with a message that says what it is.
+pub fn check_input(path: &Path) -> Result<u64> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    regular(path, &meta)?;
+    Ok(meta.len())
+}
+
+/// `Ok` for a regular file, else an error naming what `path` is.
+fn regular(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    Err(Error::io(
+        path,
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "is {}, not a regular file; give a file (save the data to a file first)",
+                atomic::kind_of(meta)
+            ),
+        ),
+    ))
+}
+
+/// Reads a whole regular file (see [`check_input`]), no more than the size it had when opened.
 fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    check_input(path)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Were the file swapped for a FIFO after the check, opening it would wait for a writer;
+        // O_NONBLOCK makes the open return (and changes nothing for a regular file).
+        options.custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    let file = options.open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    regular(path, &meta)?;
+    let len = meta.len();
+    let mut bytes = Vec::new();
+    usize::try_from(len)
+        .ok()
+        .and_then(|n| bytes.try_reserve_exact(n).ok())
+        .ok_or_else(|| {
+            Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::OutOfMemory,
+                    format!("the file is {len} bytes, more than this process can hold in memory"),
+                ),
+            )
+        })?;
+    file.take(len)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(bytes)
 }

@@ -240,12 +240,50 @@ pub fn model_to_bytes(model: &Mlp) -> Result<Vec<u8>> {
             index += 1;
         }
     }
-    let metadata = HashMap::from([
-        ("format".to_string(), "pt".to_string()),
-        (ARCH_KEY.to_string(), arch.to_string()),
-    ]);
-    ::safetensors::serialize(tensors, Some(metadata))
-        .map_err(|e| Error::invalid(format!("cannot serialize the model: {e}")))
+    let plain = ::safetensors::serialize(tensors, None)
+        .map_err(|e| Error::invalid(format!("cannot serialize the model: {e}")))?;
+    with_metadata(&plain, &[("format", "pt"), (ARCH_KEY, &arch.to_string())])
+}
+
+/// `bytes` (a safetensors file without metadata) with `__metadata__` added to its header, keys
+/// in sorted order: the same model always gives the same bytes (the safetensors crate writes
+/// metadata in a hash map's order).
+fn with_metadata(bytes: &[u8], metadata: &[(&str, &str)]) -> Result<Vec<u8>> {
+    let bad = |e: String| Error::invalid(format!("cannot serialize the model: {e}"));
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize)
+        .ok_or_else(|| bad("no header".into()))?;
+    let header = bytes
+        .get(8..8 + n)
+        .ok_or_else(|| bad("short header".into()))?;
+    let mut json: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| bad(e.to_string()))?;
+    let meta: serde_json::Map<String, serde_json::Value> = metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+        .collect();
+    // Sorted keys, the metadata first.
+    let mut keys: Vec<String> = json.keys().cloned().collect();
+    keys.sort();
+    let mut sorted = serde_json::Map::new();
+    sorted.insert("__metadata__".into(), serde_json::Value::Object(meta));
+    for k in keys {
+        if let Some(v) = json.remove(&k) {
+            sorted.insert(k, v);
+        }
+    }
+    let mut text = serde_json::to_string(&serde_json::Value::Object(sorted))
+        .map_err(|e| bad(e.to_string()))?;
+    // The data section starts 8-byte aligned, as the safetensors crate pads it.
+    while text.len() % 8 != 0 {
+        text.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// The index of each Linear layer inside the equivalent `nn.Sequential`, given the activation after
@@ -335,6 +373,31 @@ fn deserialize<'a>(bytes: &'a [u8], source: &str) -> Result<SafeTensors<'a>> {
     n.copy_from_slice(len_bytes);
     let n = u64::from_le_bytes(n);
     let available = (bytes.len() - 8) as u64;
+    if let Some(kind) =
+        torch_checkpoint(bytes).filter(|_| n > available || bytes.get(8) != Some(&b'{'))
+    {
+        return Err(err(format!(
+            "this is a PyTorch checkpoint ({kind}, as torch.save writes), not a safetensors \
+             file; convert it with: python -c \"import torch; from safetensors.torch import \
+             save_file; sd = torch.load('{source}', map_location='cpu'); save_file(sd, \
+             'model.safetensors')\" (if the checkpoint holds a whole module rather than a \
+             state_dict, save sd.state_dict(); if it wraps one in a dict, save the dict's \
+             state_dict entry; load with weights_only=False only if you trust the file)",
+        )));
+    }
+    // The safetensors crate (through serde_json) silently keeps the last of two entries with the
+    // same name, so a file could hold two different tensors under one key and we would load
+    // whichever came last. Refuse it, before the crate parses the header: with different offsets
+    // it would report the offsets of the entry it kept rather than the real problem. (The scan
+    // needs no valid JSON; the crate checks that next.)
+    if let Some(header) = usize::try_from(n)
+        .ok()
+        .filter(|&n| n as u64 <= available)
+        .and_then(|n| bytes.get(8..8 + n))
+        .and_then(|h| std::str::from_utf8(h).ok())
+    {
+        json_keys::check_unique(header).map_err(err)?;
+    }
     if n > available {
         return Err(err(format!(
             "header length {n} runs past the end of the file ({} bytes); the file is truncated \
@@ -368,17 +431,17 @@ fn deserialize<'a>(bytes: &'a [u8], source: &str) -> Result<SafeTensors<'a>> {
             other => format!("invalid safetensors file: {other}"),
         })
     })?;
-    // The safetensors crate (through serde_json) silently keeps the last of two entries with the
-    // same name, so a file could hold two different tensors under one key and we would load
-    // whichever came last. Refuse it. The header is valid JSON here (the crate parsed it).
-    let header = usize::try_from(n)
-        .ok()
-        .and_then(|n| bytes.get(8..8 + n))
-        .and_then(|h| std::str::from_utf8(h).ok());
-    if let Some(header) = header {
-        json_keys::check_unique(header).map_err(err)?;
-    }
     Ok(st)
+}
+
+/// `Some(description)` when `bytes` look like a file `torch.save` writes: a zip archive (the
+/// format since PyTorch 1.6) or a bare pickle (protocol 2 to 5, the legacy format).
+fn torch_checkpoint(bytes: &[u8]) -> Option<&'static str> {
+    match bytes {
+        [b'P', b'K', 3, 4, ..] => Some("a zip archive"),
+        [0x80, 2..=5, ..] => Some("a pickle"),
+        _ => None,
+    }
 }
 
 /// Finds duplicate keys in (valid) JSON: serde_json, like most JSON readers, keeps the last value

@@ -76,12 +76,14 @@ pub struct Arch {
     tokens: Vec<Token>,
 }
 
-/// Every token name, for messages.
-const NAMES: &str = "linear, batchnorm1d[:eps], layernorm[:eps], dropout[:p], flatten, \
-                     identity, prelu, an activation (relu, sigmoid, tanh, leaky_relu[:slope], \
-                     elu[:alpha], selu, gelu, gelu_tanh, silu, mish, softplus[:beta[:threshold]], \
-                     hardtanh[:min:max], relu6, hardsigmoid, hardswish, softmax, log_softmax), or \
-                     F.<activation> for a function called in forward()";
+/// Every token, for messages.
+fn token_names() -> String {
+    format!(
+        "linear, batchnorm1d[:eps], layernorm[:eps], dropout[:p], flatten, identity, prelu, an \
+         activation ({}), or F.<activation> for a function called in forward()",
+        crate::activation::names()
+    )
+}
 
 impl FromStr for Arch {
     type Err = Error;
@@ -148,7 +150,11 @@ fn parse_token(raw: &str) -> std::result::Result<Token, String> {
                 .to_string()
                 .trim_start_matches("invalid argument: ")
                 .into()),
-            Err(_) => Err(format!("unknown module '{}'; expected {NAMES}", escape(t))),
+            Err(_) => Err(format!(
+                "unknown module '{}'; expected {}",
+                escape(t),
+                token_names()
+            )),
         },
     }
 }

@@ -285,18 +285,7 @@ fn bind_module(
     group: &Group,
     tensors: &dyn Tensors,
 ) -> std::result::Result<Module, String> {
-    let allowed: &[&str] = match t {
-        Token::Linear => &["weight", "bias"],
-        Token::BatchNorm1d { .. } => &[
-            "weight",
-            "bias",
-            "running_mean",
-            "running_var",
-            "num_batches_tracked",
-        ],
-        Token::LayerNorm { .. } | Token::PRelu => &["weight", "bias"],
-        _ => &[],
-    };
+    let allowed = params_of(t);
     let unknown: Vec<&str> = group
         .keys()
         .map(String::as_str)

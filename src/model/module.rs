@@ -202,10 +202,7 @@ impl BatchNorm1d {
     }
 
     fn param_count(&self) -> usize {
-        [&self.weight, &self.bias]
-            .iter()
-            .map(|p| p.as_ref().map_or(0, Vec::len))
-            .sum()
+        affine_count(&self.weight, &self.bias)
     }
 
     /// The reference value of feature `c` at `x`, in f64: PyTorch's formula, rounded once.
@@ -312,10 +309,7 @@ impl LayerNorm {
     }
 
     fn param_count(&self) -> usize {
-        [&self.weight, &self.bias]
-            .iter()
-            .map(|p| p.as_ref().map_or(0, Vec::len))
-            .sum()
+        affine_count(&self.weight, &self.bias)
     }
 
     /// The affine part, `x · weight + bias`, applied after the row is normalised.
@@ -370,6 +364,11 @@ impl PRelu {
         ];
         Expr::from_nodes(nodes).expect("a well-formed expression")
     }
+}
+
+/// Values of an optional weight and bias (torchsummary counts both, buffers not).
+fn affine_count(weight: &Option<Vec<f32>>, bias: &Option<Vec<f32>>) -> usize {
+    weight.as_ref().map_or(0, Vec::len) + bias.as_ref().map_or(0, Vec::len)
 }
 
 fn check_eps(eps: f32, what: &str) -> Result<()> {

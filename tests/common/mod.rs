@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod cli_args;
+
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
@@ -165,4 +167,34 @@ pub fn files_in(dir: &std::path::Path) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// Waits for `child`, killing it if it has not ended after `secs` seconds (a watchdog against a
+/// hang, not a timing check); returns its output and whether it had to be killed.
+pub fn wait_or_kill(mut child: std::process::Child, secs: u64) -> (Output, bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut killed = false;
+    while child.try_wait().expect("wait for wgpu-mlp").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            killed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    (child.wait_with_output().expect("wgpu-mlp output"), killed)
+}
+
+/// The permission bits of `path` (Unix).
+pub fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// Asserts that `text` (a command's output) holds no raw control character but line ends, and no
+/// bidirectional override: untrusted text must reach the terminal escaped.
+pub fn assert_no_raw_controls(text: &str, what: &str) {
+    if let Some(c) = cli_args::raw_control(text) {
+        panic!("{what}: raw {c:?} in {text:?}");
+    }
 }

@@ -1,7 +1,7 @@
 //! The copy kernels (`copy.wgsl`): an application's plain `[rows, cols]` f32 buffers to and from
 //! the workspace's padded rows, for [`GpuMlp::encode`](crate::gpu::GpuMlp::encode).
 
-use crate::gpu::kernels::{PipelineSpec, Slot, SlotKind, WgslStruct, fold, source, wgsl_struct};
+use crate::gpu::kernels::{PipelineSpec, Slot, WgslStruct, fold, source, wgsl_struct};
 
 /// Invocations per workgroup (`WG` in the WGSL).
 const WG: u64 = 64;
@@ -24,32 +24,11 @@ wgsl_struct! {
     }
 }
 
-const DIMS: Slot = Slot {
-    binding: 0,
-    name: "dims",
-    ty: "CopyDims",
-    kind: SlotKind::Uniform { dynamic: true },
-};
+const DIMS: Slot = Slot::dims("CopyDims");
 /// What is read.
-pub(crate) const SRC: Slot = Slot {
-    binding: 1,
-    name: "src",
-    ty: "array<f32>",
-    kind: SlotKind::Storage {
-        read_only: true,
-        dynamic: false,
-    },
-};
+pub(crate) const SRC: Slot = Slot::storage(1, "src", "array<f32>", true);
 /// What is written.
-pub(crate) const DST: Slot = Slot {
-    binding: 2,
-    name: "dst",
-    ty: "array<f32>",
-    kind: SlotKind::Storage {
-        read_only: false,
-        dynamic: false,
-    },
-};
+pub(crate) const DST: Slot = Slot::storage(2, "dst", "array<f32>", false);
 /// The bindings.
 pub(crate) const SLOTS: &[Slot] = &[DIMS, SRC, DST];
 

@@ -1,7 +1,7 @@
 //! The elementwise kernel (`elementwise.wgsl`): a step's epilogue as a pass of its own, in place.
 
-use crate::gpu::kernels::epilogue::{EP_TYPE, Epilogue};
-use crate::gpu::kernels::{PipelineSpec, Slot, SlotKind, WgslStruct, fold, source, wgsl_struct};
+use crate::gpu::kernels::epilogue::Epilogue;
+use crate::gpu::kernels::{PipelineSpec, Slot, WgslStruct, fold, source, wgsl_struct};
 
 /// Invocations per workgroup (`WG` in the WGSL).
 const WG: u64 = 64;
@@ -19,32 +19,11 @@ wgsl_struct! {
     }
 }
 
-const DIMS: Slot = Slot {
-    binding: 0,
-    name: "dims",
-    ty: "ElementwiseDims",
-    kind: SlotKind::Uniform { dynamic: true },
-};
+const DIMS: Slot = Slot::dims("ElementwiseDims");
 /// The matrix, updated in place.
-pub(crate) const Y: Slot = Slot {
-    binding: 1,
-    name: "y",
-    ty: "array<vec4<f32>>",
-    kind: SlotKind::Storage {
-        read_only: false,
-        dynamic: false,
-    },
-};
+pub(crate) const Y: Slot = Slot::storage(1, "y", "array<vec4<f32>>", false);
 /// The epilogue's parameters.
-pub(crate) const EP: Slot = Slot {
-    binding: 2,
-    name: "ep",
-    ty: EP_TYPE,
-    kind: SlotKind::Storage {
-        read_only: true,
-        dynamic: false,
-    },
-};
+pub(crate) const EP: Slot = Slot::epilogue(2);
 /// The bindings.
 pub(crate) const SLOTS: &[Slot] = &[DIMS, Y, EP];
 

@@ -76,6 +76,40 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    /// The uniform block `dims` of type `ty` at binding 0, at a dynamic offset (every kernel
+    /// reads its dimensions from the workspace's arena of uniform blocks).
+    pub(crate) const fn dims(ty: &'static str) -> Slot {
+        Slot {
+            binding: 0,
+            name: "dims",
+            ty,
+            kind: SlotKind::Uniform { dynamic: true },
+        }
+    }
+
+    /// A storage buffer binding.
+    pub(crate) const fn storage(
+        binding: u32,
+        name: &'static str,
+        ty: &'static str,
+        read_only: bool,
+    ) -> Slot {
+        Slot {
+            binding,
+            name,
+            ty,
+            kind: SlotKind::Storage {
+                read_only,
+                dynamic: false,
+            },
+        }
+    }
+
+    /// The epilogue's parameter buffer `ep` at `binding`.
+    pub(crate) const fn epilogue(binding: u32) -> Slot {
+        Slot::storage(binding, "ep", epilogue::EP_TYPE, true)
+    }
+
     fn layout_entry(&self) -> wgpu::BindGroupLayoutEntry {
         let ty = match self.kind {
             SlotKind::Uniform { dynamic } => wgpu::BindingType::Buffer {

@@ -1,8 +1,8 @@
 //! The row kernel (`row.wgsl`): softmax, log-softmax or LayerNorm's normalisation over each row,
 //! then the step's epilogue (LayerNorm's affine part, and whatever elementwise modules follow).
 
-use crate::gpu::kernels::epilogue::{EP_TYPE, Epilogue};
-use crate::gpu::kernels::{PipelineSpec, Slot, SlotKind, WgslStruct, fold, source, wgsl_struct};
+use crate::gpu::kernels::epilogue::Epilogue;
+use crate::gpu::kernels::{PipelineSpec, Slot, WgslStruct, fold, source, wgsl_struct};
 use crate::model::steps::RowOp;
 
 wgsl_struct! {
@@ -23,32 +23,11 @@ wgsl_struct! {
     }
 }
 
-const DIMS: Slot = Slot {
-    binding: 0,
-    name: "dims",
-    ty: "RowDims",
-    kind: SlotKind::Uniform { dynamic: true },
-};
+const DIMS: Slot = Slot::dims("RowDims");
 /// The matrix, as scalars, updated in place.
-pub(crate) const Y: Slot = Slot {
-    binding: 1,
-    name: "y",
-    ty: "array<f32>",
-    kind: SlotKind::Storage {
-        read_only: false,
-        dynamic: false,
-    },
-};
+pub(crate) const Y: Slot = Slot::storage(1, "y", "array<f32>", false);
 /// The epilogue's parameters.
-pub(crate) const EP: Slot = Slot {
-    binding: 2,
-    name: "ep",
-    ty: EP_TYPE,
-    kind: SlotKind::Storage {
-        read_only: true,
-        dynamic: false,
-    },
-};
+pub(crate) const EP: Slot = Slot::epilogue(2);
 /// The bindings.
 pub(crate) const SLOTS: &[Slot] = &[DIMS, Y, EP];
 

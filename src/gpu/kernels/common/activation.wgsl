@@ -42,12 +42,11 @@ fn act_gelu(x: f32, p0: f32, p1: f32) -> f32 {
     return x * 0.5 * e;
 }
 
+// ½x·(1 + tanh(u)) = x·σ(2u): the same function without the cancellation of 1 + tanh(u) for
+// very negative x (gelu_tanh(−5) = −2.29e-7, where the literal form gives −2.98e-7 in f32).
 fn act_gelu_tanh(x: f32, p0: f32, p1: f32) -> f32 {
-    if wm_is_nan(x) {
-        return x;
-    }
-    let inner = 0.7978845608028654 * (x + 0.044715 * x * x * x);
-    return 0.5 * x * (1.0 + wm_tanh(inner));
+    let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+    return x / (1.0 + exp(-2.0 * u));
 }
 
 fn act_silu(x: f32, p0: f32, p1: f32) -> f32 {
@@ -90,4 +89,9 @@ fn act_hardsigmoid(x: f32, p0: f32, p1: f32) -> f32 {
 
 fn act_hardswish(x: f32, p0: f32, p1: f32) -> f32 {
     return select(x * min(max(x + 3.0, 0.0), 6.0) / 6.0, x, wm_is_nan(x));
+}
+
+// p0: alpha.
+fn act_celu(x: f32, p0: f32, p1: f32) -> f32 {
+    return select(p0 * wm_expm1(x / p0), x, x > 0.0);
 }

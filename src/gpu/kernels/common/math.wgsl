@@ -61,12 +61,17 @@ fn wm_sigmoid(x: f32) -> f32 {
     return 1.0 / (1.0 + exp(-x));
 }
 
-// erfc(z) for z >= 0, Abramowitz & Stegun 7.1.26 (|error of erf| < 1.5e-7), written as
-// t·poly·exp(−z²) so it keeps its small values for large z instead of cancelling to 0.
+// erfc(z) for z >= 0 with a relative error near 1e-7 at every z (a Chebyshev fit of
+// erfc(z)·exp(z²) in t = 1/(1 + z/2), Numerical Recipes' erfcc), so GELU keeps its small values
+// for very negative x instead of cancelling to 0. exp(−z² + P) loses |z²|·ε to the rounding of
+// z²: the exact remainder of z·z (fma) is added back.
 fn wm_erfc_pos(z: f32) -> f32 {
-    let t = 1.0 / (1.0 + 0.3275911 * z);
-    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-    return poly * exp(-z * z);
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let p = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
+        + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+    let z2 = z * z;
+    let rest = fma(z, z, -z2);
+    return t * exp(p - z2) * (1.0 - rest);
 }
 
 // erf: the Maclaurin series below |x| = 0.75 (relative accuracy near 0, where the A&S form's

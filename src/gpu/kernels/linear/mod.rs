@@ -14,8 +14,8 @@ pub(crate) mod tiled;
 pub(crate) mod windowed;
 
 use crate::error::{Error, Result};
-use crate::gpu::kernels::epilogue::{EP_TYPE, Epilogue};
-use crate::gpu::kernels::{PipelineSpec, Slot, SlotKind, WgslStruct, source, wgsl_struct};
+use crate::gpu::kernels::epilogue::Epilogue;
+use crate::gpu::kernels::{PipelineSpec, Slot, WgslStruct, source, wgsl_struct};
 
 /// Which kernel runs the matrix product of each Linear layer. Every choice computes the same
 /// function (each is tested against the CPU reference); they differ in speed by adapter and shape.
@@ -120,62 +120,17 @@ wgsl_struct! {
 }
 
 /// The bindings every Linear kernel has; the storage-buffer kernels have exactly these.
-pub(crate) const DIMS: Slot = Slot {
-    binding: 0,
-    name: "dims",
-    ty: "LinearDims",
-    kind: SlotKind::Uniform { dynamic: true },
-};
+pub(crate) const DIMS: Slot = Slot::dims("LinearDims");
 /// The input activations (the windowed kernel may bind a window instead).
-pub(crate) const X: Slot = Slot {
-    binding: 1,
-    name: "x",
-    ty: "array<vec4<f32>>",
-    kind: SlotKind::Storage {
-        read_only: true,
-        dynamic: false,
-    },
-};
+pub(crate) const X: Slot = Slot::storage(1, "x", "array<vec4<f32>>", true);
 /// The packed weight (a storage buffer; the windowed kernel binds a texture here).
-pub(crate) const WT: Slot = Slot {
-    binding: 2,
-    name: "wt",
-    ty: "array<vec4<f32>>",
-    kind: SlotKind::Storage {
-        read_only: true,
-        dynamic: false,
-    },
-};
+pub(crate) const WT: Slot = Slot::storage(2, "wt", "array<vec4<f32>>", true);
 /// The bias, padded (zeros without one).
-pub(crate) const B: Slot = Slot {
-    binding: 3,
-    name: "b",
-    ty: "array<vec4<f32>>",
-    kind: SlotKind::Storage {
-        read_only: true,
-        dynamic: false,
-    },
-};
+pub(crate) const B: Slot = Slot::storage(3, "b", "array<vec4<f32>>", true);
 /// The output activations.
-pub(crate) const Y: Slot = Slot {
-    binding: 4,
-    name: "y",
-    ty: "array<vec4<f32>>",
-    kind: SlotKind::Storage {
-        read_only: false,
-        dynamic: false,
-    },
-};
+pub(crate) const Y: Slot = Slot::storage(4, "y", "array<vec4<f32>>", false);
 /// The epilogue's parameters.
-pub(crate) const EP: Slot = Slot {
-    binding: 5,
-    name: "ep",
-    ty: EP_TYPE,
-    kind: SlotKind::Storage {
-        read_only: true,
-        dynamic: false,
-    },
-};
+pub(crate) const EP: Slot = Slot::epilogue(5);
 /// The bindings of the storage-buffer kernels.
 pub(crate) const BUFFER_SLOTS: &[Slot] = &[DIMS, X, WT, B, Y, EP];
 

@@ -57,19 +57,18 @@ const WT_F16: Slot = weights(
     "texture_storage_2d<rgba16float, read>",
 );
 /// x as a 64 KiB uniform window at a dynamic offset (devices without subgroups).
-pub(crate) const X_WINDOW: Slot = Slot {
-    binding: 1,
-    name: "x",
-    ty: "array<vec4<f32>, 4096>",
-    kind: SlotKind::Uniform { dynamic: true },
-};
+pub(crate) const X_WINDOW: Slot = x_window(1, "x");
 /// The second window of a paired dispatch (inputs of 1,025 to 8,192 features).
-pub(crate) const X_HI: Slot = Slot {
-    binding: 6,
-    name: "x_hi",
-    ty: "array<vec4<f32>, 4096>",
-    kind: SlotKind::Uniform { dynamic: true },
-};
+pub(crate) const X_HI: Slot = x_window(6, "x_hi");
+
+const fn x_window(binding: u32, name: &'static str) -> Slot {
+    Slot {
+        binding,
+        name,
+        ty: "array<vec4<f32>, 4096>",
+        kind: SlotKind::Uniform { dynamic: true },
+    }
+}
 const EP_SLOT: Slot = crate::gpu::kernels::linear::EP;
 
 /// The bindings: [subgroups][f16].

@@ -1,0 +1,108 @@
+//! The packed weight layout every kernel reads.
+//!
+//! `y = x·Wᵀ + b` with `W` stored `[out, in]`: the kernels want, for each step `p` along `in`,
+//! a run of consecutive output columns `W[j.., p]` in one vector load. So `Wᵀ` is cut into
+//! *panels* of [`NR`] output columns; panel `j` is `in` rows of [`NR`] floats (one 64-byte
+//! [`Block`] per row), `W[j·NR + c][p]` at block `j·in + p`, lane `c`. Panels follow each other,
+//! so a kernel that reads several panels at once reads several sequential streams, and a GEMM
+//! k-block of a panel (`kc` consecutive blocks) is contiguous. Columns past `out` are zero.
+//!
+//! Packing happens once, at load: per call the kernels only stream it.
+
+/// Output columns per panel: one AVX-512 register, two AVX registers, one cache line.
+pub(crate) const NR: usize = 16;
+
+/// One row of a panel: [`NR`] floats, 64-byte aligned so that vector loads never split a cache
+/// line.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C, align(64))]
+pub(crate) struct Block(pub [f32; NR]);
+
+/// `Wᵀ` in panels of [`NR`] columns, plus the bias zero-padded to whole panels.
+#[derive(Clone, Debug)]
+pub(crate) struct PackedWeight {
+    k: usize,
+    n: usize,
+    data: Vec<Block>,
+    bias: Vec<f32>,
+}
+
+impl PackedWeight {
+    /// Packs `weight` (`[n, k]` row-major) and `bias` (`n` values, zeros when absent).
+    pub(crate) fn new(k: usize, n: usize, weight: &[f32], bias: Option<&[f32]>) -> Self {
+        assert_eq!(weight.len(), k * n, "weight is not [{n}, {k}]");
+        let panels = n.div_ceil(NR);
+        let mut data = vec![Block::default(); panels * k];
+        // Read W row by row (contiguous) and scatter into one lane of each block.
+        for (o, row) in weight.chunks_exact(k.max(1)).enumerate().take(n) {
+            let (j, c) = (o / NR, o % NR);
+            for (block, &w) in data[j * k..(j + 1) * k].iter_mut().zip(row) {
+                block.0[c] = w;
+            }
+        }
+        let mut padded = vec![0.0f32; panels * NR];
+        if let Some(b) = bias {
+            assert_eq!(b.len(), n, "bias needs {n} values");
+            padded[..n].copy_from_slice(b);
+        }
+        PackedWeight {
+            k,
+            n,
+            data,
+            bias: padded,
+        }
+    }
+
+    /// Input width (`in`).
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Output width (`out`).
+    pub(crate) fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Number of panels, `ceil(out / NR)`.
+    pub(crate) fn panels(&self) -> usize {
+        self.n.div_ceil(NR)
+    }
+
+    /// Panels `j..` from row `p` of panel `j` on (to the end of the data).
+    pub(crate) fn from(&self, j: usize, p: usize) -> &[Block] {
+        &self.data[j * self.k + p..]
+    }
+
+    /// The bias from column `j·NR` on, zero-padded to whole panels.
+    pub(crate) fn bias_from(&self, j: usize) -> &[f32] {
+        &self.bias[j * NR..]
+    }
+
+    /// Valid output columns of `np` panels starting at panel `j`.
+    pub(crate) fn cols(&self, j: usize, np: usize) -> usize {
+        (self.n - j * NR).min(np * NR)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout() {
+        // W [out=18, in=3], W[o][p] = 100·o + p.
+        let (k, n) = (3, 18);
+        let w: Vec<f32> = (0..n * k).map(|i| (100 * (i / k) + i % k) as f32).collect();
+        let b: Vec<f32> = (0..n).map(|o| -(o as f32)).collect();
+        let pw = PackedWeight::new(k, n, &w, Some(&b));
+        assert_eq!(pw.panels(), 2);
+        for o in 0..32 {
+            for p in 0..k {
+                let want = if o < n { (100 * o + p) as f32 } else { 0.0 };
+                assert_eq!(pw.from(o / NR, p)[0].0[o % NR], want, "W[{o}][{p}]");
+            }
+        }
+        assert_eq!(pw.bias_from(1)[..3], [-16.0, -17.0, 0.0]);
+        assert_eq!((pw.cols(0, 1), pw.cols(0, 2), pw.cols(1, 1)), (16, 18, 2));
+    }
+}

@@ -1,0 +1,204 @@
+//! Removing temporary files when a signal stops the process: SIGINT, SIGTERM, SIGHUP, SIGQUIT,
+//! SIGALRM, SIGUSR1, SIGUSR2, SIGVTALRM, and the resource limits' SIGXCPU and SIGXFSZ (a write past
+//! `ulimit -f`) — every signal whose default action ends the process and that comes from outside
+//! the program's own faults. (Faults such as SIGSEGV cannot be handled safely, SIGPIPE is ignored
+//! by the Rust runtime, and SIGPROF is left to profilers.)
+//!
+//! A signal handler may only call async-signal-safe functions, so it does one thing: it writes the
+//! signal's number into a pipe. A watcher thread blocked on the other end of the pipe then takes
+//! the registry of live temporary files (the lock [`super::atomic`] holds while it creates one, so
+//! no file can be half-registered), removes every file in it, and ends the process with the same
+//! signal, restored to its default action: the parent sees a process killed by SIGINT (a shell
+//! reports status 130) or SIGTERM (143), as it would without the handler. The lock is never
+//! released, so no new temporary file can appear in the meantime.
+//!
+//! SIGKILL cannot be caught: a process killed by it leaves its temporary files behind (see
+//! `docs/GUARANTEES.md` for their names).
+
+use crate::error::{Error, Result};
+
+/// Installs the handlers (once per process; later calls do nothing). Only signals whose action is
+/// still the default are taken: ignored ones (`nohup` ignores SIGHUP; background jobs of a
+/// non-interactive shell ignore SIGINT and SIGQUIT) stay ignored, and a handler someone else
+/// installed stays theirs. Does nothing on platforms other than Unix.
+pub fn remove_temp_files_on_signals() -> Result<()> {
+    #[cfg(unix)]
+    {
+        static INSTALLED: std::sync::OnceLock<std::result::Result<(), String>> =
+            std::sync::OnceLock::new();
+        INSTALLED
+            .get_or_init(|| imp::install().map_err(|e| e.to_string()))
+            .clone()
+            .map_err(|e| Error::invalid(format!("cannot install the signal handlers: {e}")))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = Error::invalid;
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+mod imp {
+    use std::io;
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    use libc::c_int;
+
+    /// The signals that remove the temporary files before the process ends.
+    const SIGNALS: [c_int; 10] = [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGALRM,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGVTALRM,
+        libc::SIGXCPU,
+        libc::SIGXFSZ,
+    ];
+
+    /// The write end of the pipe (-1 until installed).
+    static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+
+    /// The handler: one `write(2)` of the signal number, which is async-signal-safe. errno is
+    /// saved and restored so the interrupted code does not see it change.
+    extern "C" fn on_signal(sig: c_int) {
+        let saved = errno::get();
+        let fd = PIPE_WRITE.load(Ordering::Relaxed);
+        if fd >= 0 {
+            let byte = sig as u8;
+            // SAFETY: writes one byte from a live stack variable to a file descriptor this module
+            // owns; the result is irrelevant (a full pipe already holds a signal to act on).
+            unsafe {
+                libc::write(fd, (&raw const byte).cast(), 1);
+            }
+        }
+        errno::set(saved);
+    }
+
+    pub(super) fn install() -> io::Result<()> {
+        let mut fds = [0 as c_int; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let [read_end, write_end] = fds;
+        for (fd, flags) in [
+            (read_end, 0),
+            // A handler must never block: if the pipe is full, a signal is already waiting.
+            (write_end, libc::O_NONBLOCK),
+        ] {
+            // SAFETY: fcntl on descriptors just returned by pipe(2).
+            let ok = unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) == 0
+                    && libc::fcntl(fd, libc::F_SETFL, flags) == 0
+            };
+            if !ok {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        std::thread::Builder::new()
+            .name("wgpu-mlp signals".into())
+            .spawn(move || watch(read_end))?;
+        PIPE_WRITE.store(write_end, Ordering::SeqCst);
+
+        for sig in SIGNALS {
+            // SAFETY: plain sigaction(2) calls with zero-initialised structs filled in as the
+            // manual says; `on_signal` is async-signal-safe.
+            unsafe {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if old.sa_sigaction != libc::SIG_DFL {
+                    continue;
+                }
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_signal as extern "C" fn(c_int) as libc::sighandler_t;
+                libc::sigemptyset(&mut sa.sa_mask);
+                sa.sa_flags = libc::SA_RESTART;
+                if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The watcher thread: waits for a signal number, then cleans up and ends the process.
+    fn watch(read_end: c_int) {
+        loop {
+            let mut byte = 0u8;
+            // SAFETY: reads one byte into a live stack variable from the pipe this module owns.
+            let n = unsafe { libc::read(read_end, (&raw mut byte).cast(), 1) };
+            if n == 1 {
+                remove_and_die(c_int::from(byte));
+            }
+            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+    }
+
+    fn remove_and_die(sig: c_int) -> ! {
+        // Held until the process ends: no temporary file can be created or renamed meanwhile.
+        let live = super::super::atomic::live_temps();
+        for path in live.iter() {
+            let _ = std::fs::remove_file(path);
+        }
+        // SAFETY: restores the default action and raises the signal again, so the process ends
+        // as the signal intended (and the parent sees which signal it was).
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+        // Only reached if the signal was blocked in this thread; end the process as a shell would
+        // report it.
+        std::process::exit(128 + sig);
+    }
+
+    /// errno, where the platform lets us reach it.
+    mod errno {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        fn location() -> *mut libc::c_int {
+            // SAFETY: returns the calling thread's errno slot.
+            unsafe { libc::__errno_location() }
+        }
+        #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+        fn location() -> *mut libc::c_int {
+            // SAFETY: returns the calling thread's errno slot.
+            unsafe { libc::__error() }
+        }
+        #[cfg(not(any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "macos",
+            target_os = "ios",
+            target_os = "freebsd"
+        )))]
+        fn location() -> *mut libc::c_int {
+            std::ptr::null_mut()
+        }
+
+        pub(super) fn get() -> libc::c_int {
+            let p = location();
+            if p.is_null() {
+                0
+            } else {
+                // SAFETY: `p` is this thread's errno slot.
+                unsafe { *p }
+            }
+        }
+
+        pub(super) fn set(v: libc::c_int) {
+            let p = location();
+            if !p.is_null() {
+                // SAFETY: as above.
+                unsafe { *p = v }
+            }
+        }
+    }
+}
