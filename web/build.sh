@@ -23,7 +23,8 @@ command -v wasm-bindgen >/dev/null || {
 }
 
 cargo build --release --lib --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
-wasm-bindgen --target web --no-typescript --out-dir pkg \
+# Without the name section (function names: half the .wasm); a panic still reports its message.
+wasm-bindgen --target web --no-typescript --remove-name-section --out-dir pkg \
   "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/wgpu_mlp_web.wasm"
 raw=$(stat -c %s pkg/wgpu_mlp_web_bg.wasm)
 gz=$(gzip -9 -c pkg/wgpu_mlp_web_bg.wasm | wc -c)

@@ -187,14 +187,20 @@ fn looks_like_onnx(bytes: &[u8], name: &str) -> bool {
     name.to_ascii_lowercase().ends_with(".onnx") || (!safetensors && bytes.first() == Some(&0x08))
 }
 
-/// Every ONNX file goes through here. The importer (`wgpu_mlp::onnx::from_bytes(bytes, source)`)
-/// is being written on the crate's `onnx` branch; when it is merged, this becomes a call to it
-/// behind a feature of this crate that turns on the library's.
+/// Every ONNX file goes through here: the crate's importer (`wgpu_mlp::onnx`, this crate's
+/// default feature `onnx`).
+#[cfg(feature = "onnx")]
+pub fn load_onnx(bytes: &[u8], name: &str) -> Result<Mlp, String> {
+    wgpu_mlp::onnx::from_bytes(bytes, name).map_err(|e| e.to_string())
+}
+
+/// Without the `onnx` feature: a message saying so.
+#[cfg(not(feature = "onnx"))]
 pub fn load_onnx(_bytes: &[u8], name: &str) -> Result<Mlp, String> {
     Err(format!(
-        "{name}: ONNX files need a build of this page with wgpu-mlp's ONNX importer, which this \
-         build does not have yet. Save the model as a self-describing .safetensors instead \
-         (`wgpu-mlp init`, or safetensors.torch.save_file(model.state_dict(), path, \
+        "{name}: ONNX files need a build of this page with the `onnx` feature (wgpu-mlp's ONNX \
+         importer). Save the model as a self-describing .safetensors instead (`wgpu-mlp init`, \
+         or safetensors.torch.save_file(model.state_dict(), path, \
          metadata={{\"wgpu_mlp.arch\": \"linear,relu,linear\"}}))"
     ))
 }

@@ -168,6 +168,96 @@ async fn every_kernel_and_mode_compiles_in_the_browser_and_matches() {
     assert!(ok >= 12, "{ran:#?}");
 }
 
+/// PyTorch fixtures from tests/data/models (make_models.py): the self-describing safetensors and
+/// both ONNX exports of each, its input, PyTorch's float64 output and torchsummary's text.
+struct Fixture {
+    name: &'static str,
+    files: [(&'static str, &'static [u8]); 3],
+    x: &'static [u8],
+    y64: &'static [u8],
+    summary: &'static str,
+    /// Whether the ONNX graphs keep every module torchsummary lists (exports drop Dropout, and
+    /// dynamo folds a BatchNorm after a Linear into it: tests/onnx.rs, ERASED).
+    onnx_keeps_all: bool,
+}
+
+macro_rules! fixture {
+    ($name:literal, $keeps:literal) => {
+        Fixture {
+            name: $name,
+            files: [
+                (
+                    concat!($name, ".meta.safetensors"),
+                    include_bytes!(concat!(
+                        "../../tests/data/models/",
+                        $name,
+                        ".meta.safetensors"
+                    )),
+                ),
+                (
+                    concat!($name, ".legacy.onnx"),
+                    include_bytes!(concat!("../../tests/data/models/", $name, ".legacy.onnx")),
+                ),
+                (
+                    concat!($name, ".dynamo.onnx"),
+                    include_bytes!(concat!("../../tests/data/models/", $name, ".dynamo.onnx")),
+                ),
+            ],
+            x: include_bytes!(concat!("../../tests/data/models/", $name, ".x.npy")),
+            y64: include_bytes!(concat!("../../tests/data/models/", $name, ".y64.npy")),
+            summary: include_str!(concat!("../../tests/data/models/", $name, ".summary.txt")),
+            onnx_keeps_all: $keeps,
+        }
+    };
+}
+
+const SEQ_BN_ONNX: &[u8] = include_bytes!("../../tests/data/models/seq_bn.legacy.onnx");
+
+#[wasm_bindgen_test]
+async fn pytorch_models_from_safetensors_and_onnx_match_pytorch_on_webgpu() {
+    let gpu = ok(Gpu::init().await, "init");
+    let fixtures = [
+        fixture!("seq_bn", false),
+        fixture!("seq_ln", true),
+        fixture!("acts_a", true),
+        fixture!("acts_b", true),
+        fixture!("norm_variants", false),
+        fixture!("functional_mix", true),
+        fixture!("ln_4096", true),
+    ];
+    for f in &fixtures {
+        let x = wgpu_mlp::io::npy::from_bytes(f.x, "x.npy").unwrap();
+        let y64 = wgpu_mlp::io::npy::from_bytes_f64(f.y64, "y64.npy").unwrap();
+        let want: Vec<f32> = y64.data.iter().map(|&v| v as f32).collect();
+        for (file, bytes) in f.files {
+            let m = ok(Model::load(bytes, file), file);
+            if !file.ends_with(".onnx") || f.onnx_keeps_all {
+                assert_eq!(m.summary(), f.summary, "{file}: summary vs torchsummary");
+            }
+            ok(m.upload(&gpu), file);
+            let y = JsFuture::from(m.forward_gpu(x.as_slice().to_vec(), x.rows()))
+                .await
+                .unwrap_or_else(|e| panic!("{file}: {e:?}"));
+            let y = js_sys::Float32Array::from(y).to_vec();
+            assert_close(
+                &y,
+                &want,
+                RTOL,
+                ATOL,
+                &format!("{} {file} WebGPU vs PyTorch", f.name),
+            );
+            let c = ok(m.forward_cpu(x.as_slice().to_vec(), x.rows()), file);
+            assert_close(
+                &c,
+                &want,
+                RTOL,
+                ATOL,
+                &format!("{} {file} CPU vs PyTorch", f.name),
+            );
+        }
+    }
+}
+
 /// The held-out samples: (pixels 0..16, label, PyTorch's prediction, PyTorch's probabilities).
 fn heldout() -> Vec<([f32; 64], u32, u32, Vec<f32>)> {
     let all = js_sys::JSON::parse(HELDOUT).expect("heldout.json parses");
@@ -355,7 +445,12 @@ async fn bad_input_is_an_error_never_a_panic() {
             "half.safetensors",
         ),
         (&DIGITS[..40], "header.safetensors", "header.safetensors"),
-        (&b"\x08\x07\x12\x04test"[..], "model.onnx", "ONNX"),
+        (&b"\x08\x07\x12\x04test"[..], "model.onnx", "model.onnx"),
+        (
+            &SEQ_BN_ONNX[..SEQ_BN_ONNX.len() - 9],
+            "cut.onnx",
+            "cut.onnx",
+        ),
     ] {
         match Model::load(bytes, name) {
             Ok(_) => panic!("{name} loaded"),
