@@ -314,6 +314,12 @@ $('run').addEventListener('click', async () => {
       // Let the page paint between runs.
       await new Promise((r) => setTimeout(r, 0));
     }
+    // The last run's numbers, for the console and the page test (which checks them against the
+    // native CLI's CPU reference).
+    globalThis.wgpuMlpLastRun = {
+      batch, inFeatures: m.inFeatures, outFeatures: m.outFeatures,
+      x: Array.from(x), gpu: g && Array.from(g), cpu: Array.from(c),
+    };
     showResult(m, { x, batch, what, runs, g, c });
   } catch (e) {
     modelError(message(e));

@@ -10,15 +10,19 @@
 //    the file input; the summary must equal `wgpu-mlp summary --weights FILE` (the native CLI,
 //    WGPU_MLP_CLI or target/debug/wgpu-mlp) character for character, and the fixture's also
 //    torchsummary's own text; a random and a pasted batch must agree between WebGPU and the CPU
-//    path (rtol 1e-4, atol 1e-5). A damaged file and an .onnx file give a message, not a crash.
+//    path (rtol 1e-4, atol 1e-5), and both with the native CLI's CPU reference (`wgpu-mlp infer
+//    --device cpu`) on the same input. An ONNX fixture from both exporters: torchsummary's text
+//    and the same agreement. Damaged files give a message, not a crash.
 // 3. The adapter panel lists the adapter; and a second browser started without WebGPU shows the
 //    message telling the user what to do.
 //
 // A missing browser, a missing CLI or no WebGPU FAILS the test (exit 1) with a message; nothing
-// is skipped. A screenshot goes to $SCREENSHOT (default e2e/out/page.png).
+// is skipped. A screenshot goes to $SCREENSHOT (default e2e/out/page.png; the README's is
+// `SCREENSHOT=docs/web-page.png node web/e2e/page.test.mjs`).
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -77,6 +81,52 @@ const heldout = JSON.parse(readFileSync(join(web, 'model/heldout.json'), 'utf8')
 
 function cliSummary(file) {
   return execFileSync(CLI, ['summary', '--weights', file], { encoding: 'utf8' });
+}
+
+// .npy files for the native CLI: float32, C order, format 1.0.
+function npyBytes(values, rows, cols) {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${rows}, ${cols}), }`;
+  header += ' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64) + '\n';
+  const out = Buffer.alloc(10 + header.length + rows * cols * 4);
+  out.write('\x93NUMPY', 0, 'latin1');
+  out[6] = 1;
+  out[7] = 0;
+  out.writeUInt16LE(header.length, 8);
+  out.write(header, 10, 'latin1');
+  Buffer.from(new Float32Array(values).buffer).copy(out, 10 + header.length);
+  return out;
+}
+function readNpy(buf) {
+  const v1 = buf[6] === 1;
+  const len = v1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
+  const start = (v1 ? 10 : 12) + len;
+  const header = buf.toString('latin1', v1 ? 10 : 12, start);
+  if (!header.includes("'<f4'")) throw new Error(`not <f4: ${header}`);
+  return Array.from(new Float32Array(buf.buffer.slice(buf.byteOffset + start, buf.byteOffset + buf.length)));
+}
+
+// The native CLI's CPU reference on the page's last batch: `wgpu-mlp infer --device cpu`.
+function nativeCpu(file, run) {
+  const dir = mkdtempSync(join(tmpdir(), 'wgpu-mlp-e2e-'));
+  try {
+    writeFileSync(join(dir, 'x.npy'), npyBytes(run.x, run.batch, run.inFeatures));
+    execFileSync(CLI, ['infer', '--weights', file, '--input', join(dir, 'x.npy'), '--output', join(dir, 'y.npy'), '--device', 'cpu'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return readNpy(readFileSync(join(dir, 'y.npy')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+// Largest |a − b| and whether every value is within atol + rtol·|b|.
+function within(a, b, rtol = 1e-4, atol = 1e-5) {
+  let max = 0;
+  let ok = a.length === b.length;
+  for (let i = 0; ok && i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    max = Math.max(max, d);
+    if (!(d <= atol + rtol * Math.abs(b[i]))) ok = false;
+  }
+  return { ok, max };
 }
 
 // ------------------------------------------------------------------ the browser with WebGPU
@@ -303,6 +353,14 @@ for (const file of files) {
   const r = await runBatch();
   check(r.error === null && r.agree === 'true', `${file}: random batch 33, WebGPU vs CPU: ${r.text}`);
   check(r.bars >= 6, `${file}: timing plot drawn (${r.bars} bars)`);
+  // The page's numbers against the native CPU reference (the CLI) on the same input.
+  const run = await page.evaluate(() => globalThis.wgpuMlpLastRun);
+  const native = nativeCpu(file, run);
+  const cpuVsNative = within(run.cpu, native);
+  const gpuVsNative = within(run.gpu, native);
+  const same = run.cpu.every((v, i) => Object.is(v, native[i]));
+  check(cpuVsNative.ok, `${file}: wasm CPU vs native CPU (wgpu-mlp infer --device cpu): max |diff| ${cpuVsNative.max}${same ? ', bit for bit' : ''}`);
+  check(gpuVsNative.ok, `${file}: WebGPU vs native CPU: max |diff| ${gpuVsNative.max.toExponential(2)} (rtol 1e-4, atol 1e-5)`);
   console.log(`  ${r.timings}`);
   results.push(`info ${file.split('/').pop()}: max |GPU - CPU| ${r.maxAbsDiff}; ${r.timings}`);
 }
