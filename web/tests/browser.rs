@@ -122,6 +122,45 @@ async fn webgpu_without_subgroups_matches_the_cpu() {
 }
 
 #[wasm_bindgen_test]
+async fn smaller_limits_than_the_browsers_are_honoured() {
+    // A storage binding of the workspace's 128 KiB of slack plus 20 rows of the widest layer
+    // (257 → 260 floats, 1,040 bytes) and 64-invocation workgroups, as on a downlevel device:
+    // batches run in chunks of 20 rows, kernels that need more invocations are left out or
+    // refused by name.
+    let cap = (128 << 10) + 20 * 1040;
+    let opts = GpuOptions {
+        backends: Some(wgpu::Backends::BROWSER_WEBGPU),
+        max_storage_binding_size: Some(cap),
+        max_workgroup_invocations: Some(64),
+        ..GpuOptions::default()
+    };
+    let ctx = GpuContext::new_async(&opts).await.expect("WebGPU");
+    assert_eq!(ctx.limits().max_storage_buffer_binding_size, cap);
+    let m = model(&[257, 33, 7], &[Activation::Gelu, Activation::Softmax], 8);
+    let gpu = GpuMlp::new(&ctx, &m).unwrap();
+    assert_eq!(gpu.chunk_rows(), 20);
+    for batch in [1, 64, 257] {
+        check(
+            &gpu,
+            &m,
+            batch,
+            4,
+            (RTOL, ATOL),
+            &format!("chunked batch {batch}"),
+        )
+        .await;
+    }
+    let gemv = GpuMlpOptions {
+        kernel: LinearKernel::Gemv,
+        ..GpuMlpOptions::default()
+    };
+    let e = GpuMlp::with_options(&ctx, &m, gemv)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("kernel needs"), "{e}");
+}
+
+#[wasm_bindgen_test]
 async fn every_kernel_and_mode_compiles_in_the_browser_and_matches() {
     // Tint (the browser's WGSL compiler) is stricter than naga: every kernel must build here.
     let ctx = ctx(true).await;
