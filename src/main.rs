@@ -597,10 +597,9 @@ fn build_model(widths: &[usize], acts: Option<Vec<Activation>>, seed: u64) -> Re
 /// `wgpu_mlp::summary::summary` of the loaded model (and the browser page).
 fn load_model(path: &Path, acts: Option<Vec<Activation>>, names: Option<&[String]>) -> Result<Mlp> {
     if acts.is_none() {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        // The loaders' own reader: regular files only, no more than their size (a FIFO or
+        // /dev/zero is refused, never read).
+        let bytes = io::read_file(path)?;
         let source = path.display().to_string();
         if io::safetensors::metadata(&bytes, &source)?.0.is_some() {
             return io::safetensors::from_bytes(&bytes, &source, None, names);
