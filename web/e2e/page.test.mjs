@@ -422,7 +422,15 @@ const p2 = await plain.newPage();
 await p2.goto(URL_);
 await p2.waitForFunction(() => document.getElementById('status').dataset.state !== 'loading', null, { timeout: 60_000 });
 const msg = await p2.$eval('#status', (s) => [s.dataset.state, s.textContent]);
-check(msg[0] === 'error' && /WebGPU/.test(msg[1]) && /(Chrome|browser)/.test(msg[1]), `without WebGPU the page says so: ${msg[1]}`);
+check(msg[0] === 'error' && /WebGPU/.test(msg[1]) && /(Chrome|browser)/.test(msg[1]), `without a WebGPU adapter the page says so: ${msg[1]}`);
+// A browser with no navigator.gpu at all (removed before the page's scripts run).
+const bare = await plain.newContext();
+await bare.addInitScript(() => { delete Navigator.prototype.gpu; });
+const p3 = await bare.newPage();
+await p3.goto(URL_);
+await p3.waitForFunction(() => document.getElementById('status').dataset.state !== 'loading', null, { timeout: 60_000 });
+const msg3 = await p3.$eval('#status', (s) => [s.dataset.state, s.textContent]);
+check(msg3[0] === 'error' && /navigator\.gpu is missing/.test(msg3[1]), `without navigator.gpu the page says so: ${msg3[1]}`);
 await plain.close();
 server.close();
 
