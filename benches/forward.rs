@@ -12,7 +12,8 @@ use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
 
-use wgpu_mlp::bench::{FastCpuMlp, Reference, Tolerance, Workload, random_input};
+use wgpu_mlp::bench::{Reference, Tolerance, Workload, random_input};
+use wgpu_mlp::cpu::CpuMlp;
 use wgpu_mlp::gpu::{GpuContext, GpuMlp, GpuOptions};
 use wgpu_mlp::{Matrix, Mlp};
 
@@ -60,7 +61,7 @@ fn cpu(c: &mut Criterion) {
     configure(&mut group);
     for (workload, n) in [(Workload::Mnist, 64), (Workload::Gemm, 512)] {
         let (label, model, input) = case(workload, n);
-        let fast = FastCpuMlp::new(&model);
+        let fast = CpuMlp::new(&model).expect("cpu-fast");
         check(
             &label,
             &model,

@@ -57,20 +57,20 @@ async fn join3<A: Future, B: Future, C: Future>(
     let (mut a, mut b, mut c) = (pin!(a), pin!(b), pin!(c));
     let (mut ra, mut rb, mut rc) = (None, None, None);
     std::future::poll_fn(|cx| {
-        if ra.is_none() {
-            if let Poll::Ready(v) = a.as_mut().poll(cx) {
-                ra = Some(v);
-            }
+        if ra.is_none()
+            && let Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            ra = Some(v);
         }
-        if rb.is_none() {
-            if let Poll::Ready(v) = b.as_mut().poll(cx) {
-                rb = Some(v);
-            }
+        if rb.is_none()
+            && let Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            rb = Some(v);
         }
-        if rc.is_none() {
-            if let Poll::Ready(v) = c.as_mut().poll(cx) {
-                rc = Some(v);
-            }
+        if rc.is_none()
+            && let Poll::Ready(v) = c.as_mut().poll(cx)
+        {
+            rc = Some(v);
         }
         if ra.is_some() && rb.is_some() && rc.is_some() {
             Poll::Ready((ra.take().unwrap(), rb.take().unwrap(), rc.take().unwrap()))

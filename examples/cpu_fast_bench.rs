@@ -1,5 +1,5 @@
-//! Times the fast CPU forward pass (`wgpu_mlp::cpu_fast`) on the four workloads of
-//! `docs/cpu-fast-notes.md`, or the `matrixmultiply` baseline on the same ones:
+//! Times the fast CPU forward pass (`wgpu_mlp::cpu`) on the four workloads of
+//! `docs/CPU.md`, or the `matrixmultiply` baseline on the same ones:
 //!
 //! - mnist 784-512-512-10 (ReLU, ReLU, softmax) at batch 1, 64 and 1024;
 //! - wide 2048×3 (2048→2048 ReLU, three times) at batch 1024.
@@ -18,7 +18,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use wgpu_mlp::Linear;
-use wgpu_mlp::cpu_fast::{Kernel, PackedLinear, Threads};
+use wgpu_mlp::cpu::{Kernel, PackedLinear, Threads};
 
 #[derive(Clone, Copy)]
 enum Act {
@@ -105,7 +105,7 @@ impl Forward for Fast<'_> {
     }
 }
 
-/// The `matrixmultiply` baseline, as `wgpu_mlp::bench::FastCpuMlp` runs it: bias copied into y,
+/// The `matrixmultiply` baseline (the harness's cpu-fast path before 2026-12-01): bias copied into y,
 /// threaded sgemm with beta = 1 reading the weight transposed through its strides, activation.
 struct Mm {
     layers: Vec<(Linear, Act)>,

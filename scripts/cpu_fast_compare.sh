@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side timing of the fast CPU path, numpy/OpenBLAS and matrixmultiply on the workloads of
-# docs/cpu-fast-notes.md. The machine is shared and noisy, so the implementations alternate:
+# docs/CPU.md. The machine is shared and noisy, so the implementations alternate:
 # each round runs every implementation once (a fresh process, BUDGET seconds per workload), in
 # a rotating order; the summary gives, per workload and implementation, the median of the
 # rounds' medians and their range.

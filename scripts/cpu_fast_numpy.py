@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""numpy side of the cpu-fast comparison (docs/cpu-fast-notes.md).
+"""numpy side of the cpu-fast comparison (docs/CPU.md).
 
 Times the same four workloads as `cargo run --release --example cpu_fast_bench`:
 mnist 784-512-512-10 (ReLU, ReLU, softmax) at batch 1, 64, 1024 and wide 2048x3

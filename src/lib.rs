@@ -14,7 +14,6 @@ pub mod activation;
 #[cfg(all(feature = "bench", not(target_arch = "wasm32")))]
 pub mod bench;
 pub mod cpu;
-pub mod cpu_fast;
 pub mod data;
 mod error;
 pub mod gpu;

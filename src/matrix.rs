@@ -125,3 +125,26 @@ impl Matrix {
         })
     }
 }
+
+/// Checks that a plain input slice holds `batch` rows of `width` features: the one message of
+/// every `forward_slice` / `forward_into` / `encode` entry point.
+pub(crate) fn check_input_slice(len: usize, batch: usize, width: usize) -> Result<()> {
+    match batch.checked_mul(width) {
+        Some(n) if n == len => Ok(()),
+        _ => Err(Error::shape(format!(
+            "the input holds {len} values, but {batch} rows of the model's {width} features are {}",
+            batch.saturating_mul(width)
+        ))),
+    }
+}
+
+/// Checks that a caller's output slice holds exactly `batch` rows of `width` outputs.
+pub(crate) fn check_output_slice(len: usize, batch: usize, width: usize) -> Result<()> {
+    match batch.checked_mul(width) {
+        Some(n) if n == len => Ok(()),
+        _ => Err(Error::shape(format!(
+            "the output slice holds {len} values; {batch} rows of {width} outputs need {}",
+            batch.saturating_mul(width)
+        ))),
+    }
+}

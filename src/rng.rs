@@ -268,7 +268,7 @@ impl Generator {
         for block in out.chunks_exact_mut(16) {
             normal_fill_16(block, mean, std);
         }
-        if n % 16 != 0 {
+        if !n.is_multiple_of(16) {
             // The last partial block overlaps the previous full one: PyTorch redraws all 16.
             let tail = &mut out[n - 16..];
             for v in tail.iter_mut() {

@@ -1,14 +1,17 @@
 //! The benchmark harness's logic, without timing anything that matters: FLOP counting, the
-//! statistics, the correctness gate, the fast CPU baseline, the JSON and the SVG.
+//! statistics, the correctness gate, the JSON and the SVG.
+
+mod common;
 
 use std::time::Duration;
 
+use common::model;
 use wgpu_mlp::bench::{
-    self, BenchOptions, BenchPath, FastCpuMlp, Record, Reference, Report, Settings, Stats,
-    Tolerance, Workload, random_input,
+    self, BenchOptions, BenchPath, Record, Reference, Report, Settings, Stats, Tolerance, Workload,
+    random_input,
 };
 use wgpu_mlp::gpu::AdapterSummary;
-use wgpu_mlp::{Activation, LayerSpec, Matrix, Mlp, Module};
+use wgpu_mlp::{Activation, Matrix, Mlp, Module};
 
 // ---------------------------------------------------------------------------------------------
 // FLOPs and statistics
@@ -180,8 +183,14 @@ fn utc_dates() {
 fn quick_and_full_cases() {
     let quick = BenchOptions::default().cases().unwrap();
     assert!(quick.iter().all(|c| c.workload != Workload::Wide));
-    let gemm: Vec<usize> = quick.iter().filter_map(|c| c.size).collect();
-    assert_eq!(gemm, [256, 512]);
+    let sized = |w| {
+        quick
+            .iter()
+            .filter(move |c| c.workload == w)
+            .filter_map(|c| c.size)
+    };
+    assert_eq!(sized(Workload::Gemm).collect::<Vec<_>>(), [256, 512]);
+    assert_eq!(sized(Workload::Transfer).collect::<Vec<_>>(), [1, 16]);
     assert!(quick.iter().any(|c| c.workload == Workload::Roundtrip));
 
     let full = BenchOptions {
@@ -190,7 +199,11 @@ fn quick_and_full_cases() {
     }
     .cases()
     .unwrap();
-    let gemm: Vec<usize> = full.iter().filter_map(|c| c.size).collect();
+    let gemm: Vec<usize> = full
+        .iter()
+        .filter(|c| c.workload == Workload::Gemm)
+        .filter_map(|c| c.size)
+        .collect();
     assert_eq!(gemm, [256, 512, 1024, 2048]);
     let mnist: Vec<usize> = full
         .iter()
@@ -247,14 +260,6 @@ fn bad_options_are_refused() {
 // ---------------------------------------------------------------------------------------------
 // The correctness gate and the fast CPU baseline
 
-fn model(widths: &[usize], act: Activation) -> Mlp {
-    let mut b = Mlp::builder(widths[0]).seed(7);
-    for &w in &widths[1..] {
-        b = b.layer(w, act);
-    }
-    b.build().unwrap()
-}
-
 #[test]
 fn random_inputs_are_nonzero_and_in_range() {
     let x = random_input(16, 9).unwrap();
@@ -269,7 +274,7 @@ fn random_inputs_are_nonzero_and_in_range() {
 
 #[test]
 fn gate_accepts_the_reference_and_rejects_wrong_results() {
-    let m = model(&[5, 7, 3], Activation::Tanh);
+    let m = model(&[5, 7, 3], &[Activation::Tanh; 2], 7);
     let x = random_input(4, 5).unwrap();
     let reference = Reference::new(&m, &x).unwrap();
     let good = wgpu_mlp::cpu::forward(&m, &x).unwrap();
@@ -301,7 +306,7 @@ fn big_batches_are_checked_on_their_first_and_last_rows() {
     assert_eq!(rows.len(), bench::SUBSET_ROWS);
     assert_eq!((rows[0], rows[31], rows[32], rows[63]), (0, 31, 968, 999));
 
-    let m = model(&[4, 2], Activation::Identity);
+    let m = model(&[4, 2], &[Activation::Identity; 1], 7);
     let x = random_input(300, 4).unwrap();
     let reference = Reference::new(&m, &x).unwrap();
     let mut y = wgpu_mlp::cpu::forward(&m, &x).unwrap();
@@ -326,12 +331,14 @@ fn template(path: BenchPath) -> Record {
         backend: "test".into(),
         runs_requested: 0,
         kernels: None,
+        bytes: None,
+        transfer_floor: None,
     }
 }
 
 #[test]
 fn a_wrong_result_is_an_error_row_and_is_never_timed() {
-    let m = model(&[3, 4, 2], Activation::Relu);
+    let m = model(&[3, 4, 2], &[Activation::Relu; 2], 7);
     let x = random_input(4, 3).unwrap();
     let reference = Reference::new(&m, &x).unwrap();
     let opts = BenchOptions {
@@ -384,56 +391,6 @@ fn a_wrong_result_is_an_error_row_and_is_never_timed() {
     assert!(rec.error.is_none());
 }
 
-#[test]
-fn fast_cpu_matches_the_reference() {
-    let x = random_input(33, 17).unwrap();
-    for act in Activation::ALL {
-        let m = model(&[17, 40, 9], act);
-        let got = FastCpuMlp::new(&m).forward(&x).unwrap();
-        let reference = Reference::new(&m, &x).unwrap();
-        if let Err(e) = reference.check(&got, Tolerance::default()) {
-            panic!("{act}: {e}");
-        }
-    }
-    // Without bias, and the benchmark's own models.
-    let nobias = Mlp::builder(6)
-        .layer_spec(LayerSpec::new(5, Activation::Identity).no_bias())
-        .seed(3)
-        .build()
-        .unwrap();
-    let x6 = random_input(7, 6).unwrap();
-    let r = Reference::new(&nobias, &x6).unwrap();
-    r.check(
-        &FastCpuMlp::new(&nobias).forward(&x6).unwrap(),
-        Tolerance::default(),
-    )
-    .unwrap();
-    for (w, n) in [
-        (Workload::Mnist, 64),
-        (Workload::Gemm, 128),
-        (Workload::Seed, 1),
-    ] {
-        let m = w.model(n).unwrap();
-        let x = random_input(n, m.in_features()).unwrap();
-        let r = Reference::new(&m, &x).unwrap();
-        if let Err(e) = r.check(
-            &FastCpuMlp::new(&m).forward(&x).unwrap(),
-            Tolerance::default(),
-        ) {
-            panic!("{w:?}: {e}");
-        }
-    }
-    // Shape errors, not panics.
-    assert!(FastCpuMlp::new(&nobias).forward(&x).is_err());
-    assert_eq!(
-        FastCpuMlp::new(&nobias)
-            .forward(&Matrix::zeros(0, 6))
-            .unwrap()
-            .shape(),
-        [0, 5]
-    );
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reports: markdown, JSON, SVG
 
@@ -460,6 +417,8 @@ fn sample_report() -> Report {
         kernels: path
             .is_gpu()
             .then(|| "windowed, windowed, windowed".to_string()),
+        bytes: (path == BenchPath::GpuE2e).then_some(batch as u64 * 3176),
+        transfer_floor: (path == BenchPath::GpuE2e).then(|| stats(0.1)).flatten(),
     };
     let mut records = Vec::new();
     for (b, gpu_ms) in [(1usize, 1.0), (64, 2.0), (1024, 10.0)] {
@@ -495,6 +454,7 @@ fn sample_report() -> Report {
         date: "2025-01-01 00:00 UTC".into(),
         cpu: "Test CPU <x>".into(),
         threads: 2,
+        cpu_fast: "the crate's CPU path (2 threads, avx512 kernels)".into(),
         load_avg: Some((1.5, 2.0)),
         adapter: Some(AdapterSummary {
             name: "llvmpipe \"test\"".into(),
@@ -556,23 +516,23 @@ fn markdown_table_has_every_row_and_shows_errors() {
 #[test]
 fn json_has_the_required_fields_and_parses() {
     let report = sample_report();
-    let json = report.to_json();
-    json_check::validate(&json).unwrap_or_else(|e| panic!("{e}\n{json}"));
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     for key in [
         "crate_version",
         "cpu",
         "threads",
+        "cpu_fast",
         "adapter",
         "backend",
         "device_type",
         "load_avg_1min",
         "records",
     ] {
-        assert!(json.contains(&format!("\n  \"{key}\": ")), "{key}");
+        assert!(json.get(key).is_some(), "{key}");
     }
-    let records: Vec<&str> = json.lines().filter(|l| l.starts_with("    {")).collect();
+    let records = json["records"].as_array().unwrap();
     assert_eq!(records.len(), report.records.len());
-    for r in &records {
+    for r in records {
         for key in [
             "workload",
             "size",
@@ -584,21 +544,25 @@ fn json_has_the_required_fields_and_parses() {
             "runs",
             "gflops",
             "samples_per_s",
+            "speedup_vs_cpu_reference",
+            "speedup_vs_cpu_fast",
             "adapter",
             "backend",
             "kernels",
+            "bytes_moved",
+            "transfer_floor_ms",
             "error",
         ] {
-            assert!(r.contains(&format!("\"{key}\": ")), "{key} in {r}");
+            assert!(r.get(key).is_some(), "{key} in {r}");
         }
     }
-    assert!(records[0].contains("\"path\": \"cpu-reference\""));
-    assert!(records[0].contains("\"size\": null") && records[0].contains("\"batch\": 1,"));
-    assert!(records[12].contains("\"size\": 256"));
-    // An error row: no figures, the message escaped.
+    assert_eq!(records[0]["path"], "cpu-reference");
+    assert!(records[0]["size"].is_null() && records[0]["batch"] == 1);
+    assert_eq!(records[12]["size"], 256);
+    // An error row: no figures, the message kept as it was.
     let err = records.last().unwrap();
-    assert!(err.contains("\"median_ms\": null") && err.contains("\"gflops\": null"));
-    assert!(err.contains(r#"got \"x\""#));
+    assert!(err["median_ms"].is_null() && err["gflops"].is_null());
+    assert!(err["error"].as_str().unwrap().contains(r#"got "x""#));
     // An empty report is still valid JSON.
     let empty = Report {
         records: vec![],
@@ -606,7 +570,7 @@ fn json_has_the_required_fields_and_parses() {
         adapter_error: Some("no adapter".into()),
         ..report
     };
-    json_check::validate(&empty.to_json()).unwrap();
+    serde_json::from_str::<serde_json::Value>(&empty.to_json()).unwrap();
 }
 
 #[test]
@@ -657,162 +621,7 @@ fn cpu_only_run_produces_checked_records() {
     assert_eq!(report.settings.mode, "custom");
     assert_eq!(report.crate_version, env!("CARGO_PKG_VERSION"));
     assert!(report.threads >= 1 && !report.cpu.is_empty());
-    json_check::validate(&report.to_json()).unwrap();
-}
-
-/// A small strict JSON validator (RFC 8259 grammar), so the test needs no JSON dependency.
-mod json_check {
-    pub fn validate(s: &str) -> Result<(), String> {
-        let b = s.as_bytes();
-        let mut i = 0;
-        value(b, &mut i)?;
-        ws(b, &mut i);
-        if i == b.len() {
-            Ok(())
-        } else {
-            Err(format!("trailing data at {i}"))
-        }
-    }
-
-    fn ws(b: &[u8], i: &mut usize) {
-        while *i < b.len() && matches!(b[*i], b' ' | b'\n' | b'\r' | b'\t') {
-            *i += 1;
-        }
-    }
-
-    fn expect(b: &[u8], i: &mut usize, c: u8) -> Result<(), String> {
-        ws(b, i);
-        if b.get(*i) == Some(&c) {
-            *i += 1;
-            Ok(())
-        } else {
-            Err(format!("expected '{}' at {}", c as char, *i))
-        }
-    }
-
-    fn value(b: &[u8], i: &mut usize) -> Result<(), String> {
-        ws(b, i);
-        match b.get(*i) {
-            Some(b'{') => {
-                *i += 1;
-                ws(b, i);
-                if b.get(*i) == Some(&b'}') {
-                    *i += 1;
-                    return Ok(());
-                }
-                loop {
-                    ws(b, i);
-                    string(b, i)?;
-                    expect(b, i, b':')?;
-                    value(b, i)?;
-                    ws(b, i);
-                    match b.get(*i) {
-                        Some(b',') => *i += 1,
-                        Some(b'}') => {
-                            *i += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(format!("expected ',' or '}}' at {}", *i)),
-                    }
-                }
-            }
-            Some(b'[') => {
-                *i += 1;
-                ws(b, i);
-                if b.get(*i) == Some(&b']') {
-                    *i += 1;
-                    return Ok(());
-                }
-                loop {
-                    value(b, i)?;
-                    ws(b, i);
-                    match b.get(*i) {
-                        Some(b',') => *i += 1,
-                        Some(b']') => {
-                            *i += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(format!("expected ',' or ']' at {}", *i)),
-                    }
-                }
-            }
-            Some(b'"') => string(b, i),
-            Some(b't') => literal(b, i, "true"),
-            Some(b'f') => literal(b, i, "false"),
-            Some(b'n') => literal(b, i, "null"),
-            Some(c) if *c == b'-' || c.is_ascii_digit() => number(b, i),
-            _ => Err(format!("unexpected byte at {}", *i)),
-        }
-    }
-
-    fn literal(b: &[u8], i: &mut usize, lit: &str) -> Result<(), String> {
-        if b[*i..].starts_with(lit.as_bytes()) {
-            *i += lit.len();
-            Ok(())
-        } else {
-            Err(format!("bad literal at {}", *i))
-        }
-    }
-
-    fn number(b: &[u8], i: &mut usize) -> Result<(), String> {
-        let start = *i;
-        if b[*i] == b'-' {
-            *i += 1;
-        }
-        let digits = |i: &mut usize| {
-            let s = *i;
-            while *i < b.len() && b[*i].is_ascii_digit() {
-                *i += 1;
-            }
-            *i - s
-        };
-        let int_start = *i;
-        if digits(i) == 0 || (b[int_start] == b'0' && *i - int_start > 1) {
-            return Err(format!("bad number at {start}"));
-        }
-        if b.get(*i) == Some(&b'.') {
-            *i += 1;
-            if digits(i) == 0 {
-                return Err(format!("bad fraction at {start}"));
-            }
-        }
-        if matches!(b.get(*i), Some(b'e' | b'E')) {
-            *i += 1;
-            if matches!(b.get(*i), Some(b'+' | b'-')) {
-                *i += 1;
-            }
-            if digits(i) == 0 {
-                return Err(format!("bad exponent at {start}"));
-            }
-        }
-        Ok(())
-    }
-
-    fn string(b: &[u8], i: &mut usize) -> Result<(), String> {
-        if b.get(*i) != Some(&b'"') {
-            return Err(format!("expected a string at {}", *i));
-        }
-        *i += 1;
-        while let Some(&c) = b.get(*i) {
-            *i += 1;
-            match c {
-                b'"' => return Ok(()),
-                b'\\' => match b.get(*i) {
-                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => *i += 1,
-                    Some(b'u')
-                        if b.len() >= *i + 5
-                            && b[*i + 1..*i + 5].iter().all(u8::is_ascii_hexdigit) =>
-                    {
-                        *i += 5
-                    }
-                    _ => return Err(format!("bad escape at {}", *i)),
-                },
-                c if c < 0x20 => return Err(format!("control character in string at {}", *i)),
-                _ => {}
-            }
-        }
-        Err("unterminated string".into())
-    }
+    serde_json::from_str::<serde_json::Value>(&report.to_json()).unwrap();
 }
 
 /// Checks that every element of an XML document is closed in order (no DTDs or CDATA needed).
@@ -834,7 +643,7 @@ mod xml_check {
                 let name = tag.split_whitespace().next().ok_or("empty tag")?;
                 stack.push(name.to_string());
             }
-            if tag.matches('"').count() % 2 != 0 {
+            if !tag.matches('"').count().is_multiple_of(2) {
                 return Err(format!("unbalanced quotes in <{tag}>"));
             }
         }

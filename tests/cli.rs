@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{files_in, mode_of};
+use common::{assert_fails, assert_ok, data, files_in, mode_of, path_str as p, stderr, stdout};
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -10,51 +10,8 @@ use std::process::Output;
 use wgpu_mlp::io::{csv, npy, safetensors as st};
 use wgpu_mlp::{Activation, Layer, Linear, Mlp};
 
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
-}
-
 fn run(args: &[&str]) -> Output {
     common::run_cli(args)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Asserts a clean failure: exit status 1, an `error: ` line on stderr (notes may come first), no
-/// panic or backtrace.
-fn assert_fails(o: &Output) -> String {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(
-        err.lines().any(|l| l.starts_with("error: ")),
-        "stderr: {err}"
-    );
-    assert!(
-        !err.contains("panicked") && !err.contains("stack backtrace"),
-        "stderr: {err}"
-    );
-    err
-}
-
-fn assert_ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "status {:?}, stderr: {}",
-        o.status,
-        stderr(o)
-    );
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 /// `infer` on the seed_example fixture with the given extra arguments; returns the output and the
@@ -253,6 +210,8 @@ fn infer_bad_input_and_output_files() {
         "infer",
         "--weights",
         p(&weights),
+        "--act",
+        "sigmoid,identity",
         "--input",
         p(&x),
         "--output",
@@ -268,6 +227,8 @@ fn infer_bad_input_and_output_files() {
         "infer",
         "--weights",
         p(&weights),
+        "--act",
+        "sigmoid,identity",
         "--input",
         p(&missing),
         "--output",
@@ -282,6 +243,8 @@ fn infer_bad_input_and_output_files() {
         "infer",
         "--weights",
         p(&weights),
+        "--act",
+        "sigmoid,identity",
         "--input",
         p(&bad),
         "--output",
@@ -295,6 +258,8 @@ fn infer_bad_input_and_output_files() {
         "infer",
         "--weights",
         p(&weights),
+        "--act",
+        "sigmoid,identity",
         "--input",
         p(&x),
         "--output",
@@ -412,7 +377,15 @@ fn summary_from_weights() {
     let text = wgpu_mlp::summary::summary(&model, 64);
     assert!(stdout(&o).starts_with(&text));
     // Negative batch sizes are values, not flags.
-    let o = run(&["summary", "--weights", p(&weights), "--batch", "-1"]);
+    let o = run(&[
+        "summary",
+        "--weights",
+        p(&weights),
+        "--act",
+        "relu,tanh,softmax",
+        "--batch",
+        "-1",
+    ]);
     assert_ok(&o);
 }
 
@@ -542,7 +515,7 @@ fn init_keys_and_round_trip_through_infer() {
         "--output",
         p(&out),
         "--device",
-        "cpu",
+        "cpu-reference",
     ]);
     assert_ok(&o);
     let y = wgpu_mlp::io::csv::read(&out).unwrap();
@@ -1023,6 +996,7 @@ fn control_characters_in_arguments_and_files_are_escaped_in_messages() {
     let d = dir.path();
     let x = data("seed_example.x.npy");
     let w = data("seed_example.safetensors");
+    let act = "sigmoid,identity";
     let evil = "a\x1b[2J\x07\r\nerror: forged\u{202e}b";
     // A CSV field and a safetensors key holding control characters.
     let csv = d.join("x.csv");
@@ -1036,12 +1010,40 @@ fn control_characters_in_arguments_and_files_are_escaped_in_messages() {
     let missing = d.join(format!("{evil}.npy"));
     let out = d.join("y.npy");
     let runs: Vec<Vec<String>> = vec![
-        vec!["infer", "--weights", p(&w), "-i", p(&csv)],
-        vec!["infer", "--weights", p(&st_file), "-i", p(&x)],
-        vec!["infer", "--weights", p(&w), "-i", p(&missing)],
+        vec!["infer", "--weights", p(&w), "--act", act, "-i", p(&csv)],
+        vec![
+            "infer",
+            "--weights",
+            p(&st_file),
+            "--act",
+            "identity",
+            "-i",
+            p(&x),
+        ],
+        vec!["infer", "--weights", p(&w), "--act", act, "-i", p(&missing)],
         vec!["infer", "--weights", p(&w), "-i", p(&x), "--act", evil],
-        vec!["infer", "--weights", p(&w), "-i", p(&x), "--names", evil],
-        vec!["infer", "--weights", p(&w), "-i", p(&x), "--device", evil],
+        vec![
+            "infer",
+            "--weights",
+            p(&w),
+            "--act",
+            act,
+            "-i",
+            p(&x),
+            "--names",
+            evil,
+        ],
+        vec![
+            "infer",
+            "--weights",
+            p(&w),
+            "--act",
+            act,
+            "-i",
+            p(&x),
+            "--device",
+            evil,
+        ],
         vec!["summary", "--layers", evil],
         vec!["summary", "--layers", "3,4", "--batch", evil],
         vec!["init", "--layers", "3,4", "--seed", evil, "-o", p(&out)],

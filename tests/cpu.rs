@@ -1,6 +1,8 @@
 //! The CPU reference forward pass on hand-computed cases (`pytorch-semantics.md` §6) and on the
 //! PyTorch fixtures in `tests/data`.
 
+mod common;
+
 use safetensors::{Dtype, SafeTensors};
 use wgpu_mlp::cpu::{forward, forward_f64};
 use wgpu_mlp::{Activation, Error, Layer, Linear, Matrix, Mlp};
@@ -16,15 +18,11 @@ fn row(x: &[f32]) -> Matrix {
     Matrix::new(1, x.len(), x.to_vec()).unwrap()
 }
 
+/// `got` within ±`tol` of values printed to a few digits (PyTorch's, in the docs).
 #[track_caller]
 fn assert_close(got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len());
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= tol,
-            "[{i}]: got {g}, want {w} (±{tol}); {got:?}"
-        );
-    }
+    let want: Vec<f64> = want.iter().map(|&w| f64::from(w)).collect();
+    common::assert_close(got, &want, 0.0, f64::from(tol), "printed values");
 }
 
 /// An f32 tensor from a safetensors file: (shape, values).

@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::npy_file;
+use common::{npy_file, raw_st};
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -166,13 +166,6 @@ fn data_files(ext: &str) -> Vec<Vec<u8>> {
         .collect();
     names.sort();
     names.iter().map(|p| std::fs::read(p).unwrap()).collect()
-}
-
-fn raw_st(header: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = (header.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
 }
 
 fn safetensors_seeds() -> Vec<Vec<u8>> {

@@ -67,7 +67,7 @@ fn random_networks_depths_widths_batches() {
                 .collect();
             let mut layer_acts: Vec<Activation> =
                 (0..depth).map(|j| acts[(j + bi) % acts.len()]).collect();
-            if case % 3 == 0 {
+            if case.is_multiple_of(3) {
                 *layer_acts.last_mut().unwrap() = Activation::Softmax;
             }
             let m = model(&sizes, &layer_acts, case);
@@ -404,7 +404,7 @@ fn batch_larger_than_the_storage_binding_is_chunked() {
     );
 
     // A weight matrix that cannot fit one binding is refused with the limit in the message.
-    // (Inputs over 16,384 features read their weight from a storage buffer; see linear_wide.wgsl.)
+    // (Inputs over 8,192 features read their weight from a storage buffer: the blocked kernel.)
     let big = model(&[16_389, 8], &[Activation::Identity], 1);
     let err = GpuMlp::new(&small, &big).unwrap_err();
     assert!(matches!(err, Error::OutOfMemory(_)), "{err}");
@@ -485,7 +485,8 @@ fn inputs_over_1024_features_pair_two_uniform_windows() {
 
 #[test]
 fn inputs_too_wide_for_the_uniform_window_use_the_storage_kernel() {
-    // 16,389 features do not fit linear.wgsl's 64 KiB window of rows: linear_wide.wgsl runs.
+    // 16,389 features do not fit the windowed kernel's 64 KiB window of rows (at most 8,192 do):
+    // the blocked kernel runs.
     let m = model(
         &[16_389, 5, 3],
         &[Activation::Tanh, Activation::Identity],
@@ -651,8 +652,8 @@ fn linear_kernels_name_what_each_layer_runs() {
 
 #[test]
 fn windowed_kernel_reads_x_with_and_without_subgroups() {
-    // linear.wgsl takes its rows of x from linear_subgroup.wgsl where the device has subgroups
-    // (lavapipe does), else from linear_no_subgroup.wgsl (llvmpipe's GL does not): run both on
+    // windowed.wgsl takes its rows of x from windowed_subgroup.wgsl where the device has
+    // subgroups (lavapipe does), else from windowed_no_subgroup.wgsl (llvmpipe's GL does not): run both on
     // this adapter. Shapes cover 1, 4, 8 and 16 rows per invocation, inputs over 1,024 features
     // (without subgroups: paired windows of 8, 4 and 2 rows; with them, one window of the whole
     // activation buffer), several weight panels of 32 outputs, batch 1's
@@ -702,8 +703,8 @@ fn windowed_kernel_reads_x_with_and_without_subgroups() {
 
 #[test]
 fn softmax_fused_into_the_linear_kernel_keeps_pytorch_edge_cases() {
-    // With subgroups, a softmax layer of at most 32 outputs is computed in linear.wgsl's store
-    // step (linear_subgroup.wgsl's row_softmax) instead of a softmax.wgsl pass. A zero weight
+    // With subgroups, a softmax layer of at most 32 outputs is computed in windowed.wgsl's store
+    // step (windowed_subgroup.wgsl's row_op) instead of a row.wgsl pass. A zero weight
     // makes the pre-activation exactly the bias, so the rows can hold ±inf and NaN: a NaN, a +inf
     // or an all −inf row must give an all-NaN row, as in PyTorch. Widths around 32 (the largest
     // fused one), batches for 1, 4 and 16 rows per invocation, with and without subgroups.

@@ -3,19 +3,11 @@
 
 mod common;
 
-use common::npy_file;
-
-use std::path::{Path, PathBuf};
+use common::{data, npy_file, raw_st};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use wgpu_mlp::io::{self, csv, npy, safetensors as st};
 use wgpu_mlp::{Activation, Error, Layer, Linear, Matrix, Mlp};
-
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
-}
 
 /// The Format error's message, or a panic describing what came back instead.
 fn format_msg<T: std::fmt::Debug>(r: wgpu_mlp::Result<T>) -> String {
@@ -44,14 +36,6 @@ fn fixed_model(acts: &[Activation], widths: &[usize], bias: bool) -> Mlp {
         });
     }
     Mlp::from_layers(layers).unwrap()
-}
-
-/// A safetensors file from a raw JSON header and data section.
-fn raw_st(header: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = (header.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
 }
 
 /// A safetensors file from `(name, dtype, shape, bytes)` made with the safetensors crate.

@@ -13,12 +13,10 @@
 
 mod common;
 
-use common::files_in;
-
-use common::npy_file;
+use common::{data, files_in, npy_file, raw_st};
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -93,12 +91,6 @@ fn input(rows: usize, cols: usize, seed: u64) -> Matrix {
 /// The bits of every value (so NaN compares equal to NaN, and -0 differs from 0).
 fn bits(m: &Matrix) -> Vec<u32> {
     m.as_slice().iter().map(|v| v.to_bits()).collect()
-}
-
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -511,13 +503,6 @@ fn commands_refuse_what_does_not_fit_in_memory_before_allocating_it() {
 
 // ---------------------------------------------------------------------------------------------
 // Files: bad safetensors / .npy / CSV through the library and the CLI.
-
-fn raw_st(header: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = (header.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
 
 fn format_msg<T: std::fmt::Debug>(r: wgpu_mlp::Result<T>) -> String {
     match r {

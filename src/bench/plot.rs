@@ -17,7 +17,7 @@ fn style(path: BenchPath) -> (&'static str, &'static str, &'static str) {
     // colour, dash pattern, legend text
     match path {
         BenchPath::CpuReference => ("#7f7f7f", "5 4", "cpu-reference (f64 loops)"),
-        BenchPath::CpuFast => ("#1f77b4", "", "cpu-fast (matrixmultiply)"),
+        BenchPath::CpuFast => ("#1f77b4", "", "cpu-fast (CpuMlp)"),
         BenchPath::GpuE2e => ("#d62728", "", "gpu-e2e (upload, run, read)"),
         BenchPath::GpuResident => ("#ff7f0e", "7 4", "gpu-resident (on device)"),
     }

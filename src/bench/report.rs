@@ -11,7 +11,8 @@ use crate::gpu::AdapterSummary;
 pub enum BenchPath {
     /// [`crate::cpu::forward`]: f64 accumulation, simple loops; for checking, not speed.
     CpuReference,
-    /// [`crate::bench::FastCpuMlp`]: `matrixmultiply` sgemm, threaded, f32.
+    /// [`crate::cpu::CpuMlp`]: the crate's fast CPU path (packed weights, f32 kernels, all
+    /// cores).
     CpuFast,
     /// [`crate::gpu::GpuMlp::forward`]: upload the input, run, read the output back.
     GpuE2e,
@@ -88,12 +89,54 @@ pub struct Record {
     pub runs_requested: usize,
     /// GPU paths: the kernel each Linear layer ran, e.g. `gemv, gemv, gemv`.
     pub kernels: Option<String>,
+    /// Bytes moved between host and device per call (end to end, and `transfer`).
+    pub bytes: Option<u64>,
+    /// End to end: a round trip of the same bytes with no kernel (the transfer floor).
+    pub transfer_floor: Option<Stats>,
 }
 
 impl Record {
-    /// Short text for the shape column: `512×512×512` for GEMM, `b64` otherwise.
+    /// A record of `case` on `path`, not yet measured.
+    pub fn new(
+        case: &crate::bench::Case,
+        path: BenchPath,
+        flops: u64,
+        adapter: String,
+        backend: String,
+        runs_requested: usize,
+    ) -> Self {
+        Record {
+            workload: case.workload.name().to_string(),
+            size: case.size,
+            batch: case.batch,
+            path,
+            flops,
+            stats: None,
+            error: None,
+            checked_rows: None,
+            max_abs_err: None,
+            adapter,
+            backend,
+            runs_requested,
+            kernels: None,
+            bytes: None,
+            transfer_floor: None,
+        }
+    }
+
+    /// This record with no figure, for the reason given.
+    pub fn failed(self, error: String) -> Self {
+        Record {
+            error: Some(error),
+            ..self
+        }
+    }
+
+    /// Short text for the shape column: `512×512×512` for GEMM, `16 MiB` for transfers, `b64`
+    /// otherwise.
     pub fn shape(&self) -> String {
         match (self.workload.as_str(), self.size) {
+            ("transfer", Some(n)) => format!("{n} MiB"),
             (_, Some(n)) => format!("{n}×{n}×{n}"),
             ("roundtrip", None) => "1×1 forward".to_string(),
             (_, None) => format!("b{}", self.batch),
@@ -143,6 +186,8 @@ pub struct Report {
     pub cpu: String,
     /// `std::thread::available_parallelism`.
     pub threads: usize,
+    /// What the `cpu-fast` path ran on: threads and kernels.
+    pub cpu_fast: String,
     /// The 1-minute load average (`/proc/loadavg`) before and after the run, where known: well
     /// above 0 before the run means other processes shared the CPU.
     pub load_avg: Option<(f64, f64)>,
@@ -205,8 +250,8 @@ impl Report {
         let _ = writeln!(s, "- GPU adapter: {}", self.adapter_line());
         let _ = writeln!(
             s,
-            "- CPU: {}, {} threads (cpu-fast: matrixmultiply sgemm, threaded)",
-            self.cpu, self.threads
+            "- CPU: {}, {} threads (cpu-fast: {})",
+            self.cpu, self.threads, self.cpu_fast
         );
         if let Some((before, after)) = self.load_avg {
             let _ = writeln!(
@@ -235,19 +280,18 @@ impl Report {
         );
         s.push_str(
             "| workload | shape | path | median ms | min–max ms | runs | GFLOP/s | samples/s \
-             | GPU speedup vs cpu-reference | vs cpu-fast |\n",
+             | GPU vs cpu-fast |\n",
         );
-        s.push_str("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-        for r in &self.records {
-            let speed = |p| {
-                self.speedup(r, p)
-                    .map_or("–".to_string(), |x| format!("{}×", sig(x)))
-            };
+        s.push_str("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        for r in self.records.iter().filter(|r| r.workload != "transfer") {
+            let speed = self
+                .speedup(r, BenchPath::CpuFast)
+                .map_or("–".to_string(), |x| format!("{}×", sig(x)));
             match (&r.stats, &r.error) {
                 (Some(st), _) => {
                     let _ = writeln!(
                         s,
-                        "| {} | {} | {} | {} | {}–{} | {} | {} | {} | {} | {} |",
+                        "| {} | {} | {} | {} | {}–{} | {} | {} | {} | {speed} |",
                         r.workload,
                         r.shape(),
                         r.path.name(),
@@ -257,15 +301,13 @@ impl Report {
                         st.runs,
                         sig(st.gflops(r.flops)),
                         sig(st.samples_per_s(r.batch)),
-                        speed(BenchPath::CpuReference),
-                        speed(BenchPath::CpuFast),
                     );
                 }
                 (None, e) => {
                     let e = e.as_deref().unwrap_or("no result").replace('|', "\\|");
                     let _ = writeln!(
                         s,
-                        "| {} | {} | {} | **error**: {e} | | | | | | |",
+                        "| {} | {} | {} | **error**: {e} | | | | | |",
                         r.workload,
                         r.shape(),
                         r.path.name(),
@@ -274,8 +316,8 @@ impl Report {
             }
         }
         s.push_str(
-            "\nspeedup = CPU median / GPU median (above 1× the GPU wins). GFLOP/s counts \
-             2·batch·in·out per Linear layer.",
+            "\nGPU vs cpu-fast = cpu-fast median / GPU median (above 1× the GPU wins). GFLOP/s \
+             counts 2·batch·in·out per Linear layer.",
         );
         if self.records.iter().any(|r| r.workload == "roundtrip") {
             s.push_str(" roundtrip is a 1→1 identity model's forward pass: the adapter's floor.");
@@ -315,103 +357,139 @@ impl Report {
             );
         }
         s.push('\n');
+        s.push_str(&self.transfers_markdown());
+        s
+    }
+
+    /// The transfer floor (raw round trips of the adapter), and how far each end-to-end row is
+    /// from it: `e2e − resident` against the same bytes moved with no kernel.
+    fn transfers_markdown(&self) -> String {
+        let mut s = String::new();
+        let raw: Vec<&Record> = self
+            .records
+            .iter()
+            .filter(|r| r.workload == "transfer" && r.stats.is_some())
+            .collect();
+        if !raw.is_empty() {
+            s.push_str("\nRaw transfers (write_buffer, copy, map, read back; no kernel):\n\n");
+            s.push_str("| moved up + down | median ms | min–max ms | GB/s |\n");
+            s.push_str("| --- | ---: | ---: | ---: |\n");
+            for r in raw {
+                let st = r.stats.expect("filtered");
+                let _ = writeln!(
+                    s,
+                    "| {} + {} | {} | {}–{} | {} |",
+                    r.shape(),
+                    r.shape(),
+                    sig(st.median_ms),
+                    sig(st.min_ms),
+                    sig(st.max_ms),
+                    sig(r.bytes.unwrap_or(0) as f64 / st.median_ms / 1e6)
+                );
+            }
+        }
+        let rows: Vec<String> = self
+            .records
+            .iter()
+            .filter_map(|r| {
+                let (e2e, floor) = (r.stats?, r.transfer_floor?);
+                let resident = self
+                    .records
+                    .iter()
+                    .find(|o| o.path == BenchPath::GpuResident && o.same_case(r))?
+                    .stats?;
+                let over = e2e.median_ms - resident.median_ms;
+                Some(format!(
+                    "| {} {} | {} | {} | {} | {}× |",
+                    r.workload,
+                    r.shape(),
+                    r.bytes.map_or("–".into(), |b| b.to_string()),
+                    sig(over),
+                    sig(floor.median_ms),
+                    sig(over / floor.median_ms)
+                ))
+            })
+            .collect();
+        if !rows.is_empty() {
+            s.push_str(
+                "\nEnd to end against the transfer floor (e2e − resident, the cost of moving the \
+                 data, against the same bytes moved with no kernel; 1.5× or less is the target):\n\n",
+            );
+            s.push_str("| workload | bytes moved | e2e − resident ms | floor ms | ratio |\n");
+            s.push_str("| --- | ---: | ---: | ---: | ---: |\n");
+            for r in rows {
+                s.push_str(&r);
+                s.push('\n');
+            }
+        }
         s
     }
 
     /// The results as JSON (see `docs/BENCHMARKING.md` for the fields).
     pub fn to_json(&self) -> String {
-        let mut s = String::from("{\n");
+        use serde_json::{Value, json};
         let a = self.adapter.as_ref();
         let st = &self.settings;
-        let top: [(&str, String); 14] = [
-            ("crate_version", jstr(&self.crate_version)),
-            ("date", jstr(&self.date)),
-            ("cpu", jstr(&self.cpu)),
-            ("threads", self.threads.to_string()),
-            (
-                "load_avg_1min",
-                self.load_avg.map_or("null".into(), |(b, a)| {
-                    format!("{{\"before\": {}, \"after\": {}}}", jnum(b), jnum(a))
-                }),
-            ),
-            ("adapter", jopt_str(a.map(|a| a.name.as_str()))),
-            ("backend", jopt_str(a.map(|a| a.backend.as_str()))),
-            ("device_type", jopt_str(a.map(|a| a.device_type.as_str()))),
-            ("driver", jopt_str(a.map(|a| a.driver.as_str()))),
-            ("adapter_error", jopt_str(self.adapter_error.as_deref())),
-            ("mode", jstr(&st.mode)),
-            (
-                "timing",
-                format!(
-                    "{{\"warmup\": {}, \"warmup_s\": {}, \"runs\": {}, \"min_runs\": {}, \
-                     \"budget_s\": {}}}",
-                    st.warmup,
-                    st.warmup_s,
-                    st.runs,
-                    st.min_runs,
-                    jopt_num(st.budget_s)
-                ),
-            ),
-            (
-                "tolerance",
-                format!(
-                    "{{\"abs\": {}, \"rel\": {}}}",
-                    jnum(self.tolerance.abs),
-                    jnum(self.tolerance.rel)
-                ),
-            ),
-            ("flops_rule", jstr("2*batch*in*out per Linear layer")),
-        ];
-        for (k, v) in top {
-            let _ = writeln!(s, "  \"{k}\": {v},");
-        }
-        s.push_str("  \"records\": [");
-        for (i, r) in self.records.iter().enumerate() {
-            let stat = |f: fn(&Stats) -> f64| jopt_num(r.stats.as_ref().map(f));
-            let fields: [(&str, String); 20] = [
-                ("workload", jstr(&r.workload)),
-                ("size", r.size.map_or("null".into(), |n| n.to_string())),
-                ("batch", r.batch.to_string()),
-                ("path", jstr(r.path.name())),
-                ("median_ms", stat(|s| s.median_ms)),
-                ("min_ms", stat(|s| s.min_ms)),
-                ("max_ms", stat(|s| s.max_ms)),
-                ("runs", r.stats.map_or(0, |s| s.runs).to_string()),
-                ("runs_requested", r.runs_requested.to_string()),
-                ("flops", r.flops.to_string()),
-                ("gflops", jopt_num(r.gflops())),
-                ("samples_per_s", jopt_num(r.samples_per_s())),
-                (
-                    "speedup_vs_cpu_reference",
-                    jopt_num(self.speedup(r, BenchPath::CpuReference)),
-                ),
-                (
-                    "speedup_vs_cpu_fast",
-                    jopt_num(self.speedup(r, BenchPath::CpuFast)),
-                ),
-                (
-                    "checked_rows",
-                    r.checked_rows.map_or("null".into(), |n| n.to_string()),
-                ),
-                ("max_abs_err", jopt_num(r.max_abs_err)),
-                ("adapter", jstr(&r.adapter)),
-                ("backend", jstr(&r.backend)),
-                ("kernels", jopt_str(r.kernels.as_deref())),
-                ("error", jopt_str(r.error.as_deref())),
-            ];
-            s.push_str(if i == 0 { "\n    {" } else { ",\n    {" });
-            for (j, (k, v)) in fields.iter().enumerate() {
-                let sep = if j == 0 { "" } else { ", " };
-                let _ = write!(s, "{sep}\"{k}\": {v}");
-            }
-            s.push('}');
-        }
-        s.push_str(if self.records.is_empty() {
-            "]\n}\n"
-        } else {
-            "\n  ]\n}\n"
+        let num = |x: Option<f64>| x.filter(|v| v.is_finite()).map_or(Value::Null, Value::from);
+        let records: Vec<Value> = self
+            .records
+            .iter()
+            .map(|r| {
+                let stat = |f: fn(&Stats) -> f64| num(r.stats.as_ref().map(f));
+                json!({
+                    "workload": r.workload,
+                    "size": r.size,
+                    "batch": r.batch,
+                    "path": r.path.name(),
+                    "median_ms": stat(|s| s.median_ms),
+                    "min_ms": stat(|s| s.min_ms),
+                    "max_ms": stat(|s| s.max_ms),
+                    "runs": r.stats.map_or(0, |s| s.runs),
+                    "runs_requested": r.runs_requested,
+                    "flops": r.flops,
+                    "gflops": num(r.gflops()),
+                    "samples_per_s": num(r.samples_per_s()),
+                    "speedup_vs_cpu_reference": num(self.speedup(r, BenchPath::CpuReference)),
+                    "speedup_vs_cpu_fast": num(self.speedup(r, BenchPath::CpuFast)),
+                    "checked_rows": r.checked_rows,
+                    "max_abs_err": num(r.max_abs_err),
+                    "adapter": r.adapter,
+                    "backend": r.backend,
+                    "kernels": r.kernels,
+                    "bytes_moved": r.bytes,
+                    "transfer_floor_ms": num(r.transfer_floor.map(|s| s.median_ms)),
+                    "error": r.error,
+                })
+            })
+            .collect();
+        let report = json!({
+            "crate_version": self.crate_version,
+            "date": self.date,
+            "cpu": self.cpu,
+            "threads": self.threads,
+            "cpu_fast": self.cpu_fast,
+            "load_avg_1min": self.load_avg.map(|(b, a)| json!({"before": num(Some(b)), "after": num(Some(a))})),
+            "adapter": a.map(|a| a.name.as_str()),
+            "backend": a.map(|a| a.backend.as_str()),
+            "device_type": a.map(|a| a.device_type.as_str()),
+            "driver": a.map(|a| a.driver.as_str()),
+            "adapter_error": self.adapter_error,
+            "mode": st.mode,
+            "timing": {
+                "warmup": st.warmup,
+                "warmup_s": st.warmup_s,
+                "runs": st.runs,
+                "min_runs": st.min_runs,
+                "budget_s": st.budget_s,
+            },
+            "tolerance": {"abs": num(Some(self.tolerance.abs)), "rel": num(Some(self.tolerance.rel))},
+            "flops_rule": "2*batch*in*out per Linear layer",
+            "records": records,
         });
-        s
+        let mut text = serde_json::to_string_pretty(&report)
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        text.push('\n');
+        text
     }
 }
 
@@ -426,43 +504,4 @@ pub fn sig(x: f64) -> String {
     let mag = x.abs().log10().floor() as i32;
     let decimals = (2 - mag).clamp(0, 9) as usize;
     format!("{x:.decimals$}")
-}
-
-/// A JSON string literal.
-pub(crate) fn jstr(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn jopt_str(s: Option<&str>) -> String {
-    s.map_or("null".to_string(), jstr)
-}
-
-/// A JSON number; `null` for NaN and infinities.
-fn jnum(x: f64) -> String {
-    if x.is_finite() {
-        // Display never uses an exponent and round-trips.
-        format!("{x}")
-    } else {
-        "null".to_string()
-    }
-}
-
-fn jopt_num(x: Option<f64>) -> String {
-    x.map_or("null".to_string(), jnum)
 }

@@ -259,14 +259,7 @@ impl GpuMlp {
 
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn check_width(&self, len: usize, batch: usize) -> Result<()> {
-        match batch.checked_mul(self.n_in) {
-            Some(n) if n == len => Ok(()),
-            _ => Err(Error::shape(format!(
-                "the input holds {len} values, but {batch} rows of the model's {} features are {}",
-                self.n_in,
-                batch.saturating_mul(self.n_in)
-            ))),
-        }
+        crate::matrix::check_input_slice(len, batch, self.n_in)
     }
 
     /// Uploads `input` into the device workspace for [`run_prepared`](Self::run_prepared), so

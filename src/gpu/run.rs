@@ -15,7 +15,7 @@ use crate::gpu::model::{GpuMlp, shape_error};
 use crate::gpu::pack;
 use crate::gpu::plan::MAX_INDEX_BYTES;
 use crate::gpu::workspace::{Ends, Workspace};
-use crate::matrix::Matrix;
+use crate::matrix::{Matrix, check_output_slice};
 
 /// Where read-back rows go.
 #[cfg(not(target_arch = "wasm32"))]
@@ -66,14 +66,7 @@ impl GpuMlp {
     /// `batch · out` values: no allocation.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn forward_into(&self, input: &[f32], batch: usize, out: &mut [f32]) -> Result<()> {
-        if batch.checked_mul(self.n_out) != Some(out.len()) {
-            return Err(Error::shape(format!(
-                "the output slice holds {} values; {batch} rows of {} outputs need {}",
-                out.len(),
-                self.n_out,
-                batch.saturating_mul(self.n_out)
-            )));
-        }
+        check_output_slice(out.len(), batch, self.n_out)?;
         self.run_blocking(input, batch, Sink::Slice(out, 0))
     }
 

@@ -107,9 +107,8 @@ fn regular(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
     ))
 }
 
-/// Reads a whole regular file (see [`check_input`]), no more than the size it had when opened:
-/// the reader every loader uses (the CLI too, where it looks at a file before choosing a loader).
-pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+/// Reads a whole regular file (see [`check_input`]), no more than the size it had when opened.
+fn read_file(path: &Path) -> Result<Vec<u8>> {
     check_input(path)?;
     let mut options = std::fs::OpenOptions::new();
     options.read(true);

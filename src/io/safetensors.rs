@@ -48,6 +48,7 @@ pub fn from_bytes(
 ) -> Result<Mlp> {
     let st = deserialize(bytes, source)?;
     let dict = StateDict::new(&st);
+    dict.check_dtypes().map_err(|m| Error::format(source, m))?;
     let err = |e: Error| {
         Error::format(
             source,
@@ -102,7 +103,11 @@ fn no_arch_message(dict: &StateDict<'_>) -> String {
         })
         .collect();
     format!(
-        "this state_dict does not say its architecture (no {ARCH_KEY} metadata): which          activations, norms and dropout run between its tensors ({}{}) is not in the file. Pass          --arch with the modules in forward order (e.g. --arch linear,relu,linear,softmax; see          `wgpu-mlp infer --help`), or --act with one activation per Linear layer, or save the          file with metadata={{\"{ARCH_KEY}\": \"...\"}}",
+        "this state_dict does not say its architecture (no {ARCH_KEY} metadata): which \
+         activations, norms and dropout run between its tensors ({}{}) is not in the file. Pass \
+         --arch with the modules in forward order (e.g. --arch linear,relu,linear,softmax; see \
+         `wgpu-mlp infer --help`), or --act with one activation per Linear layer, or save the \
+         file with metadata={{\"{ARCH_KEY}\": \"...\"}}",
         shown.join(", "),
         if keys.len() > 8 { ", …" } else { "" }
     )
@@ -172,8 +177,22 @@ pub fn model_from_bytes(
     names: Option<&[String]>,
 ) -> Result<Mlp> {
     let st = deserialize(bytes, source)?;
-    let layers = names.map_or_else(|| module_count(&StateDict::new(&st)), <[String]>::len);
-    if layers != activations.len() {
+    let dict = StateDict::new(&st);
+    // What is wrong with the file itself comes before what does not fit the arguments.
+    dict.check_dtypes().map_err(|m| Error::format(source, m))?;
+    if let Some(names) = names
+        && names.len() != activations.len()
+    {
+        return Err(Error::invalid(format!(
+            "{source}: {} module name(s) given ({}) for {} activation(s); give one name per \
+             Linear layer",
+            names.len(),
+            crate::escape(&names.join(",")),
+            activations.len()
+        )));
+    }
+    let layers = module_count(&dict);
+    if names.is_none() && layers != activations.len() {
         return Err(Error::invalid(format!(
             "{source}: {} activation(s) given for {layers} Linear layer(s); give one per layer \
              (identity for none)",
@@ -311,6 +330,33 @@ impl<'a> StateDict<'a> {
         StateDict {
             tensors: st.tensors().into_iter().collect(),
         }
+    }
+}
+
+impl StateDict<'_> {
+    /// The first tensor of a dtype this crate does not read, if any. BatchNorm's
+    /// `num_batches_tracked` (an I64 counter used only in training) is ignored.
+    fn check_dtypes(&self) -> std::result::Result<(), String> {
+        let mut keys: Vec<&String> = self
+            .tensors
+            .keys()
+            .filter(|k| !k.ends_with("num_batches_tracked"))
+            .collect();
+        keys.sort();
+        for k in keys {
+            let t = &self.tensors[k];
+            if !matches!(
+                t.dtype(),
+                Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64
+            ) {
+                return Err(format!(
+                    "'{}' has dtype {}; supported dtypes are F32, F16, BF16 and F64",
+                    crate::escape(k),
+                    t.dtype()
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -238,6 +238,43 @@ impl Arch {
         Ok(Arch { tokens })
     }
 
+    /// A new model of this architecture with PyTorch's initialisation: Linear layers of the given
+    /// widths (input first, then each Linear's output) drawn as `torch.manual_seed(seed)` then
+    /// the same constructors would, norms at PyTorch's initial state (no random draws), PReLU's
+    /// one weight 0.25.
+    pub fn build(&self, widths: &[usize], seed: u64) -> Result<Mlp> {
+        self.check_widths(widths)?;
+        let mut out = widths[1..].iter();
+        let mut b = Mlp::builder(widths[0]).seed(seed);
+        for t in &self.tokens {
+            b = match *t {
+                Token::Linear => b.layer(*out.next().expect("counted above"), Activation::Identity),
+                Token::BatchNorm1d { eps } => b.batchnorm1d_eps(eps),
+                Token::LayerNorm { eps } => b.layernorm_eps(eps),
+                Token::Dropout(p) => b.module(Module::Dropout(p)),
+                Token::Flatten => b.module(Module::Flatten),
+                Token::Identity => b.module(Module::Identity),
+                Token::PRelu => b.module(Module::PRelu(crate::model::PRelu::new(vec![0.25])?)),
+                Token::Activation(a) => b.module(Module::Activation(a)),
+                Token::Function(a) => b.module(Module::Function(a)),
+            };
+        }
+        b.build()
+    }
+
+    /// Checks that `widths` gives the input and one output width per Linear module.
+    fn check_widths(&self, widths: &[usize]) -> Result<()> {
+        let linears = self.tokens.iter().filter(|t| **t == Token::Linear).count();
+        if widths.len() != linears + 1 {
+            return Err(Error::invalid(format!(
+                "--layers gives {} width(s) after the input but the architecture has {linears} \
+                 linear module(s)",
+                widths.len().saturating_sub(1)
+            )));
+        }
+        Ok(())
+    }
+
     /// The modules that own tensors, in order.
     pub fn tensor_modules(&self) -> usize {
         self.tokens.iter().filter(|t| t.has_tensors()).count()
@@ -248,14 +285,7 @@ impl Arch {
     /// nothing. Errors if the widths do not match the Linear layers or the architecture holds a
     /// PReLU (whose parameter count depends on its weight).
     pub fn summary_rows(&self, widths: &[usize]) -> Result<Vec<crate::summary::Row>> {
-        let linears = self.tokens.iter().filter(|t| **t == Token::Linear).count();
-        if widths.len() != linears + 1 {
-            return Err(Error::invalid(format!(
-                "--layers gives {} width(s) after the input but the architecture has {linears} \
-                 linear module(s)",
-                widths.len().saturating_sub(1)
-            )));
-        }
+        self.check_widths(widths)?;
         let mut w = widths[0] as u64;
         let mut next = widths[1..].iter();
         let mut rows = Vec::new();

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::model::Mlp;
 use crate::model::linear::Linear;
-use crate::model::module::{BatchNorm1d, LayerNorm, Module};
+use crate::model::module::{BatchNorm1d, DEFAULT_EPS, LayerNorm, Module};
 use crate::rng::{DEFAULT_SEED, Generator};
 
 /// How one layer is made by [`MlpBuilder`].
@@ -68,8 +68,8 @@ pub struct MlpBuilder {
 #[derive(Clone, Debug)]
 enum Item {
     Layer(LayerSpec),
-    BatchNorm1d,
-    LayerNorm,
+    BatchNorm1d { eps: f32 },
+    LayerNorm { eps: f32 },
     Module(Module),
 }
 
@@ -96,14 +96,24 @@ impl MlpBuilder {
 
     /// Appends `nn.BatchNorm1d` over the current width, as PyTorch initialises it (running mean
     /// 0, variance 1, weight 1, bias 0; no random draws).
-    pub fn batchnorm1d(mut self) -> Self {
-        self.items.push(Item::BatchNorm1d);
+    pub fn batchnorm1d(self) -> Self {
+        self.batchnorm1d_eps(DEFAULT_EPS)
+    }
+
+    /// [`batchnorm1d`](Self::batchnorm1d) with this `eps`.
+    pub fn batchnorm1d_eps(mut self, eps: f32) -> Self {
+        self.items.push(Item::BatchNorm1d { eps });
         self
     }
 
     /// Appends `nn.LayerNorm` over the current width, as PyTorch initialises it.
-    pub fn layernorm(mut self) -> Self {
-        self.items.push(Item::LayerNorm);
+    pub fn layernorm(self) -> Self {
+        self.layernorm_eps(DEFAULT_EPS)
+    }
+
+    /// [`layernorm`](Self::layernorm) with this `eps`.
+    pub fn layernorm_eps(mut self, eps: f32) -> Self {
+        self.items.push(Item::LayerNorm { eps });
         self
     }
 
@@ -166,10 +176,15 @@ impl MlpBuilder {
                     }
                     i += 1;
                 }
-                Item::BatchNorm1d => {
-                    modules.push(Module::BatchNorm1d(BatchNorm1d::default_init(width)))
+                Item::BatchNorm1d { eps } => {
+                    let (mean, var) = (vec![0.0; width], vec![1.0; width]);
+                    let (w, b) = (Some(vec![1.0; width]), Some(vec![0.0; width]));
+                    modules.push(Module::BatchNorm1d(BatchNorm1d::new(mean, var, w, b, eps)?));
                 }
-                Item::LayerNorm => modules.push(Module::LayerNorm(LayerNorm::default_init(width))),
+                Item::LayerNorm { eps } => {
+                    let (w, b) = (Some(vec![1.0; width]), Some(vec![0.0; width]));
+                    modules.push(Module::LayerNorm(LayerNorm::new(width, w, b, eps)?));
+                }
                 Item::Module(m) => {
                     width = m.out_width(width)?;
                     modules.push(m);

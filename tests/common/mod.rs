@@ -150,13 +150,81 @@ pub fn npy_file(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A file of `tests/data`.
+pub fn data(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// A path as the `&str` an argument list wants (test paths are UTF-8).
+pub fn path_str(path: &std::path::Path) -> &str {
+    path.to_str().expect("a UTF-8 test path")
+}
+
+/// A safetensors file from its parts: the header length, the header text, the data. Tests use it
+/// to build valid and deliberately broken files.
+pub fn raw_st(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// A command's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A command's stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts a clean failure: exit status 1, an `error: ` line on stderr (notes may come first), no
+/// panic or backtrace; returns stderr.
+pub fn assert_fails(o: &Output) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("error: ")),
+        "stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("stack backtrace"),
+        "stderr: {err}"
+    );
+    err
+}
+
+/// Asserts success.
+pub fn assert_ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "status {:?}, stderr: {}",
+        o.status,
+        stderr(o)
+    );
+}
+
 /// Runs the `wgpu-mlp` binary with `args` and returns its output (status, stdout, stderr).
 pub fn run_cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
+    cli(args).output().expect("run wgpu-mlp")
+}
+
+/// [`run_cli`] with every backend visible, whatever `WGPU_BACKEND` the tests run under: for
+/// tests of adapter choice.
+pub fn run_cli_all_backends(args: &[&str]) -> Output {
+    cli(args)
+        .env_remove("WGPU_BACKEND")
         .output()
         .expect("run wgpu-mlp")
+}
+
+fn cli(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"));
+    c.args(args).env("RUST_BACKTRACE", "1");
+    c
 }
 
 /// The names of the files in `dir`, sorted.

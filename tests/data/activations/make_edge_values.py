@@ -54,6 +54,8 @@ ACTIVATIONS = [
     ("elu:0", "elu:0", lambda: nn.ELU(alpha=0.0)),
     ("elu:0.5", "elu:0.5", lambda: nn.ELU(alpha=0.5)),
     ("selu", "selu", lambda: nn.SELU()),
+    ("celu", "celu", lambda: nn.CELU()),
+    ("celu:0.5", "celu:0.5", lambda: nn.CELU(alpha=0.5)),
     ("gelu", "gelu", lambda: nn.GELU()),
     ("gelu_tanh", "gelu_tanh", lambda: nn.GELU(approximate="tanh")),
     ("silu", "silu", lambda: nn.SiLU()),

@@ -2,10 +2,7 @@
 //! up to 16 of the 32 registers; each W row load serves every row of the tile and each x
 //! broadcast every panel. Masked stores handle partial panels without a scalar tail.
 //!
-//! The AVX-512 intrinsics are stable since Rust 1.89, above the crate's declared `rust-version`
-//! (1.85, already stale: `layer.rs` uses let-chains, stable since 1.88); raising it is left to
-//! the crate's owners, since it turns on newer clippy lints in other modules.
-#![allow(clippy::incompatible_msrv)]
+//! The AVX-512 intrinsics are stable since Rust 1.89, the crate's `rust-version`.
 
 use std::arch::x86_64::*;
 

@@ -249,10 +249,11 @@ impl Drop for Close<'_> {
 /// A worker leaves the job: the last one out wakes a parked caller.
 fn leave(shared: &Shared) {
     let before = shared.state.fetch_sub(1, Ordering::SeqCst);
-    if before & ACTIVE_MASK == 1 && shared.caller_parked.load(Ordering::SeqCst) {
-        if let Some(t) = &*shared.caller.lock().unwrap_or_else(|e| e.into_inner()) {
-            t.unpark();
-        }
+    if before & ACTIVE_MASK == 1
+        && shared.caller_parked.load(Ordering::SeqCst)
+        && let Some(t) = &*shared.caller.lock().unwrap_or_else(|e| e.into_inner())
+    {
+        t.unpark();
     }
 }
 

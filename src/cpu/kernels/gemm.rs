@@ -6,7 +6,7 @@
 //! each chunk's rows of `x` (≤ 64 KiB) come from L1/L2. `x` is read in place: broadcasting from
 //! a row-major `x` needs no packing, and there is no k-blocking, so no partial sums go back to
 //! memory. On this Zen 4 that beat a BLIS-style GEMM (packed A, k-blocks of 256, an 8×32 or 6×16
-//! microkernel) by ~14% single-threaded at batch 8–64 and ~10% at 1024 (docs/cpu-fast-notes.md).
+//! microkernel) by ~14% single-threaded at batch 8–64 and ~10% at 1024 (docs/CPU.md).
 
 use super::kernel::{Kernels, Tile};
 use super::pack::{NR, PackedWeight};

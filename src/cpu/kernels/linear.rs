@@ -29,7 +29,7 @@ const TASKS_PER_THREAD: usize = 4;
 ///
 /// ```
 /// use wgpu_mlp::Linear;
-/// use wgpu_mlp::cpu_fast::{PackedLinear, Threads};
+/// use wgpu_mlp::cpu::{PackedLinear, Threads};
 ///
 /// // y = x·Wᵀ + b with W = [[1, 2], [3, 4], [5, 6]] (3 outputs, 2 inputs).
 /// let linear = Linear::new(2, 3, vec![1., 2., 3., 4., 5., 6.], Some(vec![0.5, 0., -1.]))?;

@@ -1,4 +1,5 @@
-//! The fast CPU forward pass: f32 kernels competitive with an optimised BLAS, for inference.
+//! The fast CPU path's kernels: f32 matrix products competitive with an optimised BLAS, for
+//! inference. [`CpuMlp`](super::CpuMlp) runs a model on them.
 //!
 //! - [`PackedLinear`] packs a [`Linear`](crate::Linear) layer's weight once, at load, into the
 //!   panel layout the kernels stream (`pack.rs`), and runs `y = x·Wᵀ + b` as a sweep of register
@@ -9,7 +10,8 @@
 //! - [`Kernel`] names the instruction set: AVX-512F or AVX2 + FMA intrinsics on x86-64 (picked
 //!   at run time), portable Rust everywhere else (`wasm32` included).
 //!
-//! This is the speed path (f32 accumulation, FMA); [`crate::cpu`] is the exact reference.
+//! This is the speed path (f32 accumulation, FMA); [`crate::cpu::forward`] is the exact
+//! reference. Design and measurements: `docs/CPU.md`.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;

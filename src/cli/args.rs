@@ -1,0 +1,251 @@
+//! The command line's arguments (clap), one struct per command.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use wgpu_mlp::DEFAULT_SEED;
+
+/// PyTorch-style multi-layer perceptrons on the GPU (WGSL + wgpu) and the CPU, checked against an
+/// exact CPU reference.
+#[derive(Debug, Parser)]
+#[command(name = "wgpu-mlp", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    /// With no subcommand: the quick benchmark (`bench`).
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Print the torchsummary table of a model (from layer widths or a model file).
+    Summary(SummaryArgs),
+    /// Create a model with PyTorch's default init and save it as a self-describing safetensors
+    /// file.
+    Init(InitArgs),
+    /// Run a model on an input matrix (.npy or .csv) and write the output (.npy or .csv).
+    Infer(InferArgs),
+    /// List the GPU adapters wgpu finds (WGPU_BACKEND narrows the backends), the default choice,
+    /// and where `infer --device auto` would run.
+    Adapters,
+    /// Benchmark the CPU paths against the GPU on the standard workloads (the default command:
+    /// a quick run).
+    Bench(BenchArgs),
+}
+
+/// How the modules between the tensors are given: the architecture, or the activations after
+/// each Linear layer (at most one of the two).
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub(crate) struct ArchArgs {
+    /// The modules in forward order, lower-case PyTorch names, parameters after colons, e.g.
+    /// linear,batchnorm1d,relu,dropout,linear,layernorm,gelu,linear,softmax. F.<name> is a
+    /// function called in forward() (no summary row), e.g. linear,F.sigmoid,linear. Modules:
+    /// linear, batchnorm1d[:eps], layernorm[:eps], dropout[:p], flatten, identity, prelu and the
+    /// activations of --act.
+    #[arg(long, value_name = "M1,M2,...")]
+    pub(crate) arch: Option<String>,
+
+    /// Shorthand for Linear layers each followed by an activation module, one per layer:
+    /// identity (none), relu, sigmoid, tanh, leaky_relu[:slope], elu[:alpha], selu, celu[:alpha],
+    /// gelu, gelu_tanh, silu, mish, softplus[:beta[:threshold]], hardtanh[:min:max], relu6,
+    /// hardsigmoid, hardswish, softmax, log_softmax.
+    #[arg(long, value_name = "A1,A2,...")]
+    pub(crate) act: Option<String>,
+}
+
+/// Where the model comes from: layer widths or a model file (exactly one).
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct ModelSource {
+    /// Layer widths, input first: e.g. 784,128,64,10 (three Linear layers).
+    #[arg(long, value_name = "W0,W1,...")]
+    pub(crate) layers: Option<String>,
+
+    /// A model file: .onnx, or a safetensors state_dict (self-describing, or with --arch / --act).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) weights: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SummaryArgs {
+    #[command(flatten)]
+    pub(crate) source: ModelSource,
+
+    #[command(flatten)]
+    pub(crate) arch: ArchArgs,
+
+    /// Batch size shown in the table; -1 (the default) shows -1 as torchsummary does.
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub(crate) batch: i64,
+
+    /// Module names of the modules with tensors, in forward order (e.g. fc1,fc2), where the
+    /// natural order of the names in the file is not the forward order.
+    #[arg(long, value_name = "N1,N2,...", requires = "weights")]
+    pub(crate) names: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Layer widths, input first: e.g. 784,128,10 (two Linear layers).
+    #[arg(long, value_name = "W0,W1,...")]
+    pub(crate) layers: String,
+
+    #[command(flatten)]
+    pub(crate) arch: ArchArgs,
+
+    /// Seed: the weights equal those of torch.manual_seed(SEED) then building the same modules.
+    /// From -9223372036854775808 to 18446744073709551615, as torch takes; a negative seed s is
+    /// 2^64 + s, as in torch.
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
+    pub(crate) seed: u64,
+
+    /// Where to write the safetensors file.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InferArgs {
+    /// The model: .onnx, or a safetensors state_dict (self-describing, or with --arch / --act).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) weights: PathBuf,
+
+    #[command(flatten)]
+    pub(crate) arch: ArchArgs,
+
+    /// Input matrix [batch, in]: .npy (<f4 or <f8) or .csv.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) input: PathBuf,
+
+    /// Output matrix [batch, out]: .npy or .csv.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) output: PathBuf,
+
+    /// Where to run the forward pass.
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    pub(crate) device: Device,
+
+    /// GPU adapter to use: a substring of its name, backend or driver (e.g. nvidia, vulkan, gl).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) adapter: Option<String>,
+
+    /// Threads of the CPU path (default: one per core).
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub(crate) threads: Option<usize>,
+
+    /// Module names of the modules with tensors, in forward order (e.g. fc1,fc2), where the
+    /// natural order of the names in the file is not the forward order.
+    #[arg(long, value_name = "N1,N2,...")]
+    pub(crate) names: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Every workload and size (adds gemm 1024 and 2048, and wide b1024); minutes on a CPU.
+    /// The default is a quick run: gemm 256 and 512, mnist b1, b64 and b1024, seed, roundtrip,
+    /// transfer.
+    #[arg(long, conflicts_with = "quick")]
+    pub(crate) full: bool,
+
+    /// The quick run (the default).
+    #[arg(long)]
+    pub(crate) quick: bool,
+
+    /// Workloads to run: gemm, mnist, wide, seed, roundtrip, transfer (repeatable or comma
+    /// separated).
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub(crate) workload: Vec<String>,
+
+    /// Batch sizes for mnist, wide and seed, replacing their defaults (e.g. 1,64,1024).
+    #[arg(long, value_name = "N,...", value_delimiter = ',', value_parser = parse_count, allow_negative_numbers = true)]
+    pub(crate) batch: Option<Vec<usize>>,
+
+    /// GEMM sizes M = N = K, replacing the defaults (e.g. 256,512); for transfer, MiB moved.
+    #[arg(long, value_name = "N,...", value_delimiter = ',', value_parser = parse_count, allow_negative_numbers = true)]
+    pub(crate) sizes: Option<Vec<usize>>,
+
+    /// Paths to run: cpu-reference, cpu-fast, gpu-e2e, gpu-resident (default: all).
+    #[arg(long, value_name = "PATH", value_delimiter = ',')]
+    pub(crate) paths: Vec<String>,
+
+    /// Timed runs per path (fewer, at least 3, when a path exceeds --budget).
+    #[arg(long, default_value_t = 10, value_parser = parse_count, allow_negative_numbers = true)]
+    pub(crate) runs: usize,
+
+    /// Untimed warm-up runs per path.
+    #[arg(long, default_value_t = 3, value_parser = parse_count, allow_negative_numbers = true)]
+    pub(crate) warmup: usize,
+
+    /// Seconds per path after which timing stops once 3 runs are done (default 5, 20 with
+    /// --full); 0: no limit.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    pub(crate) budget: Option<f64>,
+
+    /// GPU adapter to use: a substring of its name, backend or driver.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) adapter: Option<String>,
+
+    /// Threads of the cpu-fast path (default: one per core).
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub(crate) threads: Option<usize>,
+
+    /// How the GPU paths store weights: f32 (exact) or f16 (half the memory; f32 arithmetic).
+    #[arg(long, value_name = "FORMAT", default_value = "f32", value_parser = ["f32", "f16"])]
+    pub(crate) weight_format: String,
+
+    /// Which kernel the GPU paths run for each Linear layer: auto (by adapter and shape),
+    /// windowed, blocked, gemv, tiled64 or tiled128.
+    #[arg(long, value_name = "KERNEL", default_value = "auto")]
+    pub(crate) kernel: wgpu_mlp::gpu::LinearKernel,
+
+    /// Run the GPU kernels without subgroup operations even where the adapter has them (as on
+    /// devices without them), to compare.
+    #[arg(long)]
+    pub(crate) no_subgroups: bool,
+
+    /// Also write every figure as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+
+    /// Also draw throughput against batch size and GEMM size as an SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    pub(crate) plot: Option<PathBuf>,
+}
+
+/// Where `infer` runs the forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Device {
+    /// A hardware GPU when there is one, else the fast CPU path (software adapters such as
+    /// lavapipe only with --device gpu or a named --adapter); says on stderr which and why.
+    Auto,
+    /// The fast CPU path (f32, all cores).
+    Cpu,
+    /// The CPU reference (f64 within each operation, f32 between them): for checking.
+    CpuReference,
+    /// The GPU, software adapters included; an error when there is none.
+    Gpu,
+}
+
+/// A seed as torch.manual_seed takes it: -2^63 to 2^64 - 1, a negative seed s meaning 2^64 + s.
+pub(crate) fn parse_seed(s: &str) -> std::result::Result<u64, String> {
+    match s.trim().parse::<i128>() {
+        Ok(n) if (i128::from(i64::MIN)..=i128::from(u64::MAX)).contains(&n) => {
+            // Two's complement: -1 is 2^64 - 1, as torch.initial_seed() reports it.
+            Ok(n as u64)
+        }
+        _ => Err(format!(
+            "seeds are whole numbers from {} to {} (torch.manual_seed's range; a negative seed s \
+             is 2^64 + s)",
+            i64::MIN,
+            u64::MAX
+        )),
+    }
+}
+
+/// A count or size: a whole number from 0 to usize::MAX (the commands say which must be at least 1).
+pub(crate) fn parse_count(s: &str) -> std::result::Result<usize, String> {
+    s.trim()
+        .parse::<usize>()
+        .map_err(|_| format!("give a whole number from 0 to {}", usize::MAX))
+}

@@ -1,0 +1,242 @@
+//! The commands: `summary`, `init`, `infer`, `adapters`, `bench`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use wgpu_mlp::gpu::{GpuContext, GpuOptions, list_adapters};
+use wgpu_mlp::io::{self, MatrixFormat};
+use wgpu_mlp::{Error, Mlp, Result, escape, memory};
+
+use crate::cli::args::{BenchArgs, Device, InferArgs, InitArgs, SummaryArgs};
+use crate::cli::device;
+use crate::cli::model::{self, Given};
+
+pub(crate) fn summary(args: SummaryArgs) -> Result<()> {
+    let given = Given::parse(&args.arch)?;
+    let text = match (&args.source.layers, &args.source.weights) {
+        (Some(layers), _) => {
+            let widths = model::parse_widths(layers)?;
+            let rows = model::rows(&widths, given)?;
+            wgpu_mlp::summary::table(widths[0] as u64, &rows, args.batch)
+        }
+        (None, Some(weights)) => {
+            let names = model::parse_names(args.names.as_deref())?;
+            let m = model::load(weights, given, names.as_deref())?;
+            warn(&m);
+            wgpu_mlp::summary::summary(&m, args.batch)
+        }
+        (None, None) => return Err(Error::InvalidArgument("give --layers or --weights".into())),
+    };
+    print_stdout(&text)
+}
+
+pub(crate) fn init(args: InitArgs) -> Result<()> {
+    let widths = model::parse_widths(&args.layers)?;
+    let given = Given::parse(&args.arch)?;
+    io::check_output(&args.output, &[])?;
+    // Layers over the per-tensor limit are refused by the builder (before it allocates), with a
+    // message naming the layer; within the limit, the whole model must fit in memory.
+    let within_limit = widths.windows(2).all(|p| {
+        p[0].checked_mul(p[1])
+            .is_some_and(|n| n <= Mlp::MAX_TENSOR_ELEMENTS)
+    });
+    if within_limit {
+        let params = memory::params(&widths);
+        memory::check(
+            12 * params,
+            &format!(
+                "init: the model ({params} parameters of 4 bytes, held three times while it is \
+                 saved)"
+            ),
+            "give smaller --layers",
+        )?;
+    }
+    let m = model::build(&widths, given, args.seed)?;
+    io::safetensors::save_model(&args.output, &m)?;
+    warn(&m);
+    Ok(())
+}
+
+pub(crate) fn infer(args: InferArgs) -> Result<()> {
+    // Check everything cheap before doing any work.
+    MatrixFormat::from_path(&args.input)?;
+    MatrixFormat::from_path(&args.output)?;
+    io::check_output(
+        &args.output,
+        &[("the input", &args.input), ("the weights", &args.weights)],
+    )?;
+    let given = Given::parse(&args.arch)?;
+    let names = model::parse_names(args.names.as_deref())?;
+    // The files are held while they are parsed: the bytes, and at most twice as many as f32
+    // values (f16 weights, or a CSV of one-digit numbers).
+    let files =
+        u128::from(io::check_input(&args.weights)?) + u128::from(io::check_input(&args.input)?);
+    memory::check(
+        3 * files,
+        &format!(
+            "infer: reading {} and {} ({} together)",
+            args.weights.display(),
+            args.input.display(),
+            memory::bytes(files)
+        ),
+        "use smaller files",
+    )?;
+    // Where it runs is decided (and a named adapter or backend that does not exist refused)
+    // before the files are read.
+    let threads = device::threads(args.threads);
+    let choice = device::choose(args.device, args.adapter.clone(), threads)?;
+    let m = model::load(&args.weights, given, names.as_deref())?;
+    let input = match MatrixFormat::from_path(&args.input)? {
+        // How a CSV was read (rows, delimiter, whether line 1 was a header) is worth a line:
+        // nothing is dropped silently.
+        MatrixFormat::Csv => {
+            let parsed = io::csv::read_parsed(&args.input)?;
+            eprintln!(
+                "note: {}: {}",
+                escape(&args.input.display().to_string()),
+                escape(&parsed.describe())
+            );
+            parsed.matrix
+        }
+        MatrixFormat::Npy => io::read_matrix(&args.input)?,
+    };
+    m.check_input(input.rows(), input.cols())?;
+    let widths: Vec<usize> = std::iter::once(m.in_features())
+        .chain(m.linears().map(|l| l.out_features()))
+        .collect();
+    memory::check(
+        memory::forward_bytes(
+            &widths,
+            m.param_count() as u128,
+            input.rows(),
+            matches!(choice, device::Choice::Gpu(..)),
+        ),
+        &format!(
+            "infer: the forward pass of {} rows through layers of widths {widths:?}",
+            input.rows()
+        ),
+        "give fewer rows at a time",
+    )?;
+    let output = device::forward(&choice, &m, &input, threads)?;
+    io::write_matrix(&args.output, &output)?;
+    warn(&m);
+    Ok(())
+}
+
+pub(crate) fn adapters() -> Result<()> {
+    let found = list_adapters(None)?;
+    if found.is_empty() {
+        println!("no adapters found");
+    }
+    for (i, a) in found.iter().enumerate() {
+        println!(
+            "{i}: {} | backend {} | type {} | driver {}",
+            escape(&a.name),
+            a.backend,
+            a.device_type,
+            escape(&a.driver)
+        );
+    }
+    match GpuContext::new(&GpuOptions::default()) {
+        Ok(ctx) => println!("default choice: {}", escape(&ctx.adapter().name)),
+        Err(e) => println!("default choice: none ({e})"),
+    }
+    match device::choose(Device::Auto, None, device::threads(None)) {
+        Ok(device::Choice::Gpu(_, line) | device::Choice::Cpu(line)) => {
+            println!("infer --device auto: {}", escape(&line))
+        }
+        Ok(device::Choice::Reference) => {}
+        Err(e) => println!("infer --device auto: {e}"),
+    }
+    Ok(())
+}
+
+pub(crate) fn bench(args: BenchArgs) -> Result<()> {
+    use wgpu_mlp::bench::{self, BenchOptions, BenchPath, Progress, Workload};
+    let budget = args.budget.unwrap_or(if args.full { 20.0 } else { 5.0 });
+    let budget = match std::time::Duration::try_from_secs_f64(budget) {
+        Ok(d) if budget.is_finite() => (!d.is_zero()).then_some(d),
+        _ => {
+            return Err(Error::InvalidArgument(format!(
+                "--budget {budget}: give a number of seconds from 0 (no limit) to {}",
+                u64::MAX
+            )));
+        }
+    };
+    let opts = BenchOptions {
+        workloads: args
+            .workload
+            .iter()
+            .map(|w| Workload::parse(w))
+            .collect::<Result<_>>()?,
+        batches: args.batch,
+        sizes: args.sizes,
+        paths: args
+            .paths
+            .iter()
+            .map(|p| BenchPath::parse(p))
+            .collect::<Result<_>>()?,
+        full: args.full,
+        warmup: args.warmup,
+        runs: args.runs,
+        budget,
+        adapter: args.adapter,
+        threads: device::threads(args.threads),
+        weights: if args.weight_format == "f16" {
+            wgpu_mlp::gpu::WeightFormat::F16
+        } else {
+            wgpu_mlp::gpu::WeightFormat::F32
+        },
+        kernel: args.kernel,
+        subgroups: !args.no_subgroups,
+        progress: Progress::auto(),
+        ..BenchOptions::default()
+    };
+    // Options and output folders checked before any work.
+    opts.cases()?;
+    if let Some(json) = &args.json {
+        io::check_output(json, &[])?;
+    }
+    if let Some(plot) = &args.plot {
+        let others: Vec<(&str, &Path)> =
+            args.json.iter().map(|j| ("--json", j.as_path())).collect();
+        io::check_output(plot, &others)?;
+    }
+    let report = bench::run(&opts)?;
+    if let Some(path) = &args.json {
+        io::write_atomic(path, report.to_json().as_bytes())?;
+    }
+    if let Some(path) = &args.plot {
+        io::write_atomic(path, bench::svg(&report).as_bytes())?;
+    }
+    print_stdout(&report.to_markdown())
+}
+
+/// Writes `text` to stdout (with a final newline); a closed pipe (`| head`) is not an error.
+fn print_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_all(text.as_bytes())
+        .and_then(|()| {
+            if text.is_empty() || text.ends_with('\n') {
+                Ok(())
+            } else {
+                out.write_all(b"\n")
+            }
+        })
+        .and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+            path: PathBuf::from("<stdout>"),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Prints the model's diagnostics as warnings on stderr.
+fn warn(model: &Mlp) {
+    for d in model.diagnostics() {
+        eprintln!("warning: {}", escape(d));
+    }
+}

@@ -1,0 +1,96 @@
+//! Where `infer` runs, and saying so: a hardware GPU when there is one, else the fast CPU path;
+//! software adapters (lavapipe, llvmpipe: a GPU driver running on the same CPU cores, slower than
+//! the CPU path) only when asked for.
+
+use wgpu_mlp::cpu::CpuMlp;
+use wgpu_mlp::gpu::{AdapterSummary, GpuContext, GpuMlp, GpuOptions, list_adapters};
+use wgpu_mlp::{Matrix, Mlp, Result, escape};
+
+use crate::cli::args::Device;
+
+/// Where the forward pass will run, and why (the line printed on stderr).
+pub(crate) enum Choice {
+    Gpu(GpuContext, String),
+    Cpu(String),
+    Reference,
+}
+
+/// Decides where `device` runs, opening the GPU if that is the choice.
+pub(crate) fn choose(device: Device, adapter: Option<String>, threads: usize) -> Result<Choice> {
+    let options = GpuOptions {
+        adapter_name: adapter.clone(),
+        ..GpuOptions::default()
+    };
+    let on_gpu = |why: &str| -> Result<Choice> {
+        let ctx = GpuContext::new(&options)?;
+        let line = format!("running on {}{why}", describe(&ctx.adapter()));
+        Ok(Choice::Gpu(ctx, line))
+    };
+    let on_cpu = |why: &str| Choice::Cpu(format!("running on the CPU ({threads} threads){why}"));
+    match device {
+        Device::Gpu => on_gpu(""),
+        Device::Cpu => Ok(on_cpu("")),
+        Device::CpuReference => Ok(Choice::Reference),
+        // A named adapter is a request for it, software or not.
+        Device::Auto if adapter.is_some() => on_gpu(": the adapter --adapter names"),
+        Device::Auto => {
+            let found = list_adapters(None)?;
+            if found.iter().any(|a| a.device_type != "Cpu") {
+                return on_gpu(": a hardware GPU");
+            }
+            let why = if found.is_empty() {
+                ": no GPU adapter found".to_string()
+            } else {
+                let names: Vec<String> = found.iter().map(describe).collect();
+                format!(
+                    ": no hardware GPU, only software adapters ({}), which run slower than the \
+                     CPU path on the same cores; --device gpu runs on them",
+                    names.join(", ")
+                )
+            };
+            Ok(on_cpu(&why))
+        }
+    }
+}
+
+/// Runs `model` on `input` where `choice` says, after printing the choice on stderr.
+pub(crate) fn forward(
+    choice: &Choice,
+    model: &Mlp,
+    input: &Matrix,
+    threads: usize,
+) -> Result<Matrix> {
+    match choice {
+        Choice::Gpu(ctx, line) => {
+            eprintln!("{}", escape(line));
+            GpuMlp::new(ctx, model)?.forward(input)
+        }
+        Choice::Cpu(line) => {
+            eprintln!("{}", escape(line));
+            CpuMlp::with_threads(model, threads)?.forward(input)
+        }
+        Choice::Reference => {
+            eprintln!(
+                "running the CPU reference (f64 within each operation: for checking, not speed)"
+            );
+            wgpu_mlp::cpu::forward(model, input)
+        }
+    }
+}
+
+/// `name (backend, type)`.
+fn describe(a: &AdapterSummary) -> String {
+    let name = if a.name.is_empty() {
+        "an unnamed adapter"
+    } else {
+        &a.name
+    };
+    format!("{name} ({}, {})", a.backend, a.device_type)
+}
+
+/// The threads of the CPU path: the option, else one per core.
+pub(crate) fn threads(option: Option<usize>) -> usize {
+    option
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
