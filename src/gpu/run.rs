@@ -15,7 +15,9 @@ use crate::gpu::model::{GpuMlp, shape_error};
 use crate::gpu::pack;
 use crate::gpu::plan::MAX_INDEX_BYTES;
 use crate::gpu::workspace::{Ends, Workspace};
-use crate::matrix::{Matrix, check_output_slice};
+use crate::matrix::Matrix;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::matrix::check_output_slice;
 
 /// Where read-back rows go.
 #[cfg(not(target_arch = "wasm32"))]
