@@ -299,6 +299,7 @@ $('run').addEventListener('click', async () => {
     const repeats = Math.min(50, Math.max(1, Math.floor(Number($('repeats').value) || 1)));
     const runs = [];
     let g = null;
+    let f = null;
     let c = null;
     for (let r = 0; r < repeats; r++) {
       let gpuMs = null;
@@ -308,9 +309,12 @@ $('run').addEventListener('click', async () => {
         gpuMs = performance.now() - t0;
       }
       const t1 = performance.now();
+      f = m.forwardCpuFast(x, batch);
+      const fastMs = performance.now() - t1;
+      const t2 = performance.now();
       c = m.forwardCpu(x, batch);
-      const cpuMs = performance.now() - t1;
-      runs.push({ gpuMs, cpuMs });
+      const cpuMs = performance.now() - t2;
+      runs.push({ gpuMs, fastMs, cpuMs });
       // Let the page paint between runs.
       await new Promise((r) => setTimeout(r, 0));
     }
@@ -318,9 +322,9 @@ $('run').addEventListener('click', async () => {
     // native CLI's CPU reference).
     globalThis.wgpuMlpLastRun = {
       batch, inFeatures: m.inFeatures, outFeatures: m.outFeatures,
-      x: Array.from(x), gpu: g && Array.from(g), cpu: Array.from(c),
+      x: Array.from(x), gpu: g && Array.from(g), fast: Array.from(f), cpu: Array.from(c),
     };
-    showResult(m, { x, batch, what, runs, g, c });
+    showResult(m, { x, batch, what, runs, g, f, c });
   } catch (e) {
     modelError(message(e));
   } finally {
@@ -328,25 +332,32 @@ $('run').addEventListener('click', async () => {
   }
 });
 
-function showResult(m, { batch, what, runs, g, c }) {
+// One line of agreement with the CPU reference: `el` gets data-agree and data-max-abs-diff.
+function agreement(el, name, y, c) {
+  const v = compare(y, c);
+  const ok = v.agree;
+  el.className = `agreement ${ok ? 'good' : 'bad'}`;
+  el.dataset.agree = String(ok);
+  el.dataset.maxAbsDiff = String(v.maxAbsDiff);
+  el.textContent = `${name} ${ok ? 'agrees with' : 'DISAGREES with'} the CPU reference: max |diff| = ` +
+    `${v.maxAbsDiff.toExponential(2)} over ${v.len} values` +
+    `${ok ? '' : `, ${v.mismatches} outside the tolerance (first at ${v.firstMismatch})`}` +
+    ` (tolerance |diff| ≤ ${v.atol} + ${v.rtol}·|reference|)`;
+}
+
+function showResult(m, { batch, what, runs, g, f, c }) {
   $('result').hidden = false;
   const a = $('agreement');
   if (g) {
-    const v = compare(g, c);
-    const ok = v.agree;
-    a.className = `agreement ${ok ? 'good' : 'bad'}`;
-    a.dataset.agree = String(ok);
-    a.dataset.maxAbsDiff = String(v.maxAbsDiff);
-    a.textContent = `${ok ? 'WebGPU and CPU agree' : 'WebGPU and CPU DISAGREE'}: max |GPU − CPU| = ` +
-      `${v.maxAbsDiff.toExponential(2)} over ${v.len} values` +
-      `${ok ? '' : `, ${v.mismatches} outside the tolerance (first at ${v.firstMismatch})`}` +
-      ` (tolerance |GPU − CPU| ≤ ${v.atol} + ${v.rtol}·|CPU|)`;
+    agreement(a, 'WebGPU', g, c);
   } else {
     a.className = 'agreement';
     a.dataset.agree = '';
-    a.textContent = 'No WebGPU in this browser: the CPU reference ran alone.';
+    a.textContent = 'No WebGPU in this browser: the CPU paths ran alone.';
   }
+  agreement($('agreementFast'), 'The fast CPU path', f, c);
   const gpuMs = runs.map((r) => r.gpuMs).filter((t) => t !== null);
+  const fastMs = runs.map((r) => r.fastMs);
   const cpuMs = runs.map((r) => r.cpuMs);
   const kernels = gpu ? m.linearKernels(batch) : '';
   let t = `${what}: batch ${batch}, ${runs.length} run${runs.length > 1 ? 's' : ''}. `;
@@ -355,7 +366,8 @@ function showResult(m, { batch, what, runs, g, c }) {
       `${fmtMs(median(gpuMs.slice(gpuMs.length > 1 ? 1 : 0)))} ms after`;
     t += kernels ? ` (Linear kernels: ${kernels}); ` : '; ';
   }
-  t += `CPU reference (wasm, f64 accumulation) median ${fmtMs(median(cpuMs))} ms.`;
+  t += `fast CPU path (wasm, one thread) median ${fmtMs(median(fastMs))} ms; ` +
+    `CPU reference (wasm, f64 accumulation) median ${fmtMs(median(cpuMs))} ms.`;
   $('timings').textContent = t;
   plot(runs);
   outputs(g, c, m.outFeatures, batch);
@@ -366,7 +378,7 @@ function plot(runs) {
   const svg = $('plot');
   const W = 520, H = 170, L = 44, B = 22, T = 14;
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
-  const all = runs.flatMap((r) => [r.gpuMs, r.cpuMs]).filter((v) => v !== null && v > 0);
+  const all = runs.flatMap((r) => [r.gpuMs, r.fastMs, r.cpuMs]).filter((v) => v !== null && v > 0);
   const max = Math.max(...all, 0.01);
   const min = Math.min(...all, max);
   const log = max / Math.max(min, 1e-3) >= 20;
@@ -389,19 +401,21 @@ function plot(runs) {
   parts.push(el('line', { x1: L - 2, y1: y(max), x2: W, y2: y(max), stroke: '#eef0f3' }));
   parts.push(el('text', { x: L - 4, y: H - B, 'text-anchor': 'end' }, log ? fmtMs(10 ** lo) : '0'));
   const slot = (W - L) / runs.length;
-  const bw = Math.min(18, slot / 2.6);
+  const bw = Math.min(14, slot / 3.6);
+  const series = [['gpuMs', 'var(--accent)', 'WebGPU'], ['fastMs', 'var(--fast)', 'fast CPU'], ['cpuMs', 'var(--cpu)', 'CPU reference']];
   runs.forEach((r, i) => {
-    const x0 = L + i * slot + slot / 2;
-    if (r.gpuMs !== null) {
-      parts.push(el('rect', { x: x0 - bw - 1, y: y(r.gpuMs), width: bw, height: H - B - y(r.gpuMs), fill: 'var(--accent)' }));
-    }
-    parts.push(el('rect', { x: x0 + 1, y: y(r.cpuMs), width: bw, height: H - B - y(r.cpuMs), fill: 'var(--cpu)' }));
-    parts.push(el('text', { x: x0, y: H - 6, 'text-anchor': 'middle' }, String(i + 1)));
+    const x0 = L + i * slot + slot / 2 - 1.5 * bw;
+    series.forEach(([key, fill], k) => {
+      if (r[key] === null) return;
+      parts.push(el('rect', { x: x0 + k * bw, y: y(r[key]), width: bw - 1, height: H - B - y(r[key]), fill }));
+    });
+    parts.push(el('text', { x: L + i * slot + slot / 2, y: H - 6, 'text-anchor': 'middle' }, String(i + 1)));
   });
-  parts.push(el('rect', { x: W - 150, y: 4, width: 10, height: 10, fill: 'var(--accent)' }));
-  parts.push(el('text', { x: W - 136, y: 13 }, 'WebGPU'));
-  parts.push(el('rect', { x: W - 84, y: 4, width: 10, height: 10, fill: 'var(--cpu)' }));
-  parts.push(el('text', { x: W - 70, y: 13 }, 'CPU (wasm)'));
+  series.forEach(([, fill, name], k) => {
+    const lx = W - 300 + k * 90;
+    parts.push(el('rect', { x: lx, y: 4, width: 10, height: 10, fill }));
+    parts.push(el('text', { x: lx + 14, y: 13 }, name));
+  });
   svg.replaceChildren(...parts);
 }
 
@@ -414,7 +428,7 @@ function outputs(g, c, width, batch) {
   head.append(Object.assign(document.createElement('th'), { textContent: 'row' }));
   for (let j = 0; j < cols; j++) head.append(Object.assign(document.createElement('th'), { textContent: `y[${j}]` }));
   for (let i = 0; i < rows; i++) {
-    for (const [name, v] of [['GPU', g], ['CPU', c]]) {
+    for (const [name, v] of [['GPU', g], ['CPU ref', c]]) {
       if (!v) continue;
       const tr = table.insertRow();
       tr.insertCell().textContent = `${i} ${name}`;

@@ -105,12 +105,13 @@ function readNpy(buf) {
   return Array.from(new Float32Array(buf.buffer.slice(buf.byteOffset + start, buf.byteOffset + buf.length)));
 }
 
-// The native CLI's CPU reference on the page's last batch: `wgpu-mlp infer --device cpu`.
-function nativeCpu(file, run) {
+// The native CLI on the page's last batch: `wgpu-mlp infer --device cpu-reference` (the CPU
+// reference) or `--device cpu` (the fast CPU path, with this machine's SIMD kernels).
+function nativeCpu(file, run, device) {
   const dir = mkdtempSync(join(tmpdir(), 'wgpu-mlp-e2e-'));
   try {
     writeFileSync(join(dir, 'x.npy'), npyBytes(run.x, run.batch, run.inFeatures));
-    execFileSync(CLI, ['infer', '--weights', file, '--input', join(dir, 'x.npy'), '--output', join(dir, 'y.npy'), '--device', 'cpu'],
+    execFileSync(CLI, ['infer', '--weights', file, '--input', join(dir, 'x.npy'), '--output', join(dir, 'y.npy'), '--device', device],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     return readNpy(readFileSync(join(dir, 'y.npy')));
   } finally {
@@ -329,6 +330,8 @@ async function runBatch() {
       agree: a.dataset.agree,
       maxAbsDiff: Number(a.dataset.maxAbsDiff),
       text: a.textContent,
+      fastAgree: document.getElementById('agreementFast').dataset.agree,
+      fastText: document.getElementById('agreementFast').textContent,
       timings: document.getElementById('timings').textContent,
       bars: document.querySelectorAll('#plot rect').length,
     };
@@ -351,16 +354,22 @@ for (const file of files) {
   await page.fill('#repeats', '3');
   await page.check('input[name="source"][value="random"]');
   const r = await runBatch();
-  check(r.error === null && r.agree === 'true', `${file}: random batch 33, WebGPU vs CPU: ${r.text}`);
-  check(r.bars >= 6, `${file}: timing plot drawn (${r.bars} bars)`);
+  check(r.error === null && r.agree === 'true', `${file}: random batch 33: ${r.text}`);
+  check(r.fastAgree === 'true', `${file}: random batch 33: ${r.fastText}`);
+  check(r.bars >= 9, `${file}: timing plot drawn (${r.bars} bars)`);
   // The page's numbers against the native CPU reference (the CLI) on the same input.
   const run = await page.evaluate(() => globalThis.wgpuMlpLastRun);
-  const native = nativeCpu(file, run);
+  const native = nativeCpu(file, run, 'cpu-reference');
+  const nativeFast = nativeCpu(file, run, 'cpu');
   const cpuVsNative = within(run.cpu, native);
   const gpuVsNative = within(run.gpu, native);
+  const fastVsNative = within(run.fast, native);
+  const fastVsNativeFast = within(run.fast, nativeFast);
   const same = run.cpu.every((v, i) => Object.is(v, native[i]));
-  check(cpuVsNative.ok, `${file}: wasm CPU vs native CPU (wgpu-mlp infer --device cpu): max |diff| ${cpuVsNative.max}${same ? ', bit for bit' : ''}`);
-  check(gpuVsNative.ok, `${file}: WebGPU vs native CPU: max |diff| ${gpuVsNative.max.toExponential(2)} (rtol 1e-4, atol 1e-5)`);
+  check(cpuVsNative.ok, `${file}: CPU reference, wasm vs native (wgpu-mlp infer --device cpu-reference): max |diff| ${cpuVsNative.max}${same ? ', bit for bit' : ''}`);
+  check(gpuVsNative.ok, `${file}: WebGPU vs the native CPU reference: max |diff| ${gpuVsNative.max.toExponential(2)} (rtol 1e-4, atol 1e-5)`);
+  check(fastVsNative.ok, `${file}: fast CPU path (wasm) vs the native CPU reference: max |diff| ${fastVsNative.max.toExponential(2)} (rtol 1e-4, atol 1e-5)`);
+  check(fastVsNativeFast.ok, `${file}: fast CPU path, wasm vs native (--device cpu): max |diff| ${fastVsNativeFast.max.toExponential(2)} (rtol 1e-4, atol 1e-5)`);
   console.log(`  ${r.timings}`);
   results.push(`info ${file.split('/').pop()}: max |GPU - CPU| ${r.maxAbsDiff}; ${r.timings}`);
 }
@@ -369,7 +378,7 @@ const pasted = `[[${Array.from({ length: 13 }, (_, i) => (i - 6) / 3).join(', ')
 await page.check('input[name="source"][value="pasted"]');
 await page.fill('#pasted', pasted);
 const rp = await runBatch();
-check(rp.error === null && rp.agree === 'true', `pasted batch of 2 rows, WebGPU vs CPU: ${rp.text}`);
+check(rp.error === null && rp.agree === 'true' && rp.fastAgree === 'true', `pasted batch of 2 rows: ${rp.text}; ${rp.fastText}`);
 await page.fill('#pasted', '1, 2, three');
 const bad = await runBatch();
 check(bad.error !== null && /three/.test(bad.error), `pasted junk is a message: ${bad.error}`);
@@ -384,7 +393,7 @@ for (const exporter of ['legacy', 'dynamo']) {
   const torch = readFileSync(join(root, `tests/data/models/${ONNX_FIXTURE}.summary.txt`), 'utf8');
   check(got.summary === torch, `${file}: the page's summary equals torchsummary's (${ONNX_FIXTURE}.summary.txt)`);
   const r = await runBatch();
-  check(r.error === null && r.agree === 'true', `${file}: random batch 33, WebGPU vs CPU: ${r.text}`);
+  check(r.error === null && r.agree === 'true' && r.fastAgree === 'true', `${file}: random batch 33: ${r.text}; ${r.fastText}`);
 }
 
 // Damaged files: messages, not crashes.

@@ -11,6 +11,7 @@
 //! model.upload(gpu);                       // weights to the device, kernels compiled
 //! const x = model.randomInput(5, 0);       // torch.manual_seed(0); torch.randn(5, in)
 //! const y = await model.forwardGpu(x, 5);  // WebGPU
+//! const f = model.forwardCpuFast(x, 5);    // the fast CPU path (cpu::CpuMlp), in wasm
 //! const r = model.forwardCpu(x, 5);        // the crate's CPU reference, in wasm
 //! compare(y, r);                           // { agree, maxAbsDiff, mismatches, … }
 //! ```
@@ -33,6 +34,7 @@ use std::rc::Rc;
 use js_sys::{Float32Array, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
+use wgpu_mlp::cpu::CpuMlp;
 use wgpu_mlp::gpu::{GpuContext, GpuMlp, GpuOptions};
 use wgpu_mlp::{Arch, Matrix, Mlp, cpu, summary, wgpu};
 
@@ -163,6 +165,8 @@ pub struct Model {
 
 struct Inner {
     mlp: Mlp,
+    /// The fast CPU path, on the calling thread (a page has no threads to spare).
+    fast: CpuMlp,
     name: String,
     format: &'static str,
     gpu: RefCell<Option<Rc<GpuMlp>>>,
@@ -226,8 +230,10 @@ impl Model {
     pub fn load(bytes: &[u8], name: &str) -> Result<Model, JsError> {
         panic::install();
         let (mlp, format) = load_model(bytes, name).map_err(err)?;
+        let fast = CpuMlp::with_threads(&mlp, 1).map_err(err)?;
         Ok(Model {
             inner: Rc::new(Inner {
+                fast,
                 mlp,
                 name: name.to_string(),
                 format,
@@ -331,6 +337,14 @@ impl Model {
     pub fn forward_cpu(&self, input: Vec<f32>, batch: usize) -> Result<Vec<f32>, JsError> {
         let x = matrix(input, batch, self.inner.mlp.in_features()).map_err(err)?;
         Ok(cpu::forward(&self.inner.mlp, &x).map_err(err)?.into_vec())
+    }
+
+    /// The same on the crate's fast CPU path (`cpu::CpuMlp`: packed weights, f32 tiles, one
+    /// thread here), in wasm.
+    #[wasm_bindgen(js_name = forwardCpuFast)]
+    pub fn forward_cpu_fast(&self, input: Vec<f32>, batch: usize) -> Result<Vec<f32>, JsError> {
+        let x = matrix(input, batch, self.inner.mlp.in_features()).map_err(err)?;
+        Ok(self.inner.fast.forward(&x).map_err(err)?.into_vec())
     }
 
     /// `torch.manual_seed(seed); torch.randn(batch, inFeatures)`, row-major. `seed` is a

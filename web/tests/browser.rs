@@ -293,6 +293,9 @@ async fn pytorch_models_from_safetensors_and_onnx_match_pytorch_on_webgpu() {
                 ATOL,
                 &format!("{} {file} CPU vs PyTorch", f.name),
             );
+            let fast = ok(m.forward_cpu_fast(x.as_slice().to_vec(), x.rows()), file);
+            let what = format!("{} {file} fast CPU vs PyTorch", f.name);
+            assert_close(&fast, &want, RTOL, ATOL, &what);
         }
     }
 }
@@ -513,6 +516,7 @@ async fn bad_input_is_an_error_never_a_panic() {
             "{len}/{batch}: {msg}"
         );
         assert!(m.forward_cpu(vec![0.0; len], batch).is_err());
+        assert!(m.forward_cpu_fast(vec![0.0; len], batch).is_err());
     }
     // NaN is a value, not an error: it propagates as in PyTorch.
     let mut x = vec![0.5; 64];
@@ -580,10 +584,13 @@ async fn the_page_api_runs_a_batch_and_agrees() {
             .await
             .unwrap();
         let g = js_sys::Float32Array::from(g).to_vec();
+        let fast = ok(model.forward_cpu_fast(x.clone(), batch), "fast cpu");
         let c = ok(model.forward_cpu(x, batch), "cpu");
-        let a = ok(compare(&g, &c), "compare");
-        let agree = Reflect::get(&a, &"agree".into()).unwrap();
-        assert_eq!(agree.as_bool(), Some(true), "batch {batch}: {a:?}");
+        for (name, y) in [("WebGPU", &g), ("fast CPU", &fast)] {
+            let a = ok(compare(y, &c), "compare");
+            let agree = Reflect::get(&a, &"agree".into()).unwrap();
+            assert_eq!(agree.as_bool(), Some(true), "{name} batch {batch}: {a:?}");
+        }
     }
     let pasted = ok(model.parse_input(&"0.5, ".repeat(257 * 2)), "parse");
     assert_eq!(pasted.len(), 257 * 2);
