@@ -8,7 +8,8 @@
 #   there:  run with carry [".gpucheck", ".gl"] and the command
 #           bash scripts/gpu-check.sh run
 #           It prints the adapters and the card's cuBLAS f32 ceiling (PyTorch, TF32 off), runs
-#           tests/gpu.rs and tests/reliability.rs on the NVIDIA adapter, the full benchmark plus
+#           tests/gpu.rs, reliability.rs, app.rs (own device, encode, async) and models.rs (real
+#           PyTorch models) on the NVIDIA adapter, the full benchmark plus
 #           gemm 4096 with the default kernels, then each kernel alone (`--kernel`) and the tiled
 #           kernel with runtime checks; JSON, the plot, the sweep and the logs land in $OUT.
 #           About 2 minutes on an H100 (110 s measured), plus the machine's start.
@@ -23,8 +24,10 @@ prepare)
   cargo build --release --bin wgpu-mlp
   cp target/release/wgpu-mlp .gpucheck/
   pwd > .gpucheck/manifest_dir   # the test executables look for tests/data under this path
-  # Test executables: cargo prints their paths as JSON; copy the two GPU suites.
-  cargo test --release --no-run --test gpu --test reliability --message-format=json 2>/dev/null |
+  # Test executables: cargo prints their paths as JSON; copy the GPU suites (≈ 10 MiB each once
+  # stripped: four of them, the binary and the loaders stay under the 64 MiB the tool carries).
+  cargo test --release --no-run --test gpu --test reliability --test app --test models \
+    --message-format=json 2>/dev/null |
     python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)

@@ -333,6 +333,7 @@ fn template(path: BenchPath) -> Record {
         kernels: None,
         bytes: None,
         transfer_floor: None,
+        transfers_alone: None,
     }
 }
 
@@ -419,6 +420,7 @@ fn sample_report() -> Report {
             .then(|| "windowed, windowed, windowed".to_string()),
         bytes: (path == BenchPath::GpuE2e).then_some(batch as u64 * 3176),
         transfer_floor: (path == BenchPath::GpuE2e).then(|| stats(0.1)).flatten(),
+        transfers_alone: (path == BenchPath::GpuE2e).then(|| stats(0.12)).flatten(),
     };
     let mut records = Vec::new();
     for (b, gpu_ms) in [(1usize, 1.0), (64, 2.0), (1024, 10.0)] {
@@ -511,6 +513,11 @@ fn markdown_table_has_every_row_and_shows_errors() {
         ),
         "{md}"
     );
+    // The transfer check: e2e − resident (1.0 − 0.5), the transfers alone against the floor.
+    assert!(
+        md.contains("| mnist b1 | 3176 | 0.500 | 0.120 | 0.100 | 1.20× |"),
+        "{md}"
+    );
 }
 
 #[test]
@@ -551,6 +558,7 @@ fn json_has_the_required_fields_and_parses() {
             "kernels",
             "bytes_moved",
             "transfer_floor_ms",
+            "transfers_alone_ms",
             "error",
         ] {
             assert!(r.get(key).is_some(), "{key} in {r}");

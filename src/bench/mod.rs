@@ -217,13 +217,18 @@ fn run_case(
                 .collect();
             rec.kernels = Some(names.join(", "));
         }
-        // End to end: what the same bytes cost with no kernel, for the transfer check.
-        if let (Some(Ok(ctx)), BenchPath::GpuE2e) = (gpu, path)
+        // End to end: what the same bytes cost with no kernel (the floor), and what this path's
+        // own transfers cost with its kernels left out, for the transfer check.
+        if let (Some(Ok(ctx)), Some(Ok(g)), BenchPath::GpuE2e) = (gpu, &gpu_model, path)
             && rec.stats.is_some()
         {
             let (up, down) = moved_bytes(&model, case.batch);
             rec.bytes = Some(up + down);
             rec.transfer_floor = transfer::measure(ctx, opts, up, down).ok();
+            rec.transfers_alone =
+                time_runs(opts, || g.transfers_alone(input.as_slice(), case.batch))
+                    .ok()
+                    .and_then(|s| Stats::from_durations(&s));
         }
         progress.done(&rec);
         records.push(rec);
@@ -261,10 +266,10 @@ fn gpu_path(
     )
 }
 
-/// Bytes an end-to-end call moves: the input up, the output (its device rows, padded to whole
-/// vec4s) back.
+/// Bytes an end-to-end call moves: the input up, the output back, each as its device rows
+/// (f32s padded to whole vec4s: 16 bytes per 4 features).
 fn moved_bytes(model: &Mlp, batch: usize) -> (u64, u64) {
-    let padded = |n: usize| 4 * n.div_ceil(4) as u64;
+    let padded = |n: usize| 16 * n.div_ceil(4) as u64;
     (
         batch as u64 * padded(model.in_features()),
         batch as u64 * padded(model.out_features()),
@@ -373,5 +378,22 @@ impl Bar {
         if let Some(b) = self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::Activation;
+
+    #[test]
+    fn moved_bytes_counts_padded_device_rows_in_bytes() {
+        // mnist: 784 features up (196 vec4s), 10 outputs back (3 vec4s), 16 bytes per vec4.
+        let m = Mlp::builder(784)
+            .layer(10, Activation::Softmax)
+            .build()
+            .unwrap();
+        assert_eq!(moved_bytes(&m, 1), (3136, 48));
+        assert_eq!(moved_bytes(&m, 1024), (1024 * 3136, 1024 * 48));
     }
 }

@@ -60,7 +60,7 @@ impl GpuMlp {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn forward_slice(&self, input: &[f32], batch: usize) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(batch.saturating_mul(self.n_out));
-        self.run_blocking(input, batch, Sink::Vec(&mut out))?;
+        self.run_blocking(input, batch, Sink::Vec(&mut out), Kernels::Run)?;
         Ok(out)
     }
 
@@ -69,11 +69,28 @@ impl GpuMlp {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn forward_into(&self, input: &[f32], batch: usize, out: &mut [f32]) -> Result<()> {
         check_output_slice(out.len(), batch, self.n_out)?;
-        self.run_blocking(input, batch, Sink::Slice(out, 0))
+        self.run_blocking(input, batch, Sink::Slice(out, 0), Kernels::Run)
+    }
+
+    /// The end-to-end path with the kernels left out: the upload, the copy to the readback
+    /// buffer, the wait and the read, exactly as [`forward_slice`](Self::forward_slice) does
+    /// them. The harness times it against the adapter's raw transfer floor: it isolates what
+    /// this crate's transfers cost from the kernels' run-to-run noise, which on a software
+    /// adapter is larger than the transfers themselves.
+    #[cfg(all(feature = "bench", not(target_arch = "wasm32")))]
+    pub(crate) fn transfers_alone(&self, input: &[f32], batch: usize) -> Result<()> {
+        let mut out = Vec::with_capacity(batch.saturating_mul(self.n_out));
+        self.run_blocking(input, batch, Sink::Vec(&mut out), Kernels::Skip)
     }
 
     #[cfg(not(target_arch = "wasm32"))]
-    fn run_blocking(&self, input: &[f32], batch: usize, mut sink: Sink<'_>) -> Result<()> {
+    fn run_blocking(
+        &self,
+        input: &[f32],
+        batch: usize,
+        mut sink: Sink<'_>,
+        kernels: Kernels,
+    ) -> Result<()> {
         self.check_width(input.len(), batch)?;
         let inner = &self.ctx.inner;
         inner.check_alive()?;
@@ -84,7 +101,7 @@ impl GpuMlp {
         let scope = ErrorScope::push(&inner.device);
         let mut run = || -> Result<()> {
             for (start, rows) in chunks(batch, self.chunk_rows()) {
-                let index = self.submit_chunk(&mut ws, &input[start * self.n_in..], rows);
+                let index = self.submit_chunk(&mut ws, &input[start * self.n_in..], rows, kernels);
                 let bytes = self.output_bytes(rows);
                 inner.read_blocking(&ws.staging, bytes, index, |b| {
                     sink.put(bytemuck::cast_slice(b), rows, self.n_out)
@@ -102,12 +119,20 @@ impl GpuMlp {
     }
 
     /// Uploads a chunk, records its dispatches and the copy to the readback buffer, submits.
-    fn submit_chunk(&self, ws: &mut Workspace, data: &[f32], rows: usize) -> wgpu::SubmissionIndex {
+    fn submit_chunk(
+        &self,
+        ws: &mut Workspace,
+        data: &[f32],
+        rows: usize,
+        kernels: Kernels,
+    ) -> wgpu::SubmissionIndex {
         let inner = &self.ctx.inner;
         self.upload_rows(ws, data, rows);
-        let replay = ws.replay(self, rows, Ends::Own);
         let mut encoder = inner.device.create_command_encoder(&Default::default());
-        ws.record(self, &replay, &mut encoder, None);
+        if kernels == Kernels::Run {
+            let replay = ws.replay(self, rows, Ends::Own);
+            ws.record(self, &replay, &mut encoder, None);
+        }
         let bytes = self.output_bytes(rows);
         encoder.copy_buffer_to_buffer(ws.output(self), 0, &ws.staging, 0, bytes);
         inner.queue.submit([encoder.finish()])
@@ -156,7 +181,7 @@ impl GpuMlp {
             // The error scope is thread-local: push, record, submit and pop before any await.
             let popped = {
                 let scope = ErrorScope::push_awaited(&inner.device);
-                self.submit_chunk(ws, &input[start * self.n_in..], rows);
+                self.submit_chunk(ws, &input[start * self.n_in..], rows, Kernels::Run);
                 scope.pop_async()
             };
             // In a browser, errors of the model's creation (a shader the browser refuses) reach
@@ -252,6 +277,17 @@ impl GpuMlp {
         }
         Ok(())
     }
+}
+
+/// Whether a blocking call runs the kernels (always, but for the harness's transfer timing).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kernels {
+    Run,
+    #[cfg_attr(
+        not(all(feature = "bench", not(target_arch = "wasm32"))),
+        allow(dead_code)
+    )]
+    Skip,
 }
 
 /// `(first row, rows)` of each chunk of at most `chunk` rows.
