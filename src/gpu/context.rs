@@ -13,10 +13,16 @@ use crate::error::{Error, Result, escape};
 use crate::gpu::kernels::Kernels;
 
 /// What to tell a user who has no adapter at all.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) const INSTALL_HINT: &str = "install a GPU driver, or a software adapter: on Debian/Ubuntu \
 `apt-get install -y mesa-vulkan-drivers libvulkan1` gives lavapipe (Vulkan on the CPU); Mesa's \
 llvmpipe (OpenGL) comes with `libegl-mesa0 libgl1-mesa-dri`. Select one with WGPU_BACKEND=vulkan|gl \
 or WGPU_ADAPTER_NAME=<substring>; `wgpu-mlp adapters` lists what is found";
+/// In a browser the adapter is the browser's to grant.
+#[cfg(target_arch = "wasm32")]
+pub(crate) const INSTALL_HINT: &str = "use a browser with WebGPU enabled (Chrome or Edge 113+, \
+Firefox 141+, Safari 26+; on Linux, Chrome needs chrome://flags/#enable-unsafe-webgpu), on a \
+secure page (https or localhost)";
 
 /// How to choose the adapter and set up the device.
 #[derive(Clone, Debug)]
@@ -199,6 +205,14 @@ impl GpuContext {
 
     /// [`new`](Self::new) as a future: the way to open a device in a browser.
     pub async fn new_async(opts: &GpuOptions) -> Result<Self> {
+        // wgpu's browser backend panics outside a window or a dedicated worker; ask first.
+        #[cfg(target_arch = "wasm32")]
+        if !wgpu::util::is_browser_webgpu_supported().await {
+            return Err(Error::NoAdapter(format!(
+                "the browser grants no WebGPU adapter here (WebGPU is off or blocked for this \
+                 GPU, or this is not a window or a dedicated worker): {INSTALL_HINT}"
+            )));
+        }
         let backends = backends_from(opts)?;
         let instance = new_instance(backends);
         let mut adapters = instance.enumerate_adapters(backends).await;
@@ -329,6 +343,8 @@ impl GpuContext {
     }
 
     #[allow(clippy::too_many_arguments)]
+    // In a browser wgpu's handles are !Send (one thread); one Arc keeps one code path.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     fn assemble(
         device: wgpu::Device,
         queue: wgpu::Queue,
@@ -361,7 +377,14 @@ impl GpuContext {
         AdapterSummary::from_info(&self.inner.info)
     }
 
-    /// True for software adapters (lavapipe, llvmpipe, WARP), which report a CPU device type.
+    /// What the backend reports about the adapter: vendor and device ids, subgroup sizes, …
+    /// (in a browser, what WebGPU exposes: often no name).
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+
+    /// True for software adapters (lavapipe, llvmpipe, WARP), which report a CPU device type
+    /// (in a browser: the adapter WebGPU marks as a fallback adapter).
     pub fn is_software(&self) -> bool {
         self.inner.info.device_type == wgpu::DeviceType::Cpu
     }
@@ -413,6 +436,8 @@ fn subgroups_usable(features: wgpu::Features, info: &wgpu::AdapterInfo) -> bool 
 }
 
 impl ContextInner {
+    /// The longest single wait (native backends: a browser's readbacks are not timed out).
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn timeout(&self) -> Duration {
         *self.timeout.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -546,6 +571,7 @@ impl MapWait {
         MapWait { state }
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn result(&self) -> Option<Result<()>> {
         self.state
             .lock()
@@ -607,22 +633,54 @@ impl ErrorScope {
     pub(crate) fn pop(self) -> Result<()> {
         pollster::block_on(self.pop_async())
     }
+
+    /// The scopes of a path that awaits their verdict (the same as [`push`](Self::push) here;
+    /// in a browser only these are real scopes).
+    pub(crate) fn push_awaited(device: &wgpu::Device) -> Self {
+        Self::push(device)
+    }
 }
 
-/// In a browser a scope's verdict arrives asynchronously, which the synchronous entry points
-/// cannot wait for: no scope is pushed, so errors reach the device's uncaptured-error handler
-/// and the next call's [`ContextInner::check_alive`] returns them.
+/// In a browser a scope's verdict arrives asynchronously. The synchronous paths (uploading a
+/// model, [`GpuMlp::encode`](crate::gpu::GpuMlp::encode)) cannot wait for it: they push no
+/// scope, so their errors reach the device's uncaptured-error handler and the next call's
+/// [`ContextInner::check_alive`] returns them. The awaited path
+/// ([`GpuMlp::forward_async`](crate::gpu::GpuMlp::forward_async)) pushes real scopes with
+/// [`push_awaited`](Self::push_awaited) and awaits their verdict.
 #[cfg(target_arch = "wasm32")]
-pub(crate) struct ErrorScope;
+pub(crate) struct ErrorScope(Option<(wgpu::ErrorScopeGuard, wgpu::ErrorScopeGuard)>);
 
 #[cfg(target_arch = "wasm32")]
 impl ErrorScope {
     pub(crate) fn push(_: &wgpu::Device) -> Self {
-        ErrorScope
+        ErrorScope(None)
+    }
+
+    /// Scopes whose verdict the caller awaits with [`pop_async`](Self::pop_async).
+    pub(crate) fn push_awaited(device: &wgpu::Device) -> Self {
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        ErrorScope(Some((oom, validation)))
     }
 
     pub(crate) fn pop_async(self) -> impl Future<Output = Result<()>> {
-        std::future::ready(Ok(()))
+        let popped = self.0.map(|(oom, validation)| {
+            let validation = validation.pop();
+            (oom.pop(), validation)
+        });
+        async move {
+            let Some((oom, validation)) = popped else {
+                return Ok(());
+            };
+            let validation = validation.await;
+            if let Some(e) = oom.await {
+                return Err(Error::OutOfMemory(e.to_string()));
+            }
+            if let Some(e) = validation {
+                return Err(Error::Gpu(e.to_string()));
+            }
+            Ok(())
+        }
     }
 
     pub(crate) fn pop(self) -> Result<()> {

@@ -17,10 +17,17 @@
 //! device, which passes and kernels run; [`GpuMlp`] (`model.rs`) uploads the plan, and
 //! `workspace.rs` replays it per batch size; `run.rs` has the entry points (blocking, async,
 //! into the application's own encoder).
+//!
+//! In a browser (`wasm32`, WebGPU) nothing may block: open the device with
+//! [`GpuContext::new_async`] (or take the page's with [`GpuContext::from_wgpu`]) and run models
+//! with [`GpuMlp::forward_async`] or [`GpuMlp::encode`]; the blocking calls and [`ops`] exist on
+//! native targets only.
 
 mod context;
 mod kernels;
 mod model;
+// The single-kernel calls block on their readback: native targets only.
+#[cfg(not(target_arch = "wasm32"))]
 pub mod ops;
 mod pack;
 mod plan;

@@ -122,6 +122,7 @@ pub struct GpuMlp {
     /// Idle workspaces, ready for the next call.
     pool: Mutex<Vec<Workspace>>,
     /// The workspace of [`prepare`](Self::prepare) / [`run_prepared`](Self::run_prepared).
+    #[cfg(not(target_arch = "wasm32"))]
     prepared: Mutex<Option<Workspace>>,
     allocations: AtomicU64,
 }
@@ -175,6 +176,7 @@ impl GpuMlp {
             mode: options.mode,
             chunk_rows: plan.chunk_rows,
             pool: Mutex::new(Vec::new()),
+            #[cfg(not(target_arch = "wasm32"))]
             prepared: Mutex::new(None),
             allocations: AtomicU64::new(0),
         })
@@ -255,12 +257,14 @@ impl GpuMlp {
         batch.clamp(1, self.chunk_rows)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn check_width(&self, len: usize, batch: usize) -> Result<()> {
         crate::matrix::check_input_slice(len, batch, self.n_in)
     }
 
     /// Uploads `input` into the device workspace for [`run_prepared`](Self::run_prepared), so
     /// the forward pass can be timed without transfers ("resident"). The batch must fit one chunk.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn prepare(&self, input: &Matrix) -> Result<()> {
         self.check_width(input.as_slice().len(), input.rows())
             .map_err(|_| shape_error(input, self.n_in))?;
@@ -290,6 +294,7 @@ impl GpuMlp {
 
     /// Runs the forward pass on the prepared input, leaving the output on the device, and waits
     /// until the queue has drained.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn run_prepared(&self) -> Result<()> {
         let inner = &self.ctx.inner;
         let mut guard = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
@@ -306,6 +311,7 @@ impl GpuMlp {
     }
 
     /// Reads back the output of the last [`run_prepared`](Self::run_prepared).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read_prepared(&self) -> Result<Matrix> {
         let inner = &self.ctx.inner;
         let mut guard = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
@@ -372,6 +378,7 @@ pub(crate) fn shape_error(input: &Matrix, n_in: usize) -> Error {
     ))
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn prepared(guard: &mut Option<Workspace>) -> Result<&mut Workspace> {
     guard
         .as_mut()

@@ -46,6 +46,7 @@ pub(crate) fn unpad_rows_into(data: &[f32], rows: usize, cols: usize, out: &mut 
 
 /// Writes the first `rows` rows of `[rows, 4·ceil(cols/4)]` data into `out` (exactly
 /// `rows · cols` values), without the padding.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn unpad_rows_to_slice(data: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
     let stride = vec4s(cols) * 4;
     if stride == cols {

@@ -15,9 +15,12 @@ use crate::gpu::model::{GpuMlp, shape_error};
 use crate::gpu::pack;
 use crate::gpu::plan::MAX_INDEX_BYTES;
 use crate::gpu::workspace::{Ends, Workspace};
-use crate::matrix::{Matrix, check_output_slice};
+use crate::matrix::Matrix;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::matrix::check_output_slice;
 
 /// Where read-back rows go.
+#[cfg(not(target_arch = "wasm32"))]
 enum Sink<'a> {
     /// Appended.
     Vec(&'a mut Vec<f32>),
@@ -25,6 +28,7 @@ enum Sink<'a> {
     Slice(&'a mut [f32], usize),
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl Sink<'_> {
     fn put(&mut self, padded: &[f32], rows: usize, cols: usize) {
         match self {
@@ -40,6 +44,7 @@ impl Sink<'_> {
 impl GpuMlp {
     /// Runs the forward pass on `input` (`[batch, in]`) and returns `[batch, out]`.
     /// An empty batch returns an empty matrix without touching the GPU.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward(&self, input: &Matrix) -> Result<Matrix> {
         if input.cols() != self.n_in {
             return Err(shape_error(input, self.n_in));
@@ -52,6 +57,7 @@ impl GpuMlp {
     /// returning `[batch, out]` row-major. The input is written straight into the device's
     /// staging memory and the output read straight from the mapped readback buffer: no other
     /// copy.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward_slice(&self, input: &[f32], batch: usize) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(batch.saturating_mul(self.n_out));
         self.run_blocking(input, batch, Sink::Vec(&mut out), Kernels::Run)?;
@@ -60,6 +66,7 @@ impl GpuMlp {
 
     /// [`forward_slice`](Self::forward_slice) into a caller's buffer of exactly
     /// `batch · out` values: no allocation.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward_into(&self, input: &[f32], batch: usize, out: &mut [f32]) -> Result<()> {
         check_output_slice(out.len(), batch, self.n_out)?;
         self.run_blocking(input, batch, Sink::Slice(out, 0), Kernels::Run)
@@ -76,6 +83,7 @@ impl GpuMlp {
         self.run_blocking(input, batch, Sink::Vec(&mut out), Kernels::Skip)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn run_blocking(
         &self,
         input: &[f32],
@@ -172,9 +180,17 @@ impl GpuMlp {
         for (start, rows) in chunks(batch, self.chunk_rows()) {
             // The error scope is thread-local: push, record, submit and pop before any await.
             let popped = {
-                let scope = ErrorScope::push(&inner.device);
+                let scope = ErrorScope::push_awaited(&inner.device);
                 self.submit_chunk(ws, &input[start * self.n_in..], rows, Kernels::Run);
                 scope.pop_async()
+            };
+            // In a browser, errors of the model's creation (a shader the browser refuses) reach
+            // the uncaptured-error handler, not a scope: they explain a failed submit better.
+            #[cfg(target_arch = "wasm32")]
+            let popped = async {
+                popped
+                    .await
+                    .map_err(|e| inner.check_alive().err().unwrap_or(e))
             };
             popped.await?;
             let bytes = self.output_bytes(rows);

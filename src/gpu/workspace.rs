@@ -85,6 +85,7 @@ pub(crate) struct Workspace {
     /// Bind groups of encodes into application buffers, by (input, output) buffer.
     app_groups: Vec<((wgpu::Buffer, wgpu::Buffer), [wgpu::BindGroup; 2])>,
     /// Rows of the input uploaded by [`GpuMlp::prepare`] (resident timing).
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) prepared_rows: Option<usize>,
 }
 
@@ -139,6 +140,7 @@ impl Workspace {
             groups: Vec::new(),
             replays: HashMap::new(),
             app_groups: Vec::new(),
+            #[cfg(not(target_arch = "wasm32"))]
             prepared_rows: None,
         };
         ws.groups = ws.pass_groups(model);

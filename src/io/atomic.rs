@@ -106,6 +106,8 @@ pub fn write_atomic_with(
         .into_inner()
         .map_err(|e| Error::io(path, e.into_error()))?;
     file.sync_all().map_err(|e| Error::io(path, e))?;
+    // Closed before the rename (on wasm32 `File` is a stub with nothing to close).
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::drop_non_drop))]
     drop(file);
 
     std::fs::rename(&temp.path, path).map_err(|e| Error::io(path, e))?;
@@ -328,6 +330,8 @@ impl Temp {
 
 impl Drop for Temp {
     fn drop(&mut self) {
+        // Closed before the removal (on wasm32 `File` is a stub with nothing to close).
+        #[cfg_attr(target_arch = "wasm32", allow(clippy::drop_non_drop))]
         drop(self.file.take());
         if !self.abs.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.path);

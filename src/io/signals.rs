@@ -15,7 +15,9 @@
 //! SIGKILL cannot be caught: a process killed by it leaves its temporary files behind (see
 //! `docs/GUARANTEES.md` for their names).
 
-use crate::error::{Error, Result};
+#[cfg(unix)]
+use crate::error::Error;
+use crate::error::Result;
 
 /// Installs the handlers (once per process; later calls do nothing). Only signals whose action is
 /// still the default are taken: ignored ones (`nohup` ignores SIGHUP; background jobs of a
@@ -33,7 +35,6 @@ pub fn remove_temp_files_on_signals() -> Result<()> {
     }
     #[cfg(not(unix))]
     {
-        let _ = Error::invalid;
         Ok(())
     }
 }

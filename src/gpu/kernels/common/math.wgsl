@@ -8,12 +8,17 @@ fn wm_is_nan(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
 
+// NaN and +inf from their bits, through a variable: WebGPU's WGSL compiler in browsers (Tint)
+// evaluates a bitcast of a constant when the shader is created and refuses a NaN or infinite
+// result ("value nan cannot be represented as 'f32'"); a variable makes it a run-time value.
 fn wm_nan() -> f32 {
-    return bitcast<f32>(0x7fc00000u);
+    var bits = 0x7fc00000u;
+    return bitcast<f32>(bits);
 }
 
 fn wm_inf() -> f32 {
-    return bitcast<f32>(0x7f800000u);
+    var bits = 0x7f800000u;
+    return bitcast<f32>(bits);
 }
 
 // exp(x) - 1: a Taylor polynomial below |x| = 0.5 (truncation 5e-9 relative there), the plain

@@ -17,6 +17,12 @@ use crate::model::Linear;
 const BODY: &str = include_str!("windowed.wgsl");
 const X_SUBGROUP: &str = include_str!("windowed_subgroup.wgsl");
 const X_NO_SUBGROUP: &str = include_str!("windowed_no_subgroup.wgsl");
+/// WebGPU (a browser) wants subgroup operations enabled by a directive at the top of the module;
+/// naga, which compiles the WGSL on native targets, does not implement that directive yet.
+#[cfg(target_arch = "wasm32")]
+const SUBGROUP_DIRECTIVE: &str = "enable subgroups;\n";
+#[cfg(not(target_arch = "wasm32"))]
+const SUBGROUP_DIRECTIVE: &str = "";
 
 /// Bytes of x one uniform window holds (`array<vec4<f32>, 4096>`).
 pub(crate) const WINDOW_BYTES: u64 = 65536;
@@ -111,16 +117,21 @@ impl Variant {
         ep: &Epilogue,
         bias: bool,
     ) -> PipelineSpec {
-        let x = if self.subgroups {
-            X_SUBGROUP
+        let (directive, x) = if self.subgroups {
+            (SUBGROUP_DIRECTIVE, X_SUBGROUP)
         } else {
-            X_NO_SUBGROUP
+            ("", X_NO_SUBGROUP)
         };
         let slots = slots(self.subgroups, self.format);
         debug_assert_eq!(EP_SLOT.ty, EP_TYPE);
         PipelineSpec {
             label: "windowed",
-            source: source(LinearDims::WGSL, slots, &ep.code, &[x, BODY].concat()),
+            source: source(
+                &[directive, LinearDims::WGSL].concat(),
+                slots,
+                &ep.code,
+                &[x, BODY].concat(),
+            ),
             trusted: false,
             entry: "windowed",
             constants: vec![
