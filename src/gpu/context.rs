@@ -596,6 +596,22 @@ impl Future for &MapWait {
     }
 }
 
+/// Two popped scopes' verdict as a `Result`: out of memory wins over validation (an allocation
+/// that failed also makes the commands that use it invalid).
+async fn verdict(
+    oom: impl Future<Output = Option<wgpu::Error>>,
+    validation: impl Future<Output = Option<wgpu::Error>>,
+) -> Result<()> {
+    let validation = validation.await;
+    if let Some(e) = oom.await {
+        return Err(Error::OutOfMemory(e.to_string()));
+    }
+    if let Some(e) = validation {
+        return Err(Error::Gpu(e.to_string()));
+    }
+    Ok(())
+}
+
 /// Validation and out-of-memory scopes around a piece of GPU work, turned into a `Result`.
 /// (wgpu's scopes are thread-local: push and pop on the same thread, before any await.)
 #[cfg(not(target_arch = "wasm32"))]
@@ -615,18 +631,9 @@ impl ErrorScope {
     /// Pops both scopes now and returns a future of their verdict (ready at once on native
     /// backends).
     pub(crate) fn pop_async(self) -> impl Future<Output = Result<()>> {
+        // Last pushed, first popped.
         let validation = self.validation.pop();
-        let oom = self.oom.pop();
-        async move {
-            let validation = validation.await;
-            if let Some(e) = oom.await {
-                return Err(Error::OutOfMemory(e.to_string()));
-            }
-            if let Some(e) = validation {
-                return Err(Error::Gpu(e.to_string()));
-            }
-            Ok(())
-        }
+        verdict(self.oom.pop(), validation)
     }
 
     /// [`pop_async`](Self::pop_async), blocking.
@@ -669,17 +676,10 @@ impl ErrorScope {
             (oom.pop(), validation)
         });
         async move {
-            let Some((oom, validation)) = popped else {
-                return Ok(());
-            };
-            let validation = validation.await;
-            if let Some(e) = oom.await {
-                return Err(Error::OutOfMemory(e.to_string()));
+            match popped {
+                Some((oom, validation)) => verdict(oom, validation).await,
+                None => Ok(()),
             }
-            if let Some(e) = validation {
-                return Err(Error::Gpu(e.to_string()));
-            }
-            Ok(())
         }
     }
 
