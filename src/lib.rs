@@ -7,7 +7,9 @@
 //!   `[out, in]` as in PyTorch), [`BatchNorm1d`], [`LayerNorm`], [`Activation`]s, dropout, …
 //! - [`init`] implements every `torch.nn.init` scheme with PyTorch's formulas, and a generator that
 //!   reproduces `torch.manual_seed` bit for bit.
-//! - [`cpu`] is the reference forward pass (f64 accumulation); the GPU path is checked against it.
+//! - [`GpuMlp`] runs a model on a GPU ([`GpuContext`]: the device, yours or one it opens);
+//!   [`CpuMlp`] is the fast CPU path; [`cpu::forward`] is the reference forward pass (f64
+//!   accumulation) both are checked against.
 #![warn(missing_docs)]
 
 pub mod activation;
@@ -28,8 +30,10 @@ pub mod rng;
 pub mod summary;
 
 pub use activation::Activation;
+pub use cpu::CpuMlp;
 pub use data::DataLoader;
 pub use error::{Error, Result, escape};
+pub use gpu::{GpuContext, GpuMlp, GpuOptions};
 pub use init::Init;
 pub use matrix::Matrix;
 pub use model::{
