@@ -11,6 +11,8 @@
 //!   [`CpuMlp`] is the fast CPU path; [`cpu::forward`] is the reference forward pass (f64
 //!   accumulation) both are checked against.
 #![warn(missing_docs)]
+// A library does not print; the CLI prints through writers that survive a closed stdout/stderr.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod activation;
 #[cfg(all(feature = "bench", not(target_arch = "wasm32")))]

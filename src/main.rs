@@ -17,6 +17,10 @@
 //! Every error prints `error: <message>` on stderr and exits with status 1 (usage errors
 //! included); no command leaves a partial output file behind. The commands live in `cli/`.
 
+// Printing goes through `cli::note!` and the commands' stdout writer, which do not panic when
+// stdout or stderr is closed or full.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 
@@ -27,6 +31,8 @@ use wgpu_mlp::{Error, Result};
 
 mod cli;
 
+use cli::note;
+
 use cli::args::{Cli, Command};
 use cli::commands;
 
@@ -34,25 +40,33 @@ fn main() -> ExitCode {
     quiet_mesa();
     // A panic is a bug; report it like any other error, without a backtrace.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!(
+        note!(
             "error: internal error (this is a bug): {}",
             wgpu_mlp::escape(&info.to_string())
         );
     }));
     // Ctrl-C or a kill while an output is being written removes the temporary file.
     if let Err(e) = io::remove_temp_files_on_signals() {
-        eprintln!("warning: {e}");
+        note!("warning: {e}");
     }
     let args: Vec<OsString> = std::env::args_os().collect();
     match std::panic::catch_unwind(|| run_args(&args)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(Failure::Info(e))) => {
-            let _ = e.print();
-            ExitCode::SUCCESS
-        }
+        Ok(Err(Failure::Info(e))) => match e.print() {
+            Ok(()) => ExitCode::SUCCESS,
+            // `--help > /dev/full`: the text was asked for and not delivered.
+            Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+                note!("error: cannot write to stdout: {err}");
+                ExitCode::FAILURE
+            }
+            Err(_) => ExitCode::SUCCESS,
+        },
         Ok(Err(Failure::Usage(e, escaped))) => {
             match escaped {
-                Some(text) => eprint!("{text}"),
+                Some(text) => {
+                    use std::io::Write as _;
+                    let _ = std::io::stderr().write_all(text.as_bytes());
+                }
                 // As clap prints it (in colour on a terminal).
                 None => {
                     let _ = e.print();
@@ -61,7 +75,7 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
         Ok(Err(Failure::Run(e))) => {
-            eprintln!("error: {e}");
+            note!("error: {e}");
             ExitCode::FAILURE
         }
         Err(_) => ExitCode::FAILURE,

@@ -1278,3 +1278,74 @@ fn an_empty_batch_written_as_csv_reads_back_through_infer() {
     assert_ok(&o);
     assert_eq!(npy::read(&zn).unwrap().shape(), [0, 3]);
 }
+
+/// The write end of a pipe whose read end is already closed: writing to it fails with EPIPE.
+fn closed_pipe() -> std::fs::File {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) into a two-element array; the read end is closed at once and the write
+    // end is owned by the returned File.
+    unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        libc::close(fds[0]);
+        std::fs::File::from_raw_fd(fds[1])
+    }
+}
+
+fn dev_full() -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap()
+}
+
+#[test]
+fn a_closed_or_full_stdout_or_stderr_is_never_a_panic() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    // stderr only carries diagnostics: the command still does its work and succeeds.
+    for (i, sink) in [closed_pipe(), dev_full()].into_iter().enumerate() {
+        let out = dir.path().join(format!("y{i}.npy"));
+        let o = common::cli(&[
+            "infer",
+            "--weights",
+            p(&data("seed_example.safetensors")),
+            "--act",
+            "sigmoid,identity",
+            "--input",
+            p(&data("seed_example.x.npy")),
+            "--output",
+            p(&out),
+        ])
+        .stderr(Stdio::from(sink))
+        .output()
+        .unwrap();
+        assert!(o.status.success(), "stderr sink {i}: {:?}", o.status);
+        assert_matches_y64(npy::read(&out).unwrap().as_slice(), 1e-6);
+    }
+    // stdout carries the result: a full one is an error (exit 1, said on stderr), a closed one
+    // (`| head`) ends the command quietly.
+    for args in [
+        &["adapters"][..],
+        &["summary", "--layers", "3,4,2"],
+        &["--help"],
+        &["summary", "--help"],
+    ] {
+        let o = common::cli(args)
+            .stdout(Stdio::from(dev_full()))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with("error:") && stderr(&o).contains("No space left"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        let o = common::cli(args)
+            .stdout(Stdio::from(closed_pipe()))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+    }
+}

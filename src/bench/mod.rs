@@ -369,7 +369,11 @@ impl Bar {
                 b.println(line);
                 b.inc(1);
             }
-            None if self.lines => eprintln!("{line}"),
+            // A progress line that cannot be written (stderr closed) is not worth failing a run.
+            None if self.lines => {
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
             None => {}
         }
     }

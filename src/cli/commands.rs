@@ -91,7 +91,7 @@ pub(crate) fn infer(args: InferArgs) -> Result<()> {
         // nothing is dropped silently.
         MatrixFormat::Csv => {
             let parsed = io::csv::read_parsed(&args.input)?;
-            eprintln!(
+            note!(
                 "note: {}: {}",
                 escape(&args.input.display().to_string()),
                 escape(&parsed.describe())
@@ -124,12 +124,15 @@ pub(crate) fn infer(args: InferArgs) -> Result<()> {
 }
 
 pub(crate) fn adapters() -> Result<()> {
+    use std::fmt::Write as _;
     let found = list_adapters(None)?;
+    let mut text = String::new();
     if found.is_empty() {
-        println!("no adapters found");
+        text.push_str("no adapters found\n");
     }
     for (i, a) in found.iter().enumerate() {
-        println!(
+        let _ = writeln!(
+            text,
             "{i}: {} | backend {} | type {} | driver {}",
             escape(&a.name),
             a.backend,
@@ -137,18 +140,18 @@ pub(crate) fn adapters() -> Result<()> {
             escape(&a.driver)
         );
     }
-    match GpuContext::new(&GpuOptions::default()) {
-        Ok(ctx) => println!("default choice: {}", escape(&ctx.adapter().name)),
-        Err(e) => println!("default choice: none ({e})"),
-    }
-    match device::choose(Device::Auto, None, device::threads(None)) {
+    let _ = match GpuContext::new(&GpuOptions::default()) {
+        Ok(ctx) => writeln!(text, "default choice: {}", escape(&ctx.adapter().name)),
+        Err(e) => writeln!(text, "default choice: none ({e})"),
+    };
+    let _ = match device::choose(Device::Auto, None, device::threads(None)) {
         Ok(device::Choice::Gpu(_, line) | device::Choice::Cpu(line)) => {
-            println!("infer --device auto: {}", escape(&line))
+            writeln!(text, "infer --device auto: {}", escape(&line))
         }
-        Ok(device::Choice::Reference) => {}
-        Err(e) => println!("infer --device auto: {e}"),
-    }
-    Ok(())
+        Ok(device::Choice::Reference) => Ok(()),
+        Err(e) => writeln!(text, "infer --device auto: {e}"),
+    };
+    print_stdout(&text)
 }
 
 pub(crate) fn bench(args: BenchArgs) -> Result<()> {
@@ -237,6 +240,6 @@ fn print_stdout(text: &str) -> Result<()> {
 /// Prints the model's diagnostics as warnings on stderr.
 fn warn(model: &Mlp) {
     for d in model.diagnostics() {
-        eprintln!("warning: {}", escape(d));
+        note!("warning: {}", escape(d));
     }
 }

@@ -62,17 +62,15 @@ pub(crate) fn forward(
 ) -> Result<Matrix> {
     match choice {
         Choice::Gpu(ctx, line) => {
-            eprintln!("{}", escape(line));
+            note!("{}", escape(line));
             GpuMlp::new(ctx, model)?.forward(input)
         }
         Choice::Cpu(line) => {
-            eprintln!("{}", escape(line));
+            note!("{}", escape(line));
             CpuMlp::with_threads(model, threads)?.forward(input)
         }
         Choice::Reference => {
-            eprintln!(
-                "running the CPU reference (f64 within each operation: for checking, not speed)"
-            );
+            note!("running the CPU reference (f64 within each operation: for checking, not speed)");
             wgpu_mlp::cpu::forward(model, input)
         }
     }

@@ -37,6 +37,25 @@ pub(crate) fn live_temps() -> MutexGuard<'static, Vec<PathBuf>> {
     LIVE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// [`live_temps`], or `None` if the lock is not free within `wait` (a signal's clean-up must not
+/// hang on a lock held by the code it interrupted).
+#[cfg(unix)]
+pub(crate) fn live_temps_within(
+    wait: std::time::Duration,
+) -> Option<MutexGuard<'static, Vec<PathBuf>>> {
+    let until = std::time::Instant::now() + wait;
+    loop {
+        match LIVE.try_lock() {
+            Ok(g) => return Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        }
+    }
+}
+
 /// File-name length limit when the folder does not say (Linux, macOS and Windows all use 255).
 const DEFAULT_NAME_MAX: usize = 255;
 

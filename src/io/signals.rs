@@ -1,8 +1,10 @@
-//! Removing temporary files when a signal stops the process: SIGINT, SIGTERM, SIGHUP, SIGQUIT,
-//! SIGALRM, SIGUSR1, SIGUSR2, SIGVTALRM, and the resource limits' SIGXCPU and SIGXFSZ (a write past
-//! `ulimit -f`) — every signal whose default action ends the process and that comes from outside
-//! the program's own faults. (Faults such as SIGSEGV cannot be handled safely, SIGPIPE is ignored
-//! by the Rust runtime, and SIGPROF is left to profilers.)
+//! Removing temporary files when a signal ends the process: every signal whose default action
+//! ends it (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM, SIGUSR1/2, SIGPROF, SIGVTALRM, SIGPWR, SIGIO,
+//! the real-time signals, the resource limits' SIGXCPU and SIGXFSZ, and the faults: SIGABRT from a
+//! refused allocation, SIGILL, SIGFPE, SIGSYS, SIGTRAP), except the two that cannot be caught
+//! (SIGKILL, SIGSTOP), SIGPIPE (ignored by the Rust runtime, so a closed pipe is an error, not a
+//! death) and those someone else handles (the Rust runtime's stack-overflow handler keeps SIGSEGV
+//! and SIGBUS).
 //!
 //! A signal handler may only call async-signal-safe functions, so it does one thing: it writes the
 //! signal's number into a pipe. A watcher thread blocked on the other end of the pipe then takes
@@ -10,7 +12,10 @@
 //! no file can be half-registered), removes every file in it, and ends the process with the same
 //! signal, restored to its default action: the parent sees a process killed by SIGINT (a shell
 //! reports status 130) or SIGTERM (143), as it would without the handler. The lock is never
-//! released, so no new temporary file can appear in the meantime.
+//! released, so no new temporary file can appear in the meantime. A fault's handler does not
+//! return (the faulting code cannot go on): it waits for the watcher to end the process. If the
+//! fault struck while the registry was locked, the watcher gives up on the files after a second
+//! rather than hang.
 //!
 //! SIGKILL cannot be caught: a process killed by it leaves its temporary files behind (see
 //! `docs/GUARANTEES.md` for their names).
@@ -43,22 +48,45 @@ pub fn remove_temp_files_on_signals() -> Result<()> {
 mod imp {
     use std::io;
     use std::sync::atomic::{AtomicI32, Ordering};
+    use std::time::Duration;
 
     use libc::c_int;
 
-    /// The signals that remove the temporary files before the process ends.
-    const SIGNALS: [c_int; 10] = [
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGALRM,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGVTALRM,
-        libc::SIGXCPU,
-        libc::SIGXFSZ,
+    /// Signals whose default action does not end the process, that cannot be caught, or that the
+    /// Rust runtime ignores (SIGPIPE).
+    const LEFT_ALONE: [c_int; 10] = [
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        libc::SIGCHLD,
+        libc::SIGCONT,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+        libc::SIGURG,
+        libc::SIGWINCH,
+        libc::SIGPIPE,
     ];
+
+    /// Faults: raised by the code that is running, which cannot go on after its handler.
+    const FAULTS: [c_int; 7] = [
+        libc::SIGABRT,
+        libc::SIGILL,
+        libc::SIGFPE,
+        libc::SIGSYS,
+        libc::SIGTRAP,
+        libc::SIGBUS,
+        libc::SIGSEGV,
+    ];
+
+    /// The highest signal number: the real-time signals end the process by default too.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn last_signal() -> c_int {
+        libc::SIGRTMAX()
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn last_signal() -> c_int {
+        31
+    }
 
     /// The write end of the pipe (-1 until installed).
     static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
@@ -74,6 +102,15 @@ mod imp {
             // owns; the result is irrelevant (a full pipe already holds a signal to act on).
             unsafe {
                 libc::write(fd, (&raw const byte).cast(), 1);
+            }
+        }
+        if FAULTS.contains(&sig) {
+            // The faulting code cannot go on: wait for the watcher to end the process.
+            loop {
+                // SAFETY: pause(2) is async-signal-safe.
+                unsafe {
+                    libc::pause();
+                }
             }
         }
         errno::set(saved);
@@ -105,13 +142,14 @@ mod imp {
             .spawn(move || watch(read_end))?;
         PIPE_WRITE.store(write_end, Ordering::SeqCst);
 
-        for sig in SIGNALS {
+        for sig in (1..=last_signal()).filter(|s| !LEFT_ALONE.contains(s)) {
             // SAFETY: plain sigaction(2) calls with zero-initialised structs filled in as the
             // manual says; `on_signal` is async-signal-safe.
             unsafe {
                 let mut old: libc::sigaction = std::mem::zeroed();
                 if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
-                    return Err(io::Error::last_os_error());
+                    // Numbers the C library keeps for itself (glibc's 32 and 33) are refused.
+                    continue;
                 }
                 if old.sa_sigaction != libc::SIG_DFL {
                     continue;
@@ -146,9 +184,12 @@ mod imp {
 
     fn remove_and_die(sig: c_int) -> ! {
         // Held until the process ends: no temporary file can be created or renamed meanwhile.
-        let live = super::super::atomic::live_temps();
-        for path in live.iter() {
-            let _ = std::fs::remove_file(path);
+        // A fault can strike while the registry is locked: then the files stay, and the process
+        // still ends.
+        if let Some(live) = super::super::atomic::live_temps_within(Duration::from_secs(1)) {
+            for path in live.iter() {
+                let _ = std::fs::remove_file(path);
+            }
         }
         // SAFETY: restores the default action and raises the signal again, so the process ends
         // as the signal intended (and the parent sees which signal it was).

@@ -221,7 +221,8 @@ pub fn run_cli_all_backends(args: &[&str]) -> Output {
         .expect("run wgpu-mlp")
 }
 
-fn cli(args: &[&str]) -> Command {
+/// The `wgpu-mlp` command with `args`, to be run with other streams or environment.
+pub fn cli(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"));
     c.args(args).env("RUST_BACKTRACE", "1");
     c
