@@ -208,3 +208,85 @@ fn layernorm_rows_of_one_and_constant_rows() {
         assert_eq!(got.as_slice(), want, "GPU n={n}");
     }
 }
+
+/// Bare state_dicts whose LayerNorms own no tensors (`elementwise_affine=False`) beside modules
+/// with 1-D weights of the same width (`tests/data/binding`, made by `make_binding.py` with
+/// PyTorch 2.15): a bare LayerNorm before a PReLU(C), before an affine LayerNorm, and inside
+/// nested blocks named `lin`, `norm`, `act`. The reading of the file that fits (an
+/// nn.Sequential's indices settle a tie) runs like PyTorch on the CPU reference, the fast CPU
+/// path and the GPU; summaries equal torchsummary's. (Each used to bind the PReLU's or the
+/// LayerNorm's tensors to the bare LayerNorm: wrong numbers, exit 0.)
+#[test]
+fn layernorms_without_tensors_bind_where_the_file_says() {
+    let dir = |name: &str| format!("{}/tests/data/binding/{name}", env!("CARGO_MANIFEST_DIR"));
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir("manifest.json")).unwrap()).unwrap();
+    let cases = manifest.as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let arch: Arch = c["arch"].as_str().unwrap().parse().unwrap();
+        let names: Option<Vec<String>> = c["names"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.split(',').map(str::to_string).collect());
+        let x = npy::read(dir(&format!("{name}.x.npy"))).unwrap();
+        let y64 = npy::read_f64(dir(&format!("{name}.y64.npy"))).unwrap().data;
+        let m = st::load(
+            dir(&format!("{name}.safetensors")),
+            Some(&arch),
+            names.as_deref(),
+        )
+        .unwrap();
+        let close = |got: &Matrix, what: &str| {
+            common::assert_close(got.as_slice(), &y64, RTOL, ATOL, &format!("{name} {what}"))
+        };
+        close(&cpu::forward(&m, &x).unwrap(), "reference");
+        close(
+            &cpu::CpuMlp::new(&m).unwrap().forward(&x).unwrap(),
+            "fast CPU",
+        );
+        close(
+            &GpuMlp::new(common::ctx(), &m).unwrap().forward(&x).unwrap(),
+            "GPU",
+        );
+        // torchsummary also lists a custom container (`Block`) as a row of its own, which no
+        // state_dict records: the nested case's summary is not compared.
+        if name != "nested_blocks" {
+            let want = std::fs::read_to_string(dir(&format!("{name}.summary.txt"))).unwrap();
+            assert_eq!(summary::summary(&m, -1), want, "{name} summary");
+        }
+    }
+    // Without indices in the names nothing settles which LayerNorm is the bare one: an error that
+    // says how to say it, and '-' in the names says it.
+    let bytes = std::fs::read(dir("bare_ln_then_ln.safetensors")).unwrap();
+    let header_len = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(bytes[8..header_len].to_vec())
+        .unwrap()
+        .replace("\"0.", "\"p.")
+        .replace("\"2.", "\"q.")
+        .replace("\"3.", "\"r.");
+    let renamed = common::raw_st(&header, &bytes[header_len..]);
+    let arch: Arch = "linear,layernorm,layernorm,linear".parse().unwrap();
+    let e = st::from_bytes(&renamed, "renamed", Some(&arch), None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ambiguous") && e.contains("'-'"), "{e}");
+    let names: Vec<String> = ["p", "-", "q", "r"].map(String::from).to_vec();
+    let m = st::from_bytes(&renamed, "renamed", Some(&arch), Some(&names)).unwrap();
+    let x = npy::read(dir("bare_ln_then_ln.x.npy")).unwrap();
+    let y64 = npy::read_f64(dir("bare_ln_then_ln.y64.npy")).unwrap().data;
+    common::assert_close(
+        cpu::forward(&m, &x).unwrap().as_slice(),
+        &y64,
+        RTOL,
+        ATOL,
+        "'-' in the names",
+    );
+    // '-' stands only for a LayerNorm.
+    let names: Vec<String> = ["-", "p", "q", "r"].map(String::from).to_vec();
+    let e = st::from_bytes(&renamed, "renamed", Some(&arch), Some(&names))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'-'"), "{e}");
+}

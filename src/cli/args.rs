@@ -80,7 +80,8 @@ pub(crate) struct SummaryArgs {
     pub(crate) batch: i64,
 
     /// Module names of the modules with tensors, in forward order (e.g. fc1,fc2), where the
-    /// natural order of the names in the file is not the forward order.
+    /// natural order of the names in the file is not the forward order; `-` for a LayerNorm
+    /// without tensors (elementwise_affine=False) where the file leaves it ambiguous.
     #[arg(long, value_name = "N1,N2,...", requires = "weights")]
     pub(crate) names: Option<String>,
 }
@@ -135,7 +136,8 @@ pub(crate) struct InferArgs {
     pub(crate) threads: Option<usize>,
 
     /// Module names of the modules with tensors, in forward order (e.g. fc1,fc2), where the
-    /// natural order of the names in the file is not the forward order.
+    /// natural order of the names in the file is not the forward order; `-` for a LayerNorm
+    /// without tensors (elementwise_affine=False) where the file leaves it ambiguous.
     #[arg(long, value_name = "N1,N2,...")]
     pub(crate) names: Option<String>,
 }

@@ -26,8 +26,10 @@ impl Arch {
     /// The model: this architecture with its tensors from `tensors`, each module that owns
     /// tensors taking those of one module name, by `names` or in the natural order of the names
     /// in the file. Every tensor must be used; `num_batches_tracked` is ignored. A `layernorm`
-    /// without `elementwise_affine` owns no tensors: it takes none where the next name's tensors
-    /// are not a LayerNorm's of the current width and the file has fewer names than modules.
+    /// without `elementwise_affine` owns no tensors: when the file has fewer names than modules
+    /// with tensors, every choice of which LayerNorms are bare is tried and the one that fits is
+    /// taken (an nn.Sequential's indices settle a tie; otherwise a tie is an error, and `-` in
+    /// `names` marks a bare LayerNorm).
     pub fn bind(&self, tensors: &dyn Tensors, names: Option<&[String]>) -> Result<Mlp> {
         let err = |m: String| Error::invalid(m);
         let groups = group_keys(tensors)?;
@@ -50,12 +52,12 @@ impl Arch {
                 quote(allowed.iter().copied())
             )));
         }
-        let order: Vec<String> = match names {
+        let order: Vec<Named> = match names {
             Some(names) => {
                 let strip = |n: &String| strip_wrappers(n, &groups).to_string();
                 let names: Vec<String> = names.iter().map(strip).collect();
                 let mut seen = BTreeSet::new();
-                for n in &names {
+                for n in names.iter().filter(|n| *n != BARE) {
                     if !seen.insert(n.as_str()) {
                         return Err(err(format!("module name '{}' is given twice", escape(n))));
                     }
@@ -80,6 +82,12 @@ impl Arch {
                     )));
                 }
                 names
+                    .into_iter()
+                    .map(|n| match n.as_str() {
+                        BARE => Named::Bare,
+                        _ => Named::Module(n),
+                    })
+                    .collect()
             }
             None => {
                 let mut all: Vec<String> = groups.keys().cloned().collect();
@@ -95,25 +103,175 @@ impl Arch {
                         escape(&key(&w[1]))
                     )));
                 }
-                all
+                all.into_iter().map(Named::Module).collect()
             }
         };
         let wanted = self.tensor_modules();
-        // LayerNorms that may own no tensors make up the difference.
-        let mut spare = wanted.saturating_sub(order.len());
+        let named = order
+            .iter()
+            .filter(|n| matches!(n, Named::Module(_)))
+            .count();
+        // LayerNorms that own no tensors make up the difference.
+        let spare = wanted.saturating_sub(named);
         let optional = self
             .tokens()
             .iter()
             .filter(|t| matches!(t, Token::LayerNorm { .. }))
             .count();
-        if order.len() > wanted || spare > optional {
+        if named > wanted || spare > optional {
             return Err(err(format!(
                 "the architecture '{self}' has {wanted} module(s) with tensors but the file has \
                  {}: {}",
-                order.len(),
+                named,
                 describe(&groups)
             )));
         }
+        // Which LayerNorms own no tensors: every choice of `spare` of them is tried, and exactly
+        // one may fit (a PReLU's or a LayerNorm's 1-D weight of the same width would otherwise
+        // be taken by the wrong module). The first choice tried is the old greedy one (a
+        // LayerNorm is bare unless the next tensors look like its own), whose error is the one
+        // reported when no choice fits.
+        let norms: Vec<usize> = (self.tokens().iter().enumerate())
+            .filter(|(_, t)| matches!(t, Token::LayerNorm { .. }))
+            .map(|(i, _)| i)
+            .collect();
+        let mut choices = choose(&norms, spare);
+        if let Some(g) = self.greedy_bare(tensors, &groups, &order, spare) {
+            choices.retain(|c| *c != g);
+            choices.insert(0, g);
+        }
+        // Beyond this many choices (dozens of LayerNorms) only the greedy one is tried.
+        const MAX_CHOICES: usize = 256;
+        choices.truncate(MAX_CHOICES);
+        let mut fits: Vec<(Vec<usize>, Mlp)> = Vec::new();
+        let mut first_err = None;
+        for bare in choices {
+            match self.bind_with(tensors, &groups, &order, &bare) {
+                Ok(m) => fits.push((bare, m)),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        // An nn.Sequential's keys say where each module is: module `k`'s tensors are `k.weight`
+        // (or `net.k.weight`). Where several choices fit, the one that puts every numbered name at
+        // its own position is the file's.
+        if fits.len() > 1 {
+            let at_own_index: Vec<bool> = fits
+                .iter()
+                .map(|(bare, _)| self.names_at_own_index(&order, bare))
+                .collect();
+            if at_own_index.iter().filter(|&&b| b).count() == 1 {
+                let k = at_own_index.iter().position(|&b| b).expect("one");
+                fits = vec![fits.swap_remove(k)];
+            }
+        }
+        let by_name = if names.is_some() {
+            String::new()
+        } else {
+            format!(
+                " (the modules with tensors were taken in the natural order of their names: {}; \
+                 if the forward order differs, give it with --names)",
+                quote(order.iter().map(Named::as_str))
+            )
+        };
+        match fits.len() {
+            1 => Ok(fits.pop().map(|(_, m)| m).expect("one fit")),
+            0 => Err(match first_err.expect("at least one choice") {
+                Error::InvalidArgument(m) if !by_name.is_empty() => err(format!("{m}{by_name}")),
+                e => e,
+            }),
+            _ => {
+                let which = |b: &[usize]| {
+                    b.iter()
+                        .map(|i| format!("module {i}"))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                };
+                Err(err(format!(
+                    "ambiguous: the file's tensors fit '{self}' with {} without tensors \
+                     (elementwise_affine=False) and also with {}; give --names with '-' for \
+                     each LayerNorm that has no tensors (e.g. fc1,-,norm2,fc2)",
+                    which(&fits[0].0),
+                    which(&fits[1].0)
+                )))
+            }
+        }
+    }
+
+    /// Whether, with the LayerNorms at `bare` owning no tensors, every module name ends in the
+    /// index of the module that takes it (`3` or `net.3` for module 3).
+    fn names_at_own_index(&self, order: &[Named], bare: &[usize]) -> bool {
+        let positions = (self.tokens().iter().enumerate())
+            .filter(|(i, t)| !params_of(**t).is_empty() && !bare.contains(i))
+            .map(|(i, _)| i);
+        let names = order.iter().filter_map(|n| match n {
+            Named::Module(n) => Some(n),
+            Named::Bare => None,
+        });
+        positions.zip(names).all(|(i, n)| {
+            n.rsplit('.')
+                .next()
+                .and_then(|last| last.parse::<usize>().ok())
+                == Some(i)
+        })
+    }
+
+    /// The LayerNorms the greedy rule leaves bare: one is bare when the next name's tensors are
+    /// not a LayerNorm's of its width; `None` if the rule cannot be followed to the end.
+    fn greedy_bare(
+        &self,
+        tensors: &dyn Tensors,
+        groups: &BTreeMap<String, Group>,
+        order: &[Named],
+        mut spare: usize,
+    ) -> Option<Vec<usize>> {
+        let mut bare = Vec::new();
+        let mut next = order.iter().peekable();
+        let mut width: Option<usize> = None;
+        for (i, t) in self.tokens().iter().enumerate() {
+            match t {
+                Token::LayerNorm { .. }
+                    if spare > 0
+                        && !next.peek().is_some_and(|n| match n {
+                            Named::Bare => false,
+                            Named::Module(n) => {
+                                is_layernorm_of(&groups[n.as_str()], tensors, width)
+                            }
+                        }) =>
+                {
+                    spare -= 1;
+                    bare.push(i);
+                }
+                _ if !params_of(*t).is_empty() => {
+                    if let Some(Named::Module(n)) = next.next() {
+                        let g = &groups[n.as_str()];
+                        let shape = |p: &str| g.get(p).and_then(|k| tensors.shape(k));
+                        width = match (t, shape("weight"), shape("running_mean")) {
+                            (Token::Linear, Some(s), _) if s.len() == 2 => Some(s[0]),
+                            (_, _, Some(s)) | (_, Some(s), _) if s.len() == 1 && s[0] > 1 => {
+                                Some(s[0])
+                            }
+                            _ => width,
+                        };
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(bare)
+    }
+
+    /// The model with the LayerNorms at `bare` owning no tensors and every other module that owns
+    /// tensors taking the next name of `order`.
+    fn bind_with(
+        &self,
+        tensors: &dyn Tensors,
+        groups: &BTreeMap<String, Group>,
+        order: &[Named],
+        bare: &[usize],
+    ) -> Result<Mlp> {
+        let err = |m: String| Error::invalid(m);
         let mut modules = Vec::with_capacity(self.tokens().len());
         let mut next = order.iter().peekable();
         // (width, the key that made it) of the module before.
@@ -127,13 +285,11 @@ impl Arch {
                 Token::Identity => Module::Identity,
                 Token::Activation(a) => Module::Activation(*a),
                 Token::Function(a) => Module::Function(*a),
-                Token::LayerNorm { eps }
-                    if spare > 0
-                        && !next.peek().is_some_and(|n| {
-                            is_layernorm_of(&groups[n.as_str()], tensors, width.as_ref())
-                        }) =>
-                {
-                    spare -= 1;
+                Token::LayerNorm { eps } if bare.contains(&i) => {
+                    // A '-' in --names stands for exactly this.
+                    if let Some(Named::Bare) = next.peek() {
+                        next.next();
+                    }
                     let Some((w, _)) = &width else {
                         return Err(err(format!(
                             "module {i} (layernorm) has no tensors and nothing before it says \
@@ -143,12 +299,22 @@ impl Arch {
                     Module::LayerNorm(LayerNorm::new(*w, None, None, *eps)?)
                 }
                 _ => {
-                    let Some(name) = next.next() else {
-                        return Err(err(format!(
-                            "the architecture '{self}' has more modules with tensors than the \
-                             file: {}",
-                            describe(&groups)
-                        )));
+                    let name = match next.next() {
+                        Some(Named::Module(name)) => name,
+                        Some(Named::Bare) => {
+                            return Err(err(format!(
+                                "--names gives '-' (no tensors) for module {i}, which needs \
+                                 tensors: '-' is only for a LayerNorm without \
+                                 elementwise_affine"
+                            )));
+                        }
+                        None => {
+                            return Err(err(format!(
+                                "the architecture '{self}' has more modules with tensors than \
+                                 the file: {}",
+                                describe(groups)
+                            )));
+                        }
                     };
                     let group = &groups[name.as_str()];
                     let m = bind_module(*t, name, group, tensors)
@@ -191,6 +357,45 @@ impl Arch {
     }
 }
 
+/// What `--names` writes for a LayerNorm without tensors (`elementwise_affine=False`).
+const BARE: &str = "-";
+
+/// One entry of the order in which modules with tensors take them.
+#[derive(Debug, Clone, PartialEq)]
+enum Named {
+    /// The tensors of this module name.
+    Module(String),
+    /// `-` in `--names`: a LayerNorm with no tensors.
+    Bare,
+}
+
+impl Named {
+    fn as_str(&self) -> &str {
+        match self {
+            Named::Module(n) => n,
+            Named::Bare => BARE,
+        }
+    }
+}
+
+/// Every choice of `k` items of `items`, in lexicographic order.
+fn choose(items: &[usize], k: usize) -> Vec<Vec<usize>> {
+    if k == 0 {
+        return vec![Vec::new()];
+    }
+    let mut all = Vec::new();
+    for (i, &first) in items.iter().enumerate() {
+        if items.len() - i < k {
+            break;
+        }
+        for mut rest in choose(&items[i + 1..], k - 1) {
+            rest.insert(0, first);
+            all.push(rest);
+        }
+    }
+    all
+}
+
 /// The width a module with tensors fixes (its features), if any.
 fn features(m: &Module) -> Option<usize> {
     match m {
@@ -217,13 +422,13 @@ fn params_of(t: Token) -> &'static [&'static str] {
 }
 
 /// Whether a group's tensors are a LayerNorm's (1-D weight, optional bias) of `width`.
-fn is_layernorm_of(group: &Group, tensors: &dyn Tensors, width: Option<&(usize, String)>) -> bool {
+fn is_layernorm_of(group: &Group, tensors: &dyn Tensors, width: Option<usize>) -> bool {
     let Some(w) = group.get("weight") else {
         return false;
     };
     let one_d = tensors
         .shape(w)
-        .is_some_and(|s| s.len() == 1 && width.is_none_or(|(n, _)| s[0] == *n));
+        .is_some_and(|s| s.len() == 1 && width.is_none_or(|n| s[0] == n));
     one_d && group.keys().all(|p| p == "weight" || p == "bias")
 }
 
