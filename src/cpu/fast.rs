@@ -212,9 +212,10 @@ fn row_op(op: RowOp, row: &mut [f32]) {
                 .map(|&x| (f64::from(x) - mean).powi(2))
                 .sum::<f64>()
                 / n;
-            let inv = (1.0 / (var + f64::from(eps)).sqrt()) as f32;
-            let mean = mean as f32;
-            row.iter_mut().for_each(|x| *x = (*x - mean) * inv);
+            let inv = 1.0 / (var + f64::from(eps)).sqrt();
+            // In f64: x − mean overflows f32 for rows near f32's limit (3e38 and −1e38).
+            row.iter_mut()
+                .for_each(|x| *x = ((f64::from(*x) - mean) * inv) as f32);
         }
     }
 }

@@ -4,7 +4,10 @@
 //     y = e · (1/Σe). Rows with +inf or NaN, or all −inf, come out all NaN, as in PyTorch.
 //   OP 1, log-softmax: (x − m) − log Σe, the subtractions in that order (PyTorch's).
 //   OP 2, normalize (LayerNorm before its affine part, which is the epilogue):
-//     (x − mean) / √(var + eps) with the biased variance, two passes over the row.
+//     (x − mean) / √(var + eps) with the biased variance, two passes over the row, on the row
+//     scaled by a power of two s near its largest magnitude: (x/s − mean/s) / √(var/s² + eps/s²)
+//     is the same value (exactly, for a power of two), and neither the sum nor the squares can
+//     overflow (unscaled, rows of 1e19 and more came out as the bias alone).
 // Padding lanes (at or past n_out) are excluded and written 0.
 
 override OP: u32 = 0u;
@@ -42,12 +45,28 @@ fn row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid:
     let t = lid.x;
     let n = dims.n_out;
 
-    // First pass: the max (softmax, log-softmax) or the sum (normalize).
+    // Normalize's scale: 1/s, s a power of two at or above the row's largest magnitude. A row
+    // with NaN or ±inf keeps s = 1 (its output is NaN, as in PyTorch).
+    var inv_s = 1.0;
+    if OP == 2u {
+        var m = 0.0;
+        if live {
+            for (var c = t; c < n; c = c + WG) {
+                m = wm_max(m, abs(y[base + c]));
+            }
+        }
+        let largest = reduce(t, m, true);
+        if largest > 0.0 && largest <= 3.4028235e38 {
+            inv_s = ldexp(1.0, -clamp(i32(ceil(log2(largest))), -126, 126));
+        }
+    }
+
+    // First pass: the max (softmax, log-softmax) or the sum (normalize, of x/s).
     var a = select(-wm_inf(), 0.0, OP == 2u);
     if live {
         for (var c = t; c < n; c = c + WG) {
             if OP == 2u {
-                a = a + y[base + c];
+                a = a + y[base + c] * inv_s;
             } else {
                 a = wm_max(a, y[base + c]);
             }
@@ -55,13 +74,13 @@ fn row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid:
     }
     let first = reduce(t, a, OP != 2u);
 
-    // Second pass: Σ exp(x − m), or Σ (x − mean)².
+    // Second pass: Σ exp(x − m), or Σ (x/s − mean/s)².
     let mean = first / f32(n);
     var b = 0.0;
     if live {
         for (var c = t; c < n; c = c + WG) {
             if OP == 2u {
-                let d = y[base + c] - mean;
+                let d = y[base + c] * inv_s - mean;
                 b = b + d * d;
             } else {
                 b = b + exp(y[base + c] - first);
@@ -73,7 +92,10 @@ fn row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid:
     if live {
         let inv_sum = 1.0 / second;
         let log_sum = wm_log(second);
-        let inv_std = 1.0 / sqrt(second / f32(n) + dims.eps);
+        // var/s² + eps/s²; eps/s² underflows to 0 for large s, and then a constant row (all
+        // x − mean = 0) gives 0 here: its output is 0 (then the bias), as unscaled.
+        let var_s = second / f32(n) + dims.eps * inv_s * inv_s;
+        let inv_std = select(1.0 / sqrt(var_s), 0.0, var_s == 0.0);
         for (var c = t; c < dims.n4 * 4u; c = c + WG) {
             if c < n {
                 let x = y[base + c];
@@ -83,7 +105,7 @@ fn row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid:
                 } else if OP == 1u {
                     v = (x - first) - log_sum;
                 } else {
-                    v = (x - mean) * inv_std;
+                    v = (x * inv_s - mean) * inv_std;
                 }
                 y[base + c] = ep_value(v, c);
             } else {
