@@ -341,3 +341,41 @@ fn layernorms_without_tensors_bind_where_the_file_says() {
         .to_string();
     assert!(e.contains("'-'"), "{e}");
 }
+
+/// CELU from both exporters (`tests/data/celu`, made by `make_celu.py` with PyTorch 2.15: a
+/// `Celu` node each, from `nn.CELU(0.5)` and from `F.celu(alpha=0.7)` in `forward()`): the
+/// reference, the fast CPU path and the GPU against PyTorch's float64 forward. (The importer
+/// refused `Celu` although `--arch` had `celu`.)
+#[test]
+fn celu_from_both_exporters() {
+    let dir = |name: &str| format!("{}/tests/data/celu/{name}", env!("CARGO_MANIFEST_DIR"));
+    let x = npy::read(dir("celu.x.npy")).unwrap();
+    let y64 = npy::read_f64(dir("celu.y64.npy")).unwrap().data;
+    for exporter in ["dynamo", "legacy"] {
+        let m = wgpu_mlp::onnx::load(dir(&format!("celu.{exporter}.onnx"))).unwrap();
+        let celu: Vec<String> = m.modules().iter().map(|m| format!("{m:?}")).collect();
+        assert!(
+            celu.iter().filter(|m| m.contains("Celu(0.5)")).count() == 1
+                && celu.iter().filter(|m| m.contains("Celu(0.7)")).count() == 1,
+            "{exporter}: {celu:?}"
+        );
+        let close = |got: &Matrix, what: &str| {
+            common::assert_close(
+                got.as_slice(),
+                &y64,
+                RTOL,
+                ATOL,
+                &format!("{exporter} {what}"),
+            )
+        };
+        close(&cpu::forward(&m, &x).unwrap(), "reference");
+        close(
+            &cpu::CpuMlp::new(&m).unwrap().forward(&x).unwrap(),
+            "fast CPU",
+        );
+        close(
+            &GpuMlp::new(common::ctx(), &m).unwrap().forward(&x).unwrap(),
+            "GPU",
+        );
+    }
+}

@@ -73,6 +73,7 @@ pub(crate) enum Op {
 pub(crate) const OPS: &[&str] = &[
     "Abs",
     "Add",
+    "Celu",
     "Clip",
     "Div",
     "Dropout",
@@ -164,6 +165,7 @@ pub(crate) fn parse(
             .float("alpha", 0.01)
             .map(|a| (Op::Act(A::LeakyRelu(a)), 1)),
         "Elu" => attrs.float("alpha", 1.0).map(|a| (Op::Act(A::Elu(a)), 1)),
+        "Celu" => attrs.float("alpha", 1.0).map(|a| (Op::Act(A::Celu(a)), 1)),
         "Gelu" => attrs
             .string("approximate", "none")
             .and_then(|s| match s.as_str() {

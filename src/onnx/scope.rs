@@ -213,7 +213,7 @@ pub(crate) fn pattern_class(ops: &[&str], expr: &Expr) -> Option<&'static str> {
     }
     let set: BTreeSet<&str> = ops.iter().copied().filter(|o| *o != "Constant").collect();
     let is = |names: &[&str]| set.len() == names.len() && names.iter().all(|n| set.contains(n));
-    let patterns: [(&[&str], &str); 25] = [
+    let patterns: [(&[&str], &str); 26] = [
         (&["Gemm"], "Linear"),
         (&["MatMul"], "Linear"),
         (&["MatMul", "Add"], "Linear"),
@@ -229,6 +229,7 @@ pub(crate) fn pattern_class(ops: &[&str], expr: &Expr) -> Option<&'static str> {
         (&["HardSigmoid"], "Hardsigmoid"),
         (&["Selu"], "SELU"),
         (&["Elu"], "ELU"),
+        (&["Celu"], "CELU"),
         (&["LeakyRelu"], "LeakyReLU"),
         // SiLU: x · sigmoid(x).
         (&["Sigmoid", "Mul"], "SiLU"),
