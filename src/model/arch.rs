@@ -289,16 +289,32 @@ impl Arch {
         let mut w = widths[0] as u64;
         let mut next = widths[1..].iter();
         let mut rows = Vec::new();
-        for t in &self.tokens {
+        // Counts are exact or refused: a layer of more than u64::MAX parameters is not a model.
+        let too_many = |i: usize| {
+            Error::invalid(format!(
+                "module {} would have more than {} parameters",
+                i + 1,
+                u64::MAX
+            ))
+        };
+        for (i, t) in self.tokens.iter().enumerate() {
             let (class, params) = match t {
                 Token::Linear => {
                     let out = *next.next().expect("counted above") as u64;
-                    let params = (w + 1).saturating_mul(out);
+                    let params = (w.checked_add(1))
+                        .and_then(|w1| w1.checked_mul(out))
+                        .ok_or_else(|| too_many(i))?;
                     w = out;
                     ("Linear".to_string(), params)
                 }
-                Token::BatchNorm1d { .. } => ("BatchNorm1d".into(), 2 * w),
-                Token::LayerNorm { .. } => ("LayerNorm".into(), 2 * w),
+                Token::BatchNorm1d { .. } => (
+                    "BatchNorm1d".into(),
+                    w.checked_mul(2).ok_or_else(|| too_many(i))?,
+                ),
+                Token::LayerNorm { .. } => (
+                    "LayerNorm".into(),
+                    w.checked_mul(2).ok_or_else(|| too_many(i))?,
+                ),
                 Token::PRelu => {
                     return Err(Error::invalid(
                         "a prelu has 1 or C parameters: give --weights to count them",
@@ -326,6 +342,23 @@ impl Arch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summary_counts_are_exact_or_refused() {
+        let arch: Arch = "linear,layernorm,linear".parse().unwrap();
+        // (2³² − 1 + 1) · 2³¹ = 2⁶³ fits; the LayerNorm's 2 · 2³¹ and the last Linear's too.
+        let rows = arch.summary_rows(&[(1 << 32) - 1, 1 << 31, 3]).unwrap();
+        assert_eq!(rows[0].params, 1 << 63);
+        // u64::MAX + 1 inputs would wrap to 0 parameters, 2⁶⁴ to u64::MAX: refused instead.
+        for widths in [
+            [usize::MAX, 2, 3],
+            [1 << 32, 1 << 32, 3],
+            [1, usize::MAX, 3],
+        ] {
+            let e = arch.summary_rows(&widths).unwrap_err().to_string();
+            assert!(e.contains("would have more than"), "{widths:?}: {e}");
+        }
+    }
 
     #[test]
     fn arch_strings_round_trip() {
