@@ -621,6 +621,54 @@ fn quick_bench(dir: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A GPU asked for and not there stops `bench` before any work, with no JSON written: a named
+/// adapter (--adapter, WGPU_ADAPTER_NAME), a bad WGPU_BACKEND, or a GPU path in --paths. (They
+/// used to run every CPU path and exit 0 with rows of errors.)
+#[test]
+fn bench_refuses_a_gpu_it_cannot_have_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = [
+        "bench",
+        "--workload",
+        "seed",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        "b.json",
+    ];
+    for (extra, env) in [
+        (&["--adapter", "nothing"][..], None),
+        (
+            &["--paths", "cpu-reference,gpu-e2e", "--adapter", "nothing"],
+            None,
+        ),
+        (&[], Some(("WGPU_ADAPTER_NAME", "nothing"))),
+        (&[], Some(("WGPU_BACKEND", "nonsense"))),
+    ] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let mut cmd = common::cli(&args);
+        cmd.current_dir(dir.path()).env_remove("WGPU_BACKEND");
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let o = cmd.output().unwrap();
+        let err = assert_fails(&o);
+        assert!(
+            err.contains("nothing") || err.contains("nonsense"),
+            "{extra:?} {env:?}: {err}"
+        );
+        assert!(!started_work(&err), "{extra:?} {env:?}: {err}");
+        assert_eq!(
+            files_in(dir.path()),
+            Vec::<String>::new(),
+            "{extra:?} {env:?}"
+        );
+    }
+}
+
 #[test]
 fn bench_outputs_never_follow_or_delete_files_at_temporary_names() {
     use std::os::unix::fs::symlink;

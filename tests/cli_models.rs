@@ -191,10 +191,28 @@ fn auto_runs_on_the_cpu_without_a_hardware_gpu_and_says_why() {
             stderr(&o)
         );
     }
-    // An adapter that does not exist is an error, under --device auto too.
+    // An adapter that does not exist is an error, under --device auto too, whether --adapter or
+    // WGPU_ADAPTER_NAME names it; an empty name is refused.
     let o = infer_all(&w, &x, &y, &["--adapter", "nothing"]);
     let err = assert_fails(&o);
     assert!(err.contains("'nothing'"), "{err}");
+    let o = common::cli(&["infer", "--weights", p(&w), "-i", p(&x), "-o", p(&y)])
+        .env_remove("WGPU_BACKEND")
+        .env("WGPU_ADAPTER_NAME", "nothing")
+        .output()
+        .unwrap();
+    let err = assert_fails(&o);
+    assert!(err.contains("'nothing'"), "{err}");
+    let o = infer_all(&w, &x, &y, &["--adapter", ""]);
+    assert_fails(&o);
+    // Named in WGPU_ADAPTER_NAME, a software adapter is what runs.
+    let o = common::cli(&["infer", "--weights", p(&w), "-i", p(&x), "-o", p(&y)])
+        .env_remove("WGPU_BACKEND")
+        .env("WGPU_ADAPTER_NAME", "vulkan")
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    assert!(stderr(&o).contains("(Vulkan, Cpu)"), "{}", stderr(&o));
 }
 
 #[test]

@@ -81,8 +81,24 @@ pub fn run(opts: &BenchOptions) -> Result<Report> {
             subgroups: opts.subgroups,
             ..GpuOptions::default()
         })
-        .map_err(|e| e.to_string())
     });
+    // A GPU asked for (by --adapter, WGPU_ADAPTER_NAME, WGPU_BACKEND or a GPU path in --paths)
+    // that cannot be had is an error before any work; otherwise its rows say why they are empty.
+    let gpu = match gpu {
+        Some(Err(e)) => {
+            let set = |v: &str| std::env::var(v).is_ok_and(|s| !s.is_empty());
+            let asked = opts.adapter.is_some()
+                || set("WGPU_ADAPTER_NAME")
+                || set("WGPU_BACKEND")
+                || opts.paths.iter().any(|p| p.is_gpu());
+            if asked {
+                return Err(e);
+            }
+            Some(Err(e.to_string()))
+        }
+        Some(Ok(ctx)) => Some(Ok(ctx)),
+        None => None,
+    };
     let progress = Bar::new(opts, &cases);
     let mut records = Vec::new();
     for case in &cases {

@@ -128,7 +128,7 @@ pub(crate) struct InferArgs {
     pub(crate) device: Device,
 
     /// GPU adapter to use: a substring of its name, backend or driver (e.g. nvidia, vulkan, gl).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub(crate) adapter: Option<String>,
 
     /// Threads of the CPU path (default: one per core).
@@ -185,7 +185,7 @@ pub(crate) struct BenchArgs {
     pub(crate) budget: Option<f64>,
 
     /// GPU adapter to use: a substring of its name, backend or driver.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub(crate) adapter: Option<String>,
 
     /// Threads of the cpu-fast path (default: one per core).

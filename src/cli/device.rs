@@ -17,6 +17,16 @@ pub(crate) enum Choice {
 
 /// Decides where `device` runs, opening the GPU if that is the choice.
 pub(crate) fn choose(device: Device, adapter: Option<String>, threads: usize) -> Result<Choice> {
+    // A name in WGPU_ADAPTER_NAME is a request too: a run that silently went to the CPU when
+    // that adapter does not exist would look like a run on it.
+    let from_env = std::env::var("WGPU_ADAPTER_NAME")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let named = match (&adapter, &from_env) {
+        (Some(_), _) => Some(": the adapter --adapter names"),
+        (None, Some(_)) => Some(": the adapter WGPU_ADAPTER_NAME names"),
+        (None, None) => None,
+    };
     let options = GpuOptions {
         adapter_name: adapter.clone(),
         ..GpuOptions::default()
@@ -32,7 +42,7 @@ pub(crate) fn choose(device: Device, adapter: Option<String>, threads: usize) ->
         Device::Cpu => Ok(on_cpu("")),
         Device::CpuReference => Ok(Choice::Reference),
         // A named adapter is a request for it, software or not.
-        Device::Auto if adapter.is_some() => on_gpu(": the adapter --adapter names"),
+        Device::Auto if named.is_some() => on_gpu(named.unwrap_or_default()),
         Device::Auto => {
             let found = list_adapters(None)?;
             if found.iter().any(|a| a.device_type != "Cpu") {
