@@ -1268,6 +1268,9 @@ fn infer_never_drops_a_csv_line_and_says_what_it_read() {
             "separated by spaces or tabs",
         ),
         ("1\t2\t3\n4\t5\t6\n", 2, "2 rows of 3 values"),
+        // Classic Mac OS line ends (a lone CR) end lines too.
+        ("1,2,3\r4,5,6\r", 2, "2 rows of 3 values"),
+        ("1 2 3\r4 5 6\r7 8 9", 3, "3 rows of 3 values"),
     ] {
         let x = d.join("x.csv");
         std::fs::write(&x, text).unwrap();
@@ -1280,6 +1283,24 @@ fn infer_never_drops_a_csv_line_and_says_what_it_read() {
             "{text:?}: {err}"
         );
         assert_eq!(csv::read(&y).unwrap().rows(), rows, "{text:?}");
+    }
+    // A first line with a damaged value is an error naming it, never a header that drops a row.
+    for (text, field) in [
+        ("1e,2,3\n4,5,6\n", "'1e'"),
+        ("1,2.5f,3\n4,5,6\n", "'2.5f'"),
+        ("1,2\t3,4\n4,5,6\n", "'2\\t3'"),
+        ("1,2,3\u{0}\n4,5,6\n", "'3\\x00'"),
+        ("-.5x,2,3\n4,5,6\n", "'-.5x'"),
+    ] {
+        let x = d.join("x.csv");
+        std::fs::write(&x, text).unwrap();
+        let y = d.join("not-written.csv");
+        let err = assert_fails(&infer_paths(&x, &w, &y));
+        assert!(
+            err.contains("line 1") && err.contains(field),
+            "{text:?}: {err}"
+        );
+        assert!(!y.exists(), "{text:?}");
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! # Reading
 //!
-//! - **Text**: UTF-8 (a byte-order mark is skipped), lines ending in `\n` or `\r\n`. Blank lines
+//! - **Text**: UTF-8 (a byte-order mark is skipped), lines ending in `\n`, `\r\n` or a lone `\r`. Blank lines
 //!   and comment lines, whose first non-blank character is `#` (NumPy's `savetxt` header), are
 //!   skipped; a line that starts with the missing-value marker `#N/A` or `#NA` is not a comment.
 //! - **Delimiter**, decided by the first line that is not skipped: a comma if it holds one, else
@@ -25,7 +25,9 @@
 //!   hexadecimal and `1_000`.
 //! - **Header**: the first line that is not skipped is a header, and not data, when at least one
 //!   of its fields is neither a number in the sense above nor empty (`1,,3` is a row with an empty
-//!   field, an error; `,a,b` is a header); it must have as many fields as the data lines. A first line whose fields are all numbers is data: nothing is ever dropped silently,
+//!   field, an error; `,a,b` is a header); it must have as many fields as the data lines. A
+//!   field that is not a number but starts like one (`1e`, `1.5f`, `-3x`) or holds a control
+//!   character is an error, not a name: a damaged first row is never taken for a header. A first line whose fields are all numbers is data: nothing is ever dropped silently,
 //!   so a header of numbers (pandas writes `0,1,2` for a frame with integer column names) is read
 //!   as a row; [`parse`] says whether a header was found, and the CLI prints it. Every other line
 //!   must hold numbers, as many as the first data line.
@@ -149,9 +151,8 @@ pub fn parse(bytes: &[u8], source: &str) -> Result<Parsed> {
     let mut width: Option<(usize, usize)> = None; // (values per row, line of the first data row)
     let mut data = Vec::new();
     let mut rows = 0usize;
-    for (idx, line) in text.split('\n').enumerate() {
+    for (idx, line) in lines(text).enumerate() {
         let line_no = idx + 1;
-        let line = line.strip_suffix('\r').unwrap_or(line);
         let trimmed = line.trim();
         if trimmed.is_empty() || is_comment(trimmed) {
             continue;
@@ -180,6 +181,22 @@ pub fn parse(bytes: &[u8], source: &str) -> Result<Parsed> {
             .zip(&values)
             .any(|(f, v)| v.is_none() && !f.is_empty());
         if rows == 0 && header.is_none() && width.is_none() && named {
+            // A header names columns; a field that starts like a number or holds a control
+            // character is a damaged value (`1e`, `1.5f`, `2<TAB>3` in a comma file), and taking
+            // its line as a header would drop a row of data silently.
+            let not_a_name = fields
+                .iter()
+                .zip(&values)
+                .enumerate()
+                .find(|(_, (f, v))| v.is_none() && !f.is_empty() && !is_name(f));
+            if let Some((c, (f, _))) = not_a_name {
+                return Err(err(format!(
+                    "line {line_no}, column {}: '{}' is not a number, nor a column name (a \
+                     header's names do not start like a number or hold control characters)",
+                    c + 1,
+                    f.chars().take(40).collect::<String>()
+                )));
+            }
             header = Some(Header {
                 line: line_no,
                 names: fields.iter().map(|f| f.to_string()).collect(),
@@ -241,6 +258,41 @@ pub fn parse(bytes: &[u8], source: &str) -> Result<Parsed> {
         header,
         delimiter: delimiter.unwrap_or(Delimiter::Comma),
     })
+}
+
+/// The lines of `text`: `\n`, `\r\n` and a lone `\r` (classic Mac OS) each end one.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.find(['\n', '\r']) {
+            Some(i) => {
+                let end = if r[i..].starts_with("\r\n") {
+                    i + 2
+                } else {
+                    i + 1
+                };
+                rest = Some(&r[end..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
+/// Whether a field that is not a number can be a column name: it does not start like a number
+/// (a digit, `.`, or a sign before either) and holds no control character.
+fn is_name(field: &str) -> bool {
+    let mut chars = field.chars();
+    let starts_like_number = match chars.next() {
+        Some(c) if c.is_ascii_digit() || c == '.' => true,
+        Some('+' | '-') => chars.next().is_some_and(|c| c.is_ascii_digit() || c == '.'),
+        _ => false,
+    };
+    !starts_like_number && !field.chars().any(char::is_control)
 }
 
 /// Whether a (trimmed, non-empty) line is a comment: it starts with `#`, and not with the
