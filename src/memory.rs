@@ -4,29 +4,114 @@
 //! weights, held three times while it is saved; a 12 MB weights file with a million-wide hidden
 //! layer times a million input rows is 8 TB of activations). Each command estimates what it will
 //! hold at its peak from the sizes it knows before allocating and refuses, naming both figures,
-//! when that exceeds the memory the system says is available (`MemAvailable` in `/proc/meminfo` on
-//! Linux; elsewhere there is no check). The estimates count every copy the code makes (see
+//! when that exceeds the memory the process can still have ([`available`]: the free memory, the
+//! control group's limit and `ulimit -v`, on Linux; elsewhere there is no check). The estimates count every copy the code makes (see
 //! [`forward_bytes`]); they are upper bounds within a small factor, measured against peak RSS.
 
 use crate::error::{Error, Result};
 
-/// The memory available to new allocations without swapping, in bytes: `MemAvailable` from
-/// `/proc/meminfo` (Linux); `None` where the system does not say.
+/// The memory available to new allocations, in bytes: the tightest of what the system has free
+/// (`MemAvailable` in `/proc/meminfo`), what this process's control group still allows
+/// (`memory.max` − `memory.current`, or cgroup v1's `memory.limit_in_bytes` − usage) and what
+/// its address-space limit leaves (`ulimit -v`: `RLIMIT_AS` − `VmSize`). Linux only; `None`
+/// where nothing says.
 pub fn available() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
+    limit().map(|(bytes, _)| bytes)
+}
+
+/// [`available`] and where the figure comes from, for messages.
+fn limit() -> Option<(u64, &'static str)> {
+    #[cfg(target_os = "linux")]
+    {
+        [
+            (linux::mem_available(), "MemAvailable in /proc/meminfo"),
+            (linux::cgroup_room(), "the control group's memory limit"),
+            (
+                linux::address_space_room(),
+                "the address-space limit (ulimit -v)",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(b, why)| b.map(|b| (b, why)))
+        .min_by_key(|(b, _)| *b)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    /// A `Key:  123 kB` line of a `/proc` file, in bytes.
+    fn proc_kib(file: &str, key: &str) -> Option<u64> {
+        let info = std::fs::read_to_string(file).ok()?;
+        let line = info.lines().find(|l| l.starts_with(key))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        kib.checked_mul(1024)
+    }
+
+    pub(super) fn mem_available() -> Option<u64> {
+        proc_kib("/proc/meminfo", "MemAvailable:")
+    }
+
+    /// A number in a cgroup file (`max` and absurd values, cgroup v1's "no limit", are `None`).
+    fn cgroup_number(path: &str) -> Option<u64> {
+        let text = std::fs::read_to_string(path).ok()?;
+        text.trim().parse::<u64>().ok().filter(|&n| n < 1 << 62)
+    }
+
+    /// The limit less the usage of this process's memory control group (v2, else v1; a group
+    /// whose folder is not visible from here falls back to the mount's root).
+    pub(super) fn cgroup_room() -> Option<u64> {
+        let groups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        for line in groups.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let (root, max, used) = match controllers {
+                "" => ("/sys/fs/cgroup", "memory.max", "memory.current"),
+                c if c.split(',').any(|c| c == "memory") => (
+                    "/sys/fs/cgroup/memory",
+                    "memory.limit_in_bytes",
+                    "memory.usage_in_bytes",
+                ),
+                _ => continue,
+            };
+            for dir in [format!("{root}{path}"), root.to_string()] {
+                if let Some(limit) = cgroup_number(&format!("{dir}/{max}")) {
+                    let used = cgroup_number(&format!("{dir}/{used}")).unwrap_or(0);
+                    return Some(limit.saturating_sub(used));
+                }
+            }
+        }
+        None
+    }
+
+    /// `RLIMIT_AS` less the address space this process already maps.
+    pub(super) fn address_space_room() -> Option<u64> {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit(2) fills the struct it is given.
+        if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } != 0
+            || lim.rlim_cur == libc::RLIM_INFINITY
+        {
+            return None;
+        }
+        let mapped = proc_kib("/proc/self/status", "VmSize:").unwrap_or(0);
+        Some(u64::from(lim.rlim_cur).saturating_sub(mapped))
+    }
 }
 
 /// `Ok` when `need` bytes fit in the [`available`] memory (or the system does not say); else an
-/// [`Error::InvalidArgument`] saying that `what` needs about `need` bytes, how much the machine has,
-/// and `advice`.
+/// [`Error::InvalidArgument`] saying that `what` needs about `need` bytes, how much the process
+/// may still use and by which limit, and `advice`.
 pub fn check(need: u128, what: &str, advice: &str) -> Result<()> {
-    match available() {
-        Some(avail) if need > u128::from(avail) => Err(Error::invalid(format!(
-            "{what} needs about {} of memory, but this machine has {} available (MemAvailable \
-             in /proc/meminfo); {advice}",
+    match limit() {
+        Some((avail, why)) if need > u128::from(avail) => Err(Error::invalid(format!(
+            "{what} needs about {} of memory, but this process can have {} more ({why}); \
+             {advice}",
             bytes(need),
             bytes(u128::from(avail))
         ))),
