@@ -100,6 +100,8 @@ mod linux {
             return None;
         }
         let mapped = proc_kib("/proc/self/status", "VmSize:").unwrap_or(0);
+        // rlim_t is u64 on 64-bit Linux, u32 on some 32-bit targets.
+        #[allow(clippy::useless_conversion)]
         Some(u64::from(lim.rlim_cur).saturating_sub(mapped))
     }
 }
