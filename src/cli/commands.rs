@@ -157,8 +157,11 @@ pub(crate) fn adapters() -> Result<()> {
 pub(crate) fn bench(args: BenchArgs) -> Result<()> {
     use wgpu_mlp::bench::{self, BenchOptions, BenchPath, Progress, Workload};
     let budget = args.budget.unwrap_or(if args.full { 20.0 } else { 5.0 });
+    // The documented maximum, u64::MAX seconds, is 2⁶⁴ as an f64, a hair above Duration::MAX.
+    let max = u64::MAX as f64;
     let budget = match std::time::Duration::try_from_secs_f64(budget) {
         Ok(d) if budget.is_finite() => (!d.is_zero()).then_some(d),
+        Err(_) if budget >= 1.0 && budget <= max => Some(std::time::Duration::MAX),
         _ => {
             return Err(Error::InvalidArgument(format!(
                 "--budget {budget}: give a number of seconds from 0 (no limit) to {}",
