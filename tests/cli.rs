@@ -1208,7 +1208,10 @@ fn numeric_bench_arguments_out_of_range_are_errors_not_panics() {
             vec!["--batch", "18446744073709551616"],
             "whole number from 0 to",
         ),
-        (vec!["--batch", "18446744073709551615"], "this process can have"),
+        (
+            vec!["--batch", "18446744073709551615"],
+            "this process can have",
+        ),
         (
             vec!["--sizes", "4294967296", "--workload", "gemm"],
             "over the limit",
@@ -1432,5 +1435,47 @@ fn a_closed_or_full_stdout_or_stderr_is_never_a_panic() {
             .unwrap();
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
         assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+    }
+}
+
+/// A negative or too-large number for any numeric option is refused with that option's own range,
+/// never clap's "unexpected argument '-1'" or "number too large to fit in target type".
+#[test]
+fn numbers_out_of_range_get_their_range_from_every_option() {
+    for (args, phrase) in [
+        (&["bench", "--threads", "-1"][..], "whole number from 0 to"),
+        (
+            &[
+                "infer",
+                "--threads",
+                "-1",
+                "--weights",
+                "w",
+                "-i",
+                "x",
+                "-o",
+                "y",
+            ],
+            "whole number from 0 to",
+        ),
+        (
+            &["summary", "--layers", "-1,2"],
+            "'-1' is not a positive integer width",
+        ),
+        (&["init", "--layers", "3,-2", "-o", "m.safetensors"], "'-2'"),
+        (
+            &[
+                "summary",
+                "--layers",
+                "3,2",
+                "--batch",
+                "18446744073709551615",
+            ],
+            "whole number from -9223372036854775808 to 9223372036854775807",
+        ),
+    ] {
+        let err = assert_fails(&run(args));
+        assert!(err.contains(phrase), "{args:?}: {err}");
+        assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
     }
 }

@@ -43,14 +43,14 @@ pub(crate) struct ArchArgs {
     /// function called in forward() (no summary row), e.g. linear,F.sigmoid,linear. Modules:
     /// linear, batchnorm1d[:eps], layernorm[:eps], dropout[:p], flatten, identity, prelu and the
     /// activations of --act.
-    #[arg(long, value_name = "M1,M2,...")]
+    #[arg(long, value_name = "M1,M2,...", allow_hyphen_values = true)]
     pub(crate) arch: Option<String>,
 
     /// Shorthand for Linear layers each followed by an activation module, one per layer:
     /// identity (none), relu, sigmoid, tanh, leaky_relu[:slope], elu[:alpha], selu, celu[:alpha],
     /// gelu, gelu_tanh, silu, mish, softplus[:beta[:threshold]], hardtanh[:min:max], relu6,
     /// hardsigmoid, hardswish, softmax, log_softmax.
-    #[arg(long, value_name = "A1,A2,...")]
+    #[arg(long, value_name = "A1,A2,...", allow_hyphen_values = true)]
     pub(crate) act: Option<String>,
 }
 
@@ -59,7 +59,7 @@ pub(crate) struct ArchArgs {
 #[group(required = true, multiple = false)]
 pub(crate) struct ModelSource {
     /// Layer widths, input first: e.g. 784,128,64,10 (three Linear layers).
-    #[arg(long, value_name = "W0,W1,...")]
+    #[arg(long, value_name = "W0,W1,...", allow_hyphen_values = true)]
     pub(crate) layers: Option<String>,
 
     /// A model file: .onnx, or a safetensors state_dict (self-describing, or with --arch / --act).
@@ -76,20 +76,25 @@ pub(crate) struct SummaryArgs {
     pub(crate) arch: ArchArgs,
 
     /// Batch size shown in the table; -1 (the default) shows -1 as torchsummary does.
-    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = -1, value_parser = parse_batch, allow_negative_numbers = true)]
     pub(crate) batch: i64,
 
     /// Module names of the modules with tensors, in forward order (e.g. fc1,fc2), where the
     /// natural order of the names in the file is not the forward order; `-` for a LayerNorm
     /// without tensors (elementwise_affine=False) where the file leaves it ambiguous.
-    #[arg(long, value_name = "N1,N2,...", requires = "weights")]
+    #[arg(
+        long,
+        value_name = "N1,N2,...",
+        requires = "weights",
+        allow_hyphen_values = true
+    )]
     pub(crate) names: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct InitArgs {
     /// Layer widths, input first: e.g. 784,128,10 (two Linear layers).
-    #[arg(long, value_name = "W0,W1,...")]
+    #[arg(long, value_name = "W0,W1,...", allow_hyphen_values = true)]
     pub(crate) layers: String,
 
     #[command(flatten)]
@@ -132,13 +137,13 @@ pub(crate) struct InferArgs {
     pub(crate) adapter: Option<String>,
 
     /// Threads of the CPU path (default: one per core).
-    #[arg(long, value_name = "N", value_parser = parse_count)]
+    #[arg(long, value_name = "N", value_parser = parse_count, allow_negative_numbers = true)]
     pub(crate) threads: Option<usize>,
 
     /// Module names of the modules with tensors, in forward order (e.g. fc1,fc2), where the
     /// natural order of the names in the file is not the forward order; `-` for a LayerNorm
     /// without tensors (elementwise_affine=False) where the file leaves it ambiguous.
-    #[arg(long, value_name = "N1,N2,...")]
+    #[arg(long, value_name = "N1,N2,...", allow_hyphen_values = true)]
     pub(crate) names: Option<String>,
 }
 
@@ -189,7 +194,7 @@ pub(crate) struct BenchArgs {
     pub(crate) adapter: Option<String>,
 
     /// Threads of the cpu-fast path (default: one per core).
-    #[arg(long, value_name = "N", value_parser = parse_count)]
+    #[arg(long, value_name = "N", value_parser = parse_count, allow_negative_numbers = true)]
     pub(crate) threads: Option<usize>,
 
     /// How the GPU paths store weights: f32 (exact) or f16 (half the memory; f32 arithmetic).
@@ -246,6 +251,17 @@ pub(crate) fn parse_seed(s: &str) -> std::result::Result<u64, String> {
 }
 
 /// A count or size: a whole number from 0 to usize::MAX (the commands say which must be at least 1).
+/// `summary --batch`: what torchsummary's `batch_size` takes, an int64 (-1 its default).
+pub(crate) fn parse_batch(s: &str) -> std::result::Result<i64, String> {
+    s.trim().parse::<i64>().map_err(|_| {
+        format!(
+            "give a whole number from {} to {} (-1, the default, as torchsummary shows it)",
+            i64::MIN,
+            i64::MAX
+        )
+    })
+}
+
 pub(crate) fn parse_count(s: &str) -> std::result::Result<usize, String> {
     s.trim()
         .parse::<usize>()
