@@ -1479,3 +1479,131 @@ fn numbers_out_of_range_get_their_range_from_every_option() {
         assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
     }
 }
+
+/// Sets (or clears, with 0) a file's Linux attribute flags (`chattr`): FS_IOC_SETFLAGS.
+fn set_file_attributes(path: &Path, flags: libc::c_long) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path)?;
+    // SAFETY: FS_IOC_SETFLAGS reads the flags from a live variable.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &raw const flags) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// An append-only or immutable output (`chattr +a`, `+i`) is refused before any work, naming
+/// the attribute (the final rename over it fails even for root: it used to fail after the forward
+/// pass, and +i was told to `chmod u+w`). Needs root and a file system with attributes (ext4), as
+/// CI has.
+#[test]
+fn outputs_with_unreplaceable_attributes_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("kept.npy");
+    for (flag, name) in [
+        (0x20, "append-only (chattr +a)"),
+        (0x10, "immutable (chattr +i)"),
+    ] {
+        std::fs::write(&out, "old").unwrap();
+        set_file_attributes(&out, flag).unwrap_or_else(|e| {
+            panic!(
+                "chattr on {}: {e}: this test needs root on ext4 or similar",
+                out.display()
+            )
+        });
+        let o = infer_paths(
+            &data("seed_example.x.npy"),
+            &data("seed_example.safetensors"),
+            &out,
+        );
+        // Cleared before asserting, so that the folder can be removed whatever happens.
+        set_file_attributes(&out, 0).unwrap();
+        let err = assert_fails(&o);
+        assert!(err.contains(name) && !started_work(&err), "{err}");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "old");
+    }
+}
+
+/// `bench --json A --plot B` replaces both or neither: with a file-size limit that the JSON fits
+/// and the plot does not (`ulimit -f`, SIGXFSZ ignored so the write fails with EFBIG), the run
+/// fails and the earlier JSON is kept (it used to be replaced before the plot failed).
+#[test]
+fn bench_replaces_its_json_and_plot_together_or_not_at_all() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("keep.json"), "old json").unwrap();
+    std::fs::write(d.join("keep.svg"), "old svg").unwrap();
+    let mut cmd = common::cli(&[
+        "bench",
+        "--workload",
+        "seed",
+        "--paths",
+        "cpu-reference",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        "keep.json",
+        "--plot",
+        "keep.svg",
+    ]);
+    cmd.current_dir(d);
+    // SAFETY: setrlimit and signal are async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            // The JSON of this run is about 1.2 KB, the plot about 2.6 KB.
+            let limit = libc::rlimit {
+                rlim_cur: 1900,
+                rlim_max: 1900,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    let err = assert_fails(&o);
+    assert!(err.contains("keep.svg"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("keep.json")).unwrap(),
+        "old json"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("keep.svg")).unwrap(),
+        "old svg"
+    );
+    assert_eq!(files_in(d), ["keep.json", "keep.svg"]);
+    // Without the limit both are replaced.
+    let o = common::cli(&[
+        "bench",
+        "--workload",
+        "seed",
+        "--paths",
+        "cpu-reference",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        "keep.json",
+        "--plot",
+        "keep.svg",
+    ])
+    .current_dir(d)
+    .output()
+    .unwrap();
+    assert_ok(&o);
+    assert!(
+        std::fs::read_to_string(d.join("keep.json"))
+            .unwrap()
+            .starts_with('{')
+    );
+    assert!(
+        std::fs::read_to_string(d.join("keep.svg"))
+            .unwrap()
+            .contains("<svg")
+    );
+}

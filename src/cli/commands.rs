@@ -209,12 +209,15 @@ pub(crate) fn bench(args: BenchArgs) -> Result<()> {
         io::check_output(plot, &others)?;
     }
     let report = bench::run(&opts)?;
-    if let Some(path) = &args.json {
-        io::write_atomic(path, report.to_json().as_bytes())?;
-    }
-    if let Some(path) = &args.plot {
-        io::write_atomic(path, bench::svg(&report).as_bytes())?;
-    }
+    // Both files or neither: a failed plot does not leave a new JSON beside the old plot.
+    let json = args.json.as_ref().map(|p| (p, report.to_json()));
+    let plot = args.plot.as_ref().map(|p| (p, bench::svg(&report)));
+    let files: Vec<(&Path, &[u8])> = [json.as_ref(), plot.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|(p, text)| (p.as_path(), text.as_bytes()))
+        .collect();
+    io::write_atomic_all(&files)?;
     print_stdout(&report.to_markdown())
 }
 

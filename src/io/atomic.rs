@@ -105,34 +105,62 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<()> {
-    let target = Target::check(path)?;
-    let mut temp = target.create_temp()?;
-    let file = temp.file.take().ok_or_else(|| {
-        Error::io(
-            path,
-            io::Error::other("the temporary file is already closed"),
-        )
-    })?;
-    if let Some(existing) = &target.existing {
-        keep_owner_and_mode(&file, existing).map_err(|e| Error::io(&temp.path, e))?;
+    Prepared::write(path, fill)?.commit()
+}
+
+/// Writes several files so that all of them are replaced or none is: each is written in full to
+/// its temporary file first, and only then are they renamed over their targets, in order (a
+/// failure while writing, such as a full disk for the second, leaves every earlier output as it
+/// was). Only a failed rename, after all the writing, can leave the earlier ones replaced.
+pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> Result<()> {
+    let prepared = files
+        .iter()
+        .map(|(path, bytes)| Prepared::write(path, |w| w.write_all(bytes)))
+        .collect::<Result<Vec<_>>>()?;
+    prepared.into_iter().try_for_each(Prepared::commit)
+}
+
+/// A temporary file written in full and flushed to disk, waiting to be renamed over its target
+/// (removed if dropped instead).
+struct Prepared {
+    target: Target,
+    temp: Temp,
+}
+
+impl Prepared {
+    fn write(path: &Path, fill: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<Self> {
+        let target = Target::check(path)?;
+        let mut temp = target.create_temp()?;
+        let file = temp.file.take().ok_or_else(|| {
+            Error::io(
+                path,
+                io::Error::other("the temporary file is already closed"),
+            )
+        })?;
+        if let Some(existing) = &target.existing {
+            keep_owner_and_mode(&file, existing).map_err(|e| Error::io(&temp.path, e))?;
+        }
+
+        let mut writer = io::BufWriter::new(file);
+        fill(&mut writer)
+            .and_then(|()| writer.flush())
+            .map_err(|e| Error::io(path, e))?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| Error::io(path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(path, e))?;
+        // Closed before the rename (on wasm32 `File` is a stub with nothing to close).
+        #[cfg_attr(target_arch = "wasm32", allow(clippy::drop_non_drop))]
+        drop(file);
+        Ok(Prepared { target, temp })
     }
 
-    let mut writer = io::BufWriter::new(file);
-    fill(&mut writer)
-        .and_then(|()| writer.flush())
-        .map_err(|e| Error::io(path, e))?;
-    let file = writer
-        .into_inner()
-        .map_err(|e| Error::io(path, e.into_error()))?;
-    file.sync_all().map_err(|e| Error::io(path, e))?;
-    // Closed before the rename (on wasm32 `File` is a stub with nothing to close).
-    #[cfg_attr(target_arch = "wasm32", allow(clippy::drop_non_drop))]
-    drop(file);
-
-    std::fs::rename(&temp.path, path).map_err(|e| Error::io(path, e))?;
-    temp.renamed();
-    sync_dir(&target.dir).map_err(|e| Error::io(&target.dir, e))?;
-    Ok(())
+    fn commit(mut self) -> Result<()> {
+        let path = &self.target.path;
+        std::fs::rename(&self.temp.path, path).map_err(|e| Error::io(path, e))?;
+        self.temp.renamed();
+        sync_dir(&self.target.dir).map_err(|e| Error::io(&self.target.dir, e))
+    }
 }
 
 /// Whether `a` and `b` name the same file: the same device and inode when both exist (symbolic
@@ -264,6 +292,14 @@ impl Target {
                     "is {}, not a regular file; outputs are written by replacing the file, so \
                      give a regular file's name",
                     kind_of(&existing)
+                ),
+            ));
+        } else if let Some(attr) = unreplaceable_attribute(path) {
+            return Err(fail(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "the existing file is {attr}; it cannot be replaced, even by root. Clear \
+                     the attribute (chattr -a -i, as root) or choose another output name"
                 ),
             ));
         } else if let Some(mode) = write_protected(path, &existing) {
@@ -438,6 +474,39 @@ fn keep_owner_and_mode(file: &File, existing: &Metadata) -> io::Result<()> {
     #[cfg(not(unix))]
     {
         file.set_permissions(existing.permissions())
+    }
+}
+
+/// `Some("append-only (chattr +a)")` or `Some("immutable (chattr +i)")` when the file carries an
+/// attribute that makes the final rename over it fail after all the work (Linux; else `None`).
+fn unreplaceable_attribute(path: &Path) -> Option<&'static str> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::fd::AsRawFd;
+        // linux/fs.h
+        const FS_IMMUTABLE_FL: libc::c_long = 0x10;
+        const FS_APPEND_FL: libc::c_long = 0x20;
+        let file = File::open(path).ok()?;
+        // The kernel writes an int; a long leaves room either way.
+        let mut flags: libc::c_long = 0;
+        // SAFETY: FS_IOC_GETFLAGS on an open regular file writes into `flags`, which outlives
+        // the call.
+        let r = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &raw mut flags) };
+        if r != 0 {
+            return None;
+        }
+        if flags & FS_IMMUTABLE_FL != 0 {
+            Some("immutable (chattr +i)")
+        } else if flags & FS_APPEND_FL != 0 {
+            Some("append-only (chattr +a)")
+        } else {
+            None
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = path;
+        None
     }
 }
 

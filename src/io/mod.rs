@@ -22,7 +22,7 @@ pub mod npy;
 pub mod safetensors;
 mod signals;
 
-pub use atomic::{check_output, same_file, write_atomic, write_atomic_with};
+pub use atomic::{check_output, same_file, write_atomic, write_atomic_all, write_atomic_with};
 pub use signals::remove_temp_files_on_signals;
 
 use std::io::Read as _;
