@@ -1535,7 +1535,7 @@ fn bench_replaces_its_json_and_plot_together_or_not_at_all() {
     let d = dir.path();
     std::fs::write(d.join("keep.json"), "old json").unwrap();
     std::fs::write(d.join("keep.svg"), "old svg").unwrap();
-    let mut cmd = common::cli(&[
+    let args = [
         "bench",
         "--workload",
         "seed",
@@ -1549,7 +1549,8 @@ fn bench_replaces_its_json_and_plot_together_or_not_at_all() {
         "keep.json",
         "--plot",
         "keep.svg",
-    ]);
+    ];
+    let mut cmd = common::cli(&args);
     cmd.current_dir(d);
     // SAFETY: setrlimit and signal are async-signal-safe, as pre_exec requires.
     unsafe {
@@ -1577,24 +1578,7 @@ fn bench_replaces_its_json_and_plot_together_or_not_at_all() {
     );
     assert_eq!(files_in(d), ["keep.json", "keep.svg"]);
     // Without the limit both are replaced.
-    let o = common::cli(&[
-        "bench",
-        "--workload",
-        "seed",
-        "--paths",
-        "cpu-reference",
-        "--runs",
-        "1",
-        "--warmup",
-        "0",
-        "--json",
-        "keep.json",
-        "--plot",
-        "keep.svg",
-    ])
-    .current_dir(d)
-    .output()
-    .unwrap();
+    let o = common::cli(&args).current_dir(d).output().unwrap();
     assert_ok(&o);
     assert!(
         std::fs::read_to_string(d.join("keep.json"))

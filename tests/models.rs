@@ -63,6 +63,20 @@ fn cases() -> Vec<Case> {
         .collect()
 }
 
+/// `m` on `x` matches PyTorch's float64 output `y64` on the CPU reference, the fast CPU path and
+/// the GPU.
+fn matches_on_every_path(m: &Mlp, x: &Matrix, y64: &[f64], what: &str) {
+    let close = |got: Matrix, path: &str| {
+        common::assert_close(got.as_slice(), y64, RTOL, ATOL, &format!("{what} {path}"))
+    };
+    close(cpu::forward(m, x).unwrap(), "reference");
+    close(cpu::CpuMlp::new(m).unwrap().forward(x).unwrap(), "fast CPU");
+    close(
+        GpuMlp::new(common::ctx(), m).unwrap().forward(x).unwrap(),
+        "GPU",
+    );
+}
+
 fn check(got: &[f32], case: &Case, what: &str) {
     common::assert_close(got, &case.y64, RTOL, ATOL, &format!("{} {what}", case.name));
 }
@@ -289,18 +303,7 @@ fn layernorms_without_tensors_bind_where_the_file_says() {
             names.as_deref(),
         )
         .unwrap();
-        let close = |got: &Matrix, what: &str| {
-            common::assert_close(got.as_slice(), &y64, RTOL, ATOL, &format!("{name} {what}"))
-        };
-        close(&cpu::forward(&m, &x).unwrap(), "reference");
-        close(
-            &cpu::CpuMlp::new(&m).unwrap().forward(&x).unwrap(),
-            "fast CPU",
-        );
-        close(
-            &GpuMlp::new(common::ctx(), &m).unwrap().forward(&x).unwrap(),
-            "GPU",
-        );
+        matches_on_every_path(&m, &x, &y64, name);
         // torchsummary also lists a custom container (`Block`) as a row of its own, which no
         // state_dict records: the nested case's summary is not compared.
         if name != "nested_blocks" {
@@ -359,23 +362,6 @@ fn celu_from_both_exporters() {
                 && celu.iter().filter(|m| m.contains("Celu(0.7)")).count() == 1,
             "{exporter}: {celu:?}"
         );
-        let close = |got: &Matrix, what: &str| {
-            common::assert_close(
-                got.as_slice(),
-                &y64,
-                RTOL,
-                ATOL,
-                &format!("{exporter} {what}"),
-            )
-        };
-        close(&cpu::forward(&m, &x).unwrap(), "reference");
-        close(
-            &cpu::CpuMlp::new(&m).unwrap().forward(&x).unwrap(),
-            "fast CPU",
-        );
-        close(
-            &GpuMlp::new(common::ctx(), &m).unwrap().forward(&x).unwrap(),
-            "GPU",
-        );
+        matches_on_every_path(&m, &x, &y64, exporter);
     }
 }
