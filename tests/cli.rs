@@ -600,8 +600,9 @@ fn started_work(stderr: &str) -> bool {
     })
 }
 
-/// The quickest `bench` run (the seed model on the CPU reference, one run), plus `extra`.
-fn quick_bench(dir: &Path, extra: &[&str]) -> Output {
+/// The quickest `bench` run (the seed model on the CPU reference, one run), plus `extra`, in
+/// `dir`: the command, to be run with other limits.
+fn quick_bench_cmd(dir: &Path, extra: &[&str]) -> std::process::Command {
     let mut args = vec![
         "bench",
         "--workload",
@@ -614,11 +615,21 @@ fn quick_bench(dir: &Path, extra: &[&str]) -> Output {
         "0",
     ];
     args.extend_from_slice(extra);
-    std::process::Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
-        .args(&args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
+    let mut cmd = common::cli(&args);
+    cmd.current_dir(dir);
+    cmd
+}
+
+/// Asserts that `json` holds a bench report and `svg` its plot.
+fn assert_bench_outputs(json: &Path, svg: &Path) {
+    let json = std::fs::read_to_string(json).unwrap();
+    assert!(json.starts_with('{'), "{json}");
+    assert!(std::fs::read_to_string(svg).unwrap().contains("<svg"));
+}
+
+/// [`quick_bench_cmd`], run.
+fn quick_bench(dir: &Path, extra: &[&str]) -> Output {
+    quick_bench_cmd(dir, extra).output().unwrap()
 }
 
 /// A GPU asked for and not there stops `bench` before any work, with no JSON written: a named
@@ -695,16 +706,7 @@ fn bench_outputs_never_follow_or_delete_files_at_temporary_names() {
         std::fs::read_to_string(d.join("notes.svg.tmp")).unwrap(),
         "my notes"
     );
-    assert!(
-        std::fs::read_to_string(d.join("out.json"))
-            .unwrap()
-            .starts_with('{')
-    );
-    assert!(
-        std::fs::read_to_string(d.join("notes.svg"))
-            .unwrap()
-            .contains("<svg")
-    );
+    assert_bench_outputs(&d.join("out.json"), &d.join("notes.svg"));
     assert_eq!(
         files_in(d),
         [
@@ -1535,23 +1537,8 @@ fn bench_replaces_its_json_and_plot_together_or_not_at_all() {
     let d = dir.path();
     std::fs::write(d.join("keep.json"), "old json").unwrap();
     std::fs::write(d.join("keep.svg"), "old svg").unwrap();
-    let args = [
-        "bench",
-        "--workload",
-        "seed",
-        "--paths",
-        "cpu-reference",
-        "--runs",
-        "1",
-        "--warmup",
-        "0",
-        "--json",
-        "keep.json",
-        "--plot",
-        "keep.svg",
-    ];
-    let mut cmd = common::cli(&args);
-    cmd.current_dir(d);
+    let outputs = ["--json", "keep.json", "--plot", "keep.svg"];
+    let mut cmd = quick_bench_cmd(d, &outputs);
     // SAFETY: setrlimit and signal are async-signal-safe, as pre_exec requires.
     unsafe {
         cmd.pre_exec(|| {
@@ -1578,16 +1565,7 @@ fn bench_replaces_its_json_and_plot_together_or_not_at_all() {
     );
     assert_eq!(files_in(d), ["keep.json", "keep.svg"]);
     // Without the limit both are replaced.
-    let o = common::cli(&args).current_dir(d).output().unwrap();
+    let o = quick_bench(d, &outputs);
     assert_ok(&o);
-    assert!(
-        std::fs::read_to_string(d.join("keep.json"))
-            .unwrap()
-            .starts_with('{')
-    );
-    assert!(
-        std::fs::read_to_string(d.join("keep.svg"))
-            .unwrap()
-            .contains("<svg")
-    );
+    assert_bench_outputs(&d.join("keep.json"), &d.join("keep.svg"));
 }
