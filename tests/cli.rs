@@ -14,10 +14,8 @@ fn run(args: &[&str]) -> Output {
     common::run_cli(args)
 }
 
-/// `infer` on the seed_example fixture with the given extra arguments; returns the output and the
-/// output path.
-fn infer_seed_example(dir: &Path, out_name: &str, extra: &[&str]) -> (Output, PathBuf) {
-    let out = dir.join(out_name);
+/// `infer` on the seed_example fixture writing `out`, with the given extra arguments.
+fn seed_example_cmd(out: &Path, extra: &[&str]) -> std::process::Command {
     let weights = data("seed_example.safetensors");
     let x = data("seed_example.x.npy");
     let mut args = vec![
@@ -29,10 +27,16 @@ fn infer_seed_example(dir: &Path, out_name: &str, extra: &[&str]) -> (Output, Pa
         "--input",
         p(&x),
         "--output",
-        p(&out),
+        p(out),
     ];
     args.extend_from_slice(extra);
-    (run(&args), out)
+    common::cli(&args)
+}
+
+/// [`seed_example_cmd`] run with `dir/out_name` as the output; returns the output and its path.
+fn infer_seed_example(dir: &Path, out_name: &str, extra: &[&str]) -> (Output, PathBuf) {
+    let out = dir.join(out_name);
+    (seed_example_cmd(&out, extra).output().unwrap(), out)
 }
 
 fn assert_matches_y64(got: &[f32], tol: f64) {
@@ -932,19 +936,9 @@ fn outputs_are_checked_before_any_work() {
 
 /// `infer` on the seed example writing `output`, on `device`.
 fn infer_paths_device(output: &Path, device: &str) -> Output {
-    run(&[
-        "infer",
-        "--weights",
-        p(&data("seed_example.safetensors")),
-        "--act",
-        "sigmoid,identity",
-        "--input",
-        p(&data("seed_example.x.npy")),
-        "--output",
-        p(output),
-        "--device",
-        device,
-    ])
+    seed_example_cmd(output, &["--device", device])
+        .output()
+        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1396,20 +1390,10 @@ fn a_closed_or_full_stdout_or_stderr_is_never_a_panic() {
     // stderr only carries diagnostics: the command still does its work and succeeds.
     for (i, sink) in [closed_pipe(), dev_full()].into_iter().enumerate() {
         let out = dir.path().join(format!("y{i}.npy"));
-        let o = common::cli(&[
-            "infer",
-            "--weights",
-            p(&data("seed_example.safetensors")),
-            "--act",
-            "sigmoid,identity",
-            "--input",
-            p(&data("seed_example.x.npy")),
-            "--output",
-            p(&out),
-        ])
-        .stderr(Stdio::from(sink))
-        .output()
-        .unwrap();
+        let o = seed_example_cmd(&out, &[])
+            .stderr(Stdio::from(sink))
+            .output()
+            .unwrap();
         assert!(o.status.success(), "stderr sink {i}: {:?}", o.status);
         assert_matches_y64(npy::read(&out).unwrap().as_slice(), 1e-6);
     }
