@@ -48,6 +48,15 @@ fn slices_give_exactly_what_forward_gives() {
         matches!(e, Error::Shape(_)) && e.to_string().contains("15"),
         "{e}"
     );
+    // A batch far past the slice is a shape error before the output is allocated (it used to
+    // abort allocating `batch · out` values, or panic with "capacity overflow" on the CPU path).
+    let cpu = wgpu_mlp::CpuMlp::new(&m).unwrap();
+    for batch in [1 << 36, usize::MAX] {
+        let e = gpu.forward_slice(x.as_slice(), batch).unwrap_err();
+        assert!(matches!(e, Error::Shape(_)), "{e}");
+        let e = cpu.forward_slice(x.as_slice(), batch).unwrap_err();
+        assert!(matches!(e, Error::Shape(_)), "{e}");
+    }
 }
 
 /// Polls every future on this one thread until all are ready (no thread blocks on the device:
@@ -290,5 +299,126 @@ fn from_wgpu_runs_on_the_applications_device_and_follows_its_limits() {
         gpu.linear_kernels(1)
             .iter()
             .all(|k| *k != wgpu_mlp::gpu::LinearKernel::Gemv)
+    );
+}
+
+/// Runs `gpu.encode` from `a` to `b` (`batch` rows) in a fresh encoder, submits it under an error
+/// scope, and returns the first `n` values of `b` and whether wgpu reported an error.
+fn encode_and_read(
+    ctx: &GpuContext,
+    gpu: &GpuMlp,
+    a: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    batch: usize,
+    n: usize,
+) -> Vec<f32> {
+    let (device, queue) = (ctx.device(), ctx.queue());
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let mut enc = device.create_command_encoder(&Default::default());
+    gpu.encode(&mut enc, a, b, batch).unwrap();
+    queue.submit([enc.finish()]);
+    let error = pollster::block_on(scope.pop());
+    assert!(error.is_none(), "b{batch}: {error:?}");
+    read_back(device, queue, b, n)
+}
+
+/// Encodes that fill the uniform arena (a 1,024-wide layer at batches of ~1,000 needs more
+/// blocks than the first arena holds) and that chunk (a 1 MiB binding cap: 224 rows a chunk),
+/// into separate buffers and into one buffer for input and output, whether rows grow or shrink:
+/// bit for bit what `forward` gives. (The copy bind groups pointed into the arena before a new
+/// one was made: a validation error at submit, or zeros; and a chunk's output overwrote the
+/// input rows of the chunks after it.)
+#[test]
+fn encode_over_many_chunks_and_arenas_and_in_place() {
+    let capped = gpu_with(&GpuOptions {
+        max_storage_binding_size: Some(1 << 20),
+        ..Default::default()
+    });
+    for ctx in [ctx().clone(), capped] {
+        let (device, queue) = (ctx.device(), ctx.queue());
+        for (widths, batches) in [
+            (&[8, 1024, 4][..], &[896, 897, 1000, 2000][..]),
+            (&[4, 1024, 8], &[225, 449, 1000]),
+        ] {
+            let (n_in, n_out) = (widths[0], widths[2]);
+            let m = model(widths, &[Activation::Relu, Activation::Identity], 5);
+            let gpu = GpuMlp::new(&ctx, &m).unwrap();
+            for &batch in batches {
+                let x = input(batch, n_in, batch as u64, 2.0);
+                let want = bits(gpu.forward(&x).unwrap().as_slice());
+                let a = app_buffer(device, queue, x.as_slice());
+                let b = app_buffer(device, queue, &vec![f32::NAN; batch * n_out]);
+                let got = encode_and_read(&ctx, &gpu, &a, &b, batch, batch * n_out);
+                assert_eq!(bits(&got), want, "{widths:?} b{batch}");
+                // One buffer for both, as large as the larger of the two.
+                let mut both = x.as_slice().to_vec();
+                both.resize(batch * n_in.max(n_out), f32::NAN);
+                let ab = app_buffer(device, queue, &both);
+                let got = encode_and_read(&ctx, &gpu, &ab, &ab, batch, batch * n_out);
+                assert_eq!(bits(&got), want, "{widths:?} b{batch} in place");
+            }
+        }
+    }
+}
+
+/// A buffer wgpu refuses (a destroyed one) is an error that leaves the application's encoder
+/// valid: what it recorded before still runs, and a later encode into it works. A buffer whose
+/// size is not a multiple of 4 is taken. (Commands were recorded before the error, so the
+/// application's next submit failed.)
+#[test]
+fn a_failed_encode_leaves_the_encoder_as_it_was() {
+    let m = odd_model();
+    let gpu = GpuMlp::new(ctx(), &m).unwrap();
+    let (device, queue) = (ctx().device(), ctx().queue());
+    let x = input(2, 7, 9, 1.0);
+    let want = bits(gpu.forward(&x).unwrap().as_slice());
+    let destroyed = app_buffer(device, queue, x.as_slice());
+    destroyed.destroy();
+    // 2 rows of 7 f32 are 56 bytes; 58 is not a whole number of words.
+    let odd = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("58 bytes"),
+        size: 58,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    queue.write_buffer(&odd, 0, bytemuck::cast_slice(x.as_slice()));
+    let out = app_buffer(device, queue, &[f32::NAN; 10]);
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let mut enc = device.create_command_encoder(&Default::default());
+    let e = gpu.encode(&mut enc, &destroyed, &out, 2).unwrap_err();
+    assert!(matches!(e, Error::Gpu(_)), "{e}");
+    gpu.encode(&mut enc, &odd, &out, 2).unwrap();
+    queue.submit([enc.finish()]);
+    let error = pollster::block_on(scope.pop());
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(bits(&read_back(device, queue, &out, 10)), want);
+}
+
+/// A device made with `wgpu::Limits::downlevel_defaults()` (4 storage buffers per stage; the
+/// kernels bind up to 5) is refused by `from_wgpu` with the limit to ask for, instead of a wgpu
+/// validation error from the first model that left the context's cached layouts invalid.
+#[test]
+fn from_wgpu_names_the_limit_a_too_small_device_lacks() {
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    let instance = wgpu::Instance::new(desc);
+    let adapter = pollster::block_on(instance.enumerate_adapters(backends))
+        .into_iter()
+        .next()
+        .expect("an adapter (see tests/common)");
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        required_limits: wgpu::Limits::downlevel_defaults(),
+        ..Default::default()
+    }))
+    .unwrap();
+    let Err(e) = GpuContext::from_wgpu(&adapter, device, queue) else {
+        panic!("a device with 4 storage buffers per stage was accepted");
+    };
+    assert!(
+        e.to_string()
+            .contains("max_storage_buffers_per_shader_stage = 4")
+            && e.to_string().contains("at least 5"),
+        "{e}"
     );
 }

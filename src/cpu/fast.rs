@@ -138,6 +138,9 @@ impl CpuMlp {
 
     /// [`forward`](Self::forward) on a plain slice of `batch` rows, returning `[batch, out]`.
     pub fn forward_slice(&self, input: &[f32], batch: usize) -> Result<Vec<f32>> {
+        // Checked before the output is allocated: a wrong `batch` is an error, not an
+        // allocation of `batch · out` values.
+        check_input_slice(input.len(), batch, self.n_in)?;
         let mut out = vec![0.0; batch.saturating_mul(self.n_out)];
         self.forward_into(input, batch, &mut out)?;
         Ok(out)

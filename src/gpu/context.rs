@@ -331,6 +331,7 @@ impl GpuContext {
     ) -> Result<GpuContext> {
         let info = adapter.get_info();
         let limits = device.limits();
+        check_device_limits(&limits, &adapter.limits())?;
         let subgroups = subgroups_usable(device.features(), &info);
         let lost = Arc::new(Mutex::new(None));
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
@@ -594,6 +595,42 @@ impl Future for &MapWait {
             }
         }
     }
+}
+
+/// The limits below which no kernel of this crate can run on an application's device, each with
+/// what to ask for: checked once, so that a too-small device is one clear error rather than a
+/// wgpu validation error from the first model (after which its cached layouts are invalid).
+fn check_device_limits(have: &wgpu::Limits, adapter: &wgpu::Limits) -> Result<()> {
+    let needs = [
+        (
+            "max_storage_buffers_per_shader_stage",
+            have.max_storage_buffers_per_shader_stage,
+            crate::gpu::kernels::storage_buffers_needed(),
+            adapter.max_storage_buffers_per_shader_stage,
+        ),
+        (
+            "max_compute_invocations_per_workgroup",
+            have.max_compute_invocations_per_workgroup,
+            64,
+            adapter.max_compute_invocations_per_workgroup,
+        ),
+        (
+            "max_compute_workgroup_size_x",
+            have.max_compute_workgroup_size_x,
+            64,
+            adapter.max_compute_workgroup_size_x,
+        ),
+    ];
+    for (name, has, need, offered) in needs {
+        if has < need {
+            return Err(Error::invalid(format!(
+                "the device was created with {name} = {has}; wgpu-mlp's kernels need at least \
+                 {need} (the adapter offers {offered}): create it with \
+                 wgpu::Limits {{ {name}: {need}, .. }} or with the adapter's limits"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Two popped scopes' verdict as a `Result`: out of memory wins over validation (an allocation

@@ -59,6 +59,9 @@ impl GpuMlp {
     /// copy.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn forward_slice(&self, input: &[f32], batch: usize) -> Result<Vec<f32>> {
+        // Checked before the output is allocated: a wrong `batch` is an error, not an
+        // allocation of `batch · out` values.
+        self.check_width(input.len(), batch)?;
         let mut out = Vec::with_capacity(batch.saturating_mul(self.n_out));
         self.run_blocking(input, batch, Sink::Vec(&mut out), Kernels::Run)?;
         Ok(out)
@@ -212,8 +215,9 @@ impl GpuMlp {
     ///   `[batch, out]` the same way; no padding is asked of either.
     /// - Both need [`wgpu::BufferUsages::STORAGE`]; their sizes must hold the rows, and each
     ///   must fit one storage binding of the device (checked: an [`Error::InvalidArgument`]
-    ///   names the problem). They may be the same buffer (the input is read before the output
-    ///   is written).
+    ///   names the problem; any size, not only multiples of 4). They may be the same buffer
+    ///   (each row is read before any output row that overlaps it is written).
+    /// - An error leaves `encoder` as it was: nothing is recorded unless the whole pass can be.
     /// - The model's own buffers are used in between; calls may be recorded from several
     ///   threads and encoders, and for batches of any size (chunked as
     ///   [`forward`](Self::forward) is).
@@ -232,10 +236,29 @@ impl GpuMlp {
             return Ok(());
         }
         let mut ws = self.take_workspace(self.workspace_rows(batch));
+        // The application's buffers are bound first, under their own scope, so that a buffer
+        // wgpu refuses (another device's, a destroyed one) is an error before anything is
+        // recorded: the application's encoder stays valid.
         let scope = ErrorScope::push(&inner.device);
-        let groups = ws.app_groups(self, input, output);
-        for (start, rows) in chunks(batch, self.chunk_rows()) {
+        ws.app_groups(self, input, output);
+        if let Err(e) = scope.pop() {
+            ws.forget_app_groups(input, output);
+            self.give_workspace(ws);
+            return Err(e);
+        }
+        let mut order: Vec<(usize, usize)> = chunks(batch, self.chunk_rows()).collect();
+        // One buffer as input and output, with rows that grow: a chunk's output reaches into
+        // the input rows of the chunks after it, so the chunks run last first (each output
+        // then lies past the input rows still to be read).
+        if input == output && self.n_out > self.n_in {
+            order.reverse();
+        }
+        let scope = ErrorScope::push(&inner.device);
+        for (start, rows) in order {
+            // A replay can fill the uniform arena and start a new one: the copy bind groups are
+            // fetched after it, against the arena its offsets point into.
             let replay = ws.replay(self, rows, Ends::App { row0: start });
+            let groups = ws.app_groups(self, input, output);
             ws.record(self, &replay, encoder, Some(&groups));
         }
         let popped = scope.pop();

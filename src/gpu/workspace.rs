@@ -249,11 +249,20 @@ impl Workspace {
         let device = &model.ctx.inner.device;
         let layout = model.ctx.inner.kernels.layout(device, copy::SLOTS);
         let dims = window(&self.arena, BLOCK_BYTES);
+        // A storage binding's size must be a multiple of 4; an application's buffer need not
+        // be (its rows are f32s from offset 0, so the last partial word is never touched).
+        fn whole_words(b: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
+            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: b,
+                offset: 0,
+                size: wgpu::BufferSize::new(b.size() / 4 * 4),
+            })
+        }
         let make = |src: &wgpu::Buffer, dst: &wgpu::Buffer| {
             let entries = [
                 (copy::SLOTS[0], dims.clone()),
-                (copy::SRC, src.as_entire_binding()),
-                (copy::DST, dst.as_entire_binding()),
+                (copy::SRC, whole_words(src)),
+                (copy::DST, whole_words(dst)),
             ];
             kernels::bind_group(device, "copy", &layout, &entries)
         };
@@ -264,6 +273,12 @@ impl Workspace {
         self.app_groups.insert(0, (key, groups.clone()));
         self.app_groups.truncate(APP_GROUPS);
         groups
+    }
+
+    /// Drops the kept bind groups of these application buffers (after wgpu refused them).
+    pub(crate) fn forget_app_groups(&mut self, input: &wgpu::Buffer, output: &wgpu::Buffer) {
+        self.app_groups
+            .retain(|((i, o), _)| !(i == input && o == output));
     }
 
     /// The replay for `rows` (at most the capacity) with these ends, made on first use.

@@ -75,6 +75,34 @@ pub(crate) struct Slot {
     pub(crate) kind: SlotKind,
 }
 
+/// Storage buffers a set of bindings uses (a device must allow as many per shader stage).
+fn storage_buffers(slots: &[Slot]) -> u32 {
+    slots
+        .iter()
+        .filter(|s| matches!(s.kind, SlotKind::Storage { .. }))
+        .count() as u32
+}
+
+/// The most storage buffers any kernel binds: a device with fewer per shader stage cannot run
+/// them (`wgpu::Limits::downlevel_defaults` allows 4).
+pub(crate) fn storage_buffers_needed() -> u32 {
+    use crate::gpu::WeightFormat;
+    let windowed = [false, true].into_iter().flat_map(|sub| {
+        [WeightFormat::F32, WeightFormat::F16].map(|f| linear::windowed::slots(sub, f))
+    });
+    [
+        linear::BUFFER_SLOTS,
+        copy::SLOTS,
+        elementwise::SLOTS,
+        row::SLOTS,
+    ]
+    .into_iter()
+    .chain(windowed)
+    .map(storage_buffers)
+    .max()
+    .unwrap_or(0)
+}
+
 impl Slot {
     /// The uniform block `dims` of type `ty` at binding 0, at a dynamic offset (every kernel
     /// reads its dimensions from the workspace's arena of uniform blocks).
