@@ -14,6 +14,8 @@ const SLICE: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 pub(crate) struct Poller {
     shared: Arc<Shared>,
+    /// The thread, once started: joined when the poller is dropped.
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 #[derive(Debug)]
@@ -57,6 +59,7 @@ impl Poller {
                 state: Mutex::new(State::default()),
                 wake: Condvar::new(),
             }),
+            thread: Mutex::new(None),
         }
     }
 
@@ -73,8 +76,15 @@ impl Poller {
             let spawned = std::thread::Builder::new()
                 .name("wgpu-mlp poller".into())
                 .spawn(move || run(&shared));
-            if spawned.is_err() {
-                s.running = false;
+            match spawned {
+                Ok(handle) => {
+                    let mut t = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+                    // A thread that stopped earlier has ended (or is ending): join it.
+                    if let Some(old) = t.replace(handle) {
+                        let _ = old.join();
+                    }
+                }
+                Err(_) => s.running = false,
             }
         }
         self.shared.wake.notify_all();
@@ -87,9 +97,21 @@ impl Poller {
 
 impl Drop for Poller {
     fn drop(&mut self) {
-        let mut s = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.stop = true;
-        self.shared.wake.notify_all();
+        {
+            let mut s = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            s.stop = true;
+            self.shared.wake.notify_all();
+        }
+        // Joined (within one poll slice), so the thread's device handle is gone before the
+        // context's: a thread still polling while the process exits raced the GL driver's
+        // teardown (a double free at exit on llvmpipe). Not from the thread itself, which can
+        // drop the last context through a waker it calls.
+        let handle = self.thread.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle
+            && h.thread().id() != std::thread::current().id()
+        {
+            let _ = h.join();
+        }
     }
 }
 
