@@ -223,54 +223,62 @@ fn layernorm_rows_of_one_and_constant_rows() {
     }
 }
 
-/// LayerNorm on rows of extreme magnitude (1e-30 to 3e38, mixed in one batch), widths 1, 7, 33
-/// and 4,096, then a Linear to 5 outputs: the GPU (fused and separate) and the fast CPU path
-/// agree with the f64 reference within rtol 1e-4, atol 1e-5 (the usual tolerance: the
-/// normalised values are O(1)). On the
-/// GPU the sum and the squares used to overflow from about 1e19 up, leaving the bias alone.
+/// LayerNorm on hard rows, mixed in one batch: random rows of extreme magnitude (1e-30 to 3e38),
+/// constant rows (0.1 to 3e38; the output is the bias, or NaN when eps is 0, as 0 · ∞ in
+/// PyTorch) and rows with a large mean and a small spread (1e6 ± 1); widths 1, 3, 7, 24, 33, 768
+/// and 4,096; eps 1e-5 and 0; then a Linear to 5 outputs. The GPU (fused and separate) and the
+/// fast CPU path agree with the f64 reference within rtol 1e-4, atol 1e-5 (the usual tolerance:
+/// the normalised values are O(1)), NaN where it has NaN. On the GPU the sum and the squares
+/// used to overflow from about 1e19 up (the bias alone), and an f32 mean's rounding error made
+/// constant rows come out as ±0.3 to ±1.
 #[test]
 fn layernorm_rows_of_extreme_magnitude() {
-    for n in [1, 7, 33, 4096] {
-        let weight = common::random_vec(n, 3, 0.5, 2.0);
-        let bias = common::random_vec(n, 4, -1.0, 1.0);
-        // A Linear after it (a network needs one) mixes the normalised values into 5 outputs.
-        let m = Mlp::new(vec![
-            wgpu_mlp::Module::LayerNorm(
-                wgpu_mlp::LayerNorm::new(n, Some(weight), Some(bias), 1e-5).unwrap(),
-            ),
-            wgpu_mlp::Module::Linear(
-                wgpu_mlp::Linear::new(n, 5, common::random_vec(5 * n, 5, -1.0, 1.0), None).unwrap(),
-            ),
-        ])
-        .unwrap();
-        let scales = [1e-30f32, 1e-3, 1.0, 1e18, 1e19, 1e20, 1e30, 3e38];
+    for n in [1, 3, 7, 24, 33, 768, 4096] {
         let mut data = Vec::new();
+        let scales = [1e-30f32, 1e-3, 1.0, 1e18, 1e19, 1e20, 1e30, 3e38];
         for (i, &scale) in scales.iter().enumerate() {
             // Values within ±1, so that scale · value stays finite at 3e38.
-            data.extend(
-                common::random_vec(n, 10 + i as u64, -1.0, 1.0)
-                    .iter()
-                    .map(|v| v * scale),
-            );
+            let row = common::random_vec(n, 10 + i as u64, -1.0, 1.0);
+            data.extend(row.iter().map(|v| v * scale));
         }
-        let x = Matrix::new(scales.len(), n, data).unwrap();
-        let want = cpu::forward_f64(&m, &x).unwrap();
-        let what = |w: &str| format!("LayerNorm({n}) {w}");
-        for mode in [KernelMode::Fused, KernelMode::Separate] {
-            let y = common::with_mode(common::ctx(), &m, mode)
-                .unwrap()
-                .forward(&x)
-                .unwrap();
-            common::assert_close(
-                y.as_slice(),
-                &want,
-                RTOL,
-                ATOL,
-                &what(&format!("GPU {mode:?}")),
-            );
+        let constants = [
+            0.1f32, 3.3, -7.5, 1000.1, 12345.678, 1e6, 1e10, 1e20, 1e30, 3e38,
+        ];
+        for c in constants {
+            data.extend(std::iter::repeat_n(c, n));
         }
-        let y = cpu::CpuMlp::new(&m).unwrap().forward(&x).unwrap();
-        common::assert_close(y.as_slice(), &want, RTOL, ATOL, &what("fast CPU"));
+        for (i, mean) in [1e6f32, 12345.678].into_iter().enumerate() {
+            let spread = common::random_vec(n, 30 + i as u64, -1.0, 1.0);
+            data.extend(spread.iter().map(|v| mean + v));
+        }
+        let x = Matrix::new(data.len() / n, n, data).unwrap();
+        for eps in [1e-5, 0.0] {
+            let weight = common::random_vec(n, 3, 0.5, 2.0);
+            let bias = common::random_vec(n, 4, -1.0, 1.0);
+            // A Linear after it (a network needs one) mixes the normalised values into 5 outputs.
+            let m = Mlp::new(vec![
+                wgpu_mlp::Module::LayerNorm(
+                    wgpu_mlp::LayerNorm::new(n, Some(weight), Some(bias), eps).unwrap(),
+                ),
+                wgpu_mlp::Module::Linear(
+                    wgpu_mlp::Linear::new(n, 5, common::random_vec(5 * n, 5, -1.0, 1.0), None)
+                        .unwrap(),
+                ),
+            ])
+            .unwrap();
+            let want = cpu::forward_f64(&m, &x).unwrap();
+            let what = |w: &str| format!("LayerNorm({n}, eps {eps}) {w}");
+            for mode in [KernelMode::Fused, KernelMode::Separate] {
+                let y = common::with_mode(common::ctx(), &m, mode)
+                    .unwrap()
+                    .forward(&x)
+                    .unwrap();
+                let path = format!("GPU {mode:?}");
+                common::assert_close(y.as_slice(), &want, RTOL, ATOL, &what(&path));
+            }
+            let y = cpu::CpuMlp::new(&m).unwrap().forward(&x).unwrap();
+            common::assert_close(y.as_slice(), &want, RTOL, ATOL, &what("fast CPU"));
+        }
     }
 }
 

@@ -106,7 +106,11 @@ impl Drop for Poller {
         // context's: a thread still polling while the process exits raced the GL driver's
         // teardown (a double free at exit on llvmpipe). Not from the thread itself, which can
         // drop the last context through a waker it calls.
-        let handle = self.thread.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        let handle = self
+            .thread
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(h) = handle
             && h.thread().id() != std::thread::current().id()
         {

@@ -7,7 +7,10 @@
 //     (x − mean) / √(var + eps) with the biased variance, two passes over the row, on the row
 //     scaled by a power of two s near its largest magnitude: (x/s − mean/s) / √(var/s² + eps/s²)
 //     is the same value (exactly, for a power of two), and neither the sum nor the squares can
-//     overflow (unscaled, rows of 1e19 and more came out as the bias alone).
+//     overflow (unscaled, rows of 1e19 and more came out as the bias alone). The statistics are
+//     of d = x/s − x₀/s, shifted by the row's first value: a constant row gives d = 0 exactly
+//     (an f32 mean of 12345.678s is not 12345.678, and its rounding error over √eps came out as
+//     0.3), and a row with a large mean and a small spread keeps its digits.
 // Padding lanes (at or past n_out) are excluded and written 0.
 
 override OP: u32 = 0u;
@@ -61,12 +64,18 @@ fn row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid:
         }
     }
 
-    // First pass: the max (softmax, log-softmax) or the sum (normalize, of x/s).
+    // Normalize's shift: the row's first value, scaled.
+    var x0 = 0.0;
+    if OP == 2u && live {
+        x0 = y[base] * inv_s;
+    }
+
+    // First pass: the max (softmax, log-softmax) or the sum (normalize, of d).
     var a = select(-wm_inf(), 0.0, OP == 2u);
     if live {
         for (var c = t; c < n; c = c + WG) {
             if OP == 2u {
-                a = a + y[base + c] * inv_s;
+                a = a + (y[base + c] * inv_s - x0);
             } else {
                 a = wm_max(a, y[base + c]);
             }
@@ -74,13 +83,13 @@ fn row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid:
     }
     let first = reduce(t, a, OP != 2u);
 
-    // Second pass: Σ exp(x − m), or Σ (x/s − mean/s)².
+    // Second pass: Σ exp(x − m), or Σ (d − mean d)².
     let mean = first / f32(n);
     var b = 0.0;
     if live {
         for (var c = t; c < n; c = c + WG) {
             if OP == 2u {
-                let d = y[base + c] * inv_s - mean;
+                let d = (y[base + c] * inv_s - x0) - mean;
                 b = b + d * d;
             } else {
                 b = b + exp(y[base + c] - first);
@@ -93,9 +102,10 @@ fn row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid:
         let inv_sum = 1.0 / second;
         let log_sum = wm_log(second);
         // var/s² + eps/s²; eps/s² underflows to 0 for large s, and then a constant row (all
-        // x − mean = 0) gives 0 here: its output is 0 (then the bias), as unscaled.
+        // d − mean = 0) gives 0 here: its output is 0 (then the bias), as unscaled. With eps = 0
+        // it stays 1/0 = inf, and 0 · inf = NaN, as in PyTorch.
         let var_s = second / f32(n) + dims.eps * inv_s * inv_s;
-        let inv_std = select(1.0 / sqrt(var_s), 0.0, var_s == 0.0);
+        let inv_std = select(1.0 / sqrt(var_s), 0.0, var_s == 0.0 && dims.eps > 0.0);
         for (var c = t; c < dims.n4 * 4u; c = c + WG) {
             if c < n {
                 let x = y[base + c];
@@ -105,7 +115,7 @@ fn row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid:
                 } else if OP == 1u {
                     v = (x - first) - log_sum;
                 } else {
-                    v = (x * inv_s - mean) * inv_std;
+                    v = ((x * inv_s - x0) - mean) * inv_std;
                 }
                 y[base + c] = ep_value(v, c);
             } else {
