@@ -373,3 +373,38 @@ fn celu_from_both_exporters() {
         matches_on_every_path(&m, &x, &y64, exporter);
     }
 }
+
+/// A chain of 100 elementwise modules between two Linear layers (tanh, leaky ReLU, ELU,
+/// BatchNorm, in turn), split into epilogues of at most 64 nodes: the GPU (fused and separate)
+/// and the fast CPU path agree with the f64 reference. (Unsplit, such chains were built in
+/// quadratic time and compiled into one enormous shader.)
+#[test]
+fn long_elementwise_chains_run_on_every_path() {
+    use wgpu_mlp::{Activation, BatchNorm1d, Linear, Module};
+    let mut modules = vec![Module::Linear(
+        Linear::new(5, 7, common::random_vec(35, 1, -1.0, 1.0), None).unwrap(),
+    )];
+    for i in 0..100 {
+        modules.push(match i % 4 {
+            0 => Module::Activation(Activation::Tanh),
+            1 => Module::Activation(Activation::LeakyRelu(0.1)),
+            2 => Module::Function(Activation::Elu(0.5)),
+            _ => Module::BatchNorm1d(BatchNorm1d::default_init(7)),
+        });
+    }
+    modules.push(Module::Linear(
+        Linear::new(7, 3, common::random_vec(21, 2, -1.0, 1.0), None).unwrap(),
+    ));
+    let m = Mlp::new(modules).unwrap();
+    let x = common::input(33, 5, 3, 3.0);
+    let want = cpu::forward_f64(&m, &x).unwrap();
+    for mode in [KernelMode::Fused, KernelMode::Separate] {
+        let y = common::with_mode(common::ctx(), &m, mode)
+            .unwrap()
+            .forward(&x)
+            .unwrap();
+        common::assert_close(y.as_slice(), &want, RTOL, ATOL, &format!("GPU {mode:?}"));
+    }
+    let y = cpu::CpuMlp::new(&m).unwrap().forward(&x).unwrap();
+    common::assert_close(y.as_slice(), &want, RTOL, ATOL, "fast CPU");
+}

@@ -42,6 +42,12 @@ pub(crate) struct Step<'m> {
     pub(crate) n_out: usize,
 }
 
+/// The most expression nodes an epilogue takes by fusion; a longer chain of elementwise modules
+/// continues in a step of its own. Real models fuse a handful; without a bound a file of
+/// thousands of activations in a row made one epilogue of thousands of nodes, built in
+/// quadratic time and compiled into one enormous shader (a 5 KB file took 39 s and 0.9 GB).
+const MAX_FUSED: usize = 64;
+
 /// The model's steps, in order.
 pub(crate) fn steps(model: &Mlp) -> Vec<Step<'_>> {
     let mut out: Vec<Step<'_>> = Vec::new();
@@ -74,8 +80,12 @@ pub(crate) fn steps(model: &Mlp) -> Vec<Step<'_>> {
                     continue; // Dropout, Flatten, Identity
                 };
                 match out.last_mut() {
-                    Some(last) => last.epilogue = last.epilogue.then(&e),
-                    None => out.push(step(StepOp::Elementwise, width, e)),
+                    Some(last)
+                        if last.epilogue.nodes().len() + e.nodes().len() - 1 <= MAX_FUSED =>
+                    {
+                        last.epilogue = last.epilogue.then(&e)
+                    }
+                    _ => out.push(step(StepOp::Elementwise, width, e)),
                 }
             }
         }
@@ -125,5 +135,24 @@ mod tests {
         // LayerNorm's affine part then GELU.
         assert_eq!(s[2].epilogue.nodes().len(), 6);
         assert!(s[3].epilogue.is_identity() && s[4].epilogue.is_identity());
+    }
+
+    #[test]
+    fn long_elementwise_chains_continue_in_steps_of_their_own() {
+        let mut modules = vec![linear(3, 4)];
+        modules.extend((0..1000).map(|_| Module::Activation(Activation::Tanh)));
+        modules.push(linear(4, 2));
+        let m = Mlp::new(modules).unwrap();
+        let s = steps(&m);
+        // Each tanh adds one node: 63 to the Linear's epilogue, then 63 per elementwise step.
+        assert!(s.iter().all(|s| s.epilogue.nodes().len() <= MAX_FUSED));
+        let tanhs: usize = s.iter().map(|s| s.epilogue.nodes().len() - 1).sum();
+        assert_eq!(tanhs, 1000);
+        assert_eq!(s.len(), 2 + 1000usize.div_ceil(MAX_FUSED - 1) - 1);
+        assert!(
+            s[1..s.len() - 1]
+                .iter()
+                .all(|s| s.op == StepOp::Elementwise)
+        );
     }
 }
