@@ -95,11 +95,22 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// control characters and DEL as `\t`, `\n`, `\r`, `\x1b`, `\u{9b}`, and the Unicode
 /// bidirectional overrides and line separators (U+200E–U+200F, U+2028–U+202E, U+2066–U+2069) as
 /// `\u{202e}`. Everything else, backslashes included, is unchanged; `s` is borrowed back when there
-/// is nothing to escape.
+/// is nothing to escape. Text longer than 4,096 bytes is cut there, with the count of bytes left
+/// out.
 ///
 /// This is the one place where untrusted text (paths, arguments, file contents, driver strings) is
 /// made safe to print; [`Error`]'s messages go through it.
 pub fn escape(s: &str) -> Cow<'_, str> {
+    // Text from a file can be any length (a 50 MB metadata string became a 50 MB error line):
+    // past MAX_SHOWN bytes it is cut, saying how much was left out.
+    if s.len() > MAX_SHOWN {
+        let mut cut = MAX_SHOWN;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let shown = escape(&s[..cut]);
+        return Cow::Owned(format!("{shown}… ({} more bytes)", s.len() - cut));
+    }
     if !s.chars().any(needs_escape) {
         return Cow::Borrowed(s);
     }
@@ -118,6 +129,9 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     }
     Cow::Owned(out)
 }
+
+/// The most bytes of one piece of text [`escape`] shows (messages stay readable, and bounded).
+const MAX_SHOWN: usize = 4096;
 
 /// Characters [`escape`] rewrites.
 fn needs_escape(c: char) -> bool {

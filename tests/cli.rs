@@ -1297,6 +1297,7 @@ fn infer_never_drops_a_csv_line_and_says_what_it_read() {
         ("1,2\t3,4\n4,5,6\n", "'2\\t3'"),
         ("1,2,3\u{0}\n4,5,6\n", "'3\\x00'"),
         ("-.5x,2,3\n4,5,6\n", "'-.5x'"),
+        ("\u{ff11},2,3\n4,5,6\n", "'\u{ff11}'"),
     ] {
         let x = d.join("x.csv");
         std::fs::write(&x, text).unwrap();
@@ -1543,4 +1544,58 @@ fn bench_replaces_its_json_and_plot_together_or_not_at_all() {
     let o = quick_bench(d, &outputs);
     assert_ok(&o);
     assert_bench_outputs(&d.join("keep.json"), &d.join("keep.svg"));
+}
+
+/// `--threads` above what the CPU path's pool runs is refused with the range (it was announced as
+/// "running on the CPU (4294967297 threads)"), and many threads under `ulimit -v` are counted in
+/// the memory check (200 threads under 1.5 GB aborted on a refused allocation).
+#[test]
+fn threads_are_bounded_and_counted_in_the_memory_check() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("y.npy");
+    let o = seed_example_cmd(&out, &["--device", "cpu", "--threads", "4294967297"])
+        .output()
+        .unwrap();
+    let err = assert_fails(&o);
+    assert!(err.contains("to 16383"), "{err}");
+    let mut cmd = seed_example_cmd(&out, &["--device", "cpu", "--threads", "2000"]);
+    // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 1500 << 20,
+                rlim_max: 1500 << 20,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &limit);
+            Ok(())
+        });
+    }
+    let err = assert_fails(&cmd.output().unwrap());
+    assert!(
+        err.contains("ulimit -v") && err.contains("--threads"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+/// Text from a file is bounded in messages: a 1 MB `wgpu_mlp.arch` string is cut at 4 KiB with
+/// the count of bytes left out (it was printed whole), escaped as before.
+#[test]
+fn huge_file_text_is_cut_in_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = format!("\x1b{}", "x".repeat(1 << 20));
+    let header = format!(
+        r#"{{"__metadata__":{{"wgpu_mlp.arch":"{}"}},"0.weight":{{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]}}}}"#,
+        arch.replace('\x1b', "\\u001b")
+    );
+    let w = dir.path().join("w.safetensors");
+    std::fs::write(&w, common::raw_st(&header, &[0; 4])).unwrap();
+    let err = assert_fails(&run(&["summary", "--weights", p(&w)]));
+    assert!(err.len() < 10_000, "{} bytes", err.len());
+    assert!(
+        err.contains("more bytes)") && err.contains("\\x1b"),
+        "{err}"
+    );
+    common::assert_no_raw_controls(&err, "huge metadata");
 }

@@ -136,8 +136,8 @@ pub(crate) struct InferArgs {
     #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub(crate) adapter: Option<String>,
 
-    /// Threads of the CPU path (default: one per core).
-    #[arg(long, value_name = "N", value_parser = parse_count, allow_negative_numbers = true)]
+    /// Threads of the CPU path (default, or 0: one per core).
+    #[arg(long, value_name = "N", value_parser = parse_threads, allow_negative_numbers = true)]
     pub(crate) threads: Option<usize>,
 
     /// Module names of the modules with tensors, in forward order (e.g. fc1,fc2), where the
@@ -193,8 +193,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub(crate) adapter: Option<String>,
 
-    /// Threads of the cpu-fast path (default: one per core).
-    #[arg(long, value_name = "N", value_parser = parse_count, allow_negative_numbers = true)]
+    /// Threads of the cpu-fast path (default, or 0: one per core).
+    #[arg(long, value_name = "N", value_parser = parse_threads, allow_negative_numbers = true)]
     pub(crate) threads: Option<usize>,
 
     /// How the GPU paths store weights: f32 (exact) or f16 (half the memory; f32 arithmetic).
@@ -260,6 +260,16 @@ pub(crate) fn parse_batch(s: &str) -> std::result::Result<i64, String> {
             i64::MAX
         )
     })
+}
+
+/// `--threads`: 0 (one per core) up to the most the CPU path's pool runs.
+pub(crate) fn parse_threads(s: &str) -> std::result::Result<usize, String> {
+    let max = wgpu_mlp::cpu::MAX_THREADS;
+    s.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|&n| n <= max)
+        .ok_or_else(|| format!("give a whole number from 0 (one per core) to {max}"))
 }
 
 pub(crate) fn parse_count(s: &str) -> std::result::Result<usize, String> {

@@ -104,18 +104,28 @@ pub(crate) fn infer(args: InferArgs) -> Result<()> {
     let widths: Vec<usize> = std::iter::once(m.in_features())
         .chain(m.linears().map(|l| l.out_features()))
         .collect();
+    // Each thread of the CPU path reserves a stack and a malloc arena: 8 MiB of address space
+    // counted per thread (it is what runs out first under `ulimit -v` with many threads).
+    let thread_bytes = match choice {
+        device::Choice::Cpu(..) => threads as u128 * (8 << 20),
+        _ => 0,
+    };
     memory::check(
         memory::forward_bytes(
             &widths,
             m.param_count() as u128,
             input.rows(),
             matches!(choice, device::Choice::Gpu(..)),
-        ),
+        ) + thread_bytes,
         &format!(
             "infer: the forward pass of {} rows through layers of widths {widths:?}",
             input.rows()
         ),
-        "give fewer rows at a time",
+        if thread_bytes > 0 {
+            "give fewer rows at a time, or fewer --threads"
+        } else {
+            "give fewer rows at a time"
+        },
     )?;
     let output = device::forward(&choice, &m, &input, threads)?;
     io::write_matrix(&args.output, &output)?;

@@ -288,8 +288,9 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
 fn is_name(field: &str) -> bool {
     let mut chars = field.chars();
     let starts_like_number = match chars.next() {
-        Some(c) if c.is_ascii_digit() || c == '.' => true,
-        Some('+' | '-') => chars.next().is_some_and(|c| c.is_ascii_digit() || c == '.'),
+        // Any script's digits (a full-width `１` is a typo for 1, not a name).
+        Some(c) if c.is_numeric() || c == '.' => true,
+        Some('+' | '-') => chars.next().is_some_and(|c| c.is_numeric() || c == '.'),
         _ => false,
     };
     !starts_like_number && !field.chars().any(char::is_control)
