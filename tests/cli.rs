@@ -1421,7 +1421,10 @@ fn a_closed_or_full_stdout_or_stderr_is_never_a_panic() {
 #[test]
 fn numbers_out_of_range_get_their_range_from_every_option() {
     for (args, phrase) in [
-        (&["bench", "--threads", "-1"][..], "whole number from 0 to"),
+        (
+            &["bench", "--threads", "-1"][..],
+            "whole number from 0 (one per core) to 16383",
+        ),
         (
             &[
                 "infer",
@@ -1434,7 +1437,7 @@ fn numbers_out_of_range_get_their_range_from_every_option() {
                 "-o",
                 "y",
             ],
-            "whole number from 0 to",
+            "whole number from 0 (one per core) to 16383",
         ),
         (
             &["summary", "--layers", "-1,2"],
