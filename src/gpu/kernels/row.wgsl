@@ -59,7 +59,9 @@ fn row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid:
             }
         }
         let largest = reduce(t, m, true);
-        if largest > 0.0 && largest <= 3.4028235e38 {
+        // Finite and non-zero, by its bits (0x7f800000 is +inf; NaN is above it): a literal
+        // f32 maximum is one browsers' WGSL compilers reject, and x − x tests can be folded.
+        if largest > 0.0 && bitcast<u32>(largest) < 0x7f800000u {
             inv_s = ldexp(1.0, -clamp(i32(ceil(log2(largest))), -126, 126));
         }
     }
