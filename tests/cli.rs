@@ -1511,26 +1511,14 @@ fn outputs_with_unreplaceable_attributes_are_refused_before_any_work() {
 /// fails and the earlier JSON is kept (it used to be replaced before the plot failed).
 #[test]
 fn bench_replaces_its_json_and_plot_together_or_not_at_all() {
-    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("keep.json"), "old json").unwrap();
     std::fs::write(d.join("keep.svg"), "old svg").unwrap();
     let outputs = ["--json", "keep.json", "--plot", "keep.svg"];
     let mut cmd = quick_bench_cmd(d, &outputs);
-    // SAFETY: setrlimit and signal are async-signal-safe, as pre_exec requires.
-    unsafe {
-        cmd.pre_exec(|| {
-            // The JSON of this run is about 1.2 KB, the plot about 2.6 KB.
-            let limit = libc::rlimit {
-                rlim_cur: 1900,
-                rlim_max: 1900,
-            };
-            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
+    // The JSON of this run is about 1.2 KB, the plot about 2.6 KB.
+    common::with_limits(&mut cmd, &[(libc::RLIMIT_FSIZE, 1900)], true);
     let o = cmd.output().unwrap();
     let err = assert_fails(&o);
     assert!(err.contains("keep.svg"), "{err}");
@@ -1554,7 +1542,6 @@ fn bench_replaces_its_json_and_plot_together_or_not_at_all() {
 /// the memory check (200 threads under 1.5 GB aborted on a refused allocation).
 #[test]
 fn threads_are_bounded_and_counted_in_the_memory_check() {
-    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("y.npy");
     let o = seed_example_cmd(&out, &["--device", "cpu", "--threads", "4294967297"])
@@ -1563,17 +1550,7 @@ fn threads_are_bounded_and_counted_in_the_memory_check() {
     let err = assert_fails(&o);
     assert!(err.contains("to 16383"), "{err}");
     let mut cmd = seed_example_cmd(&out, &["--device", "cpu", "--threads", "2000"]);
-    // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
-    unsafe {
-        cmd.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 1500 << 20,
-                rlim_max: 1500 << 20,
-            };
-            libc::setrlimit(libc::RLIMIT_AS, &limit);
-            Ok(())
-        });
-    }
+    common::with_limits(&mut cmd, &[(libc::RLIMIT_AS, 1500 << 20)], false);
     let err = assert_fails(&cmd.output().unwrap());
     assert!(
         err.contains("ulimit -v") && err.contains("--threads"),

@@ -494,18 +494,7 @@ fn commands_refuse_what_does_not_fit_in_memory_before_allocating_it() {
     // free memory: 1.6 GB of weights, held three times while saved, is refused before it is
     // allocated (it used to abort: "memory allocation of 1600080160 bytes failed").
     let mut cmd = common::cli(&["init", "--layers", "20000,20000", "--output", &p(&model)]);
-    // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            let three_gib = libc::rlimit {
-                rlim_cur: 3 << 30,
-                rlim_max: 3 << 30,
-            };
-            libc::setrlimit(libc::RLIMIT_AS, &three_gib);
-            Ok(())
-        });
-    }
+    common::with_limits(&mut cmd, &[(libc::RLIMIT_AS, 3 << 30)], false);
     let o = cmd.output().unwrap();
     assert_refused(&o, "init under ulimit -v");
     assert!(
@@ -893,25 +882,9 @@ fn spawn_big_csv_write(d: &Path, max_file: Option<u64>) -> std::process::Child {
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::piped());
     // SIGQUIT dumps core by default: no core file in the folder, please.
-    // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || {
-            let none = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            libc::setrlimit(libc::RLIMIT_CORE, &none);
-            if let Some(max) = max_file {
-                let limit = libc::rlimit {
-                    rlim_cur: max,
-                    rlim_max: max,
-                };
-                libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
-            }
-            Ok(())
-        });
-    }
+    let mut limits = vec![(libc::RLIMIT_CORE, 0)];
+    limits.extend(max_file.map(|max| (libc::RLIMIT_FSIZE, max)));
+    common::with_limits(&mut cmd, &limits, false);
     cmd.spawn().unwrap()
 }
 

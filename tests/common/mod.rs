@@ -228,6 +228,34 @@ pub fn cli(args: &[&str]) -> Command {
     c
 }
 
+/// A resource limit (`ulimit`) for [`with_limits`].
+pub type Limit = (libc::__rlimit_resource_t, u64);
+
+/// Sets `limits` (soft and hard) in `cmd`'s child before it starts: `RLIMIT_AS` for `ulimit -v`,
+/// `RLIMIT_FSIZE` for `ulimit -f`, `RLIMIT_CORE` 0 for no core files. With `ignore_sigxfsz`, a
+/// write past `RLIMIT_FSIZE` fails with EFBIG instead of killing the child.
+pub fn with_limits(cmd: &mut Command, limits: &[Limit], ignore_sigxfsz: bool) {
+    use std::os::unix::process::CommandExt;
+    let limits = limits.to_vec();
+    // SAFETY: setrlimit and signal are async-signal-safe, as pre_exec requires, and the closure
+    // only reads the vector made before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &(resource, value) in &limits {
+                let limit = libc::rlimit {
+                    rlim_cur: value,
+                    rlim_max: value,
+                };
+                libc::setrlimit(resource, &limit);
+            }
+            if ignore_sigxfsz {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// The names of the files in `dir`, sorted.
 pub fn files_in(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
