@@ -4,7 +4,7 @@
 //! Every fact about an activation lives in one place, [`Activation::spec`]: its name on the
 //! command line and in `--arch`, the PyTorch class torchsummary prints, its parameters and their
 //! defaults, and its float64 formula. The GPU calls the WGSL function `act_<name>` of
-//! `src/gpu/kernels/common/activation.wgsl`; adding an activation is a variant and a `spec` arm
+//! `shaders/common/activation.wgsl`; adding an activation is a variant and a `spec` arm
 //! here plus that one WGSL function.
 
 use std::fmt;

@@ -51,7 +51,7 @@ pub(crate) fn pipeline_spec(dir: Direction) -> PipelineSpec {
             CopyDims::WGSL,
             SLOTS,
             "fn ep_value(x: f32, c: u32) -> f32 { return x; }\n",
-            include_str!("copy.wgsl"),
+            shader!("copy.wgsl"),
         ),
         trusted: false,
         entry: match dir {

@@ -35,7 +35,7 @@ pub(crate) fn pipeline_spec(ep: &Epilogue) -> PipelineSpec {
             ElementwiseDims::WGSL,
             SLOTS,
             &ep.code,
-            include_str!("elementwise.wgsl"),
+            shader!("elementwise.wgsl"),
         ),
         trusted: false,
         entry: "elementwise",

@@ -2,11 +2,20 @@
 //! host and its shader share: the uniform struct (declared once, in Rust, with [`wgsl_struct!`];
 //! its WGSL text is generated), the bindings ([`Slot`]s with explicit numbers; the WGSL
 //! declarations are generated from them, and bind groups are built by slot, never by position),
-//! the override constants and the grid. The shared WGSL lives in `common/`.
+//! the override constants and the grid. The WGSL itself is under `shaders/` at the crate's top,
+//! mirroring these files (`shaders/linear/windowed.wgsl` beside `kernels/linear/windowed.rs`);
+//! the shared WGSL is in `shaders/common/`.
 //!
 //! Shader modules are compiled once per (source, epilogue) and pipelines once per
 //! specialisation, both cached in [`Kernels`] for the context's lifetime. Why kernels are shaped
 //! as they are, with the measurements behind each choice: `docs/KERNELS.md`.
+
+/// The text of a WGSL file under `shaders/` (by its path there), compiled into the crate.
+macro_rules! shader {
+    ($path:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $path))
+    };
+}
 
 pub(crate) mod copy;
 pub(crate) mod elementwise;
@@ -18,11 +27,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// The math helpers every kernel may use (NaN tests, expm1, log1p, tanh, erf, …).
-const MATH_WGSL: &str = include_str!("common/math.wgsl");
+const MATH_WGSL: &str = shader!("common/math.wgsl");
 /// `act_<name>` for each elementwise [`Activation`](crate::Activation).
-pub(crate) const ACTIVATION_WGSL: &str = include_str!("common/activation.wgsl");
+pub(crate) const ACTIVATION_WGSL: &str = shader!("common/activation.wgsl");
 /// `epilogue(v, col4, n_out)`: the generated `ep_value` per lane, padding lanes set to 0.
-const EPILOGUE_WGSL: &str = include_str!("common/epilogue.wgsl");
+const EPILOGUE_WGSL: &str = shader!("common/epilogue.wgsl");
 
 /// Declares a uniform struct once: the `#[repr(C)]` Rust struct the host writes, and the WGSL
 /// declaration the shader reads (`WgslStruct::WGSL`), with a compile-time check that the size is

@@ -44,7 +44,7 @@ fn op_code(op: RowOp) -> u32 {
 pub(crate) fn pipeline_spec(op: RowOp, ep: &Epilogue) -> PipelineSpec {
     PipelineSpec {
         label: "row",
-        source: source(RowDims::WGSL, SLOTS, &ep.code, include_str!("row.wgsl")),
+        source: source(RowDims::WGSL, SLOTS, &ep.code, shader!("row.wgsl")),
         trusted: false,
         entry: "row",
         constants: vec![("OP", f64::from(op_code(op)))],

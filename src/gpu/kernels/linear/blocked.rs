@@ -8,7 +8,7 @@ use super::BufferKernel;
 pub(crate) const KERNEL: BufferKernel = BufferKernel {
     label: "blocked",
     entry: "blocked",
-    wgsl: include_str!("blocked.wgsl"),
+    wgsl: shader!("linear/blocked.wgsl"),
     trusted: false,
     constants: &[("WG_X", 8.0), ("WG_Y", 8.0)],
     workgroup: (8, 8),

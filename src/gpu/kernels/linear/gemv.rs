@@ -13,7 +13,7 @@ const SLICES: u32 = 32;
 pub(crate) const KERNEL: BufferKernel = BufferKernel {
     label: "gemv",
     entry: "gemv",
-    wgsl: include_str!("gemv.wgsl"),
+    wgsl: shader!("linear/gemv.wgsl"),
     trusted: true,
     constants: &[("COLS4", COLS4 as f64), ("SLICES", SLICES as f64)],
     workgroup: (COLS4 * SLICES, 1),

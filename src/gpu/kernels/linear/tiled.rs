@@ -15,7 +15,7 @@ const fn tile(side: u32, stages: u32, label: &'static str) -> BufferKernel {
     BufferKernel {
         label,
         entry: "tiled",
-        wgsl: include_str!("tiled.wgsl"),
+        wgsl: shader!("linear/tiled.wgsl"),
         trusted: true,
         constants: if side == 8 {
             &[("TILE", 8.0), ("STAGES", 2.0)]

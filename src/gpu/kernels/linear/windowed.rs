@@ -14,9 +14,9 @@ use crate::gpu::kernels::{PipelineSpec, Slot, SlotKind, WgslStruct, source};
 use crate::gpu::pack::{self, PanelLayout};
 use crate::model::Linear;
 
-const BODY: &str = include_str!("windowed.wgsl");
-const X_SUBGROUP: &str = include_str!("windowed_subgroup.wgsl");
-const X_NO_SUBGROUP: &str = include_str!("windowed_no_subgroup.wgsl");
+const BODY: &str = shader!("linear/windowed.wgsl");
+const X_SUBGROUP: &str = shader!("linear/windowed_subgroup.wgsl");
+const X_NO_SUBGROUP: &str = shader!("linear/windowed_no_subgroup.wgsl");
 /// WebGPU (a browser) wants subgroup operations enabled by a directive at the top of the module;
 /// naga, which compiles the WGSL on native targets, does not implement that directive yet.
 #[cfg(target_arch = "wasm32")]
