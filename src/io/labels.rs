@@ -70,15 +70,6 @@ pub fn labels_from_npy(bytes: &[u8], source: &str) -> Result<Vec<i64>> {
             "only C-order arrays are read (fortran_order is not False)".into(),
         ));
     }
-    let shape = shape_of(header).ok_or_else(|| err("no readable 'shape' key".into()))?;
-    let n = match shape.as_slice() {
-        [n] | [n, 1] | [1, n] => *n,
-        _ => {
-            return Err(err(format!(
-                "class targets are [n] or [n, 1]; this array is {shape:?}"
-            )));
-        }
-    };
     let (size, signed) = match descr {
         "|i1" | "<i1" => (1, true),
         "<i2" => (2, true),
@@ -95,6 +86,15 @@ pub fn labels_from_npy(bytes: &[u8], source: &str) -> Result<Vec<i64>> {
             )));
         }
         d => return Err(err(format!("unsupported dtype {d} for class targets"))),
+    };
+    let shape = shape_of(header).ok_or_else(|| err("no readable 'shape' key".into()))?;
+    let n = match shape.as_slice() {
+        [n] | [n, 1] | [1, n] => *n,
+        _ => {
+            return Err(err(format!(
+                "class targets are [n] or [n, 1]; this array is {shape:?}"
+            )));
+        }
     };
     let data = &bytes[start + len..];
     if data.len() != n * size {
