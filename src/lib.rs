@@ -30,6 +30,7 @@ pub mod model;
 pub mod onnx;
 pub mod rng;
 pub mod summary;
+pub mod train;
 
 pub use activation::Activation;
 pub use cpu::CpuMlp;

@@ -25,6 +25,9 @@ pub(crate) enum Command {
     Init(InitArgs),
     /// Run a model on an input matrix (.npy or .csv) and write the output (.npy or .csv).
     Infer(InferArgs),
+    /// Train a model (a state_dict, or new from --layers) on an input and its targets, step for
+    /// step as PyTorch's training loop, and write the trained state_dict.
+    Train(TrainArgs),
     /// List the GPU adapters wgpu finds (WGPU_BACKEND narrows the backends), the default choice,
     /// and where `infer --device auto` would run.
     Adapters,
@@ -145,6 +148,113 @@ pub(crate) struct InferArgs {
     /// without tensors (elementwise_affine=False) where the file leaves it ambiguous.
     #[arg(long, value_name = "N1,N2,...", allow_hyphen_values = true)]
     pub(crate) names: Option<String>,
+}
+
+/// `train`'s arguments (the command is in `cli/train.rs`).
+#[derive(Debug, Args)]
+pub(crate) struct TrainArgs {
+    #[command(flatten)]
+    pub(crate) source: ModelSource,
+
+    #[command(flatten)]
+    pub(crate) arch: ArchArgs,
+
+    /// Module names of the modules with tensors, in forward order (as `infer --names`).
+    #[arg(
+        long,
+        value_name = "N1,N2,...",
+        requires = "weights",
+        allow_hyphen_values = true
+    )]
+    pub(crate) names: Option<String>,
+
+    /// Seed of a new model's init (with --layers): torch.manual_seed(SEED) then the modules.
+    #[arg(long, value_parser = parse_seed, allow_negative_numbers = true, conflicts_with = "weights")]
+    pub(crate) seed: Option<u64>,
+
+    /// Input matrix [n, in]: .npy (<f4 or <f8) or .csv, read as `infer` reads it.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) input: PathBuf,
+
+    /// Targets: [n, out] values (.npy or .csv), or n class indices for cross_entropy and nll
+    /// (an integer .npy, or a CSV of whole numbers).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) target: PathBuf,
+
+    /// The loss: mse, l1, smooth_l1[:beta], huber[:delta], cross_entropy[:label_smoothing],
+    /// nll, bce, bce_with_logits.
+    #[arg(long, value_name = "LOSS")]
+    pub(crate) loss: String,
+
+    /// How the loss combines the elements: mean or sum.
+    #[arg(long, default_value = "mean", value_parser = ["mean", "sum"])]
+    pub(crate) reduction: String,
+
+    /// The optimizer.
+    #[arg(long, value_parser = ["sgd", "adam", "adamw"])]
+    pub(crate) optim: String,
+
+    /// Learning rate (PyTorch's default 0.001).
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    pub(crate) lr: f64,
+
+    /// SGD momentum.
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) momentum: Option<f64>,
+
+    /// SGD dampening.
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) dampening: Option<f64>,
+
+    /// SGD Nesterov momentum.
+    #[arg(long)]
+    pub(crate) nesterov: bool,
+
+    /// Weight decay (default 0; 0.01 for adamw, decoupled).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) weight_decay: Option<f64>,
+
+    /// Adam/AdamW betas (default 0.9,0.999).
+    #[arg(long, value_name = "B1,B2", allow_hyphen_values = true)]
+    pub(crate) betas: Option<String>,
+
+    /// Adam/AdamW eps (default 1e-8).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) eps: Option<f64>,
+
+    /// Adam/AdamW AMSGrad.
+    #[arg(long)]
+    pub(crate) amsgrad: bool,
+
+    /// Epochs over the data set.
+    #[arg(long, value_parser = parse_count, allow_negative_numbers = true)]
+    pub(crate) epochs: usize,
+
+    /// Rows per batch.
+    #[arg(long, value_parser = parse_count, allow_negative_numbers = true)]
+    pub(crate) batch_size: usize,
+
+    /// Shuffle each epoch as DataLoader(shuffle=True, generator=torch.Generator().manual_seed(S))
+    /// does; without it the rows are taken in order.
+    #[arg(long, value_parser = parse_seed, allow_negative_numbers = true)]
+    pub(crate) shuffle_seed: Option<u64>,
+
+    /// Drop each epoch's last batch when it is short.
+    #[arg(long)]
+    pub(crate) drop_last: bool,
+
+    /// Where to train: auto (the fast CPU path while GPU training is not implemented), gpu,
+    /// cpu, cpu-reference.
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    pub(crate) device: Device,
+
+    /// Where to write the trained state_dict (.safetensors).
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) output: PathBuf,
+
+    /// Also write one JSON line per step: {"step","epoch","batch","loss"}.
+    #[arg(long, value_name = "STEPS.jsonl")]
+    pub(crate) log: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

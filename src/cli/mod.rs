@@ -16,3 +16,4 @@ pub(crate) mod args;
 pub(crate) mod commands;
 pub(crate) mod device;
 pub(crate) mod model;
+pub(crate) mod train;

@@ -18,6 +18,7 @@
 
 mod atomic;
 pub mod csv;
+pub mod labels;
 pub mod npy;
 pub mod safetensors;
 mod signals;

@@ -72,6 +72,11 @@ impl Linear {
         self.bias.as_deref()
     }
 
+    /// The weight and bias, writable (lengths stay fixed).
+    pub(crate) fn tensors_mut(&mut self) -> (&mut [f32], Option<&mut [f32]>) {
+        (&mut self.weight, self.bias.as_deref_mut())
+    }
+
     /// Parameters: `(in + 1) · out` with bias, `in · out` without.
     pub fn param_count(&self) -> usize {
         (self.in_features + usize::from(self.bias.is_some())) * self.out_features

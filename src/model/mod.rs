@@ -8,6 +8,7 @@ mod builder;
 pub mod expr;
 mod linear;
 mod module;
+pub mod params;
 pub(crate) mod steps;
 
 pub use arch::Arch;
@@ -16,6 +17,7 @@ pub use builder::{LayerSpec, MlpBuilder};
 pub use expr::Expr;
 pub use linear::Linear;
 pub use module::{BatchNorm1d, DEFAULT_EPS, LayerNorm, Module, PRelu};
+pub use params::{TensorKind, TensorRef, TensorValues};
 
 use crate::activation::Activation;
 use crate::error::{Error, Result};

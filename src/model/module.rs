@@ -126,6 +126,8 @@ pub struct BatchNorm1d {
     weight: Option<Vec<f32>>,
     bias: Option<Vec<f32>>,
     eps: f32,
+    /// Training steps taken in train mode (PyTorch's `num_batches_tracked`, an int64 buffer).
+    num_batches_tracked: i64,
 }
 
 impl BatchNorm1d {
@@ -157,6 +159,7 @@ impl BatchNorm1d {
             weight,
             bias,
             eps,
+            num_batches_tracked: 0,
         })
     }
 
@@ -168,7 +171,36 @@ impl BatchNorm1d {
             weight: Some(vec![1.0; features]),
             bias: Some(vec![0.0; features]),
             eps: DEFAULT_EPS,
+            num_batches_tracked: 0,
         }
+    }
+
+    /// `num_batches_tracked`: how many train-mode batches updated the running statistics.
+    pub fn num_batches_tracked(&self) -> i64 {
+        self.num_batches_tracked
+    }
+
+    /// Sets `num_batches_tracked` (a trainer counts steps; a loader restores the saved count).
+    pub fn set_num_batches_tracked(&mut self, n: i64) {
+        self.num_batches_tracked = n;
+    }
+
+    /// The running statistics and affine parameters, writable (lengths stay fixed):
+    /// `(running_mean, running_var, weight, bias)`.
+    pub(crate) fn tensors_mut(
+        &mut self,
+    ) -> (
+        &mut [f32],
+        &mut [f32],
+        Option<&mut [f32]>,
+        Option<&mut [f32]>,
+    ) {
+        (
+            &mut self.running_mean,
+            &mut self.running_var,
+            self.weight.as_deref_mut(),
+            self.bias.as_deref_mut(),
+        )
     }
 
     /// Features (C).
@@ -312,6 +344,11 @@ impl LayerNorm {
         affine_count(&self.weight, &self.bias)
     }
 
+    /// The affine parameters, writable: `(weight, bias)`.
+    pub(crate) fn tensors_mut(&mut self) -> (Option<&mut [f32]>, Option<&mut [f32]>) {
+        (self.weight.as_deref_mut(), self.bias.as_deref_mut())
+    }
+
     /// The affine part, `x · weight + bias`, applied after the row is normalised.
     pub fn affine(&self) -> Expr {
         Expr::affine(self.weight.clone(), self.bias.clone())
@@ -349,6 +386,11 @@ impl PRelu {
     /// The weight.
     pub fn weight(&self) -> &[f32] {
         &self.weight
+    }
+
+    /// The weight, writable (its length stays fixed).
+    pub(crate) fn weight_mut(&mut self) -> &mut [f32] {
+        &mut self.weight
     }
 
     /// `where(x > 0, x, x · weight[c])`.

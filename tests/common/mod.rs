@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cli_args;
+pub mod train;
 
 use std::process::{Command, Output};
 use std::sync::OnceLock;
