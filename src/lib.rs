@@ -10,12 +10,20 @@
 //! - [`GpuMlp`] runs a model on a GPU ([`GpuContext`]: the device, yours or one it opens);
 //!   [`CpuMlp`] is the fast CPU path; [`cpu::forward`] is the reference forward pass (f64
 //!   accumulation) both are checked against.
-#![warn(missing_docs)]
+//!
+//! Features: `onnx` (default) loads ONNX files ([`onnx`]); `cli` (default) builds the
+//! `wgpu-mlp` command line; `bench` (default) its benchmark harness.
+#![deny(missing_docs)]
+// docs.rs (`--cfg docsrs`, see Cargo.toml) marks items that need a feature or platform.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // A library does not print; the CLI prints through writers that survive a closed stdout/stderr.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod activation;
+// The harness behind `wgpu-mlp bench`, public for the binary and the tests only: its types
+// change with the command, so it is not part of the API.
 #[cfg(all(feature = "bench", not(target_arch = "wasm32")))]
+#[doc(hidden)]
 pub mod bench;
 pub mod cpu;
 pub mod data;
@@ -24,9 +32,12 @@ pub mod gpu;
 pub mod init;
 pub mod io;
 mod matrix;
+// Memory estimates for the command line's checks; public for the binary and the tests only.
+#[doc(hidden)]
 pub mod memory;
 pub mod model;
 #[cfg(feature = "onnx")]
+#[cfg_attr(docsrs, doc(cfg(feature = "onnx")))]
 pub mod onnx;
 pub mod rng;
 pub mod summary;
@@ -35,7 +46,10 @@ pub mod train;
 pub use activation::Activation;
 pub use cpu::CpuMlp;
 pub use data::DataLoader;
-pub use error::{Error, Result, escape};
+pub use error::{Error, Result};
+// Message escaping, shared with the binary; not part of the API.
+#[doc(hidden)]
+pub use error::escape;
 pub use gpu::{GpuContext, GpuMlp, GpuOptions};
 pub use init::Init;
 pub use matrix::Matrix;

@@ -58,6 +58,8 @@ fn random_command_lines_fail_cleanly_or_succeed() {
         let child = Command::new(env!("CARGO_BIN_EXE_wgpu-mlp"))
             .args(&args[1..])
             .current_dir(d)
+            // `-i -` reads standard input: an empty one, never the test runner's terminal.
+            .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -1,5 +1,5 @@
-//! Property test of the three file parsers (issue 6): seeded random mutations of valid
-//! safetensors, `.npy` and CSV files, run in CI. Every input must give `Ok` with a well-formed
+//! Property test of the file parsers (issue 6): seeded random mutations of valid
+//! safetensors, `.npy`, `.npz` and CSV files, run in CI. Every input must give `Ok` with a well-formed
 //! value (shapes consistent, and a write/read round trip gives the same bits) or an
 //! `Error::Format` naming the source, and never a panic.
 //!
@@ -818,6 +818,7 @@ fn check(kind: &str, bytes: &[u8]) -> Result<Outcome, String> {
     let run = catch_unwind(AssertUnwindSafe(|| match kind {
         "st" => check_safetensors(bytes),
         "npy" => check_npy(bytes),
+        "npz" => check_npz(bytes),
         _ => check_csv(bytes),
     }));
     match run {
@@ -933,6 +934,34 @@ fn check_npy(bytes: &[u8]) -> Result<Outcome, String> {
     }
 }
 
+/// A `.npz` gives its one array or a Format error naming the archive or its member
+/// (`fuzz:x`); a member that inflates past its declared size is refused, never read on.
+fn check_npz(bytes: &[u8]) -> Result<Outcome, String> {
+    let r = wgpu_mlp::io::npz::array_from_bytes(bytes, None, "fuzz");
+    match &r {
+        Err(Error::Format { path, msg }) if path.starts_with("fuzz") && !msg.is_empty() => {
+            Ok(Outcome::Err(error_kind(r.as_ref().unwrap_err())))
+        }
+        Err(e) => Err(format!("not a Format error naming 'fuzz': {e:?}")),
+        Ok(a) => {
+            let count: usize = a.shape.iter().product();
+            if count != a.data.len() {
+                return Err("the shape and the values disagree".into());
+            }
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+/// The `.npz` fixtures of one array, stored and deflated.
+fn npz_seeds() -> Vec<Vec<u8>> {
+    let dir = common::data("inputs");
+    ["one.npz", "one_deflated.npz"]
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect()
+}
+
 fn check_csv(bytes: &[u8]) -> Result<Outcome, String> {
     let r = csv::from_bytes(bytes, "fuzz");
     check_error(&r, "fuzz")?;
@@ -971,7 +1000,10 @@ fn seed() -> u64 {
 }
 
 fn fuzz(kind: &str, seeds: Vec<Vec<u8>>, aware: fn(&mut Rng, &mut Vec<u8>)) {
-    let n = iterations();
+    fuzz_n(kind, seeds, aware, iterations());
+}
+
+fn fuzz_n(kind: &str, seeds: Vec<Vec<u8>>, aware: fn(&mut Rng, &mut Vec<u8>), n: usize) {
     let seed = seed();
     let mut rng = Rng::new(seed ^ kind.len() as u64);
     let start = Instant::now();
@@ -1041,6 +1073,13 @@ fn fuzz_safetensors() {
 #[test]
 fn fuzz_npy() {
     fuzz("npy", npy_seeds(), mutate_npy);
+}
+
+/// Each input opens a zip archive (a central directory, perhaps inflating): a tenth of the
+/// iterations of the flat formats.
+#[test]
+fn fuzz_npz() {
+    fuzz_n("npz", npz_seeds(), |_, _| {}, iterations().div_ceil(10));
 }
 
 #[test]

@@ -702,11 +702,17 @@ fn npy_versions_and_header_variants() {
     assert_eq!(m.as_slice(), [0.1f32, 0.2f32]);
 }
 
+/// Fortran order is read in C order: the values as NumPy indexes them (was refused).
 #[test]
-fn npy_fortran_order_is_rejected() {
-    let h = "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }";
-    let msg = format_msg(npy::from_bytes(&npy_file(1, h, &[0; 16]), "mem"));
-    assert!(msg.contains("fortran_order"), "{msg}");
+fn npy_fortran_order_is_read_in_c_order() {
+    let h = "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }";
+    let data: Vec<u8> = [1.0f32, 4.0, 2.0, 5.0, 3.0, 6.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let m = npy::from_bytes(&npy_file(1, h, &data), "mem").unwrap();
+    assert_eq!(m.shape(), [2, 3]);
+    assert_eq!(m.as_slice(), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
 }
 
 #[test]
@@ -730,14 +736,98 @@ fn npy_overflowing_shape_is_rejected() {
 
 #[test]
 fn npy_wrong_dtype_is_rejected() {
-    for descr in ["<i4", ">f4", "<f2", "|u1", "<c8", "float32"] {
+    for descr in [
+        "<c8", "float32", "<f16", "<U3", "|O", "<i3", "<b2", "<V2", "<M8",
+    ] {
         let h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (2, 2), }}");
         let msg = format_msg(npy::from_bytes(&npy_file(1, &h, &[0; 16]), "mem"));
         assert!(msg.contains(descr) && msg.contains("dtype"), "{msg}");
     }
+    // NumPy has no bfloat16: ml_dtypes writes it as raw 2-byte voids.
+    let h = "{'descr': '<V2', 'fortran_order': False, 'shape': (2,), }";
+    let msg = format_msg(npy::from_bytes(&npy_file(1, h, &[0; 4]), "mem"));
+    assert!(msg.contains("bfloat16"), "{msg}");
     let h = "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }";
     let msg = format_msg(npy::from_bytes(&npy_file(1, h, &[0; 8]), "mem"));
     assert!(msg.contains("structured"), "{msg}");
+}
+
+/// Every dtype NumPy writes for PyTorch users' data converts as NumPy's `astype(float32)` (and
+/// so torch's `x.float()`) does, bit for bit; Fortran order and big-endian read in C order; an
+/// N-D array is flattened from dimension 1 only when asked. Fixtures: tests/data/inputs/make.py.
+#[test]
+fn npy_dtypes_orders_and_shapes_convert_as_numpy_does() {
+    let dir = common::data("inputs");
+    let cases = [
+        ("float64", "float64", true),
+        ("float16", "float16", false),
+        ("int64", "int64", true),
+        ("uint8", "uint8", false),
+        ("int16_be", "int16", false),
+        ("bool", "bool", false),
+        ("float32_be", "float32", false),
+        ("fortran", "float32", false),
+        ("fortran64", "float64", true),
+        ("images", "float32", false),
+    ];
+    for (name, dtype, rounds) in cases {
+        let a = npy::read_array(dir.join(format!("{name}.npy"))).unwrap();
+        assert_eq!(a.dtype, dtype, "{name}");
+        assert_eq!(a.rounded > 0, rounds, "{name}: {} rounded", a.rounded);
+        let want = npy::read(dir.join(format!("{name}.f32.npy"))).unwrap();
+        let flat = a.shape.len() > 2;
+        if flat {
+            let refused = a.clone().into_matrix(false, name).unwrap_err().to_string();
+            assert!(refused.contains("nn.Flatten"), "{refused}");
+        }
+        let got = a.into_matrix(flat, name).unwrap();
+        assert_eq!(got.shape(), want.shape(), "{name}");
+        let bits = |m: &Matrix| m.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want), "{name}");
+    }
+    // The f64 reader agrees with NumPy's float64 values on Fortran order too.
+    let c = npy::read_f64(dir.join("float64.npy")).unwrap();
+    let f = npy::read_f64(dir.join("fortran64.npy")).unwrap();
+    assert_eq!(c, f);
+}
+
+/// `.npz`: the one array, or the one named; several without a name, or a missing name, are
+/// errors listing what the archive holds; compressed archives read as stored ones.
+#[test]
+fn npz_reads_its_one_array_or_the_named_one() {
+    let dir = common::data("inputs");
+    let want = npy::read(dir.join("float64.f32.npy")).unwrap();
+    let one = wgpu_mlp::io::read_matrix(dir.join("one.npz")).unwrap();
+    assert_eq!(one, want);
+    let x = wgpu_mlp::io::read_matrix(format!("{}:x", dir.join("two.npz").display())).unwrap();
+    assert_eq!(x, want);
+    let y = wgpu_mlp::io::npz::read_array(dir.join("two.npz"), Some("y")).unwrap();
+    assert_eq!(y.shape, [2, 4]);
+    let msg = format_msg(wgpu_mlp::io::read_matrix(dir.join("two.npz")));
+    assert!(msg.contains("2 arrays") && msg.contains("x, y"), "{msg}");
+    let msg = format_msg(wgpu_mlp::io::npz::read_array(
+        dir.join("two.npz"),
+        Some("z"),
+    ));
+    assert!(msg.contains("no array 'z'"), "{msg}");
+    let msg = format_msg(wgpu_mlp::io::npz::array_from_bytes(
+        b"PK\x03\x04junk",
+        None,
+        "mem",
+    ));
+    assert!(msg.contains("zip"), "{msg}");
+}
+
+/// JSON output: rows of shortest round-trip numbers; NaN and infinities as strings.
+#[test]
+fn json_output_round_trips_and_names_special_values() {
+    let m = Matrix::new(2, 2, vec![0.1, -1e-7, f32::NAN, f32::NEG_INFINITY]).unwrap();
+    let text = String::from_utf8(wgpu_mlp::io::json::to_bytes(&m)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v[0][0].as_f64().unwrap() as f32, 0.1f32);
+    assert_eq!(v[0][1].as_f64().unwrap() as f32, -1e-7f32);
+    assert_eq!(v[1][0], "NaN");
+    assert_eq!(v[1][1], "-Infinity");
 }
 
 #[test]

@@ -32,11 +32,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use check::{CHECK_ALL_ROWS_UP_TO, CheckInfo, Reference, SUBSET_ROWS, Tolerance, check_rows};
 pub use machine::{cpu_model, load_avg, utc_date};
-pub use options::{BenchOptions, Progress};
+pub use options::{BenchOptions, Progress, WARMUP_TIME};
 pub use plot::svg;
 pub use report::{BenchPath, Record, Report, Settings, sig};
 pub use stats::{Stats, linear_flops, model_flops};
-pub use timing::{INPUT_SEED, WARMUP_TIME, measure, random_input, time_runs};
+pub use timing::{INPUT_SEED, measure, random_input, time_runs};
 pub use workload::{Case, MODEL_SEED, Workload};
 
 use crate::cpu::CpuMlp;

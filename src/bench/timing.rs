@@ -23,11 +23,6 @@ pub fn random_input(batch: usize, cols: usize) -> Result<Matrix> {
     Matrix::new(batch, cols, data)
 }
 
-/// Default least warm-up time per path. A hardware GPU idles at a low clock: on an H100, after
-/// CPU-only work, three warm-up runs did not bring the clock back (docs/BENCHMARKING.md,
-/// "Warm-up").
-pub const WARMUP_TIME: Duration = Duration::from_millis(300);
-
 /// Runs `f` `warmup` times untimed (and on until `warmup_time` has passed), then times it up to `runs` times (see [`BenchOptions`] for
 /// the budget). The first error ends it.
 pub fn time_runs(opts: &BenchOptions, mut f: impl FnMut() -> Result<()>) -> Result<Vec<Duration>> {

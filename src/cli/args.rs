@@ -23,7 +23,8 @@ pub(crate) enum Command {
     /// Create a model with PyTorch's default init and save it as a self-describing safetensors
     /// file.
     Init(InitArgs),
-    /// Run a model on an input matrix (.npy or .csv) and write the output (.npy or .csv).
+    /// Run a model on an input matrix (.npy, .npz, .csv or stdin) and write the output (.npy,
+    /// .csv, .json or stdout), its values, --argmax or --top-k.
     Infer(InferArgs),
     /// Train a model (a state_dict, or new from --layers) on an input and its targets, step for
     /// step as PyTorch's training loop, and write the trained state_dict.
@@ -123,13 +124,31 @@ pub(crate) struct InferArgs {
     #[command(flatten)]
     pub(crate) arch: ArchArgs,
 
-    /// Input matrix [batch, in]: .npy (<f4 or <f8) or .csv.
-    #[arg(long, short, value_name = "FILE")]
+    /// Input [batch, features]: .npy (float, integer or bool, any byte or memory order; N-D
+    /// for a model that starts with Flatten), .npz (its one array, or FILE.npz:NAME), .csv,
+    /// or - for standard input (CSV or .npy, told by its first bytes).
+    #[arg(long, short, value_name = "FILE", allow_hyphen_values = true)]
     pub(crate) input: PathBuf,
 
-    /// Output matrix [batch, out]: .npy or .csv.
-    #[arg(long, short, value_name = "FILE")]
+    /// Output [batch, out]: .npy, .csv, .json, or - for CSV on standard output (nothing else
+    /// is written there).
+    #[arg(long, short, value_name = "FILE", allow_hyphen_values = true)]
     pub(crate) output: PathBuf,
+
+    /// Write each row's predicted class instead of its values: the index of its largest value
+    /// (the first of equals; a NaN counts as largest, as torch.argmax).
+    #[arg(long, conflicts_with = "top_k")]
+    pub(crate) argmax: bool,
+
+    /// Write each row's K largest values and their indices, largest first (torch.topk): K
+    /// indices then K values per CSV line, {"indices": [...], "values": [...]} per JSON row.
+    #[arg(long, value_name = "K", value_parser = parse_count, allow_negative_numbers = true)]
+    pub(crate) top_k: Option<usize>,
+
+    /// Read, run and write N rows at a time, so inputs larger than memory run in constant
+    /// memory (.npy in C order or .csv, from a file or standard input).
+    #[arg(long, value_name = "N", value_parser = parse_count, allow_negative_numbers = true)]
+    pub(crate) batch_size: Option<usize>,
 
     /// Where to run the forward pass.
     #[arg(long, value_enum, default_value_t = Device::Auto)]
@@ -142,6 +161,16 @@ pub(crate) struct InferArgs {
     /// Threads of the CPU path (default, or 0: one per core).
     #[arg(long, value_name = "N", value_parser = parse_threads, allow_negative_numbers = true)]
     pub(crate) threads: Option<usize>,
+
+    /// How the GPU stores weights: f32 (exact, the default) or f16 (half the memory; f32
+    /// arithmetic), as in bench.
+    #[arg(long, value_name = "FORMAT", value_parser = ["f32", "f16"])]
+    pub(crate) weight_format: Option<String>,
+
+    /// Which kernel the GPU runs for each Linear layer: auto (the default: by adapter and
+    /// shape), windowed, blocked, gemv, tiled64 or tiled128, as in bench.
+    #[arg(long, value_name = "KERNEL")]
+    pub(crate) kernel: Option<wgpu_mlp::gpu::LinearKernel>,
 
     /// Module names of the modules with tensors, in forward order (e.g. fc1,fc2), where the
     /// natural order of the names in the file is not the forward order; `-` for a LayerNorm

@@ -1,19 +1,26 @@
-//! The commands: `summary`, `init`, `infer`, `adapters`, `bench`.
+//! The commands `summary`, `init`, `adapters` and `bench` (`infer` has a file of its own).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use wgpu_mlp::gpu::{GpuContext, GpuOptions, list_adapters};
-use wgpu_mlp::io::{self, MatrixFormat};
+use wgpu_mlp::io;
 use wgpu_mlp::{Error, Mlp, Result, escape, memory};
 
-use crate::cli::args::{BenchArgs, Device, InferArgs, InitArgs, SummaryArgs};
+use crate::cli::args::{BenchArgs, Device, InitArgs, SummaryArgs};
 use crate::cli::device;
 use crate::cli::model::{self, Given};
 
 pub(crate) fn summary(args: SummaryArgs) -> Result<()> {
     let given = Given::parse(&args.arch)?;
     let text = match (&args.source.layers, &args.source.weights) {
+        (Some(_), _) if args.names.is_some() => {
+            return Err(Error::InvalidArgument(
+                "--names names the modules of a --weights file; --layers has no names to \
+                 order: drop --names"
+                    .into(),
+            ));
+        }
         (Some(layers), _) => {
             let widths = model::parse_widths(layers)?;
             let rows = model::rows(&widths, given)?;
@@ -53,82 +60,6 @@ pub(crate) fn init(args: InitArgs) -> Result<()> {
     }
     let m = model::build(&widths, given, args.seed)?;
     io::safetensors::save_model(&args.output, &m)?;
-    warn(&m);
-    Ok(())
-}
-
-pub(crate) fn infer(args: InferArgs) -> Result<()> {
-    // Check everything cheap before doing any work.
-    MatrixFormat::from_path(&args.input)?;
-    MatrixFormat::from_path(&args.output)?;
-    io::check_output(
-        &args.output,
-        &[("the input", &args.input), ("the weights", &args.weights)],
-    )?;
-    let given = Given::parse(&args.arch)?;
-    let names = model::parse_names(args.names.as_deref())?;
-    // The files are held while they are parsed: the bytes, and at most twice as many as f32
-    // values (f16 weights, or a CSV of one-digit numbers).
-    let files =
-        u128::from(io::check_input(&args.weights)?) + u128::from(io::check_input(&args.input)?);
-    memory::check(
-        3 * files,
-        &format!(
-            "infer: reading {} and {} ({} together)",
-            args.weights.display(),
-            args.input.display(),
-            memory::bytes(files)
-        ),
-        "use smaller files",
-    )?;
-    // Where it runs is decided (and a named adapter or backend that does not exist refused)
-    // before the files are read.
-    let threads = device::threads(args.threads);
-    let choice = device::choose(args.device, args.adapter.clone(), threads)?;
-    let m = model::load(&args.weights, given, names.as_deref())?;
-    let input = match MatrixFormat::from_path(&args.input)? {
-        // How a CSV was read (rows, delimiter, whether line 1 was a header) is worth a line:
-        // nothing is dropped silently.
-        MatrixFormat::Csv => {
-            let parsed = io::csv::read_parsed(&args.input)?;
-            note!(
-                "note: {}: {}",
-                escape(&args.input.display().to_string()),
-                escape(&parsed.describe())
-            );
-            parsed.matrix
-        }
-        MatrixFormat::Npy => io::read_matrix(&args.input)?,
-    };
-    m.check_input(input.rows(), input.cols())?;
-    let widths: Vec<usize> = std::iter::once(m.in_features())
-        .chain(m.linears().map(|l| l.out_features()))
-        .collect();
-    // Each thread of the CPU path reserves a stack and a malloc arena: 8 MiB of address space
-    // counted per thread (it is what runs out first under `ulimit -v` with many threads).
-    let thread_bytes = match choice {
-        device::Choice::Cpu(..) => threads as u128 * (8 << 20),
-        _ => 0,
-    };
-    memory::check(
-        memory::forward_bytes(
-            &widths,
-            m.param_count() as u128,
-            input.rows(),
-            matches!(choice, device::Choice::Gpu(..)),
-        ) + thread_bytes,
-        &format!(
-            "infer: the forward pass of {} rows through layers of widths {widths:?}",
-            input.rows()
-        ),
-        if thread_bytes > 0 {
-            "give fewer rows at a time, or fewer --threads"
-        } else {
-            "give fewer rows at a time"
-        },
-    )?;
-    let output = device::forward(&choice, &m, &input, threads)?;
-    io::write_matrix(&args.output, &output)?;
     warn(&m);
     Ok(())
 }
@@ -254,7 +185,7 @@ fn print_stdout(text: &str) -> Result<()> {
 }
 
 /// Prints the model's diagnostics as warnings on stderr.
-fn warn(model: &Mlp) {
+pub(crate) fn warn(model: &Mlp) {
     for d in model.diagnostics() {
         note!("warning: {}", escape(d));
     }

@@ -3,8 +3,8 @@
 //! the CPU path) only when asked for.
 
 use wgpu_mlp::cpu::CpuMlp;
-use wgpu_mlp::gpu::{AdapterSummary, GpuContext, GpuMlp, GpuOptions, list_adapters};
-use wgpu_mlp::{Matrix, Mlp, Result, escape};
+use wgpu_mlp::gpu::{AdapterSummary, GpuContext, GpuMlp, GpuMlpOptions, GpuOptions, list_adapters};
+use wgpu_mlp::{Error, Matrix, Mlp, Result, escape};
 
 use crate::cli::args::Device;
 
@@ -63,25 +63,109 @@ pub(crate) fn choose(device: Device, adapter: Option<String>, threads: usize) ->
     }
 }
 
-/// Runs `model` on `input` where `choice` says, after printing the choice on stderr.
-pub(crate) fn forward(
-    choice: &Choice,
-    model: &Mlp,
-    input: &Matrix,
-    threads: usize,
-) -> Result<Matrix> {
-    match choice {
-        Choice::Gpu(ctx, line) => {
-            note!("{}", escape(line));
-            GpuMlp::new(ctx, model)?.forward(input)
+/// A model ready to run where the choice says, batch after batch.
+pub(crate) enum Runner<'a> {
+    Gpu(GpuMlp),
+    Cpu(CpuMlp),
+    Reference(&'a Mlp),
+}
+
+impl<'a> Runner<'a> {
+    /// Prepares `model` where `choice` says (printing the choice on stderr), with the GPU's
+    /// `options`.
+    pub(crate) fn new(
+        choice: &Choice,
+        model: &'a Mlp,
+        threads: usize,
+        options: GpuMlpOptions,
+    ) -> Result<Self> {
+        Ok(match choice {
+            Choice::Gpu(ctx, line) => {
+                note!("{}", escape(line));
+                Runner::Gpu(GpuMlp::with_options(ctx, model, options)?)
+            }
+            Choice::Cpu(line) => {
+                note!("{}", escape(line));
+                Runner::Cpu(CpuMlp::with_threads(model, threads)?)
+            }
+            Choice::Reference => {
+                note!(
+                    "running the CPU reference (f64 within each operation: for checking, not \
+                     speed)"
+                );
+                Runner::Reference(model)
+            }
+        })
+    }
+
+    pub(crate) fn forward(&self, input: &Matrix) -> Result<Matrix> {
+        match self {
+            Runner::Gpu(g) => g.forward(input),
+            Runner::Cpu(c) => c.forward(input),
+            Runner::Reference(m) => wgpu_mlp::cpu::forward(m, input),
         }
-        Choice::Cpu(line) => {
-            note!("{}", escape(line));
-            CpuMlp::with_threads(model, threads)?.forward(input)
+    }
+}
+
+/// Options that only one kind of device uses, as given.
+pub(crate) struct DeviceOptions<'a> {
+    pub(crate) adapter: Option<&'a str>,
+    pub(crate) threads: Option<usize>,
+    /// The GPU-only options given (`--kernel`, `--weight-format`).
+    pub(crate) gpu_only: Vec<&'static str>,
+}
+
+impl DeviceOptions<'_> {
+    /// An option that cannot apply to the `device` asked for is an error, never dropped
+    /// silently.
+    pub(crate) fn check(&self, device: Device) -> Result<()> {
+        let refuse = |option: &str, what: &str, device: &str| {
+            Err(Error::InvalidArgument(format!(
+                "{option} {what}, and --device {device} does not use it: drop one of the two"
+            )))
+        };
+        let cpu = match device {
+            Device::Cpu => Some("cpu"),
+            Device::CpuReference => Some("cpu-reference"),
+            _ => None,
+        };
+        if let Some(d) = cpu {
+            if self.adapter.is_some() {
+                return refuse("--adapter", "picks a GPU adapter", d);
+            }
+            if let Some(o) = self.gpu_only.first() {
+                return refuse(o, "applies to the GPU", d);
+            }
         }
-        Choice::Reference => {
-            note!("running the CPU reference (f64 within each operation: for checking, not speed)");
-            wgpu_mlp::cpu::forward(model, input)
+        if self.threads.is_some() {
+            match device {
+                Device::Gpu => return refuse("--threads", "sets the CPU path's threads", "gpu"),
+                Device::CpuReference => {
+                    return refuse(
+                        "--threads",
+                        "sets the fast CPU path's threads (the reference runs on one)",
+                        "cpu-reference",
+                    );
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// With `--device auto`, once it is decided: a note for each option the choice leaves
+    /// unused.
+    pub(crate) fn note_unused(&self, choice: &Choice) {
+        match choice {
+            Choice::Gpu(..) if self.threads.is_some() => {
+                note!("note: --threads is ignored: the forward pass runs on the GPU");
+            }
+            Choice::Cpu(..) => {
+                for o in &self.gpu_only {
+                    note!("note: {o} is ignored: the forward pass runs on the CPU");
+                }
+            }
+            _ => {}
         }
     }
 }

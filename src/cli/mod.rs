@@ -14,6 +14,22 @@ pub(crate) use note;
 
 pub(crate) mod args;
 pub(crate) mod commands;
+pub(crate) mod csv_batches;
 pub(crate) mod device;
+pub(crate) mod infer;
+pub(crate) mod input;
 pub(crate) mod model;
 pub(crate) mod train;
+pub(crate) mod output;
+pub(crate) mod overrides;
+
+/// An error in an input's content (`Error::Format`), naming the source.
+pub(crate) fn format_error(
+    source: impl std::fmt::Display,
+    msg: impl Into<String>,
+) -> wgpu_mlp::Error {
+    wgpu_mlp::Error::Format {
+        path: source.to_string(),
+        msg: msg.into(),
+    }
+}

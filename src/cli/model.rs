@@ -57,6 +57,13 @@ pub(crate) fn load(path: &Path, given: Given, names: Option<&[String]>) -> Resul
         }
         return onnx::load(path);
     }
+    match &given {
+        Given::Acts(acts) => {
+            crate::cli::overrides::note_replaced(path, &Arch::from_activations(acts), "--act")
+        }
+        Given::Arch(arch) => crate::cli::overrides::note_replaced(path, arch, "--arch"),
+        Given::Nothing => {}
+    }
     match given {
         Given::Acts(acts) => io::safetensors::load_model(path, &acts, names),
         Given::Arch(arch) => io::safetensors::load(path, Some(&arch), names),

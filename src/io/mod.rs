@@ -1,9 +1,11 @@
-//! Weights and data I/O: safetensors state_dicts, `.npy` and CSV matrices.
+//! Weights and data I/O: safetensors state_dicts, `.npy`, `.npz`, CSV and JSON matrices.
 //!
 //! - [`safetensors`] reads and writes the `state_dict` of the equivalent PyTorch `nn.Sequential`.
-//! - [`npy`] reads `.npy` arrays (`<f4` or `<f8`, versions 1–3) and writes `<f4` version 1.0.
-//! - [`csv`] reads and writes plain numeric CSV.
-//! - [`read_matrix`] / [`write_matrix`] pick `.npy` or `.csv` by the file's extension.
+//! - [`npy`] reads `.npy` arrays (float, integer or bool, any shape, C or Fortran order,
+//!   versions 1–3) and writes `<f4` version 1.0; [`npz`] reads one array of a `.npz`.
+//! - [`csv`] reads and writes plain numeric CSV; [`json`] writes JSON.
+//! - [`read_matrix`] / [`write_matrix`] pick the format by the file's extension; [`stdin`]
+//!   reads standard input and tells its format by its first bytes.
 //!
 //! Every reader returns [`Error::Format`] naming the problem for malformed,
 //! truncated or unsupported files (it never panics), and reads only regular files (symbolic links
@@ -19,9 +21,14 @@
 mod atomic;
 pub mod csv;
 pub mod labels;
+pub mod json;
 pub mod npy;
+#[cfg(not(target_arch = "wasm32"))]
+#[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
+pub mod npz;
 pub mod safetensors;
 mod signals;
+pub mod stdin;
 
 pub use atomic::{check_output, same_file, write_atomic, write_atomic_all, write_atomic_with};
 pub use signals::remove_temp_files_on_signals;
@@ -39,13 +46,18 @@ pub enum MatrixFormat {
     Npy,
     /// Comma-separated values, `.csv`.
     Csv,
+    /// NumPy `.npz` (read only): its one array, or the one named as `file.npz:name`.
+    Npz,
+    /// JSON (written only): an array of rows.
+    Json,
 }
 
 impl MatrixFormat {
-    /// The format for `path`'s extension (`.npy` or `.csv`, case-insensitive); an error naming the
-    /// path otherwise.
+    /// The format for `path`'s extension (`.npy`, `.csv`, `.npz`, `.json`, case-insensitive; a
+    /// `.npz` may name its array, `file.npz:name`); an error naming the path otherwise.
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        let (path, _) = npz_member(path);
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
@@ -53,33 +65,69 @@ impl MatrixFormat {
         match ext.as_deref() {
             Some("npy") => Ok(MatrixFormat::Npy),
             Some("csv") => Ok(MatrixFormat::Csv),
+            Some("npz") => Ok(MatrixFormat::Npz),
+            Some("json") => Ok(MatrixFormat::Json),
             Some(other) => Err(Error::invalid(format!(
-                "{}: unsupported file extension '.{other}'; use .npy or .csv",
+                "{}: unsupported file extension '.{other}'; use .npy, .npz, .csv or .json",
                 path.display()
             ))),
             None => Err(Error::invalid(format!(
-                "{}: no file extension; use .npy or .csv",
+                "{}: no file extension; use .npy, .npz, .csv or .json",
                 path.display()
             ))),
         }
     }
 }
 
-/// Reads a `[rows, cols]` matrix from a `.npy` or `.csv` file, chosen by extension.
+/// Splits `file.npz:name` into the file and the array's name. A path that exists as given, or
+/// has no `.npz:` in it, is a file of its own.
+pub fn npz_member(path: &Path) -> (std::borrow::Cow<'_, Path>, Option<String>) {
+    let whole = (path.into(), None);
+    let Some(text) = path.to_str() else {
+        return whole;
+    };
+    let lower = text.to_ascii_lowercase();
+    match lower.rfind(".npz:") {
+        Some(at) if !path.exists() => {
+            let (file, name) = (&text[..at + 4], &text[at + 5..]);
+            (Path::new(file).to_path_buf().into(), Some(name.to_string()))
+        }
+        _ => whole,
+    }
+}
+
+/// Reads a `[rows, cols]` matrix from a `.npy`, `.npz` (`file.npz:name`) or `.csv` file, chosen
+/// by extension.
 pub fn read_matrix(path: impl AsRef<Path>) -> Result<Matrix> {
     let path = path.as_ref();
     match MatrixFormat::from_path(path)? {
         MatrixFormat::Npy => npy::read(path),
         MatrixFormat::Csv => csv::read(path),
+        #[cfg(not(target_arch = "wasm32"))]
+        MatrixFormat::Npz => {
+            let (file, name) = npz_member(path);
+            npz::read_array(&file, name.as_deref())?.into_matrix(false, &path.display().to_string())
+        }
+        #[cfg(target_arch = "wasm32")]
+        MatrixFormat::Npz => Err(Error::invalid(".npz files are not read on wasm32")),
+        MatrixFormat::Json => Err(Error::invalid(format!(
+            "{}: JSON is written, not read; give .npy, .npz or .csv",
+            path.display()
+        ))),
     }
 }
 
-/// Writes a matrix to a `.npy` or `.csv` file, chosen by extension (atomically).
+/// Writes a matrix to a `.npy`, `.csv` or `.json` file, chosen by extension (atomically).
 pub fn write_matrix(path: impl AsRef<Path>, matrix: &Matrix) -> Result<()> {
     let path = path.as_ref();
     match MatrixFormat::from_path(path)? {
         MatrixFormat::Npy => npy::write(path, matrix),
         MatrixFormat::Csv => csv::write(path, matrix),
+        MatrixFormat::Json => json::write(path, matrix),
+        MatrixFormat::Npz => Err(Error::invalid(format!(
+            "{}: .npz is read, not written; give .npy, .csv or .json",
+            path.display()
+        ))),
     }
 }
 
@@ -109,7 +157,7 @@ fn regular(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
 }
 
 /// Reads a whole regular file (see [`check_input`]), no more than the size it had when opened.
-fn read_file(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     check_input(path)?;
     let mut options = std::fs::OpenOptions::new();
     options.read(true);

@@ -106,7 +106,8 @@ impl FromStr for Arch {
 fn parse_token(raw: &str) -> std::result::Result<Token, String> {
     let t = raw.trim();
     let lower = t.to_ascii_lowercase();
-    for prefix in ["f.", "torch.", "torch.nn.functional."] {
+    // Longest first: `torch.` alone would leave `nn.functional.relu` for the name.
+    for prefix in ["torch.nn.functional.", "f.", "torch."] {
         if let Some(rest) = lower.strip_prefix(prefix) {
             return match rest.parse::<Activation>() {
                 Ok(a) if a != Activation::Identity => Ok(Token::Function(a)),
