@@ -1,0 +1,61 @@
+//! numpy arrays in and out: the input as a C-contiguous float32 array (the caller's own when it
+//! already is one: no copy), the output as a new float32 array the forward pass writes into.
+
+use numpy::{PyArrayDyn, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::errors::raise;
+
+/// `x` as a C-contiguous float32 array: `x` itself when it is one, else numpy's conversion of it
+/// (anything with `__array__`, a CPU torch tensor included; other dtypes are converted, the one
+/// copy that cannot be avoided). What numpy cannot convert is an `InvalidArgumentError` whose
+/// cause is numpy's own exception.
+pub(crate) fn input<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+    if let Ok(a) = x.cast::<PyArrayDyn<f32>>()
+        && a.is_c_contiguous()
+    {
+        return Ok(a.clone());
+    }
+    let py = x.py();
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("dtype", "float32")?;
+    let converted = py
+        .import("numpy")?
+        .call_method("ascontiguousarray", (x,), Some(&kwargs));
+    match converted {
+        Ok(a) => Ok(a.cast_into::<PyArrayDyn<f32>>()?),
+        Err(cause) => {
+            let hint = if x.hasattr("detach").unwrap_or(false) {
+                " (a torch tensor must be on the CPU and not require grad: pass \
+                 x.detach().cpu())"
+            } else {
+                ""
+            };
+            let err = raise(
+                "InvalidArgumentError",
+                format!(
+                    "invalid argument: the input cannot be read as a float32 array: {}{hint}",
+                    cause.value(py)
+                ),
+            );
+            err.set_cause(py, Some(cause));
+            Err(err)
+        }
+    }
+}
+
+/// A new float32 array of `shape` for the output, made by `numpy.empty` so that a size the
+/// process cannot allocate is numpy's `MemoryError`, never an abort. Every element is written by
+/// the forward pass before the array is returned.
+pub(crate) fn output<'py>(
+    py: Python<'py>,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("dtype", "float32")?;
+    Ok(py
+        .import("numpy")?
+        .call_method("empty", (shape.to_vec(),), Some(&kwargs))?
+        .cast_into::<PyArrayDyn<f32>>()?)
+}
