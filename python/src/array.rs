@@ -20,9 +20,11 @@ pub(crate) fn input<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArrayDy
     let py = x.py();
     let kwargs = PyDict::new(py);
     kwargs.set_item("dtype", "float32")?;
+    // `asarray`, not `ascontiguousarray`: the latter turns a scalar (or None) into one row.
+    kwargs.set_item("order", "C")?;
     let converted = py
         .import("numpy")?
-        .call_method("ascontiguousarray", (x,), Some(&kwargs));
+        .call_method("asarray", (x,), Some(&kwargs));
     match converted {
         Ok(a) => Ok(a.cast_into::<PyArrayDyn<f32>>()?),
         Err(cause) => {

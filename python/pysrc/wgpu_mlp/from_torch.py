@@ -62,10 +62,6 @@ def from_torch(module, example_input=None):
     which can), or when the check fails.
     """
     leaves = list(_leaves(module, ""))
-    if not leaves:
-        raise UnsupportedModuleError(
-            f"wgpu_mlp.from_torch: {type(module).__name__} has no modules to read; {_ONNX_ROUTE}"
-        )
     tokens, tensors = [], {}
     for index, (path, leaf) in enumerate(leaves):
         token, params = _describe(path, leaf)
@@ -81,7 +77,8 @@ def from_torch(module, example_input=None):
 
 
 def _leaves(module, path):
-    """(dotted path, module) of every module without children, in registration order."""
+    """(dotted path, module) of every module without children, in registration order. A module
+    without children is its own one leaf (an empty ``Sequential`` is then refused by name)."""
     children = list(module.named_children())
     if not children:
         yield path or type(module).__name__, module
