@@ -1,7 +1,7 @@
 //! numpy arrays in and out: the input as a C-contiguous float32 array (the caller's own when it
 //! already is one: no copy), the output as a new float32 array the forward pass writes into.
 
-use numpy::{PyArrayDyn, PyUntypedArrayMethods};
+use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -15,7 +15,7 @@ pub(crate) fn input<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArrayDy
     if let Ok(a) = x.cast::<PyArrayDyn<f32>>()
         && a.is_c_contiguous()
     {
-        return Ok(a.clone());
+        return aligned(a.clone());
     }
     let py = x.py();
     let kwargs = PyDict::new(py);
@@ -26,7 +26,7 @@ pub(crate) fn input<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArrayDy
         .import("numpy")?
         .call_method("asarray", (x,), Some(&kwargs));
     match converted {
-        Ok(a) => Ok(a.cast_into::<PyArrayDyn<f32>>()?),
+        Ok(a) => aligned(a.cast_into::<PyArrayDyn<f32>>()?),
         Err(cause) => {
             let hint = if x.hasattr("detach").unwrap_or(false) {
                 " (a torch tensor must be on the CPU and not require grad: pass \
@@ -45,6 +45,16 @@ pub(crate) fn input<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArrayDy
             Err(err)
         }
     }
+}
+
+/// `a`, or an aligned copy of it when its data does not start on a 4-byte boundary: arrays
+/// unpickled from a byte stream (Dask ships blocks so) can be misaligned, and neither numpy's
+/// `asarray` nor a C-contiguous flag says so; a `&[f32]` must be aligned.
+fn aligned(a: Bound<'_, PyArrayDyn<f32>>) -> PyResult<Bound<'_, PyArrayDyn<f32>>> {
+    if (a.data() as usize).is_multiple_of(std::mem::align_of::<f32>()) {
+        return Ok(a);
+    }
+    Ok(a.call_method0("copy")?.cast_into::<PyArrayDyn<f32>>()?)
 }
 
 /// A new float32 array of `shape` for the output, made by `numpy.empty` so that a size the

@@ -36,6 +36,17 @@ def test_layouts_and_dtypes_agree(case, device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_misaligned_input(case, device):
+    # What unpickling a block can give (Dask does): float32 data at an odd address.
+    model, x, y64 = case
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    odd = raw[1:].view(np.float32).reshape(x.shape)
+    odd[:] = x
+    assert not odd.flags.aligned
+    assert_close(model(odd, device=device), y64)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_one_row(case, device):
     model, x, y64 = case
     y = model(x[2], device=device)
