@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-dask = pytest.importorskip("dask", reason="dask[distributed] is part of the test requirements")
+import dask  # noqa: F401  (a test requirement: its absence fails, never skips)
 import dask.array as da  # noqa: E402
 from dask.distributed import Client, LocalCluster  # noqa: E402
 

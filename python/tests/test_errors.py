@@ -134,3 +134,8 @@ def test_hierarchy():
     ]:
         assert issubclass(cls, wgpu_mlp.Error)
     assert issubclass(errors.NoAdapterError, errors.GpuError)
+
+
+def test_training_is_a_clear_seam():
+    with pytest.raises(NotImplementedError, match="training API"):
+        wgpu_mlp.train(None, None, None)

@@ -4,6 +4,9 @@ compute shaders, with PyTorch's numbers; numpy in and out.
 >>> import wgpu_mlp
 >>> model = wgpu_mlp.load("model.onnx")          # or .safetensors, or wgpu_mlp.from_torch(m)
 >>> y = model(x)                                 # x: [batch, in] numpy array or CPU tensor
+
+``wgpu_mlp.dask`` scores Dask arrays on a cluster (the model loaded once per worker);
+``wgpu_mlp.train`` is the seam for training, which arrives with the crate's training API.
 """
 
 from . import errors
@@ -22,6 +25,7 @@ from .errors import (
     UnsupportedModuleError,
 )
 from .from_torch import from_torch
+from .train import train
 
 __version__ = "0.1.0"
 
@@ -31,6 +35,7 @@ __all__ = [
     "load",
     "load_bytes",
     "from_torch",
+    "train",
     "errors",
     "Error",
     "InvalidArgumentError",

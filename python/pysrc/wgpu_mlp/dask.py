@@ -19,6 +19,7 @@ any engine's per-batch map (Ray Data's ``map_batches`` included).
 import hashlib
 import os
 import threading
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -29,7 +30,14 @@ _models = {}
 _stats = {"loads": 0, "blocks": 0, "rows": 0}
 
 
-def predict(x, model, *, arch=None, names=None, device="auto"):
+def predict(
+    x: Any,
+    model: Union[str, "os.PathLike[str]", Model],
+    *,
+    arch: Optional[Union[str, Sequence[str]]] = None,
+    names: Optional[Union[str, Sequence[str]]] = None,
+    device: str = "auto",
+) -> Any:
     """``model`` applied to every row of the Dask array ``x`` (``[rows, in_features]``, chunked
     along rows; column chunks are merged first): a lazy float32 Dask array
     ``[rows, out_features]`` with ``x``'s row chunks.
@@ -64,7 +72,7 @@ def predict(x, model, *, arch=None, names=None, device="auto"):
     )
 
 
-def score_block(block, spec, device="auto"):
+def score_block(block: np.ndarray, spec: tuple, device: str = "auto") -> np.ndarray:
     """One block of rows through the model ``spec`` names, loading it on first use in this
     process. ``spec`` is ``("path", path, arch, names)`` or ``("bytes", digest, data)``."""
     model = _model(spec)
@@ -75,7 +83,7 @@ def score_block(block, spec, device="auto"):
     return y
 
 
-def stats():
+def stats() -> dict:
     """This process's counts: models loaded, blocks and rows scored, and its pid. On a cluster:
     ``client.run(wgpu_mlp.dask.stats)``."""
     with _lock:

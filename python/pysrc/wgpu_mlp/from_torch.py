@@ -9,10 +9,11 @@ files.
 """
 
 import json
+from typing import Any
 
 import numpy as np
 
-from ._native import load_bytes
+from ._native import Model, load_bytes
 from .errors import UnsupportedModuleError
 
 # Activations with no parameters: PyTorch class name -> arch token.
@@ -44,7 +45,7 @@ _SUPPORTED = (
 )
 
 
-def from_torch(module, example_input=None):
+def from_torch(module: Any, example_input: Any = None) -> Model:
     """The model ``module`` computes, as a :class:`wgpu_mlp.Model` in eval semantics (as after
     ``module.eval()``: BatchNorm1d uses its running statistics, Dropout is the identity).
 
@@ -205,11 +206,13 @@ def _check(module, model, example_input):
     else:
         x = torch.as_tensor(np.asarray(example_input), dtype=torch.float32)
     flags = {m: m.training for m in module.modules()}
+    first = next(iter(module.parameters()), None)
+    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
     module.eval()
     try:
         with torch.no_grad():
-            first = next(iter(module.parameters()), None)
-            expected = module(x.to(first.device) if first is not None else x)
+            # The module runs in its own dtype and on its own device (a bf16 model on a GPU).
+            expected = module(x.to(device=first.device, dtype=dtype) if first is not None else x)
     finally:
         for m, training in flags.items():
             m.training = training
@@ -222,9 +225,11 @@ def _check(module, model, example_input):
             f"more than run its children in order. {_ONNX_ROUTE}"
         )
     scale = max(1.0, float(np.nanmax(np.abs(expected), initial=0.0)))
+    # float32 rounding is far below 1e-3; a module held in half precision rounds more.
+    tol = max(1e-3, 8 * torch.finfo(dtype).eps) * scale
     diff = np.abs(expected - got)
     same_nan = np.isnan(expected) == np.isnan(got)
-    if not same_nan.all() or np.nanmax(diff, initial=0.0) > 1e-3 * scale:
+    if not same_nan.all() or np.nanmax(diff, initial=0.0) > tol:
         raise UnsupportedModuleError(
             f"wgpu_mlp.from_torch: {type(module).__name__}'s forward() does more than run its "
             f"children in order (a functional call, arithmetic or a skip connection in forward(); "
