@@ -28,7 +28,7 @@ fi
 step "maturin build (dev profile)"
 wheels="$cache/wheels"
 rm -rf "$wheels"
-"$tools/bin/maturin" build -q --profile dev --locked --out "$wheels" -m "$here/Cargo.toml"
+"$tools/bin/maturin" build -q --profile dev --strip --locked --out "$wheels" -m "$here/Cargo.toml"
 wheel=$(ls "$wheels"/wgpu_mlp-*-abi3-*.whl)
 echo "built $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB)"
 
