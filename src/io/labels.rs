@@ -15,6 +15,10 @@ pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<i64>> {
     let source = path.display().to_string();
     match MatrixFormat::from_path(path)? {
         MatrixFormat::Npy => labels_from_npy(&super::read_file(path)?, &source),
+        MatrixFormat::Npz | MatrixFormat::Json => Err(Error::format(
+            &source,
+            "class targets are read from an integer .npy or a CSV of whole numbers",
+        )),
         MatrixFormat::Csv => {
             let m = super::csv::read(path)?;
             if m.rows() != 1 && m.cols() != 1 {
