@@ -282,7 +282,7 @@ fn backward_matches_finite_differences_for_every_module() {
         Activation::Softmax,
         Activation::LogSoftmax,
     ];
-    for (batch, n_in, hidden) in [(1, 3, 7), (7, 31, 3), (33, 1, 33)] {
+    for (batch, n_in, hidden) in [(1, 3, 7), (7, 31, 3), (33, 1, 33), (257, 7, 3)] {
         let x = common::input(batch, n_in, 9, 2.0);
         let y = Target::Values(common::input(batch, 2, 10, 1.0));
         for (j, a) in acts.iter().enumerate() {
@@ -417,6 +417,22 @@ fn dropout_keeps_one_minus_p_and_scales_by_its_inverse() {
     let kept = db.iter().filter(|&&v| v != 0.0).count() as f64 / n as f64;
     // Binomial(4000, 0.7): σ ≈ 0.0072; 5σ.
     assert!((kept - 0.7).abs() < 0.036, "kept {kept}");
+    // p = 1 drops everything (PyTorch returns zeros), p = 0 keeps everything unscaled.
+    for (p, want) in [(1.0, 0.0), (0.0, 1.0)] {
+        let lin = wgpu_mlp::Linear::new(1, 5, vec![1.0; 5], Some(vec![0.0; 5])).unwrap();
+        let m = Mlp::new(vec![Module::Linear(lin), Module::Dropout(p)]).unwrap();
+        let mut t = Trainer::new(
+            m,
+            Loss::L1,
+            Reduction::Sum,
+            Optimizer::sgd(0.0),
+            Backend::Cpu,
+        )
+        .unwrap();
+        let y = Target::Values(Matrix::new(1, 5, vec![-1.0; 5]).unwrap());
+        let (_, g) = t.gradients(&x, &y).unwrap();
+        assert!(g[1].iter().all(|&v| v == want), "p = {p}: {:?}", g[1]);
+    }
 }
 
 #[test]
