@@ -436,17 +436,55 @@ fn dropout_keeps_one_minus_p_and_scales_by_its_inverse() {
 }
 
 #[test]
-fn an_onnx_elementwise_module_cannot_be_trained_and_says_which() {
-    let lin = wgpu_mlp::Linear::new(2, 2, vec![1.0; 4], None).unwrap();
-    let expr = wgpu_mlp::Expr::activation(Activation::Relu).unwrap();
-    let m = Mlp::new(vec![
-        Module::Linear(lin),
-        Module::Elementwise {
-            expr,
-            class: Some("Swish".into()),
-        },
+fn onnx_elementwise_modules_train_unless_they_hold_per_feature_constants() {
+    // GELU as an exporter writes it, x·½·(1 + erf(x/√2)), trains like the GELU module.
+    use wgpu_mlp::model::expr::{Binary, Node, Unary};
+    let gelu = wgpu_mlp::Expr::from_nodes(vec![
+        Node::Input,
+        Node::Const(std::f32::consts::FRAC_1_SQRT_2),
+        Node::Binary(Binary::Mul, 0, 1),
+        Node::Unary(Unary::Erf, 2),
+        Node::Const(1.0),
+        Node::Binary(Binary::Add, 3, 4),
+        Node::Binary(Binary::Mul, 0, 5),
+        Node::Const(0.5),
+        Node::Binary(Binary::Mul, 6, 7),
     ])
     .unwrap();
+    let x = common::input(9, 3, 1, 2.0);
+    let y = Target::Values(common::input(9, 2, 2, 1.0));
+    let with = |m: Module| seq(vec![linear(3, 7, 1), m, linear(7, 2, 2)]);
+    let onnx = with(Module::Elementwise {
+        expr: gelu,
+        class: Some("GELU".into()),
+    });
+    check_gradients(onnx.clone(), &x, &y, Loss::Mse, "ONNX GELU");
+    let grads = |m: Mlp| {
+        let mut t = Trainer::new(
+            m,
+            Loss::Mse,
+            Reduction::Mean,
+            Optimizer::sgd(0.1),
+            Backend::CpuReference,
+        )
+        .unwrap();
+        t.gradients(&x, &y).unwrap().1
+    };
+    // The graph rounds after each of its nodes, the module once: 1e-5 of the largest gradient.
+    let (ga, gb) = (
+        grads(onnx),
+        grads(with(Module::Activation(Activation::Gelu))),
+    );
+    let scale = ga.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs()));
+    for (a, b) in ga.iter().flatten().zip(gb.iter().flatten()) {
+        assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
+    }
+    // A folded per-feature affine map (a PReLU slope, a norm) would be trained by PyTorch.
+    let folded = wgpu_mlp::Expr::affine(Some(vec![2.0; 7]), None);
+    let m = with(Module::Elementwise {
+        expr: folded,
+        class: Some("BatchNorm1d".into()),
+    });
     let e = Trainer::new(
         m,
         Loss::Mse,
@@ -456,7 +494,8 @@ fn an_onnx_elementwise_module_cannot_be_trained_and_says_which() {
     )
     .unwrap_err();
     assert!(
-        e.to_string().contains("cannot train module 1 (Swish)"),
+        e.to_string()
+            .contains("cannot train module 1 (BatchNorm1d)"),
         "{e}"
     );
 }
