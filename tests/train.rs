@@ -136,6 +136,26 @@ fn randperm_matches_torch() {
 }
 
 #[test]
+fn randperm_matches_torch_at_a_million() {
+    // The 32-bit Fisher–Yates pass holds up to n < 2³²/20; PyTorch's 64-bit variant beyond
+    // (n ≥ 214,748,364) follows the source and is not tested (2 GB per permutation).
+    let f = fixture("loader.json");
+    for p in f["randperm_big"].as_array().unwrap() {
+        let n = p["n"].as_u64().unwrap() as usize;
+        let perm = randperm(n, &mut Generator::new(p["seed"].as_u64().unwrap()));
+        let ints = |k: &str| -> Vec<usize> { serde_json::from_value(p[k].clone()).unwrap() };
+        assert_eq!(perm[..16], ints("head")[..], "n = {n}");
+        assert_eq!(perm[n - 16..], ints("tail")[..], "n = {n}");
+        let m = (1u128 << 61) - 1;
+        let check = perm
+            .iter()
+            .enumerate()
+            .fold(0u128, |acc, (i, &v)| (acc + i as u128 * v as u128) % m);
+        assert_eq!(check as u64, p["check"].as_u64().unwrap(), "n = {n}");
+    }
+}
+
+#[test]
 fn shuffled_epochs_match_torch_dataloader() {
     let f = fixture("loader.json");
     for l in f["loader"].as_array().unwrap() {

@@ -451,3 +451,68 @@ fn a_loss_that_becomes_nan_stops_the_run_naming_the_step() {
     assert!(err.contains("at step "), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn class_targets_read_from_a_csv_of_integers() {
+    let (dir, c) = case_files("softmax_ce_sum_sgd");
+    let d = dir.path();
+    let y: Vec<i64> = serde_json::from_value(c["y"].clone()).unwrap();
+    let text: String = y.iter().map(|v| format!("{v}\n")).collect();
+    std::fs::write(p(d, "y.csv"), text).unwrap();
+    let out = p(d, "out.safetensors");
+    let o = run_cli(&[
+        "train",
+        "--weights",
+        path_str(&p(d, "init.safetensors")),
+        "--arch",
+        "linear,tanh,linear",
+        "--input",
+        path_str(&p(d, "x.npy")),
+        "--target",
+        path_str(&p(d, "y.csv")),
+        "--loss",
+        "cross_entropy",
+        "--reduction",
+        "sum",
+        "--optim",
+        "sgd",
+        "--lr",
+        "0.05",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "5",
+        "-o",
+        path_str(&out),
+    ]);
+    assert_ok(&o);
+    check_output(&out, &c);
+    // A fraction is not a class.
+    std::fs::write(p(d, "bad.csv"), "0\n1.5\n").unwrap();
+    let o = run_cli(&[
+        "train",
+        "--weights",
+        path_str(&p(d, "init.safetensors")),
+        "--arch",
+        "linear,tanh,linear",
+        "--input",
+        path_str(&p(d, "x.npy")),
+        "--target",
+        path_str(&p(d, "bad.csv")),
+        "--loss",
+        "nll",
+        "--optim",
+        "sgd",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "5",
+        "-o",
+        path_str(&out),
+    ]);
+    let err = assert_fails(&o);
+    assert!(
+        err.contains("class target 1 is 1.5, not a whole number"),
+        "{err}"
+    );
+}
