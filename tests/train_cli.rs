@@ -516,3 +516,45 @@ fn class_targets_read_from_a_csv_of_integers() {
         "{err}"
     );
 }
+
+#[test]
+fn a_new_model_from_layers_and_seed_is_pytorchs_and_trains_as_pytorch_does() {
+    // The fixture's model is torch.manual_seed(6) then Sequential(Linear(3, 5), SiLU(),
+    // Linear(5, 2)): exactly what --layers 3,5,2 --act silu,identity --seed 6 builds.
+    let (dir, c) = case_files("silu_l1_sgd_wd");
+    let d = dir.path();
+    let out = p(d, "out.safetensors");
+    let o = run_cli(&[
+        "train",
+        "--layers",
+        "3,5,2",
+        "--act",
+        "silu,identity",
+        "--seed",
+        "6",
+        "--input",
+        path_str(&p(d, "x.npy")),
+        "--target",
+        path_str(&p(d, "y.npy")),
+        "--loss",
+        "l1",
+        "--optim",
+        "sgd",
+        "--lr",
+        "0.05",
+        "--momentum",
+        "0.9",
+        "--weight-decay",
+        "0.01",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--shuffle-seed",
+        "7",
+        "-o",
+        path_str(&out),
+    ]);
+    assert_ok(&o);
+    check_output(&out, &c);
+}
