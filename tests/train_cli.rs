@@ -558,3 +558,47 @@ fn a_new_model_from_layers_and_seed_is_pytorchs_and_trains_as_pytorch_does() {
     assert_ok(&o);
     check_output(&out, &c);
 }
+
+#[test]
+fn num_batches_tracked_counts_on_from_the_input_file() {
+    // PyTorch's state_dict with num_batches_tracked = 5: after 3 epochs of 5 batches, 20.
+    let (dir, c) = case_files("bn_relu_ce_adam_shuffle_droplast");
+    let d = dir.path();
+    let mut init = state(&c["init"]);
+    for (name, t) in init.iter_mut() {
+        if name.ends_with("num_batches_tracked") {
+            t.count = Some(5);
+        }
+    }
+    std::fs::write(p(d, "init5.safetensors"), state_dict_file(&init)).unwrap();
+    let out = p(d, "out.safetensors");
+    let o = run_cli(&[
+        "train",
+        "--weights",
+        path_str(&p(d, "init5.safetensors")),
+        "--arch",
+        "linear,batchnorm1d,relu,linear",
+        "--input",
+        path_str(&p(d, "x.npy")),
+        "--target",
+        path_str(&p(d, "y.npy")),
+        "--loss",
+        "cross_entropy:0.1",
+        "--optim",
+        "adam",
+        "--lr",
+        "0.01",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "6",
+        "--shuffle-seed",
+        "3",
+        "--drop-last",
+        "-o",
+        path_str(&out),
+    ]);
+    assert_ok(&o);
+    let (_, got) = read_st(&std::fs::read(&out).unwrap());
+    assert_eq!(got["1.num_batches_tracked"].2, [20.0]);
+}

@@ -213,8 +213,9 @@ fn load_model(args: &TrainArgs, given: Given) -> Result<(Mlp, Vec<String>)> {
         }
         (None, Some(path)) => {
             let given_names = model::parse_names(args.names.as_deref())?;
-            let m = model::load(path, given, given_names.as_deref())?;
+            let mut m = model::load(path, given, given_names.as_deref())?;
             let names = file_names(path, given_names.as_deref(), &m)?;
+            restore_counts(path, &names, &mut m)?;
             Ok((m, names))
         }
         (None, None) => Err(Error::InvalidArgument("give --layers or --weights".into())),
@@ -295,6 +296,51 @@ fn file_names(path: &Path, given: Option<&[String]>, m: &Mlp) -> Result<Vec<Stri
         );
         sequential_names(m)
     }
+}
+
+/// BatchNorm's `num_batches_tracked` from the file (an I64 scalar the model loader skips), so
+/// that a resumed run counts on from it as PyTorch's does.
+fn restore_counts(path: &Path, names: &[String], m: &mut Mlp) -> Result<()> {
+    if wgpu_mlp::onnx::is_onnx_path(path) {
+        return Ok(());
+    }
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let n = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes) as usize;
+    let Some(header) = bytes
+        .get(8..8 + n)
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(h).ok())
+    else {
+        return Ok(());
+    };
+    let data = &bytes[8 + n..];
+    let owners = m
+        .tensors()
+        .iter()
+        .map(|t| t.module)
+        .fold(Vec::new(), |mut v, i| {
+            if v.last() != Some(&i) {
+                v.push(i);
+            }
+            v
+        });
+    for (name, &module) in names.iter().zip(&owners) {
+        let t = &header[format!("{name}.num_batches_tracked")];
+        let range = t["data_offsets"]
+            .as_array()
+            .and_then(|o| Some((o.first()?.as_u64()? as usize, o.get(1)?.as_u64()? as usize)));
+        if let (Some("I64"), Some((a, b))) = (t["dtype"].as_str(), range)
+            && let Some(raw) = data.get(a..b).and_then(|r| <[u8; 8]>::try_from(r).ok())
+        {
+            m.set_num_batches_tracked(module, i64::from_le_bytes(raw))?;
+        }
+    }
+    Ok(())
 }
 
 /// The targets, as the loss wants them, checked against the input's rows and the model.
