@@ -9,7 +9,7 @@ use std::path::Path;
 use wgpu_mlp::data::EpochOrder;
 use wgpu_mlp::io::{self, MatrixFormat};
 use wgpu_mlp::train::{Backend, Loss, Optimizer, Reduction, Target, Trainer, state_dict_bytes};
-use wgpu_mlp::{DEFAULT_SEED, Error, Matrix, Mlp, Result, escape};
+use wgpu_mlp::{DEFAULT_SEED, Error, Matrix, Mlp, Result, escape, memory};
 
 use crate::cli::args::{Device, TrainArgs};
 use crate::cli::model::{self, Given};
@@ -49,6 +49,20 @@ pub(crate) fn train(args: TrainArgs) -> Result<()> {
             ));
         }
     }
+    // The files are held while they are parsed, and the data set again as batches and
+    // activations: four times the files, as a floor.
+    let mut files = 0u128;
+    for (_, path) in &inputs {
+        files += u128::from(io::check_input(path)?);
+    }
+    memory::check(
+        4 * files,
+        &format!(
+            "train: reading the model and data ({})",
+            memory::bytes(files)
+        ),
+        "use smaller files",
+    )?;
     let given = Given::parse(&args.arch)?;
     let (model, names) = load_model(&args, given)?;
     let x = io::read_matrix(&args.input)?;
