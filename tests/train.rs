@@ -5,8 +5,8 @@
 //!
 //! Tolerances: PyTorch's own float32 run differs from its float64 run of the same trajectory
 //! (rounding drift); our f32 result must be within `K ×` that drift of PyTorch's float32 result
-//! (plus a few f32 ulps for steps where the drift happens to be ~0). K = 4 for the reference,
-//! 6 for the fast path (its f32 accumulation adds its own rounding of the same size).
+//! (plus a few f32 ulps for steps where the drift happens to be ~0). K = 2 for both paths: the
+//! largest error measured is 0.67× (reference) and 0.48× (fast path) of drift + ulps.
 
 mod common;
 
@@ -85,14 +85,14 @@ fn check_trajectory(case: &Case, backend: Backend, k: f64) {
 #[test]
 fn reference_trajectories_match_pytorch() {
     for case in cases() {
-        check_trajectory(&case, Backend::CpuReference, 4.0);
+        check_trajectory(&case, Backend::CpuReference, 2.0);
     }
 }
 
 #[test]
 fn fast_cpu_trajectories_match_pytorch() {
     for case in cases() {
-        check_trajectory(&case, Backend::Cpu, 6.0);
+        check_trajectory(&case, Backend::Cpu, 2.0);
     }
 }
 
@@ -132,6 +132,26 @@ fn randperm_matches_torch() {
                 .collect();
             assert_eq!(randperm(n, &mut g), want, "n = {n}");
         }
+    }
+}
+
+#[test]
+fn randperm_matches_torch_at_a_million() {
+    // The 32-bit Fisher–Yates pass holds up to n < 2³²/20; PyTorch's 64-bit variant beyond
+    // (n ≥ 214,748,364) follows the source and is not tested (2 GB per permutation).
+    let f = fixture("loader.json");
+    for p in f["randperm_big"].as_array().unwrap() {
+        let n = p["n"].as_u64().unwrap() as usize;
+        let perm = randperm(n, &mut Generator::new(p["seed"].as_u64().unwrap()));
+        let ints = |k: &str| -> Vec<usize> { serde_json::from_value(p[k].clone()).unwrap() };
+        assert_eq!(perm[..16], ints("head")[..], "n = {n}");
+        assert_eq!(perm[n - 16..], ints("tail")[..], "n = {n}");
+        let m = (1u128 << 61) - 1;
+        let check = perm
+            .iter()
+            .enumerate()
+            .fold(0u128, |acc, (i, &v)| (acc + i as u128 * v as u128) % m);
+        assert_eq!(check as u64, p["check"].as_u64().unwrap(), "n = {n}");
     }
 }
 
@@ -282,7 +302,7 @@ fn backward_matches_finite_differences_for_every_module() {
         Activation::Softmax,
         Activation::LogSoftmax,
     ];
-    for (batch, n_in, hidden) in [(1, 3, 7), (7, 31, 3), (33, 1, 33)] {
+    for (batch, n_in, hidden) in [(1, 3, 7), (7, 31, 3), (33, 1, 33), (257, 7, 3)] {
         let x = common::input(batch, n_in, 9, 2.0);
         let y = Target::Values(common::input(batch, 2, 10, 1.0));
         for (j, a) in acts.iter().enumerate() {
@@ -417,20 +437,74 @@ fn dropout_keeps_one_minus_p_and_scales_by_its_inverse() {
     let kept = db.iter().filter(|&&v| v != 0.0).count() as f64 / n as f64;
     // Binomial(4000, 0.7): σ ≈ 0.0072; 5σ.
     assert!((kept - 0.7).abs() < 0.036, "kept {kept}");
+    // p = 1 drops everything (PyTorch returns zeros), p = 0 keeps everything unscaled.
+    for (p, want) in [(1.0, 0.0), (0.0, 1.0)] {
+        let lin = wgpu_mlp::Linear::new(1, 5, vec![1.0; 5], Some(vec![0.0; 5])).unwrap();
+        let m = Mlp::new(vec![Module::Linear(lin), Module::Dropout(p)]).unwrap();
+        let mut t = Trainer::new(
+            m,
+            Loss::L1,
+            Reduction::Sum,
+            Optimizer::sgd(0.0),
+            Backend::Cpu,
+        )
+        .unwrap();
+        let y = Target::Values(Matrix::new(1, 5, vec![-1.0; 5]).unwrap());
+        let (_, g) = t.gradients(&x, &y).unwrap();
+        assert!(g[1].iter().all(|&v| v == want), "p = {p}: {:?}", g[1]);
+    }
 }
 
 #[test]
-fn an_onnx_elementwise_module_cannot_be_trained_and_says_which() {
-    let lin = wgpu_mlp::Linear::new(2, 2, vec![1.0; 4], None).unwrap();
-    let expr = wgpu_mlp::Expr::activation(Activation::Relu).unwrap();
-    let m = Mlp::new(vec![
-        Module::Linear(lin),
-        Module::Elementwise {
-            expr,
-            class: Some("Swish".into()),
-        },
+fn onnx_elementwise_modules_train_unless_they_hold_per_feature_constants() {
+    // GELU as an exporter writes it, x·½·(1 + erf(x/√2)), trains like the GELU module.
+    use wgpu_mlp::model::expr::{Binary, Node, Unary};
+    let gelu = wgpu_mlp::Expr::from_nodes(vec![
+        Node::Input,
+        Node::Const(std::f32::consts::FRAC_1_SQRT_2),
+        Node::Binary(Binary::Mul, 0, 1),
+        Node::Unary(Unary::Erf, 2),
+        Node::Const(1.0),
+        Node::Binary(Binary::Add, 3, 4),
+        Node::Binary(Binary::Mul, 0, 5),
+        Node::Const(0.5),
+        Node::Binary(Binary::Mul, 6, 7),
     ])
     .unwrap();
+    let x = common::input(9, 3, 1, 2.0);
+    let y = Target::Values(common::input(9, 2, 2, 1.0));
+    let with = |m: Module| seq(vec![linear(3, 7, 1), m, linear(7, 2, 2)]);
+    let onnx = with(Module::Elementwise {
+        expr: gelu,
+        class: Some("GELU".into()),
+    });
+    check_gradients(onnx.clone(), &x, &y, Loss::Mse, "ONNX GELU");
+    let grads = |m: Mlp| {
+        let mut t = Trainer::new(
+            m,
+            Loss::Mse,
+            Reduction::Mean,
+            Optimizer::sgd(0.1),
+            Backend::CpuReference,
+        )
+        .unwrap();
+        t.gradients(&x, &y).unwrap().1
+    };
+    // The graph rounds after each of its nodes, the module once: 1e-5 of the largest gradient.
+    let (ga, gb) = (
+        grads(onnx),
+        grads(with(Module::Activation(Activation::Gelu))),
+    );
+    let scale = ga.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs()));
+    for (a, b) in ga.iter().flatten().zip(gb.iter().flatten()) {
+        assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
+    }
+    // A folded per-feature affine map (a PReLU slope, a norm) would be trained by PyTorch.
+    let folded = wgpu_mlp::Expr::affine(Some(vec![2.0; 7]), None);
+    let m = with(Module::Elementwise {
+        expr: folded,
+        class: Some("BatchNorm1d".into()),
+    });
     let e = Trainer::new(
         m,
         Loss::Mse,
@@ -440,7 +514,8 @@ fn an_onnx_elementwise_module_cannot_be_trained_and_says_which() {
     )
     .unwrap_err();
     assert!(
-        e.to_string().contains("cannot train module 1 (Swish)"),
+        e.to_string()
+            .contains("cannot train module 1 (BatchNorm1d)"),
         "{e}"
     );
 }
@@ -478,32 +553,45 @@ fn a_nan_loss_stops_naming_the_step_and_the_gpu_is_not_yet_there() {
 }
 
 #[test]
-fn fast_path_matches_reference_on_a_large_batch() {
-    // 257 rows, widths 33 → 64 → 5: the fast path's f32 accumulation differs from the
-    // reference's f64 by a few ulps per dot product; after 5 Adam steps the parameters agree
-    // to 1e-4 relative to their scale.
-    let m = common::model(&[33, 64, 5], &[Activation::Gelu, Activation::Identity], 3);
-    let x = common::input(257, 33, 4, 1.0);
-    let y = Target::Values(common::input(257, 5, 5, 1.0));
-    let mut out = Vec::new();
-    for b in [Backend::CpuReference, Backend::Cpu] {
-        let mut t = Trainer::new(
-            m.clone(),
-            Loss::Mse,
-            Reduction::Mean,
-            Optimizer::adam(1e-3),
-            b,
-        )
-        .unwrap();
-        let losses: Vec<f32> = (0..5).map(|_| t.step(&x, &y).unwrap()).collect();
-        out.push((losses, t.into_model()));
-    }
-    for (a, b) in out[0].0.iter().zip(&out[1].0) {
-        assert!((a - b).abs() <= 1e-5 * a.abs(), "{a} vs {b}");
-    }
-    for (a, b) in out[0].1.tensors().iter().zip(out[1].1.tensors()) {
-        for (x, y) in a.f32().unwrap().iter().zip(b.f32().unwrap()) {
-            assert!((x - y).abs() <= 1e-4 * x.abs().max(0.1), "{x} vs {y}");
+fn fast_path_matches_reference_at_odd_shapes_and_a_large_batch() {
+    // The fast path's f32 accumulation differs from the reference's f64 by a few ulps per dot
+    // product; after 5 Adam steps the losses agree to 1e-5 and the parameters to 1e-4, relative
+    // to their scale.
+    for (batch, widths) in [
+        (257, [33, 64, 5]),
+        (1, [1, 3, 1]),
+        (7, [31, 33, 7]),
+        (64, [3, 257, 2]),
+    ] {
+        let m = common::model(&widths, &[Activation::Gelu, Activation::Identity], 3);
+        let x = common::input(batch, widths[0], 4, 1.0);
+        let y = Target::Values(common::input(batch, widths[2], 5, 1.0));
+        let mut out = Vec::new();
+        for b in [Backend::CpuReference, Backend::Cpu] {
+            let mut t = Trainer::new(
+                m.clone(),
+                Loss::Mse,
+                Reduction::Mean,
+                Optimizer::adam(1e-3),
+                b,
+            )
+            .unwrap();
+            let losses: Vec<f32> = (0..5).map(|_| t.step(&x, &y).unwrap()).collect();
+            out.push((losses, t.into_model()));
+        }
+        for (a, b) in out[0].0.iter().zip(&out[1].0) {
+            assert!(
+                (a - b).abs() <= 1e-5 * a.abs(),
+                "{widths:?} b{batch}: {a} vs {b}"
+            );
+        }
+        for (a, b) in out[0].1.tensors().iter().zip(out[1].1.tensors()) {
+            for (x, y) in a.f32().unwrap().iter().zip(b.f32().unwrap()) {
+                assert!(
+                    (x - y).abs() <= 1e-4 * x.abs().max(0.1),
+                    "{widths:?} b{batch}: {x} vs {y}"
+                );
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use wgpu_mlp::data::EpochOrder;
 use wgpu_mlp::io::{self, MatrixFormat};
 use wgpu_mlp::train::{Backend, Loss, Optimizer, Reduction, Target, Trainer, state_dict_bytes};
-use wgpu_mlp::{DEFAULT_SEED, Error, Matrix, Mlp, Result, escape};
+use wgpu_mlp::{DEFAULT_SEED, Error, Matrix, Mlp, Result, escape, memory};
 
 use crate::cli::args::{Device, TrainArgs};
 use crate::cli::model::{self, Given};
@@ -49,6 +49,20 @@ pub(crate) fn train(args: TrainArgs) -> Result<()> {
             ));
         }
     }
+    // The files are held while they are parsed, and the data set again as batches and
+    // activations: four times the files, as a floor.
+    let mut files = 0u128;
+    for (_, path) in &inputs {
+        files += u128::from(io::check_input(path)?);
+    }
+    memory::check(
+        4 * files,
+        &format!(
+            "train: reading the model and data ({})",
+            memory::bytes(files)
+        ),
+        "use smaller files",
+    )?;
     let given = Given::parse(&args.arch)?;
     let (model, names) = load_model(&args, given)?;
     let x = io::read_matrix(&args.input)?;
@@ -213,8 +227,9 @@ fn load_model(args: &TrainArgs, given: Given) -> Result<(Mlp, Vec<String>)> {
         }
         (None, Some(path)) => {
             let given_names = model::parse_names(args.names.as_deref())?;
-            let m = model::load(path, given, given_names.as_deref())?;
+            let mut m = model::load(path, given, given_names.as_deref())?;
             let names = file_names(path, given_names.as_deref(), &m)?;
+            restore_counts(path, &names, &mut m)?;
             Ok((m, names))
         }
         (None, None) => Err(Error::InvalidArgument("give --layers or --weights".into())),
@@ -295,6 +310,51 @@ fn file_names(path: &Path, given: Option<&[String]>, m: &Mlp) -> Result<Vec<Stri
         );
         sequential_names(m)
     }
+}
+
+/// BatchNorm's `num_batches_tracked` from the file (an I64 scalar the model loader skips), so
+/// that a resumed run counts on from it as PyTorch's does.
+fn restore_counts(path: &Path, names: &[String], m: &mut Mlp) -> Result<()> {
+    if wgpu_mlp::onnx::is_onnx_path(path) {
+        return Ok(());
+    }
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let n = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes) as usize;
+    let Some(header) = bytes
+        .get(8..8 + n)
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(h).ok())
+    else {
+        return Ok(());
+    };
+    let data = &bytes[8 + n..];
+    let owners = m
+        .tensors()
+        .iter()
+        .map(|t| t.module)
+        .fold(Vec::new(), |mut v, i| {
+            if v.last() != Some(&i) {
+                v.push(i);
+            }
+            v
+        });
+    for (name, &module) in names.iter().zip(&owners) {
+        let t = &header[format!("{name}.num_batches_tracked")];
+        let range = t["data_offsets"]
+            .as_array()
+            .and_then(|o| Some((o.first()?.as_u64()? as usize, o.get(1)?.as_u64()? as usize)));
+        if let (Some("I64"), Some((a, b))) = (t["dtype"].as_str(), range)
+            && let Some(raw) = data.get(a..b).and_then(|r| <[u8; 8]>::try_from(r).ok())
+        {
+            m.set_num_batches_tracked(module, i64::from_le_bytes(raw))?;
+        }
+    }
+    Ok(())
 }
 
 /// The targets, as the loss wants them, checked against the input's rows and the model.

@@ -8,7 +8,7 @@ mod builder;
 pub mod expr;
 mod linear;
 mod module;
-pub mod params;
+mod params;
 pub(crate) mod steps;
 
 pub use arch::Arch;

@@ -187,14 +187,7 @@ impl BatchNorm1d {
 
     /// The running statistics and affine parameters, writable (lengths stay fixed):
     /// `(running_mean, running_var, weight, bias)`.
-    pub(crate) fn tensors_mut(
-        &mut self,
-    ) -> (
-        &mut [f32],
-        &mut [f32],
-        Option<&mut [f32]>,
-        Option<&mut [f32]>,
-    ) {
+    pub(crate) fn tensors_mut(&mut self) -> BatchNormTensorsMut<'_> {
         (
             &mut self.running_mean,
             &mut self.running_var,
@@ -275,6 +268,14 @@ impl BatchNorm1d {
         Expr::affine(Some(scale), Some(shift))
     }
 }
+
+/// BatchNorm1d's writable tensors: `(running_mean, running_var, weight, bias)`.
+pub(crate) type BatchNormTensorsMut<'a> = (
+    &'a mut [f32],
+    &'a mut [f32],
+    Option<&'a mut [f32]>,
+    Option<&'a mut [f32]>,
+);
 
 /// `nn.LayerNorm(features)` over the last dimension: `(x − mean) / √(var + eps) · weight + bias`
 /// with the biased variance of each row.

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::model::{Mlp, Module};
 use crate::rng::Generator;
 use crate::train::activation_grad::{derivative, log_softmax_row_backward, softmax_row_backward};
+use crate::train::expr_grad;
 use crate::train::linear_grad::{self, Precision};
 use crate::train::norm_grad::{self, Stats};
 
@@ -40,14 +41,17 @@ impl Tape {
     }
 }
 
-/// Modules a training step cannot differentiate, as a clear error (before anything changes).
+/// Modules a training step cannot differentiate, as a clear error (before anything changes):
+/// an ONNX elementwise subgraph with per-feature constants, which PyTorch would train.
 pub(crate) fn check_trainable(model: &Mlp) -> Result<()> {
     for (i, m) in model.modules().iter().enumerate() {
-        if let Module::Elementwise { class, .. } = m {
+        if let Module::Elementwise { expr, class } = m
+            && !expr_grad::trainable(expr)
+        {
             return Err(Error::invalid(format!(
-                "cannot train module {i} ({}): an elementwise ONNX subgraph has no backward \
-                 here; export the model with its activations as PyTorch modules, or load the \
-                 state_dict with --arch",
+                "cannot train module {i} ({}): its ONNX expression has per-feature constants \
+                 (an exporter folds PReLU slopes and norm parameters into them) that PyTorch \
+                 would train and this cannot; train the state_dict with --arch instead",
                 class.as_deref().unwrap_or("a function")
             )));
         }
@@ -135,6 +139,11 @@ fn forward_plain(m: &Module, x: &[f32], width: usize) -> Vec<f32> {
                 })
                 .collect()
         }
+        Module::Elementwise { expr, .. } => x
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| expr.eval(v, k % width))
+            .collect(),
         _ => x.to_vec(),
     }
 }
@@ -223,6 +232,14 @@ pub(crate) fn backward(
             (Module::Dropout(_), Saved::Mask(mask)) => {
                 g.iter().zip(mask).map(|(a, b)| a * b).collect()
             }
+            (Module::Elementwise { expr, .. }, _) => x
+                .iter()
+                .zip(&g)
+                .enumerate()
+                .map(|(k, (&xv, &gv))| {
+                    (f64::from(gv) * expr_grad::derivative(expr, xv, k % width)) as f32
+                })
+                .collect(),
             (Module::Flatten | Module::Identity, _) => g,
             (other, _) => {
                 return Err(Error::invalid(format!(

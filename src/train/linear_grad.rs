@@ -1,8 +1,12 @@
 //! A Linear layer's forward pass and its gradients (`dX = G·W`, `dW = Gᵀ·X`, `db = Σ_batch G`)
 //! in the two precisions of the trainer: the reference accumulates every dot product in f64 and
-//! rounds it once; the fast path accumulates in f32 (as a BLAS does), with 8 independent partial
-//! sums so the compiler vectorises the loops, and splits large products over threads.
+//! rounds it once; the fast path runs all three products on the fast CPU path's packed kernels
+//! ([`PackedLinear`]: f32 FMA chains, AVX-512/AVX2 where the CPU has them, its thread pool),
+//! packing `W`, `Wᵀ` and `Xᵀ` afresh each step since they change.
 
+use std::sync::OnceLock;
+
+use crate::cpu::{PackedLinear, Threads};
 use crate::model::Linear;
 
 /// Which arithmetic a training step uses.
@@ -17,20 +21,19 @@ pub(crate) enum Precision {
 /// `y = x·Wᵀ + b` on `batch` rows.
 pub(crate) fn forward(lin: &Linear, x: &[f32], batch: usize, p: Precision) -> Vec<f32> {
     let (n_in, n_out) = (lin.in_features(), lin.out_features());
-    let mut y = vec![0.0f32; batch * n_out];
+    if p == Precision::Fast {
+        let mut y = vec![0.0f32; batch * n_out];
+        PackedLinear::new(lin).forward(x, batch, &mut y, pool(), &|_, _| {});
+        return y;
+    }
     let w = lin.weight();
-    let bias = lin.bias();
-    par_rows(&mut y, n_out, p, batch * n_in * n_out, |b, row| {
-        let xr = &x[b * n_in..(b + 1) * n_in];
-        for (o, out) in row.iter_mut().enumerate() {
-            let wr = &w[o * n_in..(o + 1) * n_in];
-            let b0 = bias.map_or(0.0, |v| v[o]);
-            *out = match p {
-                Precision::Reference => (f64::from(b0) + dot_f64(xr, wr)) as f32,
-                Precision::Fast => b0 + dot_f32(xr, wr),
-            };
+    let mut y = Vec::with_capacity(batch * n_out);
+    for xr in x.chunks_exact(n_in) {
+        for (o, wr) in w.chunks_exact(n_in).enumerate() {
+            let b0 = lin.bias().map_or(0.0, |v| f64::from(v[o]));
+            y.push((b0 + dot_f64(xr, wr)) as f32);
         }
-    });
+    }
     y
 }
 
@@ -49,68 +52,55 @@ pub(crate) fn backward(
 ) -> LinearGrads {
     let (n_in, n_out) = (lin.in_features(), lin.out_features());
     let w = lin.weight();
-    let work = batch * n_in * n_out;
-    // dW[o, i] = Σ_b g[b, o]·x[b, i]: one output row per weight row.
-    let mut dw = vec![0.0f32; n_out * n_in];
-    par_rows(&mut dw, n_in, p, work, |o, row| match p {
-        Precision::Reference => {
-            let mut acc = vec![0.0f64; n_in];
-            for b in 0..batch {
-                let gv = f64::from(g[b * n_out + o]);
-                for (a, &xv) in acc.iter_mut().zip(&x[b * n_in..(b + 1) * n_in]) {
-                    *a += gv * f64::from(xv);
-                }
-            }
-            for (r, a) in row.iter_mut().zip(acc) {
-                *r = a as f32;
-            }
-        }
-        Precision::Fast => {
-            for b in 0..batch {
-                let gv = g[b * n_out + o];
-                for (r, &xv) in row.iter_mut().zip(&x[b * n_in..(b + 1) * n_in]) {
-                    *r += gv * xv;
-                }
-            }
-        }
-    });
     let db = lin.bias().map(|_| {
         (0..n_out)
-            .map(|o| match p {
-                Precision::Reference => {
-                    (0..batch).map(|b| f64::from(g[b * n_out + o])).sum::<f64>() as f32
+            .map(|o| {
+                let col = (0..batch).map(|b| g[b * n_out + o]);
+                match p {
+                    Precision::Reference => col.map(f64::from).sum::<f64>() as f32,
+                    Precision::Fast => col.sum::<f32>(),
                 }
-                Precision::Fast => (0..batch).map(|b| g[b * n_out + o]).sum::<f32>(),
             })
             .collect()
     });
+    if p == Precision::Fast {
+        // dW[out, in] = Gᵀ·X = Gᵀ·(Xᵀ)ᵀ; dX[batch, in] = G·W = G·(Wᵀ)ᵀ.
+        let dw = product_nt(
+            &transpose(g, batch, n_out),
+            n_out,
+            batch,
+            transpose(x, batch, n_in),
+            n_in,
+        );
+        let dx = need_dx.then(|| product_nt(g, batch, n_out, transpose(w, n_out, n_in), n_in));
+        return (dx, dw, db);
+    }
+    // dW[o, i] = Σ_b g[b, o]·x[b, i], one weight row at a time.
+    let mut dw = Vec::with_capacity(n_out * n_in);
+    let mut acc = vec![0.0f64; n_in];
+    for o in 0..n_out {
+        acc.fill(0.0);
+        for (b, xr) in x.chunks_exact(n_in).enumerate() {
+            let gv = f64::from(g[b * n_out + o]);
+            for (a, &xv) in acc.iter_mut().zip(xr) {
+                *a += gv * f64::from(xv);
+            }
+        }
+        dw.extend(acc.iter().map(|&a| a as f32));
+    }
+    // dX[b, i] = Σ_o g[b, o]·W[o, i].
     let dx = need_dx.then(|| {
-        // dX[b, i] = Σ_o g[b, o]·W[o, i].
-        let mut dx = vec![0.0f32; batch * n_in];
-        par_rows(&mut dx, n_in, p, work, |b, row| {
-            let gr = &g[b * n_out..(b + 1) * n_out];
-            match p {
-                Precision::Reference => {
-                    let mut acc = vec![0.0f64; n_in];
-                    for (o, &gv) in gr.iter().enumerate() {
-                        let gv = f64::from(gv);
-                        for (a, &wv) in acc.iter_mut().zip(&w[o * n_in..(o + 1) * n_in]) {
-                            *a += gv * f64::from(wv);
-                        }
-                    }
-                    for (r, a) in row.iter_mut().zip(acc) {
-                        *r = a as f32;
-                    }
-                }
-                Precision::Fast => {
-                    for (o, &gv) in gr.iter().enumerate() {
-                        for (r, &wv) in row.iter_mut().zip(&w[o * n_in..(o + 1) * n_in]) {
-                            *r += gv * wv;
-                        }
-                    }
+        let mut dx = Vec::with_capacity(batch * n_in);
+        for gr in g.chunks_exact(n_out) {
+            acc.fill(0.0);
+            for (&gv, wr) in gr.iter().zip(w.chunks_exact(n_in)) {
+                let gv = f64::from(gv);
+                for (a, &wv) in acc.iter_mut().zip(wr) {
+                    *a += gv * f64::from(wv);
                 }
             }
-        });
+            dx.extend(acc.iter().map(|&a| a as f32));
+        }
         dx
     });
     (dx, dw, db)
@@ -123,47 +113,29 @@ fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
         .sum()
 }
 
-/// An f32 dot product with 8 partial sums (vectorisable; the summation order differs from a
-/// sequential loop, as a BLAS's does).
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for ((a, &xv), &yv) in acc.iter_mut().zip(x).zip(y) {
-            *a += xv * yv;
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
+/// `a[rows, k] · bᵀ` for `b` `[n, k]` row-major, on the packed kernels (`b` is packed as the
+/// weight of a Linear(k, n)).
+fn product_nt(a: &[f32], rows: usize, k: usize, b: Vec<f32>, n: usize) -> Vec<f32> {
+    let lin = Linear::new(k, n, b, None).expect("the shapes come from the model and the batch");
+    let mut y = vec![0.0f32; rows * n];
+    PackedLinear::new(&lin).forward(a, rows, &mut y, pool(), &|_, _| {});
+    y
 }
 
-/// Runs `f(row_index, row)` over the rows of `out` (each `width` long); the fast path splits the
-/// rows over the machine's threads when the product is large enough to pay for them.
-fn par_rows<F>(out: &mut [f32], width: usize, p: Precision, work: usize, f: F)
-where
-    F: Fn(usize, &mut [f32]) + Sync,
-{
-    let rows = out.len() / width.max(1);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if p == Precision::Reference || threads < 2 || work < 1 << 18 || rows < 2 {
-        for (i, row) in out.chunks_mut(width.max(1)).enumerate() {
-            f(i, row);
+/// `m[rows, cols]` transposed.
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; m.len()];
+    for (r, row) in m.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            t[c * rows + r] = v;
         }
-        return;
     }
-    let per = rows.div_ceil(threads);
-    std::thread::scope(|s| {
-        for (c, chunk) in out.chunks_mut(per * width).enumerate() {
-            let f = &f;
-            s.spawn(move || {
-                for (i, row) in chunk.chunks_mut(width).enumerate() {
-                    f(c * per + i, row);
-                }
-            });
-        }
-    });
+    t
+}
+
+/// The fast path's thread pool: one thread per core, started on first use and shared by every
+/// trainer (a pool runs one job at a time; concurrent trainers take turns).
+fn pool() -> &'static Threads {
+    static POOL: OnceLock<Threads> = OnceLock::new();
+    POOL.get_or_init(|| Threads::new(std::thread::available_parallelism().map_or(1, |n| n.get())))
 }

@@ -6,6 +6,7 @@
 
 mod activation_grad;
 mod backward;
+mod expr_grad;
 mod linear_grad;
 mod loss;
 mod norm_grad;

@@ -87,13 +87,13 @@ impl Optimizer {
                 nesterov,
                 weight_decay,
             } => {
-                if !(lr >= 0.0) {
+                if !non_negative(lr) {
                     return bad(format!("Invalid learning rate: {lr}"));
                 }
-                if !(momentum >= 0.0) {
+                if !non_negative(momentum) {
                     return bad(format!("Invalid momentum value: {momentum}"));
                 }
-                if !(weight_decay >= 0.0) {
+                if !non_negative(weight_decay) {
                     return bad(format!("Invalid weight_decay value: {weight_decay}"));
                 }
                 if nesterov && (momentum <= 0.0 || dampening != 0.0) {
@@ -108,10 +108,10 @@ impl Optimizer {
                 weight_decay,
                 ..
             } => {
-                if !(lr >= 0.0) {
+                if !non_negative(lr) {
                     return bad(format!("Invalid learning rate: {lr}"));
                 }
-                if !(eps >= 0.0) {
+                if !non_negative(eps) {
                     return bad(format!("Invalid epsilon value: {eps}"));
                 }
                 if !(0.0..1.0).contains(&b1) {
@@ -120,13 +120,18 @@ impl Optimizer {
                 if !(0.0..1.0).contains(&b2) {
                     return bad(format!("Invalid beta parameter at index 1: {b2}"));
                 }
-                if !(weight_decay >= 0.0) {
+                if !non_negative(weight_decay) {
                     return bad(format!("Invalid weight_decay value: {weight_decay}"));
                 }
                 Ok(())
             }
         }
     }
+}
+
+/// `v ≥ 0`, false for NaN (PyTorch's `not 0.0 <= v` checks).
+fn non_negative(v: f64) -> bool {
+    v >= 0.0
 }
 
 /// One parameter tensor's optimizer state.

@@ -59,7 +59,7 @@ pub fn state_dict_bytes(model: &Mlp, names: Option<&[String]>) -> Result<Vec<u8>
     }
     let mut text = serde_json::to_string(&Value::Object(header))
         .map_err(|e| Error::invalid(format!("cannot serialize the model: {e}")))?;
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(' ');
     }
     let mut out = Vec::with_capacity(8 + text.len() + data.len());

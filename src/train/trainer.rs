@@ -18,8 +18,9 @@ use crate::train::optim::{OptimState, Optimizer};
 pub enum Backend {
     /// The f64 reference: every op computed in f64 and rounded to f32 (the yardstick).
     CpuReference,
-    /// The fast CPU path: f32 accumulation in the matrix products, threads for large layers;
-    /// the elementwise ops, norms, losses and optimizers are the reference's.
+    /// The fast CPU path: the matrix products on the packed f32 kernels of
+    /// [`CpuMlp`](crate::CpuMlp) and their thread pool; the elementwise ops, norms, losses and
+    /// optimizers are the reference's.
     #[default]
     Cpu,
     /// The GPU: not implemented yet (an error says so).
@@ -138,6 +139,9 @@ impl Trainer {
     /// The train-mode forward pass, the loss and the backward pass.
     fn loss_and_gradients(&mut self, x: &Matrix, y: &Target) -> Result<(f32, Vec<Vec<f32>>)> {
         self.model.check_input(x.rows(), x.cols())?;
+        if x.rows() == 0 {
+            return Err(Error::invalid("a training batch needs at least one row"));
+        }
         if y.rows() != x.rows() {
             return Err(Error::shape(format!(
                 "the batch has {} input rows but {} targets",

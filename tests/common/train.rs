@@ -256,7 +256,7 @@ pub fn state_dict_file(state: &[(String, StTensor)]) -> Vec<u8> {
         );
     }
     let mut text = serde_json::to_string(&header).unwrap();
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(' ');
     }
     super::raw_st(&text, &data)
@@ -272,8 +272,11 @@ pub fn int_npy(values: &[i64]) -> Vec<u8> {
     super::npy_file(1, &header, &data)
 }
 
-/// The tensors of a safetensors file: name → (dtype, shape, values as f64).
-pub fn read_st(bytes: &[u8]) -> (Value, HashMap<String, (String, Vec<usize>, Vec<f64>)>) {
+/// A safetensors file's tensors: name → (dtype, shape, values as f64).
+pub type StTensors = HashMap<String, (String, Vec<usize>, Vec<f64>)>;
+
+/// The metadata and tensors of a safetensors file.
+pub fn read_st(bytes: &[u8]) -> (Value, StTensors) {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Map<String, Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     let data = &bytes[8 + n..];

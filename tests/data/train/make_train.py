@@ -232,6 +232,12 @@ def loader_orders():
         g = torch.Generator().manual_seed(seed)
         perms.append({"n": n, "seed": seed,
                       "perms": [torch.randperm(n, generator=g).tolist() for _ in range(2)]})
+    # Large n: the first and last 16 values and a checksum (sum of i * perm[i] mod 2^61 - 1).
+    big = []
+    for n, seed in [(100_000, 5), (1 << 20, 9)]:
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+        check = sum(i * v for i, v in enumerate(perm)) % (2**61 - 1)
+        big.append({"n": n, "seed": seed, "head": perm[:16], "tail": perm[-16:], "check": check})
     orders = []
     for n, bs, seed, drop in [(33, 6, 3, True), (31, 7, 5, False), (10, 3, 0, False),
                               (257, 32, 123, True)]:
@@ -240,7 +246,7 @@ def loader_orders():
         epochs = [[b[0].tolist() for b in loader] for _ in range(3)]
         orders.append({"n": n, "batch_size": bs, "seed": seed, "drop_last": drop,
                        "epochs": epochs})
-    return {"randperm": perms, "loader": orders}
+    return {"randperm": perms, "randperm_big": big, "loader": orders}
 
 
 def optimizer_steps():
