@@ -4,6 +4,7 @@
 # lavapipe (Vulkan), then the GPU-running tests again on llvmpipe (GL). pytest's exit 5 (no test
 # collected) is a failure, as is a wheel that is not the one imported.
 #
+# No --locked: python/Cargo.lock follows the main crate, whose dependencies other branches change.
 # Cached between runs where CI keeps $HOME/.cache: maturin's venv and the Cargo target folder
 # (the dev profile: tests need correctness, not speed, and it builds in a fraction of release's
 # time; python/README.md has the measured figures).
@@ -28,7 +29,7 @@ fi
 step "maturin build (dev profile)"
 wheels="$cache/wheels"
 rm -rf "$wheels"
-"$tools/bin/maturin" build -q --profile dev --strip --locked --out "$wheels" -m "$here/Cargo.toml"
+"$tools/bin/maturin" build -q --profile dev --strip --out "$wheels" -m "$here/Cargo.toml"
 wheel=$(ls "$wheels"/wgpu_mlp-*-abi3-*.whl)
 echo "built $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB)"
 
@@ -59,5 +60,7 @@ WGPU_BACKEND=vulkan run_pytest tests
 
 step "the tests that run kernels, on llvmpipe (GL)"
 WGPU_BACKEND=gl run_pytest tests/test_load.py tests/test_inputs.py tests/test_from_torch.py -k "gpu or structures or outputs"
+# Threads sharing one device, and a lost device replaced: GL serialises its contexts differently.
+WGPU_BACKEND=gl run_pytest tests/test_threads.py
 
 step "done"

@@ -2,7 +2,7 @@
 # The binding's overhead: overhead.rs (the Rust API) and overhead.py (the same calls from Python
 # through the installed wheel) in fresh processes, alternated ROUNDS times, on the adapter
 # WGPU_BACKEND picks. Needs a release wheel installed in PYTHON's environment:
-#   maturin build --release -m python/Cargo.toml && pip install target/wheels/wgpu_mlp-*.whl
+#   maturin build --release -m python/Cargo.toml && pip install python/target/wheels/wgpu_mlp-*.whl
 # Usage: python/bench/overhead.sh [ROUNDS] [CALLS] (defaults 3, 200).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

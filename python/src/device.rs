@@ -1,6 +1,7 @@
 //! Where a forward pass runs: the `device` argument, and the GPU context every model of the
 //! process shares (opening a device costs tens of milliseconds and a GPU's memory; one is enough).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use pyo3::prelude::*;
@@ -63,23 +64,45 @@ impl Device {
     }
 }
 
-/// The process's GPU context, opened on first use. A failure is not cached: the next call tries
-/// again (a driver may have been installed, or `WGPU_BACKEND` changed).
-/// Called without the GIL: opening a device can take a while.
-pub(crate) fn context() -> wgpu_mlp::Result<GpuContext> {
+/// The process's GPU context, opened on first use, and its generation (a new number each time a
+/// context replaces a lost one, so models built on the old one know to rebuild). A failure is not
+/// cached: the next call tries again (a driver may have been installed, or `WGPU_BACKEND`
+/// changed). Called without the GIL: opening a device can take a while.
+pub(crate) fn context() -> wgpu_mlp::Result<(GpuContext, u64)> {
     // A panic while the lock was held cannot leave a half-made context: the slot is written last.
     let mut slot = CONTEXT.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(ctx) = slot.as_ref() {
-        return Ok(ctx.clone());
+        return Ok((ctx.clone(), GENERATION.load(Ordering::Acquire)));
     }
     let ctx = GpuContext::new(&GpuOptions::default())?;
     *slot = Some(ctx.clone());
-    Ok(ctx)
+    Ok((ctx, GENERATION.load(Ordering::Acquire)))
 }
 
-/// Drops the shared context after its device was lost, so the next GPU call opens a new one.
+/// The generation of the current context (see [`context`]).
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
+}
+
+/// Drops the shared context after its device was lost, so the next GPU call opens a new one and
+/// every model rebuilds on it.
 pub(crate) fn forget_context() {
-    *CONTEXT.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    let mut slot = CONTEXT.lock().unwrap_or_else(|p| p.into_inner());
+    if slot.take().is_some() {
+        GENERATION.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Test hook: makes the shared context's device lost, as a driver reset would (returns whether
+/// there was one). Every model on it then fails with `DeviceLostError` once and recovers on the
+/// next call.
+#[pyfunction]
+pub(crate) fn _simulate_device_loss() -> bool {
+    let slot = CONTEXT.lock().unwrap_or_else(|p| p.into_inner());
+    slot.as_ref()
+        .map(GpuContext::simulate_device_loss)
+        .is_some()
 }
 
 static CONTEXT: Mutex<Option<GpuContext>> = Mutex::new(None);
+static GENERATION: AtomicU64 = AtomicU64::new(0);

@@ -18,5 +18,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load::load, m)?)?;
     m.add_function(wrap_pyfunction!(load::load_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(load::adapters, m)?)?;
+    m.add_function(wrap_pyfunction!(device::_simulate_device_loss, m)?)?;
     Ok(())
 }

@@ -21,7 +21,8 @@ use crate::slot::Slot;
 #[pyclass(module = "wgpu_mlp", frozen)]
 pub struct Model {
     mlp: Arc<Mlp>,
-    gpu: Slot<GpuMlp>,
+    /// The GPU form and the generation of the context it was built on.
+    gpu: Slot<(u64, GpuMlp)>,
     cpu: Slot<CpuMlp>,
 }
 
@@ -44,13 +45,17 @@ impl Model {
     ) -> wgpu_mlp::Result<()> {
         match device {
             Device::Gpu | Device::Auto => {
-                let gpu = self
-                    .gpu
-                    .get_or_try(|| GpuMlp::new(&device::context()?, &self.mlp))?;
-                let done = gpu.forward_into(input, batch, out);
+                // Built on the current context; rebuilt when a lost device was replaced since.
+                let gpu = self.gpu.get_valid_or_try(
+                    |(generation, _)| *generation == device::generation(),
+                    || {
+                        let (ctx, generation) = device::context()?;
+                        Ok((generation, GpuMlp::new(&ctx, &self.mlp)?))
+                    },
+                )?;
+                let done = gpu.1.forward_into(input, batch, out);
                 if let Err(Error::DeviceLost(_)) = done {
-                    // The next call builds on a new device instead of failing forever.
-                    self.gpu.clear();
+                    // The next call, on any model, opens a new device instead of failing forever.
                     device::forget_context();
                 }
                 done

@@ -19,19 +19,26 @@ impl<T> Slot<T> {
         &self,
         make: impl FnOnce() -> wgpu_mlp::Result<T>,
     ) -> wgpu_mlp::Result<Arc<T>> {
+        self.get_valid_or_try(|_| true, make)
+    }
+
+    /// [`get_or_try`](Self::get_or_try), also remaking a value that `valid` rejects (a model on a
+    /// device that has since been replaced).
+    pub(crate) fn get_valid_or_try(
+        &self,
+        valid: impl FnOnce(&T) -> bool,
+        make: impl FnOnce() -> wgpu_mlp::Result<T>,
+    ) -> wgpu_mlp::Result<Arc<T>> {
         // A thread that panicked while holding the lock could only have left the slot empty or
         // full, both valid: the poison carries no information here.
         let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(v) = slot.as_ref() {
+        if let Some(v) = slot.as_ref()
+            && valid(v)
+        {
             return Ok(Arc::clone(v));
         }
         let v = Arc::new(make()?);
         *slot = Some(Arc::clone(&v));
         Ok(v)
-    }
-
-    /// Empties the slot (after the device under the value was lost).
-    pub(crate) fn clear(&self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }

@@ -108,3 +108,12 @@ def test_larger_batches_against_reference(mnist_like, device):
         x = rng.standard_normal((batch, 784)).astype(np.float32)
         ref = mnist_like(x, device="cpu-reference").astype(np.float64)
         np.testing.assert_allclose(mnist_like(x, device=device), ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_read_only_input(case, device):
+    # np.frombuffer over bytes gives an array numpy will not let anyone write: read in place.
+    model, x, y64 = case
+    frozen = np.frombuffer(x.tobytes(), np.float32).reshape(x.shape)
+    assert not frozen.flags.writeable
+    assert_close(model(frozen, device=device), y64)

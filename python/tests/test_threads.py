@@ -47,3 +47,32 @@ def test_gil_released_while_computing(mnist_like):
     gaps = np.diff([began] + ticks)
     assert took > 8 * per_256 * 0.5, "the pass was too quick to tell"
     assert len(ticks) > 10 and gaps.max() < took / 2, (gaps.max(), took)
+
+
+def test_device_loss_is_an_exception_then_recovers(mnist_like):
+    from wgpu_mlp import _native, errors
+
+    x = np.random.default_rng(2).standard_normal((9, 784)).astype(np.float32)
+    before = mnist_like(x, device="gpu")
+    assert _native._simulate_device_loss()
+    with pytest.raises(errors.DeviceLostError):
+        mnist_like(x, device="gpu")
+    # The next call opens a new device and rebuilds the model on it.
+    assert np.array_equal(mnist_like(x, device="gpu"), before)
+
+
+def test_other_models_rebuild_after_a_loss(mnist_like):
+    import os
+
+    import wgpu_mlp
+    from conftest import MODELS
+    from wgpu_mlp import _native, errors
+
+    other = wgpu_mlp.load(os.path.join(MODELS, "seq_bn.meta.safetensors"))
+    x = np.random.default_rng(4).standard_normal((3, 13)).astype(np.float32)
+    y = other(x, device="gpu")
+    assert _native._simulate_device_loss()
+    with pytest.raises(errors.DeviceLostError):
+        mnist_like(np.zeros((1, 784), np.float32), device="gpu")
+    # `other` was built on the lost device too; it rebuilds on the new one without an error.
+    assert np.array_equal(other(x, device="gpu"), y)

@@ -12,8 +12,9 @@ own device (its GPU, or the fast CPU path).
 Dask was chosen over Ray Data for the package's scale-out because it installs in seconds (a
 fresh ``pip install "dask[distributed]"``: 17 s and 25 MB here, against 79 s and 617 MB for
 ``"ray[data]"``), runs on numpy alone, and its ``map_blocks`` is the natural fit for a row-wise
-model. Nothing here is Dask-specific beyond ``predict``: ``score_block`` is the function to hand
-any engine's per-batch map (Ray Data's ``map_batches`` included).
+model. Nothing here is Dask-specific beyond ``predict``: ``score_block`` (a 2-D array in, scores
+out, the model cached per process) is what another engine's per-batch map calls, e.g. a Ray Data
+``map_batches`` function that stacks a batch's feature columns into one array.
 """
 
 import hashlib
