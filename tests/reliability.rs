@@ -1075,6 +1075,98 @@ fn threads_with_their_own_models_on_one_context() {
     });
 }
 
+/// Issue 24: several threads on one context while one of them holds the device for a long time.
+/// wgpu's GL backend guards its GL context with a lock that panics after 6 s ("Could not lock
+/// adapter context. This is most-likely a deadlock."); llvmpipe runs a dispatch inside the call
+/// that submits it, and compiles a large shader inside pipeline creation, so a long forward pass
+/// or a slow compile on one thread made every other thread's device call (creating a pipeline,
+/// dropping a buffer, polling) panic: 2 CI runs in 3 on a slower machine. Here one thread runs
+/// forward passes that each hold the device for several seconds on llvmpipe, while three others
+/// keep compiling models of their own (distinct epilogues: distinct shaders), running and
+/// dropping them, each result checked against the CPU reference. With the crate's device lock
+/// they take turns; without it the first wait past 6 s panicked. On other backends it checks
+/// that concurrent use stays correct.
+#[test]
+fn threads_wait_for_a_long_device_call_instead_of_panicking() {
+    let _serial = serial();
+    let ctx = ctx();
+    let gl = ctx.adapter().backend == "Gl";
+    // One forward pass of this model on 12,288 rows is ~140 GFLOP in one submit: about 7 s on
+    // llvmpipe on two idle cores (20 GFLOP/s), past the 6 s after which wgpu's GL lock panics.
+    let big = model(
+        &[1024, 2048, 2048, 16],
+        &[Activation::Relu, Activation::Relu, Activation::Identity],
+        3,
+    );
+    let rows = if gl { 12_288 } else { 512 };
+    let x = common::input(rows, 1024, 9, 1.0);
+    let gpu = GpuMlp::new(ctx, &big).unwrap();
+    let acts = [
+        Activation::Mish,
+        Activation::Gelu,
+        Activation::Selu,
+        Activation::Softplus {
+            beta: 1.0,
+            threshold: 20.0,
+        },
+        Activation::Elu(1.0),
+        Activation::Silu,
+        Activation::Hardswish,
+        Activation::Tanh,
+        Activation::Sigmoid,
+    ];
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let long = s.spawn(|| {
+            let t = Instant::now();
+            let y = gpu.forward(&x).unwrap();
+            assert!(y.as_slice().iter().all(|v| v.is_finite()));
+            done.store(true, Ordering::SeqCst);
+            t.elapsed()
+        });
+        let mut workers = Vec::new();
+        for t in 0..3usize {
+            let (done, acts) = (&done, &acts);
+            workers.push(s.spawn(move || {
+                let mut built = 0;
+                let mut i = t;
+                while !done.load(Ordering::SeqCst) || built < 2 {
+                    // A chain of activations long enough to make a large shader, a new one per
+                    // model: the pipeline cache cannot serve it.
+                    let chain: Vec<Activation> = (0..12)
+                        .map(|k| acts[(i + k * (t + 1)) % acts.len()])
+                        .collect();
+                    let mut modules = vec![wgpu_mlp::Module::Linear(
+                        Linear::new(5, 7, common::random_vec(35, i as u64, -1.0, 1.0), None)
+                            .unwrap(),
+                    )];
+                    modules.extend(chain.iter().map(|a| wgpu_mlp::Module::Activation(*a)));
+                    let m = Mlp::new(modules).unwrap();
+                    let small = common::input(3, 5, i as u64, 2.0);
+                    let y = GpuMlp::new(ctx, &m)
+                        .and_then(|g| g.forward(&small))
+                        .unwrap_or_else(|e| panic!("worker {t}, model {built}: {e}"));
+                    let expected = cpu::forward_f64(&m, &small).unwrap();
+                    assert_close(y.as_slice(), &expected, 1e-4, 1e-5, "worker model");
+                    built += 1;
+                    i += 3;
+                }
+                built
+            }));
+        }
+        let longest = long.join().expect("the long thread");
+        let built: Vec<usize> = workers
+            .into_iter()
+            .map(|w| w.join().expect("a worker"))
+            .collect();
+        println!(
+            "the long forward pass took {longest:.2?} on {} ({}); models built meanwhile: {built:?}",
+            ctx.adapter().name,
+            ctx.adapter().backend
+        );
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Soak: 10,000 passes, flat buffers and memory.
 

@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::error::{Error, Result, escape};
+use crate::gpu::device_lock::{DeviceGuard, DeviceLock};
 use crate::gpu::kernels::Kernels;
 
 /// What to tell a user who has no adapter at all.
@@ -114,6 +115,12 @@ pub struct GpuContext {
 
 #[derive(Debug)]
 pub(crate) struct ContextInner {
+    /// Polls the device while async readbacks wait (native backends). First, so that it is
+    /// dropped (its thread joined) before anything else: nothing else uses the device then.
+    #[cfg(not(target_arch = "wasm32"))]
+    poller: crate::gpu::poller::Poller,
+    /// Held around every call into the device on GL (see [`DeviceLock`]).
+    pub(crate) lock: DeviceLock,
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     pub(crate) info: wgpu::AdapterInfo,
@@ -127,9 +134,6 @@ pub(crate) struct ContextInner {
     lost: Arc<Mutex<Option<String>>>,
     /// Errors no error scope caught (they would panic by default).
     uncaptured: Arc<Mutex<Vec<String>>>,
-    /// Polls the device while async readbacks wait (native backends).
-    #[cfg(not(target_arch = "wasm32"))]
-    poller: crate::gpu::poller::Poller,
 }
 
 /// The backends to consider: the options', else `WGPU_BACKEND` (an unknown name there is an
@@ -356,10 +360,12 @@ impl GpuContext {
         lost: Arc<Mutex<Option<String>>>,
         uncaptured: Arc<Mutex<Vec<String>>>,
     ) -> Self {
+        let lock = DeviceLock::for_backend(info.backend);
         GpuContext {
             inner: Arc::new(ContextInner {
                 #[cfg(not(target_arch = "wasm32"))]
-                poller: crate::gpu::poller::Poller::new(device.clone()),
+                poller: crate::gpu::poller::Poller::new(device.clone(), lock.clone()),
+                lock,
                 device,
                 queue,
                 info,
@@ -417,6 +423,17 @@ impl GpuContext {
         &self.inner.queue
     }
 
+    /// Runs `f` under this context's device lock. On a GL device (llvmpipe, ANGLE, …) every
+    /// call this crate makes into the device holds it, because wgpu's GL backend panics when a
+    /// thread waits more than a few seconds for its GL context while another thread compiles a
+    /// large shader or runs a long submit. An application that calls into [`device`](Self::device)
+    /// or [`queue`](Self::queue) itself while other threads use this context should do so here.
+    /// On other backends there is no lock and `f` just runs.
+    pub fn serialized<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _held = self.inner.hold();
+        f()
+    }
+
     /// Test hook: loses the device as a driver reset or an unplugged GPU would. It destroys the
     /// device (WebGPU's `GPUDevice.destroy()`) and polls once, so that wgpu reports the loss
     /// through the device-lost callback, as it does at once when the driver reports a real loss
@@ -425,6 +442,7 @@ impl GpuContext {
     /// models on it) to carry on.
     #[doc(hidden)]
     pub fn simulate_device_loss(&self) {
+        let _held = self.inner.hold();
         self.inner.device.destroy();
         let _ = self.inner.device.poll(wgpu::PollType::Poll);
     }
@@ -437,6 +455,11 @@ fn subgroups_usable(features: wgpu::Features, info: &wgpu::AdapterInfo) -> bool 
 }
 
 impl ContextInner {
+    /// Holds the device lock (see [`DeviceLock`]) until the guard is dropped.
+    pub(crate) fn hold(&self) -> DeviceGuard<'_> {
+        self.lock.hold()
+    }
+
     /// The longest single wait (native backends: a browser's readbacks are not timed out).
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn timeout(&self) -> Duration {
@@ -462,6 +485,7 @@ impl ContextInner {
     /// Waits (with the context's timeout) until `index` has finished on the GPU.
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        let _held = self.hold();
         let res = self.device.poll(wgpu::PollType::Wait {
             submission_index: Some(index),
             timeout: Some(self.timeout()),
@@ -486,6 +510,7 @@ impl ContextInner {
         index: wgpu::SubmissionIndex,
         read: impl FnOnce(&[u8]) -> T,
     ) -> Result<T> {
+        let _held = self.hold();
         let map = MapWait::start(buffer, bytes);
         // The callback runs inside some thread's poll: usually ours, but when several threads
         // share the device another poll may be delivering it right now, so wait for it.
@@ -516,10 +541,15 @@ impl ContextInner {
         bytes: u64,
         read: impl FnOnce(&[u8]) -> T,
     ) -> Result<T> {
-        let map = MapWait::start(buffer, bytes);
+        // The lock is held for each device call, never across the await.
+        let map = {
+            let _held = self.hold();
+            MapWait::start(buffer, bytes)
+        };
         #[cfg(not(target_arch = "wasm32"))]
         let _watch = self.poller.watch(&map.state, self.timeout());
         let waited = (&map).await.and_then(|()| self.check_alive());
+        let _held = self.hold();
         finish_map(buffer, bytes, waited, read)
     }
 }

@@ -24,6 +24,7 @@
 //! native targets only.
 
 mod context;
+mod device_lock;
 mod kernels;
 mod model;
 // The single-kernel calls block on their readback: native targets only.

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::{ErrorScope, GpuContext};
+use crate::gpu::device_lock::Held;
 use crate::gpu::kernels::copy::{self, Direction};
 use crate::gpu::kernels::epilogue;
 use crate::gpu::kernels::linear::{self, BUFFER_WEIGHT_PAD, LinearKernel, windowed};
@@ -109,7 +110,8 @@ pub(crate) enum Kind {
 #[derive(Debug)]
 pub struct GpuMlp {
     pub(crate) ctx: GpuContext,
-    pub(crate) passes: Vec<UploadedPass>,
+    /// Released under the device lock when the model is dropped.
+    pub(crate) passes: Held<Vec<UploadedPass>>,
     pub(crate) copy_input: bool,
     pub(crate) output: Buf,
     pub(crate) n_in: usize,
@@ -120,10 +122,10 @@ pub struct GpuMlp {
     mode: KernelMode,
     chunk_rows: usize,
     /// Idle workspaces, ready for the next call.
-    pool: Mutex<Vec<Workspace>>,
+    pool: Mutex<Vec<Held<Workspace>>>,
     /// The workspace of [`prepare`](Self::prepare) / [`run_prepared`](Self::run_prepared).
     #[cfg(not(target_arch = "wasm32"))]
-    prepared: Mutex<Option<Workspace>>,
+    prepared: Mutex<Option<Held<Workspace>>>,
     allocations: AtomicU64,
 }
 
@@ -156,8 +158,9 @@ impl GpuMlp {
             limits: inner.limits.clone(),
         };
         let plan = plan::plan(steps, n_in, &caps, options)?;
+        let _held = inner.hold();
         let scope = ErrorScope::push(&inner.device);
-        let passes = upload(ctx, &plan);
+        let passes = Held::new(upload(ctx, &plan), inner.lock.clone());
         let copies = [Direction::Pack, Direction::Unpack].map(|d| {
             inner
                 .kernels
@@ -236,16 +239,23 @@ impl GpuMlp {
     }
 
     /// A workspace of at least `rows` rows: an idle one, grown if needed, or a new one.
-    pub(crate) fn take_workspace(&self, rows: usize) -> Workspace {
+    pub(crate) fn take_workspace(&self, rows: usize) -> Held<Workspace> {
         let idle = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match idle {
             Some(ws) if ws.capacity_rows >= rows => ws,
-            _ => Workspace::new(self, rows),
+            _ => self.new_workspace(rows),
         }
     }
 
+    /// A new workspace of `rows` rows, released under the device lock wherever it is dropped.
+    fn new_workspace(&self, rows: usize) -> Held<Workspace> {
+        let inner = &self.ctx.inner;
+        let _held = inner.hold();
+        Held::new(Workspace::new(self, rows), inner.lock.clone())
+    }
+
     /// Returns a workspace to the pool.
-    pub(crate) fn give_workspace(&self, ws: Workspace) {
+    pub(crate) fn give_workspace(&self, ws: Held<Workspace>) {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         if pool.len() < POOL {
             pool.push(ws);
@@ -277,9 +287,10 @@ impl GpuMlp {
         }
         let inner = &self.ctx.inner;
         let mut guard = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        let _held = inner.hold();
         let mut ws = match guard.take() {
             Some(ws) if ws.capacity_rows >= rows => ws,
-            _ => Workspace::new(self, rows),
+            _ => self.new_workspace(rows),
         };
         let scope = ErrorScope::push(&inner.device);
         self.upload_rows(&ws, input.as_slice(), rows);
@@ -300,6 +311,7 @@ impl GpuMlp {
         let mut guard = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
         let ws = prepared(&mut guard)?;
         let rows = ws.prepared_rows.unwrap_or(1);
+        let _held = inner.hold();
         let scope = ErrorScope::push(&inner.device);
         let replay = ws.replay(self, rows, crate::gpu::workspace::Ends::Own);
         let mut encoder = inner.device.create_command_encoder(&Default::default());
@@ -317,6 +329,7 @@ impl GpuMlp {
         let mut guard = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
         let ws = prepared(&mut guard)?;
         let rows = ws.prepared_rows.unwrap_or(1);
+        let _held = inner.hold();
         let scope = ErrorScope::push(&inner.device);
         let bytes = self.output_bytes(rows);
         let mut encoder = inner.device.create_command_encoder(&Default::default());
@@ -379,7 +392,7 @@ pub(crate) fn shape_error(input: &Matrix, n_in: usize) -> Error {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn prepared(guard: &mut Option<Workspace>) -> Result<&mut Workspace> {
+fn prepared(guard: &mut Option<Held<Workspace>>) -> Result<&mut Held<Workspace>> {
     guard
         .as_mut()
         .filter(|w| w.prepared_rows.is_some())

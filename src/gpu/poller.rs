@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::gpu::context::MapState;
+use crate::gpu::device_lock::DeviceLock;
 
 /// How long one poll waits for work to finish before the deadlines are checked again.
 const SLICE: Duration = Duration::from_millis(20);
@@ -21,6 +22,8 @@ pub(crate) struct Poller {
 #[derive(Debug)]
 struct Shared {
     device: wgpu::Device,
+    /// The context's device lock: each poll holds it (on GL, see `device_lock.rs`).
+    lock: DeviceLock,
     state: Mutex<State>,
     wake: Condvar,
 }
@@ -52,10 +55,11 @@ impl Drop for Watch<'_> {
 }
 
 impl Poller {
-    pub(crate) fn new(device: wgpu::Device) -> Self {
+    pub(crate) fn new(device: wgpu::Device, lock: DeviceLock) -> Self {
         Poller {
             shared: Arc::new(Shared {
                 device,
+                lock,
                 state: Mutex::new(State::default()),
                 wake: Condvar::new(),
             }),
@@ -131,10 +135,13 @@ fn run(shared: &Shared) {
                 return;
             }
         }
-        let _ = shared.device.poll(wgpu::PollType::Wait {
-            submission_index: None,
-            timeout: Some(SLICE),
-        });
+        {
+            let _held = shared.lock.hold();
+            let _ = shared.device.poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: Some(SLICE),
+            });
+        }
         let now = Instant::now();
         let s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
         for (weak, deadline, timeout) in &s.waiting {

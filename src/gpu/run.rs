@@ -11,6 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::context::ErrorScope;
+use crate::gpu::device_lock::Held;
 use crate::gpu::model::{GpuMlp, shape_error};
 use crate::gpu::pack;
 use crate::gpu::plan::MAX_INDEX_BYTES;
@@ -100,6 +101,7 @@ impl GpuMlp {
         if batch == 0 {
             return Ok(());
         }
+        let _held = inner.hold();
         let mut ws = self.take_workspace(self.workspace_rows(batch));
         let scope = ErrorScope::push(&inner.device);
         let mut run = || -> Result<()> {
@@ -174,15 +176,17 @@ impl GpuMlp {
 
     async fn run_async(
         &self,
-        ws: &mut Workspace,
+        ws: &mut Held<Workspace>,
         input: &[f32],
         batch: usize,
         out: &mut Vec<f32>,
     ) -> Result<()> {
         let inner = &self.ctx.inner;
         for (start, rows) in chunks(batch, self.chunk_rows()) {
-            // The error scope is thread-local: push, record, submit and pop before any await.
+            // The error scope is thread-local: push, record, submit and pop before any await;
+            // the device lock is held for the same span, never across an await.
             let popped = {
+                let _held = inner.hold();
                 let scope = ErrorScope::push_awaited(&inner.device);
                 self.submit_chunk(ws, &input[start * self.n_in..], rows, Kernels::Run);
                 scope.pop_async()
@@ -235,6 +239,7 @@ impl GpuMlp {
         if batch == 0 {
             return Ok(());
         }
+        let _held = inner.hold();
         let mut ws = self.take_workspace(self.workspace_rows(batch));
         // The application's buffers are bound first, under their own scope, so that a buffer
         // wgpu refuses (another device's, a destroyed one) is an error before anything is
