@@ -30,7 +30,7 @@ macro_rules! kernels {
 }
 
 // The registration line: adding a kernel is its file, its WGSL and its name here.
-kernels!(copy, elementwise, linear, row);
+kernels!(copy, elementwise, linear, row, sgd);
 
 pub(crate) mod epilogue;
 pub(crate) mod kernel;
