@@ -12,33 +12,46 @@
 //! # Ok::<(), wgpu_mlp::Error>(())
 //! ```
 //!
-//! Layout: [`GpuContext`] (`context.rs`) holds the device and the compiled kernels
-//! (`kernels/`, one Rust file beside each WGSL); `plan.rs` decides, once per model and without a
-//! device, which passes and kernels run; [`GpuMlp`] (`model.rs`) uploads the plan, and
-//! `workspace.rs` replays it per batch size; `run.rs` has the entry points (blocking, async,
-//! into the application's own encoder).
+//! Layout (the map, with training's place in it: docs/KERNELS.md, "The GPU layer in five
+//! minutes"): [`GpuContext`] (`context.rs`; the adapter chosen in `adapter.rs`) holds the device
+//! and the compiled kernels (`kernels/`, one Rust file per kernel, its WGSL under `shaders/`,
+//! each implementing `Kernel`); `plan.rs` decides, once per model and without a device, which
+//! passes (`pass.rs`) run on which named tensors (`tensor.rs`); `program.rs` uploads the plan's
+//! fixed tensors and pipelines, and `workspace.rs` replays it per batch size; [`GpuMlp`]
+//! (`model.rs`) holds it, and `run.rs` has every entry point (blocking, async, into the
+//! application's own encoder, resident). [`GpuMlpOptions`] and its vocabulary are in
+//! `options.rs`.
 //!
 //! In a browser (`wasm32`, WebGPU) nothing may block: open the device with
 //! [`GpuContext::new_async`] (or take the page's with [`GpuContext::from_wgpu`]) and run models
 //! with [`GpuMlp::forward_async`] or [`GpuMlp::encode`]; the blocking calls and [`ops`] exist on
 //! native targets only.
 
+mod adapter;
 mod context;
 mod device_lock;
+mod error_scope;
 mod kernels;
+mod limits;
 mod model;
 // The single-kernel calls block on their readback: native targets only.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod ops;
+mod options;
 mod pack;
+mod pass;
 mod plan;
 #[cfg(not(target_arch = "wasm32"))]
 mod poller;
+mod program;
+mod readback;
 mod run;
+mod tensor;
 mod workspace;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use context::list_adapters;
-pub use context::{AdapterSummary, GpuContext, GpuOptions};
-pub use kernels::linear::LinearKernel;
-pub use model::{GpuMlp, GpuMlpOptions, KernelMode, WeightFormat};
+pub use adapter::list_adapters;
+pub use adapter::{AdapterSummary, GpuOptions};
+pub use context::GpuContext;
+pub use model::GpuMlp;
+pub use options::{GpuMlpOptions, KernelMode, LinearKernel, WeightFormat};

@@ -1,13 +1,26 @@
 //! The GPU plan of a model, made once at load and pure (no device): which passes run, which
-//! kernel runs each Linear layer, what is fused, which buffer each pass reads and writes, how
+//! kernel runs each Linear layer, what is fused, which tensors each pass reads and writes, how
 //! many rows one submit handles, and what the device's limits refuse. Unit-tested with made-up
-//! limits; [`GpuMlp`](super::GpuMlp) uploads it and the workspace replays it.
+//! limits; [`GpuMlp`](super::GpuMlp) uploads its fixed tensors and each workspace replays it.
+//!
+//! An inference plan fuses what it can and ping-pongs two activation tensors, overwriting what
+//! backward would need; a training plan is another plan over the same [`Pass`] and [`Tensor`]
+//! types (pre-activations kept, gradient and optimizer-state tensors, [`Phase::Backward`] and
+//! [`Phase::Update`] passes): docs/KERNELS.md, "The GPU layer in five minutes".
+//!
+//! [`Phase::Backward`]: super::pass::Phase::Backward
+//! [`Phase::Update`]: super::pass::Phase::Update
 
 use crate::error::{Error, Result};
-use crate::gpu::kernels::linear::windowed::{self, Geometry};
-use crate::gpu::kernels::linear::{self, BUFFER_WEIGHT_PAD, LinearKernel};
-use crate::gpu::pack;
-use crate::gpu::{GpuMlpOptions, KernelMode, WeightFormat};
+use crate::gpu::kernels::elementwise::{self, Elementwise};
+use crate::gpu::kernels::epilogue::{self, Epilogue};
+use crate::gpu::kernels::linear::windowed::{self, Geometry, Variant, Windowed};
+use crate::gpu::kernels::linear::{self, BUFFER_WEIGHT_PAD, BufferLinear, LinearKernel};
+use crate::gpu::kernels::row::{self, Row};
+use crate::gpu::options::{GpuMlpOptions, KernelMode};
+use crate::gpu::pack::{self, PanelLayout};
+use crate::gpu::pass::Pass;
+use crate::gpu::tensor::{Extent, Role, Tensor, TensorId};
 use crate::model::Linear;
 use crate::model::expr::{Binary, Expr, Node};
 use crate::model::steps::{RowOp, Step, StepOp};
@@ -25,91 +38,79 @@ pub(crate) struct DeviceCaps {
     pub(crate) limits: wgpu::Limits,
 }
 
-/// A buffer of the workspace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Buf {
-    /// The uploaded input.
-    Input,
-    /// One of the two activation buffers.
-    Act(usize),
-}
-
-/// How a Linear pass runs.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum LinearPlan {
-    /// The windowed kernel, its weight in a texture.
-    Windowed {
-        geometry: Geometry,
-        /// Invocations per workgroup.
-        wg: u32,
-        /// A row operation fused into the store step (subgroups, at most 32 outputs).
-        row_op: Option<RowOp>,
-        format: WeightFormat,
-    },
-    /// A storage-buffer kernel, picked per batch among these ([`linear::pick`]).
-    Buffer { candidates: Vec<LinearKernel> },
-}
-
-/// What a pass computes.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum PassOp<'m> {
-    /// `epilogue(x·Wᵀ + b)`; `bias`: whether the bias is added here.
-    Linear {
-        linear: &'m Linear,
-        bias: bool,
-        kernel: LinearPlan,
-    },
-    /// A row operation, then the epilogue, in place.
-    Row(RowOp),
-    /// The epilogue alone, in place.
-    Elementwise,
-}
-
-/// One pass: one dispatch (or one per uniform window of the windowed kernel).
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Pass<'m> {
-    pub(crate) op: PassOp<'m>,
-    pub(crate) epilogue: Expr,
-    pub(crate) n_in: usize,
-    pub(crate) n_out: usize,
-    /// What it reads and writes (the same buffer for in-place passes).
-    pub(crate) src: Buf,
-    pub(crate) dst: Buf,
-}
-
 /// The plan of a whole model.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Plan<'m> {
-    pub(crate) passes: Vec<Pass<'m>>,
-    /// The input is copied into `Act(0)` first: the first pass works in place, and the uploaded
-    /// input must stay as it is (a prepared input is run again and again).
-    pub(crate) copy_input: bool,
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// Every tensor a pass binds, by [`TensorId`].
+    pub(crate) tensors: Vec<Tensor>,
+    pub(crate) passes: Vec<Pass>,
+    /// Where the rows are uploaded.
+    pub(crate) input: TensorId,
+    /// The input is copied into this tensor first when the first pass works in place: the
+    /// uploaded input must stay as it is (a prepared input is run again and again).
+    pub(crate) copy_input: Option<TensorId>,
+    /// Where the output rows are after the last pass.
+    pub(crate) output: TensorId,
     /// The most rows one submit handles.
     pub(crate) chunk_rows: usize,
-    /// vec4s of the widest activation row (input included).
-    pub(crate) widest4: usize,
     pub(crate) n_in: usize,
     pub(crate) n_out: usize,
-}
-
-impl Plan<'_> {
-    /// Where the output is after the last pass.
-    pub(crate) fn output(&self) -> Buf {
-        self.passes.last().map_or(Buf::Input, |p| p.dst)
-    }
 }
 
 /// Extra bytes after each activation buffer: the windowed kernel's uniform windows (x, and x_hi
 /// one window further) may start at any row and must stay inside the buffer.
 pub(crate) const WORKSPACE_SLACK: u64 = 2 * windowed::WINDOW_BYTES;
 
+/// Collects a plan's tensors and passes.
+#[derive(Default)]
+struct Builder {
+    tensors: Vec<Tensor>,
+    passes: Vec<Pass>,
+}
+
+impl Builder {
+    fn tensor(&mut self, name: String, role: Role, extent: Extent) -> TensorId {
+        self.tensors.push(Tensor { name, role, extent });
+        TensorId(self.tensors.len() - 1)
+    }
+
+    /// Rows of `vec4s` vec4s, with the windowed kernel's slack.
+    fn rows(&mut self, name: &str, role: Role, vec4s: usize) -> TensorId {
+        let extent = Extent::Rows {
+            vec4s,
+            slack: WORKSPACE_SLACK,
+        };
+        self.tensor(name.into(), role, extent)
+    }
+
+    /// A constant of the next pass: `pass<i>.<what>`.
+    fn constant(&mut self, what: &str, values: Vec<f32>) -> TensorId {
+        let name = format!("pass{}.{what}", self.passes.len());
+        self.tensor(name, Role::Constant, Extent::Values(values))
+    }
+
+    /// The epilogue's parameters as the next pass's `ep` tensor.
+    fn epilogue(&mut self, ep: &Epilogue) -> TensorId {
+        self.constant("ep", ep.params.clone())
+    }
+
+    /// An elementwise pass on `y`, in place.
+    fn elementwise(&mut self, expr: &Expr, width: usize, y: TensorId) {
+        let ep = epilogue::compile(expr, width);
+        let ep_t = self.epilogue(&ep);
+        let binds = vec![(elementwise::Y.name, y), (elementwise::EP.name, ep_t)];
+        self.passes
+            .push(Pass::forward(Elementwise { ep, width }, binds));
+    }
+}
+
 /// Plans `steps` (from [`crate::model::steps::steps`]) for a device.
-pub(crate) fn plan<'m>(
-    steps: &[Step<'m>],
+pub(crate) fn plan(
+    steps: &[Step<'_>],
     n_in: usize,
     caps: &DeviceCaps,
     options: GpuMlpOptions,
-) -> Result<Plan<'m>> {
+) -> Result<Plan> {
     let limits = &caps.limits;
     let max_binding = limits
         .max_storage_buffer_binding_size
@@ -122,143 +123,173 @@ pub(crate) fn plan<'m>(
         LinearKernel::Windowed => true,
         _ => false,
     };
-    let mut passes: Vec<Pass<'m>> = Vec::new();
+    let separate = options.mode == KernelMode::Separate;
+    let widest4 = steps
+        .iter()
+        .map(|s| pack::vec4s(s.n_out))
+        .chain([pack::vec4s(n_in)])
+        .max()
+        .unwrap_or(1);
+    let mut b = Builder::default();
+    let input = b.rows("input", Role::Input, pack::vec4s(n_in));
+    let acts = [
+        b.rows("act0", Role::Activation, widest4),
+        b.rows("act1", Role::Activation, widest4),
+    ];
+    // A Linear pass reads the current tensor and writes the other activation tensor; the other
+    // passes work in place, on a copy of the input if they come first.
+    let copy_input = steps
+        .first()
+        .is_some_and(|s| !matches!(s.op, StepOp::Linear(_)));
+    let mut cur = if copy_input { acts[0] } else { input };
+    // The fewest rows one workgroup of any Linear pass covers (the grid limit bounds a chunk).
+    let mut rows_per_group = u32::MAX;
     let mut i = 0;
     while i < steps.len() {
         let step = &steps[i];
         match step.op {
             StepOp::Linear(l) => {
+                let dst = if cur == acts[0] { acts[1] } else { acts[0] };
                 let geometry = windowed_ok
-                    .then(|| {
-                        Geometry::new(l.in_features(), l.out_features(), limits, caps.subgroups)
-                    })
+                    .then(|| Geometry::new(step.n_in, step.n_out, limits, caps.subgroups))
                     .flatten();
-                let kernel = match geometry {
-                    Some(geometry) => LinearPlan::Windowed {
-                        geometry,
-                        wg: windowed::wg_for(pack::vec4s(l.out_features())),
-                        row_op: None,
-                        format: options.weights,
-                    },
+                let wg = windowed::wg_for(pack::vec4s(step.n_out));
+                // A softmax / log-softmax right after fits the store step when one subgroup
+                // holds a whole row.
+                let fused = match steps.get(i + 1) {
+                    Some(Step {
+                        op: StepOp::Row(op @ (RowOp::Softmax | RowOp::LogSoftmax)),
+                        epilogue,
+                        ..
+                    }) if geometry.is_some()
+                        && !separate
+                        && caps.subgroups
+                        && wg == windowed::SUBGROUP_WG
+                        && step.epilogue.is_identity() =>
+                    {
+                        Some((*op, epilogue))
+                    }
+                    _ => None,
+                };
+                let expr = match fused {
+                    _ if separate => Expr::identity(),
+                    Some((_, e)) => e.clone(),
+                    None => step.epilogue.clone(),
+                };
+                let ep = epilogue::compile(&expr, step.n_out);
+                let bias = l.bias().is_some() && !separate;
+                let b_t = b.constant("b", pack::bias_padded(l));
+                let ep_t = b.epilogue(&ep);
+                let mut binds = vec![
+                    (linear::X.name, cur),
+                    (linear::B.name, b_t),
+                    (linear::Y.name, dst),
+                    (linear::EP.name, ep_t),
+                ];
+                let pass = match geometry {
+                    Some(geometry) => {
+                        let max_dim = limits.max_texture_dimension_2d as usize;
+                        let layout = PanelLayout::new(step.n_in, step.n_out, max_dim)
+                            .expect("Geometry::new admits only layers whose panels fit");
+                        let texels = pack::weight_panels(l, &layout);
+                        let extent = Extent::Panels {
+                            layout,
+                            format: options.weights,
+                            texels,
+                        };
+                        let name = format!("pass{}.wt", b.passes.len());
+                        binds.push((linear::WT.name, b.tensor(name, Role::Constant, extent)));
+                        if caps.subgroups {
+                            // The window is the whole chunk: one grid of 16-row blocks.
+                            rows_per_group = rows_per_group.min(windowed::BLOCK_ROWS);
+                        } else {
+                            binds.push((windowed::X_HI.name, cur));
+                        }
+                        let kernel = Windowed {
+                            geometry,
+                            wg,
+                            row_op: match fused {
+                                None => 0,
+                                Some((RowOp::Softmax, _)) => 1,
+                                Some(_) => 2,
+                            },
+                            variant: Variant {
+                                subgroups: caps.subgroups,
+                                format: options.weights,
+                            },
+                            bias,
+                            ep,
+                            layout,
+                            n_in: step.n_in,
+                            n_out: step.n_out,
+                        };
+                        Pass::forward(kernel, binds)
+                    }
                     None => {
                         check_weight_binding(i, l, max_binding)?;
-                        LinearPlan::Buffer {
+                        let (r, c) = BUFFER_WEIGHT_PAD;
+                        let wt = b.constant("wt", pack::weight_transposed_padded(l, r, c));
+                        binds.push((linear::WT.name, wt));
+                        let block = candidates
+                            .iter()
+                            .filter_map(|k| linear::buffer_kernel(*k))
+                            .map(|k| k.block.0)
+                            .min();
+                        rows_per_group = rows_per_group.min(block.unwrap_or(u32::MAX));
+                        let kernel = BufferLinear {
                             candidates: candidates.clone(),
-                        }
+                            bias,
+                            ep,
+                            n_in: step.n_in,
+                            n_out: step.n_out,
+                        };
+                        Pass::forward(kernel, binds)
                     }
                 };
-                let separate = options.mode == KernelMode::Separate;
-                let mut pass = Pass {
-                    op: PassOp::Linear {
-                        linear: l,
-                        bias: l.bias().is_some() && !separate,
-                        kernel,
-                    },
-                    epilogue: step.epilogue.clone(),
-                    n_in: step.n_in,
-                    n_out: step.n_out,
-                    src: Buf::Input,
-                    dst: Buf::Input,
-                };
+                b.passes.push(pass);
+                cur = dst;
                 if separate {
-                    pass.epilogue = Expr::identity();
-                    passes.push(pass);
-                    if let Some(b) = l.bias() {
-                        passes.push(elementwise(bias_add(b), step.n_out));
+                    if let Some(bias) = l.bias() {
+                        b.elementwise(&bias_add(bias), step.n_out, cur);
                     }
                     if !step.epilogue.is_identity() {
-                        passes.push(elementwise(step.epilogue.clone(), step.n_out));
+                        b.elementwise(&step.epilogue, step.n_out, cur);
                     }
-                } else {
-                    // A softmax / log-softmax right after fits the store step when one
-                    // subgroup holds a whole row.
-                    let next = steps.get(i + 1);
-                    if let (
-                        Some(Step {
-                            op: StepOp::Row(op @ (RowOp::Softmax | RowOp::LogSoftmax)),
-                            epilogue,
-                            ..
-                        }),
-                        PassOp::Linear {
-                            kernel: LinearPlan::Windowed { wg, row_op, .. },
-                            ..
-                        },
-                    ) = (next, &mut pass.op)
-                        && caps.subgroups
-                        && *wg == windowed::SUBGROUP_WG
-                        && step.epilogue.is_identity()
-                    {
-                        *row_op = Some(*op);
-                        pass.epilogue = epilogue.clone();
-                        i += 1;
-                    }
-                    passes.push(pass);
                 }
+                i += usize::from(fused.is_some());
             }
             StepOp::Row(op) => {
-                let separate = options.mode == KernelMode::Separate && !step.epilogue.is_identity();
-                passes.push(Pass {
-                    op: PassOp::Row(op),
-                    epilogue: if separate {
-                        Expr::identity()
-                    } else {
-                        step.epilogue.clone()
-                    },
-                    n_in: step.n_in,
-                    n_out: step.n_out,
-                    src: Buf::Input,
-                    dst: Buf::Input,
-                });
-                if separate {
-                    passes.push(elementwise(step.epilogue.clone(), step.n_out));
+                let split = separate && !step.epilogue.is_identity();
+                let expr = if split {
+                    Expr::identity()
+                } else {
+                    step.epilogue.clone()
+                };
+                let ep = epilogue::compile(&expr, step.n_out);
+                let ep_t = b.epilogue(&ep);
+                let binds = vec![(row::Y.name, cur), (row::EP.name, ep_t)];
+                let width = step.n_out;
+                b.passes.push(Pass::forward(Row { op, ep, width }, binds));
+                if split {
+                    b.elementwise(&step.epilogue, step.n_out, cur);
                 }
             }
-            StepOp::Elementwise => passes.push(elementwise(step.epilogue.clone(), step.n_out)),
+            StepOp::Elementwise => b.elementwise(&step.epilogue, step.n_out, cur),
         }
         i += 1;
     }
-    // Buffers: a Linear pass reads the current buffer and writes the other activation buffer;
-    // the other passes work in place, on a copy of the input if they come first.
-    let copy_input = !matches!(passes.first().map(|p| &p.op), Some(PassOp::Linear { .. }));
-    let mut cur = if copy_input { Buf::Act(0) } else { Buf::Input };
-    for p in &mut passes {
-        p.src = cur;
-        if matches!(p.op, PassOp::Linear { .. }) {
-            cur = match cur {
-                Buf::Act(0) => Buf::Act(1),
-                _ => Buf::Act(0),
-            };
-        }
-        p.dst = cur;
-    }
-    let widest4 = passes
-        .iter()
-        .map(|p| pack::vec4s(p.n_out))
-        .chain([pack::vec4s(n_in)])
-        .max()
-        .unwrap_or(1);
-    let n_out = passes.last().map_or(n_in, |p| p.n_out);
-    let chunk_rows = chunk_rows(&passes, widest4, max_binding, caps)?;
+    let n_out = steps.last().map_or(n_in, |s| s.n_out);
+    let chunk_rows = chunk_rows(widest4, rows_per_group, max_binding, caps)?;
     Ok(Plan {
-        passes,
-        copy_input,
+        tensors: b.tensors,
+        passes: b.passes,
+        input,
+        copy_input: copy_input.then_some(acts[0]),
+        output: cur,
         chunk_rows,
-        widest4,
         n_in,
         n_out,
     })
-}
-
-/// An elementwise pass (buffers are assigned later).
-fn elementwise<'m>(epilogue: Expr, n: usize) -> Pass<'m> {
-    Pass {
-        op: PassOp::Elementwise,
-        epilogue,
-        n_in: n,
-        n_out: n,
-        src: Buf::Input,
-        dst: Buf::Input,
-    }
 }
 
 /// `x + b[c]`.
@@ -289,36 +320,15 @@ fn check_weight_binding(step: usize, l: &Linear, max_binding: u64) -> Result<()>
 }
 
 /// The most rows one submit handles: the activations must fit a storage binding, and every
-/// kernel's grid the device's workgroup limit.
+/// Linear kernel's grid (`rows_per_group` rows per workgroup at least) the device's limit.
 fn chunk_rows(
-    passes: &[Pass<'_>],
     widest4: usize,
+    rows_per_group: u32,
     max_binding: u64,
     caps: &DeviceCaps,
 ) -> Result<usize> {
     let row_bytes = pack::f32_bytes(widest4 * 4);
     let rows_by_binding = max_binding.saturating_sub(WORKSPACE_SLACK) / row_bytes;
-    let rows_per_group = passes
-        .iter()
-        .filter_map(|p| match &p.op {
-            PassOp::Linear {
-                kernel: LinearPlan::Buffer { candidates },
-                ..
-            } => candidates
-                .iter()
-                .filter_map(|k| k.buffer_kernel())
-                .map(|b| b.block.0)
-                .min(),
-            // With subgroups the windowed kernel's window is the whole chunk: one grid of 16-row
-            // blocks (without, windows of 64 KiB are far below the limit).
-            PassOp::Linear {
-                kernel: LinearPlan::Windowed { .. },
-                ..
-            } if caps.subgroups => Some(windowed::BLOCK_ROWS),
-            _ => None,
-        })
-        .min()
-        .unwrap_or(u32::MAX);
     let rows_by_grid = u64::from(caps.limits.max_compute_workgroups_per_dimension)
         .saturating_mul(u64::from(rows_per_group));
     let chunk = rows_by_binding.min(rows_by_grid) as usize;
@@ -355,19 +365,45 @@ mod tests {
             .unwrap()
     }
 
-    fn kinds(p: &Plan<'_>) -> Vec<String> {
+    /// Each pass's kernel, as its Debug form names it.
+    fn kinds(p: &Plan) -> Vec<String> {
         p.passes
             .iter()
-            .map(|p| match &p.op {
-                PassOp::Linear { kernel, .. } => match kernel {
-                    LinearPlan::Windowed {
-                        row_op: Some(_), ..
-                    } => "windowed+row".into(),
-                    LinearPlan::Windowed { .. } => "windowed".into(),
-                    LinearPlan::Buffer { candidates } => format!("{candidates:?}"),
-                },
-                PassOp::Row(op) => format!("{op:?}"),
-                PassOp::Elementwise => "elementwise".into(),
+            .map(|p| {
+                let d = format!("{:?}", p.kernel);
+                // A field's value: up to the first comma outside brackets.
+                let field = |name: &str| {
+                    let at = d.find(&format!("{name}: ")).expect("the field") + name.len() + 2;
+                    let mut depth = 0i32;
+                    let end = d[at..].char_indices().find(|&(_, c)| {
+                        depth += match c {
+                            '{' | '[' | '(' => 1,
+                            '}' | ']' | ')' => -1,
+                            _ => 0,
+                        };
+                        depth < 0 || (depth == 0 && c == ',')
+                    });
+                    d[at..at + end.map_or(d.len() - at, |e| e.0)].to_string()
+                };
+                match d.split([' ', '{']).next() {
+                    Some("Windowed") if field("row_op") == "0" => "windowed".into(),
+                    Some("Windowed") => "windowed+row".into(),
+                    Some("BufferLinear") => field("candidates"),
+                    Some("Row") => field("op"),
+                    Some("Elementwise") => "elementwise".into(),
+                    other => format!("{other:?}"),
+                }
+            })
+            .collect()
+    }
+
+    /// The (x, y) tensors of each pass (x = y for passes in place).
+    fn ends(p: &Plan) -> Vec<(TensorId, TensorId)> {
+        p.passes
+            .iter()
+            .map(|q| {
+                let y = q.tensor("y").expect("a y binding");
+                (q.tensor("x").unwrap_or(y), y)
             })
             .collect()
     }
@@ -377,14 +413,11 @@ mod tests {
         let m = mnist();
         let p = plan(&steps(&m), 784, &caps(true, true), GpuMlpOptions::default()).unwrap();
         assert_eq!(kinds(&p), ["windowed", "windowed", "windowed+row"]);
-        assert_eq!(
-            p.passes.iter().map(|p| (p.src, p.dst)).collect::<Vec<_>>(),
-            [
-                (Buf::Input, Buf::Act(0)),
-                (Buf::Act(0), Buf::Act(1)),
-                (Buf::Act(1), Buf::Act(0))
-            ]
-        );
+        let (input, a0, a1) = (TensorId(0), TensorId(1), TensorId(2));
+        assert_eq!(p.input, input);
+        assert_eq!(ends(&p), [(input, a0), (a0, a1), (a1, a0)]);
+        assert_eq!(p.output, a0);
+        assert_eq!(p.tensors[a1.0].name, "act1");
         // Without subgroups the softmax is a row pass of its own, in place.
         let p = plan(
             &steps(&m),
@@ -394,7 +427,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(kinds(&p), ["windowed", "windowed", "windowed", "Softmax"]);
-        assert_eq!(p.passes[3].src, p.passes[3].dst);
+        assert_eq!(ends(&p)[3].0, ends(&p)[3].1);
     }
 
     #[test]
@@ -434,11 +467,7 @@ mod tests {
                 "elementwise"
             ]
         );
-        assert!(
-            p.passes
-                .iter()
-                .all(|p| !matches!(p.op, PassOp::Linear { bias: true, .. }))
-        );
+        assert!(format!("{:?}", p.passes[0].kernel).contains("bias: false"));
     }
 
     #[test]
@@ -449,15 +478,9 @@ mod tests {
         ])
         .unwrap();
         let p = plan(&steps(&m), 3, &caps(true, true), GpuMlpOptions::default()).unwrap();
-        assert!(p.copy_input);
-        assert_eq!(
-            (p.passes[0].src, p.passes[0].dst),
-            (Buf::Act(0), Buf::Act(0))
-        );
-        assert_eq!(
-            (p.passes[1].src, p.passes[1].dst),
-            (Buf::Act(0), Buf::Act(1))
-        );
+        let (a0, a1) = (TensorId(1), TensorId(2));
+        assert_eq!(p.copy_input, Some(a0));
+        assert_eq!(ends(&p), [(a0, a0), (a0, a1)]);
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! Running a [`GpuMlp`]: blocking ([`forward`](GpuMlp::forward), [`forward_slice`],
-//! [`forward_into`]), awaitable ([`forward_async`]) and inside the application's own command
-//! encoder on its own buffers ([`encode`]). All share one path per chunk of rows: upload, replay
-//! the dispatches, copy the output to the readback buffer, submit; then a blocking or an awaited
-//! read.
+//! Every entry point that runs a [`GpuMlp`]: blocking ([`forward`](GpuMlp::forward),
+//! [`forward_slice`], [`forward_into`]), awaitable ([`forward_async`]), inside the application's
+//! own command encoder on its own buffers ([`encode`]), and resident for timing
+//! ([`prepare`](GpuMlp::prepare), [`run_prepared`](GpuMlp::run_prepared),
+//! [`read_prepared`](GpuMlp::read_prepared)). All share one path per chunk of rows: upload,
+//! replay the dispatches, copy the output to the readback buffer, submit; then a blocking or an
+//! awaited read.
 //!
 //! [`forward_slice`]: GpuMlp::forward_slice
 //! [`forward_into`]: GpuMlp::forward_into
@@ -10,9 +12,9 @@
 //! [`encode`]: GpuMlp::encode
 
 use crate::error::{Error, Result};
-use crate::gpu::context::ErrorScope;
 use crate::gpu::device_lock::Held;
-use crate::gpu::model::{GpuMlp, shape_error};
+use crate::gpu::error_scope::ErrorScope;
+use crate::gpu::model::GpuMlp;
 use crate::gpu::pack;
 use crate::gpu::plan::MAX_INDEX_BYTES;
 use crate::gpu::workspace::{Ends, Workspace};
@@ -43,15 +45,124 @@ impl Sink<'_> {
 }
 
 impl GpuMlp {
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn check_width(&self, len: usize, batch: usize) -> Result<()> {
+        crate::matrix::check_input_slice(len, batch, self.in_features())
+    }
+
+    /// Uploads `input` into the device workspace for [`run_prepared`](Self::run_prepared), so
+    /// the forward pass can be timed without transfers ("resident"). The batch must fit one chunk.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn prepare(&self, input: &Matrix) -> Result<()> {
+        self.check_width(input.as_slice().len(), input.rows())
+            .map_err(|_| shape_error(input, self.in_features()))?;
+        let rows = input.rows();
+        if rows == 0 || rows > self.chunk_rows() {
+            return Err(Error::invalid(format!(
+                "prepare takes 1 to {} rows, got {rows}",
+                self.chunk_rows()
+            )));
+        }
+        let inner = &self.program.ctx.inner;
+        let mut guard = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        let _held = inner.hold();
+        let mut ws = match guard.take() {
+            Some(ws) if ws.capacity_rows >= rows => ws,
+            _ => self.new_workspace(rows),
+        };
+        let scope = ErrorScope::push(&inner.device);
+        self.upload_rows(&ws, input.as_slice(), rows);
+        ws.replay(&self.program, rows, Ends::Own);
+        ws.prepared_rows = Some(rows);
+        let index = inner.queue.submit([]);
+        let waited = inner.wait(index);
+        *guard = Some(ws);
+        scope.pop()?;
+        waited
+    }
+
+    /// Runs the forward pass on the prepared input, leaving the output on the device, and waits
+    /// until the queue has drained.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run_prepared(&self) -> Result<()> {
+        let inner = &self.program.ctx.inner;
+        let mut guard = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        let ws = prepared(&mut guard)?;
+        let rows = ws.prepared_rows.unwrap_or(1);
+        let _held = inner.hold();
+        let scope = ErrorScope::push(&inner.device);
+        let replay = ws.replay(&self.program, rows, Ends::Own);
+        let mut encoder = inner.device.create_command_encoder(&Default::default());
+        ws.record(&self.program, &replay, &mut encoder, None);
+        let index = inner.queue.submit([encoder.finish()]);
+        let waited = inner.wait(index);
+        scope.pop()?;
+        waited
+    }
+
+    /// Reads back the output of the last [`run_prepared`](Self::run_prepared).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_prepared(&self) -> Result<Matrix> {
+        let inner = &self.program.ctx.inner;
+        let mut guard = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        let ws = prepared(&mut guard)?;
+        let rows = ws.prepared_rows.unwrap_or(1);
+        let _held = inner.hold();
+        let scope = ErrorScope::push(&inner.device);
+        let bytes = self.program.output_bytes(rows);
+        let mut encoder = inner.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(ws.output(&self.program), 0, &ws.staging, 0, bytes);
+        let index = inner.queue.submit([encoder.finish()]);
+        let mut out = Vec::with_capacity(rows * self.out_features());
+        let read = inner.read_blocking(&ws.staging, bytes, index, |b| {
+            pack::unpad_rows_into(bytemuck::cast_slice(b), rows, self.out_features(), &mut out)
+        });
+        scope.pop()?;
+        read?;
+        Matrix::new(rows, self.out_features(), out)
+    }
+
+    /// Writes `rows` rows of `data` into the workspace input, padded, straight into the queue's
+    /// staging memory (no copy of the input on the host).
+    fn upload_rows(&self, ws: &Workspace, data: &[f32], rows: usize) {
+        let queue = &self.program.ctx.inner.queue;
+        let stride = pack::vec4s(self.in_features()) * 4;
+        let bytes = pack::f32_bytes(rows * stride);
+        let Some(size) = wgpu::BufferSize::new(bytes) else {
+            return;
+        };
+        match queue.write_buffer_with(ws.input(&self.program), 0, size) {
+            Some(mut view) => {
+                // Row by row into the write-only mapping: the values, then zeros to the stride.
+                let (row, width) = (stride * 4, self.in_features() * 4);
+                if row == width {
+                    view.copy_from_slice(bytemuck::cast_slice(&data[..rows * self.in_features()]));
+                } else {
+                    for (r, src) in data.chunks_exact(self.in_features()).take(rows).enumerate() {
+                        view.slice(r * row..r * row + width)
+                            .copy_from_slice(bytemuck::cast_slice(src));
+                        view.slice(r * row + width..(r + 1) * row).fill(0);
+                    }
+                }
+            }
+            // The view is refused only on a validation error, which the caller's scope reports.
+            None => queue.write_buffer(
+                ws.input(&self.program),
+                0,
+                bytemuck::cast_slice(&pack::pad_rows(data, rows, self.in_features())),
+            ),
+        }
+    }
+
     /// Runs the forward pass on `input` (`[batch, in]`) and returns `[batch, out]`.
     /// An empty batch returns an empty matrix without touching the GPU.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn forward(&self, input: &Matrix) -> Result<Matrix> {
-        if input.cols() != self.n_in {
-            return Err(shape_error(input, self.n_in));
+        if input.cols() != self.in_features() {
+            return Err(shape_error(input, self.in_features()));
         }
         let y = self.forward_slice(input.as_slice(), input.rows())?;
-        Matrix::new(input.rows(), self.n_out, y)
+        Matrix::new(input.rows(), self.out_features(), y)
     }
 
     /// [`forward`](Self::forward) on a plain slice of `batch` rows (`[batch, in]` row-major),
@@ -63,7 +174,7 @@ impl GpuMlp {
         // Checked before the output is allocated: a wrong `batch` is an error, not an
         // allocation of `batch · out` values.
         self.check_width(input.len(), batch)?;
-        let mut out = Vec::with_capacity(batch.saturating_mul(self.n_out));
+        let mut out = Vec::with_capacity(batch.saturating_mul(self.out_features()));
         self.run_blocking(input, batch, Sink::Vec(&mut out), Kernels::Run)?;
         Ok(out)
     }
@@ -72,7 +183,7 @@ impl GpuMlp {
     /// `batch · out` values: no allocation.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn forward_into(&self, input: &[f32], batch: usize, out: &mut [f32]) -> Result<()> {
-        check_output_slice(out.len(), batch, self.n_out)?;
+        check_output_slice(out.len(), batch, self.out_features())?;
         self.run_blocking(input, batch, Sink::Slice(out, 0), Kernels::Run)
     }
 
@@ -83,7 +194,7 @@ impl GpuMlp {
     /// adapter is larger than the transfers themselves.
     #[cfg(all(feature = "bench", not(target_arch = "wasm32")))]
     pub(crate) fn transfers_alone(&self, input: &[f32], batch: usize) -> Result<()> {
-        let mut out = Vec::with_capacity(batch.saturating_mul(self.n_out));
+        let mut out = Vec::with_capacity(batch.saturating_mul(self.out_features()));
         self.run_blocking(input, batch, Sink::Vec(&mut out), Kernels::Skip)
     }
 
@@ -96,7 +207,7 @@ impl GpuMlp {
         kernels: Kernels,
     ) -> Result<()> {
         self.check_width(input.len(), batch)?;
-        let inner = &self.ctx.inner;
+        let inner = &self.program.ctx.inner;
         inner.check_alive()?;
         if batch == 0 {
             return Ok(());
@@ -106,10 +217,11 @@ impl GpuMlp {
         let scope = ErrorScope::push(&inner.device);
         let mut run = || -> Result<()> {
             for (start, rows) in chunks(batch, self.chunk_rows()) {
-                let index = self.submit_chunk(&mut ws, &input[start * self.n_in..], rows, kernels);
-                let bytes = self.output_bytes(rows);
+                let index =
+                    self.submit_chunk(&mut ws, &input[start * self.in_features()..], rows, kernels);
+                let bytes = self.program.output_bytes(rows);
                 inner.read_blocking(&ws.staging, bytes, index, |b| {
-                    sink.put(bytemuck::cast_slice(b), rows, self.n_out)
+                    sink.put(bytemuck::cast_slice(b), rows, self.out_features())
                 })?;
             }
             Ok(())
@@ -131,15 +243,15 @@ impl GpuMlp {
         rows: usize,
         kernels: Kernels,
     ) -> wgpu::SubmissionIndex {
-        let inner = &self.ctx.inner;
+        let inner = &self.program.ctx.inner;
         self.upload_rows(ws, data, rows);
         let mut encoder = inner.device.create_command_encoder(&Default::default());
         if kernels == Kernels::Run {
-            let replay = ws.replay(self, rows, Ends::Own);
-            ws.record(self, &replay, &mut encoder, None);
+            let replay = ws.replay(&self.program, rows, Ends::Own);
+            ws.record(&self.program, &replay, &mut encoder, None);
         }
-        let bytes = self.output_bytes(rows);
-        encoder.copy_buffer_to_buffer(ws.output(self), 0, &ws.staging, 0, bytes);
+        let bytes = self.program.output_bytes(rows);
+        encoder.copy_buffer_to_buffer(ws.output(&self.program), 0, &ws.staging, 0, bytes);
         inner.queue.submit([encoder.finish()])
     }
 
@@ -156,13 +268,13 @@ impl GpuMlp {
     /// Concurrent calls on one model each use a workspace of their own. The future is `Send`
     /// on native targets.
     pub async fn forward_async(&self, input: &Matrix) -> Result<Matrix> {
-        if input.cols() != self.n_in {
-            return Err(shape_error(input, self.n_in));
+        if input.cols() != self.in_features() {
+            return Err(shape_error(input, self.in_features()));
         }
-        let inner = &self.ctx.inner;
+        let inner = &self.program.ctx.inner;
         inner.check_alive()?;
         let batch = input.rows();
-        let mut out = Vec::with_capacity(batch * self.n_out);
+        let mut out = Vec::with_capacity(batch * self.out_features());
         if batch > 0 {
             let mut ws = self.take_workspace(self.workspace_rows(batch));
             let result = self
@@ -171,7 +283,7 @@ impl GpuMlp {
             self.give_workspace(ws);
             result?;
         }
-        Matrix::new(batch, self.n_out, out)
+        Matrix::new(batch, self.out_features(), out)
     }
 
     async fn run_async(
@@ -181,14 +293,14 @@ impl GpuMlp {
         batch: usize,
         out: &mut Vec<f32>,
     ) -> Result<()> {
-        let inner = &self.ctx.inner;
+        let inner = &self.program.ctx.inner;
         for (start, rows) in chunks(batch, self.chunk_rows()) {
             // The error scope is thread-local: push, record, submit and pop before any await;
             // the device lock is held for the same span, never across an await.
             let popped = {
                 let _held = inner.hold();
                 let scope = ErrorScope::push_awaited(&inner.device);
-                self.submit_chunk(ws, &input[start * self.n_in..], rows, Kernels::Run);
+                self.submit_chunk(ws, &input[start * self.in_features()..], rows, Kernels::Run);
                 scope.pop_async()
             };
             // In a browser, errors of the model's creation (a shader the browser refuses) reach
@@ -200,10 +312,10 @@ impl GpuMlp {
                     .map_err(|e| inner.check_alive().err().unwrap_or(e))
             };
             popped.await?;
-            let bytes = self.output_bytes(rows);
+            let bytes = self.program.output_bytes(rows);
             inner
                 .read_async(&ws.staging, bytes, |b| {
-                    pack::unpad_rows_into(bytemuck::cast_slice(b), rows, self.n_out, out)
+                    pack::unpad_rows_into(bytemuck::cast_slice(b), rows, self.out_features(), out)
                 })
                 .await?;
         }
@@ -232,10 +344,10 @@ impl GpuMlp {
         output: &wgpu::Buffer,
         batch: usize,
     ) -> Result<()> {
-        let inner = &self.ctx.inner;
+        let inner = &self.program.ctx.inner;
         inner.check_alive()?;
-        self.check_app_buffer("input", input, batch, self.n_in)?;
-        self.check_app_buffer("output", output, batch, self.n_out)?;
+        self.check_app_buffer("input", input, batch, self.in_features())?;
+        self.check_app_buffer("output", output, batch, self.out_features())?;
         if batch == 0 {
             return Ok(());
         }
@@ -245,7 +357,7 @@ impl GpuMlp {
         // wgpu refuses (another device's, a destroyed one) is an error before anything is
         // recorded: the application's encoder stays valid.
         let scope = ErrorScope::push(&inner.device);
-        ws.app_groups(self, input, output);
+        ws.app_groups(&self.program, input, output);
         if let Err(e) = scope.pop() {
             ws.forget_app_groups(input, output);
             self.give_workspace(ws);
@@ -255,16 +367,16 @@ impl GpuMlp {
         // One buffer as input and output, with rows that grow: a chunk's output reaches into
         // the input rows of the chunks after it, so the chunks run last first (each output
         // then lies past the input rows still to be read).
-        if input == output && self.n_out > self.n_in {
+        if input == output && self.out_features() > self.in_features() {
             order.reverse();
         }
         let scope = ErrorScope::push(&inner.device);
         for (start, rows) in order {
             // A replay can fill the uniform arena and start a new one: the copy bind groups are
             // fetched after it, against the arena its offsets point into.
-            let replay = ws.replay(self, rows, Ends::App { row0: start });
-            let groups = ws.app_groups(self, input, output);
-            ws.record(self, &replay, encoder, Some(&groups));
+            let replay = ws.replay(&self.program, rows, Ends::App { row0: start });
+            let groups = ws.app_groups(&self.program, input, output);
+            ws.record(&self.program, &replay, encoder, Some(&groups));
         }
         let popped = scope.pop();
         self.give_workspace(ws);
@@ -278,7 +390,7 @@ impl GpuMlp {
         batch: usize,
         width: usize,
     ) -> Result<()> {
-        let limits = &self.ctx.inner.limits;
+        let limits = &self.program.ctx.inner.limits;
         if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
             return Err(Error::invalid(format!(
                 "encode: the {what} buffer needs BufferUsages::STORAGE (it has {:?})",
@@ -323,4 +435,21 @@ fn chunks(batch: usize, chunk: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..batch)
         .step_by(chunk.max(1))
         .map(move |start| (start, (batch - start).min(chunk)))
+}
+
+/// `input is [r, c] but the model expects [batch, n]`.
+fn shape_error(input: &Matrix, n_in: usize) -> Error {
+    Error::shape(format!(
+        "input is [{}, {}] but the model expects [batch, {n_in}]",
+        input.rows(),
+        input.cols()
+    ))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn prepared(guard: &mut Option<Held<Workspace>>) -> Result<&mut Held<Workspace>> {
+    guard
+        .as_mut()
+        .filter(|w| w.prepared_rows.is_some())
+        .ok_or_else(|| Error::invalid("call prepare() with an input first"))
 }

@@ -1,8 +1,12 @@
-//! The device memory one forward pass runs in, and its replays: a [`Workspace`] holds the input,
-//! the two activation buffers and the readback buffer of a model, sized for a number of rows,
-//! with a bind group per pass built once; a [`Replay`] is the list of dispatches (pipeline, bind
-//! group, dynamic offsets, grid) for one batch size, made the first time that size is seen and
-//! replayed from then on. Nothing on the hot path creates a pipeline, a bind group or a buffer.
+//! The device memory one call runs in, and its replays: a [`Workspace`] holds a program's
+//! per-row tensors (the input, the activations) and a readback buffer, sized for a number of
+//! rows, with a bind group per pass built once; a [`Replay`] is the list of dispatches (pipeline,
+//! bind group, dynamic offsets, grid) for one batch size, made the first time that size is seen
+//! and replayed from then on. Nothing on the hot path creates a pipeline, a bind group or a
+//! buffer.
+//!
+//! Each pass's bind group binds every slot of its kernel to the tensor the pass names for it,
+//! by the slot's name: the workspace knows no kernel.
 //!
 //! Uniform blocks (the dimensions each dispatch reads) live in an arena and are never rewritten
 //! once written: a command buffer the application recorded with [`GpuMlp::encode`] but has not
@@ -14,21 +18,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::gpu::kernels::copy::{self, Direction};
-use crate::gpu::kernels::linear::windowed::{self, SMALL_ROWS};
-use crate::gpu::kernels::linear::{self, LinearDims};
-use crate::gpu::kernels::{self, Slot, elementwise, row, window};
-use crate::gpu::model::{GpuMlp, Kind, UploadedPass};
+use crate::gpu::kernels::copy::{self, Copy, Direction};
+use crate::gpu::kernels::{self, DIMS, DIMS_BYTES, Dispatch, Kernel, SlotKind, window};
 use crate::gpu::pack;
-use crate::gpu::plan::{Buf, WORKSPACE_SLACK};
+use crate::gpu::pass::Pass;
+use crate::gpu::program::{Program, Resource};
+use crate::gpu::tensor::{Extent, TensorId};
 
 /// Blocks the first arena holds; it doubles when full, up to [`ARENA_MAX_BLOCKS`].
 const ARENA_BLOCKS: u64 = 64;
 /// The largest arena: past it, a full arena is replaced by a fresh one of the same size (and
 /// the replays made so far are forgotten).
 const ARENA_MAX_BLOCKS: u64 = 16_384;
-/// Bytes reserved per uniform block (every struct of the kernels fits).
-const BLOCK_BYTES: u64 = 32;
 
 /// One dispatch of a replay.
 #[derive(Debug)]
@@ -71,8 +72,8 @@ pub(crate) enum Ends {
 #[derive(Debug)]
 pub(crate) struct Workspace {
     pub(crate) capacity_rows: usize,
-    pub(crate) input: wgpu::Buffer,
-    pub(crate) acts: [wgpu::Buffer; 2],
+    /// Per tensor of the plan: this workspace's buffer of a per-row tensor.
+    rows: Vec<Option<wgpu::Buffer>>,
     pub(crate) staging: wgpu::Buffer,
     arena: wgpu::Buffer,
     arena_blocks: u64,
@@ -84,7 +85,7 @@ pub(crate) struct Workspace {
     replays: HashMap<(usize, Ends), Arc<Replay>>,
     /// Bind groups of encodes into application buffers, by (input, output) buffer.
     app_groups: Vec<((wgpu::Buffer, wgpu::Buffer), [wgpu::BindGroup; 2])>,
-    /// Rows of the input uploaded by [`GpuMlp::prepare`] (resident timing).
+    /// Rows of the input uploaded by [`GpuMlp::prepare`](super::GpuMlp::prepare).
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) prepared_rows: Option<usize>,
 }
@@ -93,9 +94,9 @@ pub(crate) struct Workspace {
 const APP_GROUPS: usize = 4;
 
 impl Workspace {
-    /// Buffers for `rows` rows of `model`.
-    pub(crate) fn new(model: &GpuMlp, rows: usize) -> Self {
-        let inner = &model.ctx.inner;
+    /// Buffers for `rows` rows of `program`.
+    pub(crate) fn new(program: &Program, rows: usize) -> Self {
+        let inner = &program.ctx.inner;
         let device = &inner.device;
         let buffer = |label: &str, vec4s: usize, usage: wgpu::BufferUsages, slack: u64| {
             device.create_buffer(&wgpu::BufferDescriptor {
@@ -105,33 +106,33 @@ impl Workspace {
                 mapped_at_creation: false,
             })
         };
-        // Activations are also read through the windowed kernel's 64 KiB uniform windows, which
-        // may start at any row: the slack keeps the last window inside the buffer.
-        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM;
-        let copy = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-        let widest = model.widest4;
-        let input = buffer(
-            "input",
-            pack::vec4s(model.n_in),
-            usage | copy,
-            WORKSPACE_SLACK,
-        );
-        let acts = [
-            buffer("act0", widest, usage | copy, WORKSPACE_SLACK),
-            buffer("act1", widest, usage | copy, WORKSPACE_SLACK),
-        ];
+        // Rows are also read through the windowed kernel's 64 KiB uniform windows, which may
+        // start at any row: the plan's slack keeps the last window inside the buffer.
+        let usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::UNIFORM
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
+        let per_row: Vec<Option<wgpu::Buffer>> = program
+            .plan
+            .tensors
+            .iter()
+            .map(|t| match t.extent {
+                Extent::Rows { vec4s, slack } => Some(buffer(&t.name, vec4s, usage, slack)),
+                _ => None,
+            })
+            .collect();
         let staging = buffer(
             "readback",
-            pack::vec4s(model.n_out),
+            pack::vec4s(program.plan.n_out),
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             0,
         );
         let align = u64::from(inner.limits.min_uniform_buffer_offset_alignment).max(1);
-        let stride = BLOCK_BYTES.next_multiple_of(align);
+        let stride = DIMS_BYTES.next_multiple_of(align);
+        let buffers = per_row.iter().flatten().count() as u64 + 2;
         let mut ws = Workspace {
             capacity_rows: rows,
-            input,
-            acts,
+            rows: per_row,
             staging,
             arena: arena(device, ARENA_BLOCKS, stride),
             arena_blocks: ARENA_BLOCKS,
@@ -143,99 +144,70 @@ impl Workspace {
             #[cfg(not(target_arch = "wasm32"))]
             prepared_rows: None,
         };
-        ws.groups = ws.pass_groups(model);
-        model.count_allocations(5 + model.passes.len() as u64);
+        ws.groups = ws.pass_groups(program);
+        program.count_allocations(buffers + program.plan.passes.len() as u64);
         ws
     }
 
-    fn buf(&self, b: Buf) -> &wgpu::Buffer {
-        match b {
-            Buf::Input => &self.input,
-            Buf::Act(i) => &self.acts[i],
+    /// The buffer of tensor `id`: this workspace's (per-row tensors) or the program's.
+    fn buffer<'a>(&'a self, program: &'a Program, id: TensorId) -> &'a wgpu::Buffer {
+        match (&self.rows[id.0], program.resource(id)) {
+            (Some(b), _) | (None, Some(Resource::Buffer(b))) => b,
+            _ => panic!("tensor {id:?} is not a buffer"),
         }
     }
 
-    /// The buffer the model's output is in.
-    pub(crate) fn output(&self, model: &GpuMlp) -> &wgpu::Buffer {
-        self.buf(model.output)
+    /// The buffer the rows are uploaded to.
+    pub(crate) fn input<'a>(&'a self, program: &'a Program) -> &'a wgpu::Buffer {
+        self.buffer(program, program.plan.input)
     }
 
-    /// One bind group per pass, every resource at its slot.
-    fn pass_groups(&self, model: &GpuMlp) -> Vec<wgpu::BindGroup> {
-        let device = &model.ctx.inner.device;
-        let kernels = &model.ctx.inner.kernels;
-        let dims = |size: u64| window(&self.arena, size);
-        model
+    /// The buffer the output rows are in.
+    pub(crate) fn output<'a>(&'a self, program: &'a Program) -> &'a wgpu::Buffer {
+        self.buffer(program, program.plan.output)
+    }
+
+    /// One bind group per pass: each slot of its kernel bound to the tensor the pass names for
+    /// it (the uniform block to the arena).
+    fn pass_groups(&self, program: &Program) -> Vec<wgpu::BindGroup> {
+        program
+            .plan
             .passes
             .iter()
-            .map(|p| {
-                let src = self.buf(p.src);
-                let dst = self.buf(p.dst);
-                let ep = p.ep.as_entire_binding();
-                let (slots, entries): (&'static [Slot], Vec<(Slot, wgpu::BindingResource<'_>)>) =
-                    match &p.kind {
-                        Kind::Windowed {
-                            weight,
-                            bias,
-                            slots,
-                            ..
-                        } => {
-                            let x = if model.ctx.inner.subgroups {
-                                src.as_entire_binding()
-                            } else {
-                                window(src, windowed::WINDOW_BYTES)
-                            };
-                            let mut e = vec![
-                                (slots[0], dims(BLOCK_BYTES)),
-                                (slots[1], x.clone()),
-                                (slots[2], wgpu::BindingResource::TextureView(weight)),
-                                (slots[3], bias.as_entire_binding()),
-                                (slots[4], dst.as_entire_binding()),
-                                (slots[5], ep),
-                            ];
-                            if let Some(hi) = slots.get(6) {
-                                e.push((*hi, x));
-                            }
-                            (slots, e)
-                        }
-                        Kind::Buffer { weight, bias, .. } => (
-                            linear::BUFFER_SLOTS,
-                            vec![
-                                (linear::DIMS, dims(BLOCK_BYTES)),
-                                (linear::X, src.as_entire_binding()),
-                                (linear::WT, weight.as_entire_binding()),
-                                (linear::B, bias.as_entire_binding()),
-                                (linear::Y, dst.as_entire_binding()),
-                                (linear::EP, ep),
-                            ],
-                        ),
-                        Kind::Row { .. } => (
-                            row::SLOTS,
-                            vec![
-                                (row::SLOTS[0], dims(BLOCK_BYTES)),
-                                (row::Y, dst.as_entire_binding()),
-                                (row::EP, ep),
-                            ],
-                        ),
-                        Kind::Elementwise { .. } => (
-                            elementwise::SLOTS,
-                            vec![
-                                (elementwise::SLOTS[0], dims(BLOCK_BYTES)),
-                                (elementwise::Y, dst.as_entire_binding()),
-                                (elementwise::EP, ep),
-                            ],
-                        ),
-                    };
-                let layout = kernels.layout(device, slots);
-                kernels::bind_group(device, "pass", &layout, &entries)
-            })
+            .map(|p| self.pass_group(program, p))
             .collect()
+    }
+
+    fn pass_group(&self, program: &Program, pass: &Pass) -> wgpu::BindGroup {
+        let inner = &program.ctx.inner;
+        let slots = pass.kernel.slots();
+        let entries: Vec<_> = slots
+            .iter()
+            .map(|slot| {
+                if slot.name == DIMS {
+                    return (*slot, window(&self.arena, DIMS_BYTES));
+                }
+                let id = pass
+                    .tensor(slot.name)
+                    .unwrap_or_else(|| panic!("the plan binds no tensor to `{}`", slot.name));
+                let resource = match (slot.kind, program.resource(id)) {
+                    (SlotKind::Texture(_), Some(Resource::Texture(view))) => {
+                        wgpu::BindingResource::TextureView(view)
+                    }
+                    (SlotKind::Window(bytes), _) => window(self.buffer(program, id), bytes),
+                    _ => self.buffer(program, id).as_entire_binding(),
+                };
+                (*slot, resource)
+            })
+            .collect();
+        let layout = inner.kernels.layout(&inner.device, slots);
+        kernels::bind_group(&inner.device, "pass", &layout, &entries)
     }
 
     /// The bind groups copying between the application's buffers and this workspace.
     pub(crate) fn app_groups(
         &mut self,
-        model: &GpuMlp,
+        program: &Program,
         input: &wgpu::Buffer,
         output: &wgpu::Buffer,
     ) -> [wgpu::BindGroup; 2] {
@@ -246,9 +218,9 @@ impl Workspace {
             self.app_groups.insert(0, hit);
             return groups;
         }
-        let device = &model.ctx.inner.device;
-        let layout = model.ctx.inner.kernels.layout(device, copy::SLOTS);
-        let dims = window(&self.arena, BLOCK_BYTES);
+        let device = &program.ctx.inner.device;
+        let layout = program.ctx.inner.kernels.layout(device, copy::SLOTS);
+        let dims = window(&self.arena, DIMS_BYTES);
         // A storage binding's size must be a multiple of 4; an application's buffer need not
         // be (its rows are f32s from offset 0, so the last partial word is never touched).
         fn whole_words(b: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
@@ -267,8 +239,8 @@ impl Workspace {
             kernels::bind_group(device, "copy", &layout, &entries)
         };
         let groups = [
-            make(input, &self.input),
-            make(self.buf(model.output), output),
+            make(input, self.input(program)),
+            make(self.output(program), output),
         ];
         self.app_groups.insert(0, (key, groups.clone()));
         self.app_groups.truncate(APP_GROUPS);
@@ -282,161 +254,98 @@ impl Workspace {
     }
 
     /// The replay for `rows` (at most the capacity) with these ends, made on first use.
-    pub(crate) fn replay(&mut self, model: &GpuMlp, rows: usize, ends: Ends) -> Arc<Replay> {
+    pub(crate) fn replay(&mut self, program: &Program, rows: usize, ends: Ends) -> Arc<Replay> {
         if let Some(r) = self.replays.get(&(rows, ends)) {
             return r.clone();
         }
-        let blocks = blocks_needed(model, rows, ends);
-        if self.arena_used + blocks > self.arena_blocks {
-            self.new_arena(model, blocks);
+        let max_groups = program
+            .ctx
+            .inner
+            .limits
+            .max_compute_workgroups_per_dimension;
+        let plan = &program.plan;
+        // (bind group, pipeline, dispatch) of every atom, the copies of an encode around them.
+        let mut all: Vec<(Group, &wgpu::ComputePipeline, Dispatch)> = Vec::new();
+        if let Ends::App { row0 } = ends {
+            let pack = Copy {
+                dir: Direction::Pack,
+                cols: plan.n_in,
+                row0,
+            };
+            let d = pack.dispatches(rows, max_groups);
+            all.extend(d.into_iter().map(|d| (Group::Pack, &program.copies[0], d)));
         }
-        let replay = Arc::new(self.make_replay(model, rows, ends));
+        for (i, p) in plan.passes.iter().enumerate() {
+            let d = p.kernel.dispatches(rows, max_groups);
+            all.extend(
+                d.into_iter()
+                    .map(|d| (Group::Pass(i), &program.pipelines[i][d.pipeline], d)),
+            );
+        }
+        if let Ends::App { row0 } = ends {
+            let unpack = Copy {
+                dir: Direction::Unpack,
+                cols: plan.n_out,
+                row0,
+            };
+            let d = unpack.dispatches(rows, max_groups);
+            all.extend(
+                d.into_iter()
+                    .map(|d| (Group::Unpack, &program.copies[1], d)),
+            );
+        }
+        if self.arena_used + all.len() as u64 > self.arena_blocks {
+            self.new_arena(program, all.len() as u64);
+        }
+        let queue = &program.ctx.inner.queue;
+        let atoms = all
+            .into_iter()
+            .map(|(group, pipeline, d)| {
+                let mut offsets = vec![self.put(queue, &d.dims)];
+                offsets.extend_from_slice(&d.windows);
+                Atom {
+                    group,
+                    pipeline: pipeline.clone(),
+                    offsets,
+                    grid: d.grid,
+                }
+            })
+            .collect();
+        let replay = Arc::new(Replay { rows, atoms });
         self.replays.insert((rows, ends), replay.clone());
         replay
     }
 
     /// A fresh, larger arena (old replays and bind groups are dropped; commands recorded with
     /// them keep the old arena alive).
-    fn new_arena(&mut self, model: &GpuMlp, need: u64) {
+    fn new_arena(&mut self, program: &Program, need: u64) {
         let blocks = (self.arena_blocks * 2).clamp(need, ARENA_MAX_BLOCKS.max(need));
-        self.arena = arena(&model.ctx.inner.device, blocks, self.stride);
+        self.arena = arena(&program.ctx.inner.device, blocks, self.stride);
         self.arena_blocks = blocks;
         self.arena_used = 0;
         self.replays.clear();
         self.app_groups.clear();
-        self.groups = self.pass_groups(model);
-        model.count_allocations(1 + model.passes.len() as u64);
+        self.groups = self.pass_groups(program);
+        program.count_allocations(1 + program.plan.passes.len() as u64);
     }
 
     /// Writes a uniform block into the arena and returns its offset.
-    fn put<T: bytemuck::Pod>(&mut self, queue: &wgpu::Queue, value: &T) -> u32 {
+    fn put(&mut self, queue: &wgpu::Queue, bytes: &[u8]) -> u32 {
         let offset = self.arena_used * self.stride;
         self.arena_used += 1;
-        queue.write_buffer(&self.arena, offset, bytemuck::bytes_of(value));
+        queue.write_buffer(&self.arena, offset, bytes);
         offset as u32
-    }
-
-    fn make_replay(&mut self, model: &GpuMlp, rows: usize, ends: Ends) -> Replay {
-        let queue = &model.ctx.inner.queue;
-        let max_groups = model.ctx.inner.limits.max_compute_workgroups_per_dimension;
-        let mut atoms = Vec::new();
-        if let Ends::App { row0 } = ends {
-            let (d, grid) = copy::dims(Direction::Pack, rows, model.n_in, row0, max_groups);
-            atoms.push(Atom {
-                group: Group::Pack,
-                pipeline: model.copies[0].clone(),
-                offsets: vec![self.put(queue, &d)],
-                grid,
-            });
-        }
-        for (i, p) in model.passes.iter().enumerate() {
-            let n4 = pack::vec4s(p.n_out);
-            let k4 = pack::vec4s(p.n_in) as u32;
-            match &p.kind {
-                Kind::Windowed {
-                    geometry,
-                    wg,
-                    layout,
-                    pipelines,
-                    ..
-                } => {
-                    let r = geometry.dispatch_rows;
-                    let x_row_bytes = pack::f32_bytes(pack::vec4s(p.n_in) * 4);
-                    for w in 0..geometry.dispatches(rows) {
-                        let valid = (rows - w * r).min(r);
-                        let (block, pipeline) = pipelines
-                            .iter()
-                            .find(|(n, _)| valid <= *n as usize)
-                            .unwrap_or_else(|| pipelines.last().expect("a pipeline per block"));
-                        let dims = LinearDims {
-                            rows: valid as u32,
-                            row_base: (w * r) as u32,
-                            k4,
-                            n4: n4 as u32,
-                            n_out: p.n_out as u32,
-                            wt_n4: (pack::weight_cols(p.n_out) / 4) as u32,
-                            tex_w: layout.width() as u32,
-                            panel_rows: layout.panel_rows as u32,
-                        };
-                        let mut offsets = vec![self.put(queue, &dims)];
-                        if !model.ctx.inner.subgroups {
-                            let x = w as u64 * r as u64 * x_row_bytes;
-                            let hi = geometry.half().map_or(0, |h| u64::from(h) * x_row_bytes);
-                            offsets.extend([x as u32, (x + hi) as u32]);
-                        }
-                        atoms.push(Atom {
-                            group: Group::Pass(i),
-                            pipeline: pipeline.clone(),
-                            offsets,
-                            grid: windowed::grid(*wg, n4, valid, *block),
-                        });
-                    }
-                }
-                Kind::Buffer { wt_n4, kernels, .. } => {
-                    let candidates: Vec<_> = kernels.iter().map(|k| k.0).collect();
-                    let chosen = linear::pick(&candidates, rows, p.n_out);
-                    let (kernel, pipeline) = kernels
-                        .iter()
-                        .find(|k| k.0 == chosen)
-                        .expect("pick returns a candidate");
-                    let dims = LinearDims {
-                        rows: rows as u32,
-                        k4,
-                        n4: n4 as u32,
-                        n_out: p.n_out as u32,
-                        wt_n4: *wt_n4,
-                        ..LinearDims::default()
-                    };
-                    let b = kernel.buffer_kernel().expect("a storage-buffer kernel");
-                    atoms.push(Atom {
-                        group: Group::Pass(i),
-                        pipeline: pipeline.clone(),
-                        offsets: vec![self.put(queue, &dims)],
-                        grid: b.grid(rows as u64, n4 as u64),
-                    });
-                }
-                Kind::Row { op, pipeline } => {
-                    let (d, grid) = row::dims(*op, rows, p.n_out, max_groups);
-                    atoms.push(Atom {
-                        group: Group::Pass(i),
-                        pipeline: pipeline.clone(),
-                        offsets: vec![self.put(queue, &d)],
-                        grid,
-                    });
-                }
-                Kind::Elementwise { pipeline } => {
-                    let (d, grid) = elementwise::dims(rows, p.n_out, max_groups);
-                    atoms.push(Atom {
-                        group: Group::Pass(i),
-                        pipeline: pipeline.clone(),
-                        offsets: vec![self.put(queue, &d)],
-                        grid,
-                    });
-                }
-            }
-        }
-        if let Ends::App { row0 } = ends {
-            let (d, grid) = copy::dims(Direction::Unpack, rows, model.n_out, row0, max_groups);
-            atoms.push(Atom {
-                group: Group::Unpack,
-                pipeline: model.copies[1].clone(),
-                offsets: vec![self.put(queue, &d)],
-                grid,
-            });
-        }
-        Replay { rows, atoms }
     }
 
     /// Records a replay: the input copy the plan asks for, then every dispatch in one compute
     /// pass. `app`: the copy bind groups of an encode into application buffers.
     pub(crate) fn record(
         &self,
-        model: &GpuMlp,
+        program: &Program,
         replay: &Replay,
         encoder: &mut wgpu::CommandEncoder,
         app: Option<&[wgpu::BindGroup; 2]>,
     ) {
-        let input_bytes = pack::f32_bytes(replay.rows * pack::vec4s(model.n_in) * 4);
         let pass_of = |encoder: &mut wgpu::CommandEncoder, atoms: &[Atom]| {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("mlp forward"),
@@ -456,28 +365,18 @@ impl Workspace {
         // The plan's first pass works in place on a copy of the input (which must stay as it
         // is); an encode's pack dispatch comes before that copy.
         let split = usize::from(app.is_some());
-        if model.copy_input {
-            pass_of(encoder, &replay.atoms[..split]);
-            encoder.copy_buffer_to_buffer(&self.input, 0, &self.acts[0], 0, input_bytes);
-            pass_of(encoder, &replay.atoms[split..]);
-        } else {
-            pass_of(encoder, &replay.atoms);
+        match program.plan.copy_input {
+            Some(to) => {
+                let n_in = program.plan.n_in;
+                let bytes = pack::f32_bytes(replay.rows * pack::vec4s(n_in) * 4);
+                pass_of(encoder, &replay.atoms[..split]);
+                let (from, to) = (self.input(program), self.buffer(program, to));
+                encoder.copy_buffer_to_buffer(from, 0, to, 0, bytes);
+                pass_of(encoder, &replay.atoms[split..]);
+            }
+            None => pass_of(encoder, &replay.atoms),
         }
     }
-}
-
-/// Uniform blocks a replay needs.
-fn blocks_needed(model: &GpuMlp, rows: usize, ends: Ends) -> u64 {
-    let copies = if ends == Ends::Own { 0 } else { 2 };
-    model
-        .passes
-        .iter()
-        .map(|p: &UploadedPass| match &p.kind {
-            Kind::Windowed { geometry, .. } => geometry.dispatches(rows) as u64,
-            _ => 1,
-        })
-        .sum::<u64>()
-        + copies
 }
 
 fn arena(device: &wgpu::Device, blocks: u64, stride: u64) -> wgpu::Buffer {
@@ -487,9 +386,4 @@ fn arena(device: &wgpu::Device, blocks: u64, stride: u64) -> wgpu::Buffer {
         usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     })
-}
-
-/// The row blocks of the windowed kernel's pipelines, smallest first.
-pub(crate) fn windowed_blocks() -> impl Iterator<Item = u32> {
-    SMALL_ROWS.into_iter().chain([windowed::BLOCK_ROWS])
 }

@@ -1,7 +1,7 @@
-//! The copy kernels (`copy.wgsl`): an application's plain `[rows, cols]` f32 buffers to and from
-//! the workspace's padded rows, for [`GpuMlp::encode`](crate::gpu::GpuMlp::encode).
+//! The copy kernels (`shaders/copy.wgsl`): an application's plain `[rows, cols]` f32 buffers to
+//! and from the workspace's padded rows, for [`GpuMlp::encode`](crate::gpu::GpuMlp::encode).
 
-use crate::gpu::kernels::{PipelineSpec, Slot, WgslStruct, fold, source, wgsl_struct};
+use crate::gpu::kernels::{Dispatch, Kernel, NO_EPILOGUE, PipelineSpec, Slot, fold, wgsl_struct};
 
 /// Invocations per workgroup (`WG` in the WGSL).
 const WG: u64 = 64;
@@ -31,6 +31,8 @@ pub(crate) const SRC: Slot = Slot::storage(1, "src", "array<f32>", true);
 pub(crate) const DST: Slot = Slot::storage(2, "dst", "array<f32>", false);
 /// The bindings.
 pub(crate) const SLOTS: &[Slot] = &[DIMS, SRC, DST];
+/// Every set of bindings it uses.
+pub(crate) const SLOT_SETS: &[&[Slot]] = &[SLOTS];
 
 /// Which way a copy goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,49 +43,49 @@ pub(crate) enum Direction {
     Unpack,
 }
 
-/// The pipeline of a copy direction.
-pub(crate) fn pipeline_spec(dir: Direction) -> PipelineSpec {
-    PipelineSpec {
-        label: "copy",
-        // No epilogue: an identity `ep_value` and no `ep` binding are needed, but the common
-        // helpers expect the function to exist.
-        source: source(
-            CopyDims::WGSL,
-            SLOTS,
-            "fn ep_value(x: f32, c: u32) -> f32 { return x; }\n",
-            shader!("copy.wgsl"),
-        ),
-        trusted: false,
-        entry: match dir {
-            Direction::Pack => "pack",
-            Direction::Unpack => "unpack",
-        },
-        constants: Vec::new(),
-        slots: SLOTS,
-    }
+/// A copy of rows of `cols` values, the chunk starting at plain row `row0`.
+#[derive(Debug)]
+pub(crate) struct Copy {
+    pub(crate) dir: Direction,
+    pub(crate) cols: usize,
+    pub(crate) row0: usize,
 }
 
-/// The uniform block and grid for a copy of `rows` rows of `cols` values from/to `row0`.
-pub(crate) fn dims(
-    dir: Direction,
-    rows: usize,
-    cols: usize,
-    row0: usize,
-    max_groups: u32,
-) -> (CopyDims, (u32, u32)) {
-    let stride = crate::gpu::pack::vec4s(cols) * 4;
-    let per_row = match dir {
-        Direction::Pack => stride,
-        Direction::Unpack => cols,
-    };
-    let grid = fold((rows as u64 * per_row as u64).div_ceil(WG), max_groups);
-    let dims = CopyDims {
-        rows: rows as u32,
-        cols: cols as u32,
-        stride: stride as u32,
-        row0: row0 as u32,
-        groups_x: grid.0,
-        ..CopyDims::default()
-    };
-    (dims, grid)
+impl Kernel for Copy {
+    fn slots(&self) -> &'static [Slot] {
+        SLOTS
+    }
+
+    fn pipelines(&self) -> Vec<PipelineSpec> {
+        let entry = match self.dir {
+            Direction::Pack => "pack",
+            Direction::Unpack => "unpack",
+        };
+        let body = shader!("copy.wgsl");
+        vec![PipelineSpec::checked::<CopyDims>(
+            "copy",
+            entry,
+            SLOTS,
+            NO_EPILOGUE,
+            body,
+        )]
+    }
+
+    fn dispatches(&self, rows: usize, max_groups: u32) -> Vec<Dispatch> {
+        let stride = crate::gpu::pack::vec4s(self.cols) * 4;
+        let per_row = match self.dir {
+            Direction::Pack => stride,
+            Direction::Unpack => self.cols,
+        };
+        let grid = fold((rows as u64 * per_row as u64).div_ceil(WG), max_groups);
+        let dims = CopyDims {
+            rows: rows as u32,
+            cols: self.cols as u32,
+            stride: stride as u32,
+            row0: self.row0 as u32,
+            groups_x: grid.0,
+            ..CopyDims::default()
+        };
+        vec![Dispatch::new(0, &dims, grid)]
+    }
 }

@@ -1,7 +1,8 @@
-//! The elementwise kernel (`elementwise.wgsl`): a step's epilogue as a pass of its own, in place.
+//! The elementwise kernel (`shaders/elementwise.wgsl`): a step's epilogue as a pass of its own,
+//! in place.
 
 use crate::gpu::kernels::epilogue::Epilogue;
-use crate::gpu::kernels::{PipelineSpec, Slot, WgslStruct, fold, source, wgsl_struct};
+use crate::gpu::kernels::{Dispatch, Kernel, PipelineSpec, Slot, fold, wgsl_struct};
 
 /// Invocations per workgroup (`WG` in the WGSL).
 const WG: u64 = 64;
@@ -26,33 +27,41 @@ pub(crate) const Y: Slot = Slot::storage(1, "y", "array<vec4<f32>>", false);
 pub(crate) const EP: Slot = Slot::epilogue(2);
 /// The bindings.
 pub(crate) const SLOTS: &[Slot] = &[DIMS, Y, EP];
+/// Every set of bindings it uses.
+pub(crate) const SLOT_SETS: &[&[Slot]] = &[SLOTS];
 
-/// The pipeline for this epilogue.
-pub(crate) fn pipeline_spec(ep: &Epilogue) -> PipelineSpec {
-    PipelineSpec {
-        label: "elementwise",
-        source: source(
-            ElementwiseDims::WGSL,
-            SLOTS,
-            &ep.code,
-            shader!("elementwise.wgsl"),
-        ),
-        trusted: false,
-        entry: "elementwise",
-        constants: Vec::new(),
-        slots: SLOTS,
-    }
+/// A pass of the elementwise kernel: `y = epilogue(y)` on rows of `width` values.
+#[derive(Debug)]
+pub(crate) struct Elementwise {
+    pub(crate) ep: Epilogue,
+    pub(crate) width: usize,
 }
 
-/// The uniform block and grid for `rows` × `n_out` values.
-pub(crate) fn dims(rows: usize, n_out: usize, max_groups: u32) -> (ElementwiseDims, (u32, u32)) {
-    let n4 = crate::gpu::pack::vec4s(n_out);
-    let grid = fold((rows as u64 * n4 as u64).div_ceil(WG), max_groups);
-    let dims = ElementwiseDims {
-        rows: rows as u32,
-        n4: n4 as u32,
-        n_out: n_out as u32,
-        groups_x: grid.0,
-    };
-    (dims, grid)
+impl Kernel for Elementwise {
+    fn slots(&self) -> &'static [Slot] {
+        SLOTS
+    }
+
+    fn pipelines(&self) -> Vec<PipelineSpec> {
+        let body = shader!("elementwise.wgsl");
+        vec![PipelineSpec::checked::<ElementwiseDims>(
+            "elementwise",
+            "elementwise",
+            SLOTS,
+            &self.ep.code,
+            body,
+        )]
+    }
+
+    fn dispatches(&self, rows: usize, max_groups: u32) -> Vec<Dispatch> {
+        let n4 = crate::gpu::pack::vec4s(self.width);
+        let grid = fold((rows as u64 * n4 as u64).div_ceil(WG), max_groups);
+        let dims = ElementwiseDims {
+            rows: rows as u32,
+            n4: n4 as u32,
+            n_out: self.width as u32,
+            groups_x: grid.0,
+        };
+        vec![Dispatch::new(0, &dims, grid)]
+    }
 }

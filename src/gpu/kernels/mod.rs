@@ -17,11 +17,25 @@ macro_rules! shader {
     };
 }
 
-pub(crate) mod copy;
-pub(crate) mod elementwise;
+/// Declares the kernel files and registers each: its module, and its bindings in [`all_slots`]
+/// (what a device must allow). Each must define `SLOT_SETS`, every set of bindings it may use.
+macro_rules! kernels {
+    ($($name:ident),* $(,)?) => {
+        $(pub(crate) mod $name;)*
+        /// Every set of bindings any registered kernel may use.
+        fn all_slots() -> impl Iterator<Item = &'static [Slot]> {
+            [$($name::SLOT_SETS),*].into_iter().flatten().copied()
+        }
+    };
+}
+
+// The registration line: adding a kernel is its file, its WGSL and its name here.
+kernels!(copy, elementwise, linear, row, sgd);
+
 pub(crate) mod epilogue;
-pub(crate) mod linear;
-pub(crate) mod row;
+pub(crate) mod kernel;
+
+pub(crate) use kernel::{Dispatch, Kernel};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,6 +66,10 @@ macro_rules! wgsl_struct {
         }
 
         const _: () = assert!(std::mem::size_of::<$name>() % 16 == 0, "pad to 16 bytes");
+        const _: () = assert!(
+            std::mem::size_of::<$name>() as u64 <= $crate::gpu::kernels::DIMS_BYTES,
+            "a uniform block fits the workspace's arena block"
+        );
     };
 }
 pub(crate) use wgsl_struct;
@@ -62,13 +80,17 @@ pub(crate) trait WgslStruct: bytemuck::Pod {
     const WGSL: &'static str;
 }
 
+/// Bytes of one uniform block in the workspace's arena: every kernel's uniform struct fits
+/// (checked by [`wgsl_struct!`]), and its `dims` slot binds a window of this size.
+pub(crate) const DIMS_BYTES: u64 = 32;
+
 /// What kind of resource a binding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum SlotKind {
-    /// A uniform buffer; `dynamic`: its offset is given per dispatch.
-    Uniform { dynamic: bool },
+    /// A window of this many bytes of a uniform buffer, at an offset given per dispatch.
+    Window(u64),
     /// A storage buffer.
-    Storage { read_only: bool, dynamic: bool },
+    Storage { read_only: bool },
     /// A read-only 2-D storage texture of this format.
     Texture(wgpu::TextureFormat),
 }
@@ -95,21 +117,7 @@ fn storage_buffers(slots: &[Slot]) -> u32 {
 /// The most storage buffers any kernel binds: a device with fewer per shader stage cannot run
 /// them (`wgpu::Limits::downlevel_defaults` allows 4).
 pub(crate) fn storage_buffers_needed() -> u32 {
-    use crate::gpu::WeightFormat;
-    let windowed = [false, true].into_iter().flat_map(|sub| {
-        [WeightFormat::F32, WeightFormat::F16].map(|f| linear::windowed::slots(sub, f))
-    });
-    [
-        linear::BUFFER_SLOTS,
-        copy::SLOTS,
-        elementwise::SLOTS,
-        row::SLOTS,
-    ]
-    .into_iter()
-    .chain(windowed)
-    .map(storage_buffers)
-    .max()
-    .unwrap_or(0)
+    all_slots().map(storage_buffers).max().unwrap_or(0)
 }
 
 impl Slot {
@@ -118,9 +126,9 @@ impl Slot {
     pub(crate) const fn dims(ty: &'static str) -> Slot {
         Slot {
             binding: 0,
-            name: "dims",
+            name: DIMS,
             ty,
-            kind: SlotKind::Uniform { dynamic: true },
+            kind: SlotKind::Window(DIMS_BYTES),
         }
     }
 
@@ -135,10 +143,7 @@ impl Slot {
             binding,
             name,
             ty,
-            kind: SlotKind::Storage {
-                read_only,
-                dynamic: false,
-            },
+            kind: SlotKind::Storage { read_only },
         }
     }
 
@@ -149,14 +154,14 @@ impl Slot {
 
     fn layout_entry(&self) -> wgpu::BindGroupLayoutEntry {
         let ty = match self.kind {
-            SlotKind::Uniform { dynamic } => wgpu::BindingType::Buffer {
+            SlotKind::Window(_) => wgpu::BindingType::Buffer {
                 ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: dynamic,
+                has_dynamic_offset: true,
                 min_binding_size: None,
             },
-            SlotKind::Storage { read_only, dynamic } => wgpu::BindingType::Buffer {
+            SlotKind::Storage { read_only } => wgpu::BindingType::Buffer {
                 ty: wgpu::BufferBindingType::Storage { read_only },
-                has_dynamic_offset: dynamic,
+                has_dynamic_offset: false,
                 min_binding_size: None,
             },
             SlotKind::Texture(format) => wgpu::BindingType::StorageTexture {
@@ -176,10 +181,8 @@ impl Slot {
     /// `@group(0) @binding(N) var<space> name: type;`
     fn declaration(&self) -> String {
         let space = match self.kind {
-            SlotKind::Uniform { .. } => "<uniform>",
-            SlotKind::Storage {
-                read_only: true, ..
-            } => "<storage, read>",
+            SlotKind::Window(_) => "<uniform>",
+            SlotKind::Storage { read_only: true } => "<storage, read>",
             SlotKind::Storage { .. } => "<storage, read_write>",
             SlotKind::Texture(_) => "",
         };
@@ -237,6 +240,39 @@ pub(crate) struct PipelineSpec {
     pub(crate) constants: Vec<(&'static str, f64)>,
     pub(crate) slots: &'static [Slot],
 }
+
+impl PipelineSpec {
+    /// A kernel whose module keeps wgpu's runtime checks and has no override constants: the
+    /// uniform struct `U`, the bindings, the epilogue's `ep_value` and the body under `shaders/`.
+    pub(crate) fn checked<U: WgslStruct>(
+        label: &'static str,
+        entry: &'static str,
+        slots: &'static [Slot],
+        ep_value: &str,
+        body: &str,
+    ) -> PipelineSpec {
+        PipelineSpec {
+            label,
+            source: source(U::WGSL, slots, ep_value, body),
+            trusted: false,
+            entry,
+            constants: Vec::new(),
+            slots,
+        }
+    }
+
+    /// These override constants.
+    pub(crate) fn with_constants(mut self, constants: Vec<(&'static str, f64)>) -> Self {
+        self.constants = constants;
+        self
+    }
+}
+
+/// The `ep_value` of a kernel without an epilogue (the common WGSL calls it).
+pub(crate) const NO_EPILOGUE: &str = "fn ep_value(x: f32, c: u32) -> f32 { return x; }\n";
+
+/// The name of every kernel's uniform-block binding.
+pub(crate) const DIMS: &str = "dims";
 
 /// The full WGSL of a kernel: the uniform struct, the binding declarations, the common
 /// helpers, the epilogue (generated `ep_value`, then the per-lane wrapper) and the body.
@@ -425,10 +461,7 @@ mod tests {
             binding: 3,
             name: "y",
             ty: "array<vec4<f32>>",
-            kind: SlotKind::Storage {
-                read_only: false,
-                dynamic: false,
-            },
+            kind: SlotKind::Storage { read_only: false },
         };
         assert_eq!(
             declarations(&[slot]),

@@ -1,8 +1,9 @@
-//! The row kernel (`row.wgsl`): softmax, log-softmax or LayerNorm's normalisation over each row,
-//! then the step's epilogue (LayerNorm's affine part, and whatever elementwise modules follow).
+//! The row kernel (`shaders/row.wgsl`): softmax, log-softmax or LayerNorm's normalisation over
+//! each row, then the step's epilogue (LayerNorm's affine part, and whatever elementwise modules
+//! follow).
 
 use crate::gpu::kernels::epilogue::Epilogue;
-use crate::gpu::kernels::{PipelineSpec, Slot, WgslStruct, fold, source, wgsl_struct};
+use crate::gpu::kernels::{Dispatch, Kernel, PipelineSpec, Slot, fold, wgsl_struct};
 use crate::model::steps::RowOp;
 
 wgsl_struct! {
@@ -30,42 +31,50 @@ pub(crate) const Y: Slot = Slot::storage(1, "y", "array<f32>", false);
 pub(crate) const EP: Slot = Slot::epilogue(2);
 /// The bindings.
 pub(crate) const SLOTS: &[Slot] = &[DIMS, Y, EP];
+/// Every set of bindings it uses.
+pub(crate) const SLOT_SETS: &[&[Slot]] = &[SLOTS];
 
-/// `OP` in the WGSL.
-fn op_code(op: RowOp) -> u32 {
-    match op {
-        RowOp::Softmax => 0,
-        RowOp::LogSoftmax => 1,
-        RowOp::Normalize { .. } => 2,
-    }
+/// A pass of the row kernel: `y = epilogue(op(y))` on rows of `width` values, in place.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub(crate) op: RowOp,
+    pub(crate) ep: Epilogue,
+    pub(crate) width: usize,
 }
 
-/// The pipeline for this operation and epilogue.
-pub(crate) fn pipeline_spec(op: RowOp, ep: &Epilogue) -> PipelineSpec {
-    PipelineSpec {
-        label: "row",
-        source: source(RowDims::WGSL, SLOTS, &ep.code, shader!("row.wgsl")),
-        trusted: false,
-        entry: "row",
-        constants: vec![("OP", f64::from(op_code(op)))],
-        slots: SLOTS,
+impl Kernel for Row {
+    fn slots(&self) -> &'static [Slot] {
+        SLOTS
     }
-}
 
-/// The uniform block and grid for `rows` rows of `n_out` values.
-pub(crate) fn dims(op: RowOp, rows: usize, n_out: usize, max_groups: u32) -> (RowDims, (u32, u32)) {
-    let grid = fold(rows as u64, max_groups);
-    let eps = match op {
-        RowOp::Normalize { eps } => eps,
-        _ => 0.0,
-    };
-    let dims = RowDims {
-        rows: rows as u32,
-        n4: crate::gpu::pack::vec4s(n_out) as u32,
-        n_out: n_out as u32,
-        groups_x: grid.0,
-        eps,
-        ..RowDims::default()
-    };
-    (dims, grid)
+    fn pipelines(&self) -> Vec<PipelineSpec> {
+        // `OP` in the WGSL.
+        let op = match self.op {
+            RowOp::Softmax => 0.0,
+            RowOp::LogSoftmax => 1.0,
+            RowOp::Normalize { .. } => 2.0,
+        };
+        let body = shader!("row.wgsl");
+        vec![
+            PipelineSpec::checked::<RowDims>("row", "row", SLOTS, &self.ep.code, body)
+                .with_constants(vec![("OP", op)]),
+        ]
+    }
+
+    fn dispatches(&self, rows: usize, max_groups: u32) -> Vec<Dispatch> {
+        let grid = fold(rows as u64, max_groups);
+        let eps = match self.op {
+            RowOp::Normalize { eps } => eps,
+            _ => 0.0,
+        };
+        let dims = RowDims {
+            rows: rows as u32,
+            n4: crate::gpu::pack::vec4s(self.width) as u32,
+            n_out: self.width as u32,
+            groups_x: grid.0,
+            eps,
+            ..RowDims::default()
+        };
+        vec![Dispatch::new(0, &dims, grid)]
+    }
 }

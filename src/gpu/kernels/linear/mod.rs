@@ -14,85 +14,19 @@ pub(crate) mod tiled;
 pub(crate) mod windowed;
 
 use crate::error::{Error, Result};
+pub(crate) use crate::gpu::options::LinearKernel;
 use crate::gpu::kernels::epilogue::Epilogue;
-use crate::gpu::kernels::{PipelineSpec, Slot, WgslStruct, source, wgsl_struct};
+use crate::gpu::kernels::{Dispatch, Kernel, PipelineSpec, Slot, WgslStruct, source, wgsl_struct};
+use crate::gpu::pack;
 
-/// Which kernel runs the matrix product of each Linear layer. Every choice computes the same
-/// function (each is tested against the CPU reference); they differ in speed by adapter and shape.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum LinearKernel {
-    /// Picked by adapter and shape: [`Windowed`](Self::Windowed) on software adapters; on
-    /// hardware GPUs, per layer and batch, [`Gemv`](Self::Gemv) for a few rows and
-    /// [`Tiled64`](Self::Tiled64) or [`Tiled128`](Self::Tiled128) for more.
-    #[default]
-    Auto,
-    /// `windowed.wgsl`: rows of x shared across each subgroup with `subgroupBroadcast` where the
-    /// device has subgroups (see [`GpuOptions::subgroups`](crate::gpu::GpuOptions::subgroups)),
-    /// else read through 64 KiB uniform windows; the weight from a storage texture in panels of
-    /// 32 outputs. The fast kernel on software adapters (lavapipe, llvmpipe). Layers with inputs
-    /// over 8,192 features or weights over the device's texture size run
-    /// [`Blocked`](Self::Blocked).
-    Windowed,
-    /// `blocked.wgsl`: 4 × 8 register blocks straight from storage buffers.
-    Blocked,
-    /// `gemv.wgsl`: k split across a workgroup, for batches of a few rows on hardware GPUs.
-    Gemv,
-    /// `tiled.wgsl` with 64 × 64 output tiles staged through workgroup memory.
-    Tiled64,
-    /// `tiled.wgsl` with 128 × 128 output tiles.
-    Tiled128,
-}
-
-impl std::fmt::Display for LinearKernel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            LinearKernel::Auto => "auto",
-            LinearKernel::Windowed => "windowed",
-            LinearKernel::Blocked => "blocked",
-            LinearKernel::Gemv => "gemv",
-            LinearKernel::Tiled64 => "tiled64",
-            LinearKernel::Tiled128 => "tiled128",
-        })
-    }
-}
-
-impl std::str::FromStr for LinearKernel {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        LinearKernel::ALL
-            .into_iter()
-            .find(|k| k.to_string() == s)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "unknown kernel {:?}: expected auto, windowed, blocked, gemv, tiled64 or \
-                     tiled128",
-                    crate::error::escape(s)
-                ))
-            })
-    }
-}
-
-impl LinearKernel {
-    /// Every choice, [`Auto`](Self::Auto) first.
-    pub const ALL: [LinearKernel; 6] = [
-        LinearKernel::Auto,
-        LinearKernel::Windowed,
-        LinearKernel::Blocked,
-        LinearKernel::Gemv,
-        LinearKernel::Tiled64,
-        LinearKernel::Tiled128,
-    ];
-
-    /// The storage-buffer kernel's description (`None` for Auto and Windowed).
-    pub(crate) fn buffer_kernel(self) -> Option<&'static BufferKernel> {
-        match self {
-            LinearKernel::Blocked => Some(&blocked::KERNEL),
-            LinearKernel::Gemv => Some(&gemv::KERNEL),
-            LinearKernel::Tiled64 => Some(&tiled::TILE64),
-            LinearKernel::Tiled128 => Some(&tiled::TILE128),
-            LinearKernel::Auto | LinearKernel::Windowed => None,
-        }
+/// The storage-buffer kernel's description of a choice (`None` for Auto and Windowed).
+pub(crate) fn buffer_kernel(k: LinearKernel) -> Option<&'static BufferKernel> {
+    match k {
+        LinearKernel::Blocked => Some(&blocked::KERNEL),
+        LinearKernel::Gemv => Some(&gemv::KERNEL),
+        LinearKernel::Tiled64 => Some(&tiled::TILE64),
+        LinearKernel::Tiled128 => Some(&tiled::TILE128),
+        LinearKernel::Auto | LinearKernel::Windowed => None,
     }
 }
 
@@ -133,6 +67,15 @@ pub(crate) const Y: Slot = Slot::storage(4, "y", "array<vec4<f32>>", false);
 pub(crate) const EP: Slot = Slot::epilogue(5);
 /// The bindings of the storage-buffer kernels.
 pub(crate) const BUFFER_SLOTS: &[Slot] = &[DIMS, X, WT, B, Y, EP];
+
+/// Every set of bindings the Linear kernels use.
+pub(crate) const SLOT_SETS: &[&[Slot]] = &[
+    BUFFER_SLOTS,
+    windowed::SLOT_SETS[0],
+    windowed::SLOT_SETS[1],
+    windowed::SLOT_SETS[2],
+    windowed::SLOT_SETS[3],
+];
 
 /// Rows (and columns) the packed weight of a storage-buffer kernel is padded to, so every
 /// tiled.wgsl slab load is in bounds: k steps of at most 16, column tiles of at most 128.
@@ -180,6 +123,53 @@ impl BufferKernel {
     }
 }
 
+/// A Linear pass of a storage-buffer kernel, picked per batch among `candidates` ([`pick`]);
+/// its weight packed by [`pack::weight_transposed_padded`] with [`BUFFER_WEIGHT_PAD`].
+#[derive(Debug)]
+pub(crate) struct BufferLinear {
+    pub(crate) candidates: Vec<LinearKernel>,
+    /// Whether the bias is added here.
+    pub(crate) bias: bool,
+    pub(crate) ep: Epilogue,
+    pub(crate) n_in: usize,
+    pub(crate) n_out: usize,
+}
+
+impl Kernel for BufferLinear {
+    fn slots(&self) -> &'static [Slot] {
+        BUFFER_SLOTS
+    }
+
+    fn pipelines(&self) -> Vec<PipelineSpec> {
+        self.candidates
+            .iter()
+            .filter_map(|k| buffer_kernel(*k))
+            .map(|b| b.pipeline_spec(&self.ep, self.bias))
+            .collect()
+    }
+
+    fn dispatches(&self, rows: usize, _max_groups: u32) -> Vec<Dispatch> {
+        let chosen = pick(&self.candidates, rows, self.n_out);
+        let pipeline = self.candidates.iter().position(|k| *k == chosen);
+        let b = buffer_kernel(chosen).expect("a storage-buffer kernel");
+        let n4 = pack::vec4s(self.n_out);
+        let dims = LinearDims {
+            rows: rows as u32,
+            k4: pack::vec4s(self.n_in) as u32,
+            n4: n4 as u32,
+            n_out: self.n_out as u32,
+            wt_n4: (self.n_out.next_multiple_of(BUFFER_WEIGHT_PAD.1) / 4) as u32,
+            ..LinearDims::default()
+        };
+        let grid = b.grid(rows as u64, n4 as u64);
+        vec![Dispatch::new(pipeline.unwrap_or(0), &dims, grid)]
+    }
+
+    fn linear_kernel(&self, rows: usize) -> Option<LinearKernel> {
+        Some(pick(&self.candidates, rows, self.n_out))
+    }
+}
+
 /// Whether a device with these limits can run a workgroup of `x × y` invocations using `bytes`
 /// of workgroup memory; the error says what it needs and what the device has.
 pub(crate) fn check_fits(
@@ -215,7 +205,7 @@ pub(crate) fn buffer_candidates(
     limits: &wgpu::Limits,
 ) -> Result<Vec<LinearKernel>> {
     let fits = |k: LinearKernel| {
-        let b = k.buffer_kernel().expect("a storage-buffer kernel");
+        let b = buffer_kernel(k).expect("a storage-buffer kernel");
         check_fits(&k.to_string(), b.workgroup, b.shared_bytes, limits)
     };
     match choice {

@@ -7,12 +7,11 @@
 //! Everything the host must know about it is here: its bindings, its override constants
 //! ([`WindowedSpec`]), the window geometry ([`Geometry`]), the weight texture and the grid.
 
-use crate::gpu::WeightFormat;
 use crate::gpu::kernels::epilogue::{EP_TYPE, Epilogue};
-use crate::gpu::kernels::linear::{B, DIMS, LinearDims, X, Y};
-use crate::gpu::kernels::{PipelineSpec, Slot, SlotKind, WgslStruct, source};
+use crate::gpu::kernels::linear::{B, DIMS, LinearDims, LinearKernel, X, Y};
+use crate::gpu::kernels::{Dispatch, Kernel, PipelineSpec, Slot, SlotKind, WgslStruct, source};
+use crate::gpu::options::WeightFormat;
 use crate::gpu::pack::{self, PanelLayout};
-use crate::model::Linear;
 
 const BODY: &str = shader!("linear/windowed.wgsl");
 const X_SUBGROUP: &str = shader!("linear/windowed_subgroup.wgsl");
@@ -66,7 +65,7 @@ const fn x_window(binding: u32, name: &'static str) -> Slot {
         binding,
         name,
         ty: "array<vec4<f32>, 4096>",
-        kind: SlotKind::Uniform { dynamic: true },
+        kind: SlotKind::Window(WINDOW_BYTES),
     }
 }
 const EP_SLOT: Slot = crate::gpu::kernels::linear::EP;
@@ -82,6 +81,9 @@ const SLOTS: [[&[Slot]; 2]; 2] = [
         &[DIMS, X, WT_F16, B, Y, EP_SLOT],
     ],
 ];
+
+/// Every set of bindings it uses.
+pub(crate) const SLOT_SETS: [&[Slot]; 4] = [SLOTS[0][0], SLOTS[0][1], SLOTS[1][0], SLOTS[1][1]];
 
 /// The bindings for a device with or without subgroups and a weight format.
 pub(crate) fn slots(subgroups: bool, format: WeightFormat) -> &'static [Slot] {
@@ -241,19 +243,15 @@ fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-/// The weight of `linear` as a texture in panels: rgba32float, or rgba16float for
-/// [`WeightFormat::F16`] (texel loads convert to f32, so the shader is the same). The caller
-/// checked that the layout fits ([`Geometry::new`]).
+/// A weight packed in panels ([`pack::weight_panels`]) as a texture: rgba32float, or
+/// rgba16float for [`WeightFormat::F16`] (texel loads convert to f32, so the shader is the same).
 pub(crate) fn weight_texture(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
-    linear: &Linear,
+    packed: &[f32],
+    layout: &PanelLayout,
     format: WeightFormat,
-    max_dim: usize,
-) -> (wgpu::TextureView, PanelLayout) {
-    let layout = PanelLayout::new(linear.in_features(), linear.out_features(), max_dim)
-        .expect("Geometry::new admits only layers whose panels fit");
-    let packed = pack::weight_panels(linear, &layout);
+) -> wgpu::TextureView {
     let size = wgpu::Extent3d {
         width: layout.width() as u32,
         height: layout.height() as u32,
@@ -262,7 +260,7 @@ pub(crate) fn weight_texture(
     let (texture_format, bytes): (_, Vec<u8>) = match format {
         WeightFormat::F32 => (
             wgpu::TextureFormat::Rgba32Float,
-            bytemuck::cast_slice(&packed).to_vec(),
+            bytemuck::cast_slice(packed).to_vec(),
         ),
         WeightFormat::F16 => {
             let halves: Vec<half::f16> = packed.iter().map(|&w| half::f16::from_f32(w)).collect();
@@ -293,7 +291,87 @@ pub(crate) fn weight_texture(
         },
         size,
     );
-    (tex.create_view(&Default::default()), layout)
+    tex.create_view(&Default::default())
+}
+
+/// The row blocks of the pipelines, smallest first: a dispatch takes the first that covers its
+/// rows.
+fn blocks() -> impl Iterator<Item = u32> {
+    SMALL_ROWS.into_iter().chain([BLOCK_ROWS])
+}
+
+/// A Linear pass of the windowed kernel: `epilogue(x·Wᵀ + b)`, then the fused row operation.
+#[derive(Debug)]
+pub(crate) struct Windowed {
+    pub(crate) geometry: Geometry,
+    /// Invocations per workgroup ([`wg_for`]).
+    pub(crate) wg: u32,
+    /// `ROW_OP`: 0, or a fused softmax (1) / log-softmax (2).
+    pub(crate) row_op: u32,
+    pub(crate) variant: Variant,
+    /// Whether the bias is added here.
+    pub(crate) bias: bool,
+    pub(crate) ep: Epilogue,
+    pub(crate) layout: PanelLayout,
+    pub(crate) n_in: usize,
+    pub(crate) n_out: usize,
+}
+
+impl Kernel for Windowed {
+    fn slots(&self) -> &'static [Slot] {
+        slots(self.variant.subgroups, self.variant.format)
+    }
+
+    fn pipelines(&self) -> Vec<PipelineSpec> {
+        blocks()
+            .map(|rows| {
+                let spec = WindowedSpec {
+                    rows,
+                    half: self.geometry.half(),
+                    wg: self.wg,
+                    row_op: self.row_op,
+                };
+                self.variant.pipeline_spec(spec, &self.ep, self.bias)
+            })
+            .collect()
+    }
+
+    fn dispatches(&self, rows: usize, _max_groups: u32) -> Vec<Dispatch> {
+        let g = &self.geometry;
+        let r = g.dispatch_rows;
+        let n4 = pack::vec4s(self.n_out);
+        let x_row_bytes = pack::f32_bytes(pack::vec4s(self.n_in) * 4);
+        let last = blocks().count() - 1;
+        (0..g.dispatches(rows))
+            .map(|w| {
+                let valid = (rows - w * r).min(r);
+                let pipeline = blocks().position(|b| valid <= b as usize).unwrap_or(last);
+                let block = blocks().nth(pipeline).unwrap_or(BLOCK_ROWS);
+                let dims = LinearDims {
+                    rows: valid as u32,
+                    row_base: (w * r) as u32,
+                    k4: pack::vec4s(self.n_in) as u32,
+                    n4: n4 as u32,
+                    n_out: self.n_out as u32,
+                    wt_n4: (pack::weight_cols(self.n_out) / 4) as u32,
+                    tex_w: self.layout.width() as u32,
+                    panel_rows: self.layout.panel_rows as u32,
+                };
+                let mut d = Dispatch::new(pipeline, &dims, grid(self.wg, n4, valid, block));
+                if !self.variant.subgroups {
+                    // x and x_hi: this dispatch's window, and the one after it when paired.
+                    let x = w as u64 * r as u64 * x_row_bytes;
+                    let hi = g.half().map_or(0, |h| u64::from(h) * x_row_bytes);
+                    d.windows = vec![x as u32, (x + hi) as u32];
+                }
+                d
+            })
+            .collect()
+    }
+
+    fn linear_kernel(&self, _rows: usize) -> Option<LinearKernel> {
+        Some(LinearKernel::Windowed)
+    }
 }
 
 #[cfg(test)]
