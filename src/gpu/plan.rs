@@ -133,6 +133,13 @@ pub(crate) fn plan<'m>(
                         Geometry::new(l.in_features(), l.out_features(), limits, caps.subgroups)
                     })
                     .flatten();
+                if geometry.is_some() && options.weights == WeightFormat::F16 {
+                    let layer = steps[..i]
+                        .iter()
+                        .filter(|s| matches!(s.op, StepOp::Linear(_)))
+                        .count();
+                    windowed::check_f16(l, layer)?;
+                }
                 let kernel = match geometry {
                     Some(geometry) => LinearPlan::Windowed {
                         geometry,
