@@ -45,7 +45,8 @@ pub enum Activation {
     Selu,
     /// Mish: `x · tanh(softplus(x))`.
     Mish,
-    /// Softplus: `x` if `β·x > threshold`, else `log1p(exp(β·x)) / β`.
+    /// Softplus: `x` if `β·x > threshold`, else `log1p(exp(β·x)) / β`; the comparison is PyTorch
+    /// float32's on every path (β·x rounded to f32), also in [`Activation::apply_f64`].
     Softplus {
         /// β (PyTorch's default 1).
         beta: f32,
@@ -209,7 +210,9 @@ impl Activation {
                     threshold: p[1],
                 },
                 |x, p| {
-                    if x * p[0] > p[1] {
+                    // The branch is PyTorch float32's on every path: β·x rounded to f32 and
+                    // compared with the f32 threshold (softplus:0.1:1 at 10 is 13.13, not 10).
+                    if (x as f32) * (p[0] as f32) > p[1] as f32 {
                         x
                     } else {
                         (x * p[0]).exp().ln_1p() / p[0]

@@ -1298,6 +1298,9 @@ fn infer_never_drops_a_csv_line_and_says_what_it_read() {
         ("1,2,3\u{0}\n4,5,6\n", "'3\\x00'"),
         ("-.5x,2,3\n4,5,6\n", "'-.5x'"),
         ("\u{ff11},2,3\n4,5,6\n", "'\u{ff11}'"),
+        // Numbers and names mixed: a typo'd row, not a header (it used to give an empty output).
+        ("1,two,3\n", "'two'"),
+        ("id,2019,2020\n1,2,3\n", "'2019'"),
     ] {
         let x = d.join("x.csv");
         std::fs::write(&x, text).unwrap();

@@ -465,6 +465,57 @@ fn f16_weights_match_the_reference_with_rounded_weights() {
 }
 
 #[test]
+fn f16_weights_beyond_the_f16_range_are_refused_naming_the_weight() {
+    // A finite weight of magnitude 65520 or more rounds to ±inf in f16: the model would return
+    // ±inf from finite inputs. Refused before any upload, naming the Linear layer (counted from
+    // 0) and the weight's [out, in] position; 65504 (f16's largest) and 65519 (rounds to it)
+    // run, and an infinite weight stays infinite as in f32.
+    let f16 = GpuMlpOptions {
+        weights: WeightFormat::F16,
+        ..GpuMlpOptions::default()
+    };
+    let with = |w: f32| {
+        let mut second = vec![0.5f32; 6];
+        second[5] = w; // [1, 2] of a [2, 3] weight
+        Mlp::new(vec![
+            Module::Linear(Linear::new(2, 3, vec![0.25; 6], Some(vec![0.0; 3])).unwrap()),
+            Module::Activation(Activation::Relu),
+            Module::Linear(Linear::new(3, 2, second, None).unwrap()),
+        ])
+        .unwrap()
+    };
+    let x = Matrix::new(1, 2, vec![1.0, 2.0]).unwrap();
+    for w in [7e4f32, 1e5, -65520.0, 65520.0, 3e38, f32::MAX] {
+        for mode in [KernelMode::Fused, KernelMode::Separate] {
+            match GpuMlp::with_options(ctx(), &with(w), GpuMlpOptions { mode, ..f16 }) {
+                Err(Error::InvalidArgument(msg)) => assert!(
+                    msg.contains(&format!("Linear layer 1's weight[1, 2] = {w}"))
+                        && msg.contains("f16"),
+                    "{msg}"
+                ),
+                other => panic!("weight {w}: {:?}", other.map(|_| ())),
+            }
+        }
+        // f32 weights take it.
+        let y = GpuMlp::new(ctx(), &with(w)).unwrap().forward(&x).unwrap();
+        assert!(
+            y.as_slice().iter().all(|v| !v.is_nan()),
+            "{w}: {:?}",
+            y.as_slice()
+        );
+    }
+    for w in [65504.0f32, -65519.0, f32::INFINITY, 1e-9] {
+        let m = with(w);
+        let y = GpuMlp::with_options(ctx(), &m, f16)
+            .unwrap()
+            .forward(&x)
+            .unwrap();
+        let exact = cpu::forward_f64(&rounded_to_f16(&m), &x).unwrap();
+        assert_close(y.as_slice(), &exact, RTOL, ATOL, &format!("f16 weight {w}"));
+    }
+}
+
+#[test]
 fn inputs_over_1024_features_pair_two_uniform_windows() {
     // 1,025 to 8,192 features leave fewer than 16 rows in a 64 KiB window: each dispatch covers two
     // windows (8, 4 or 2 rows each). Batches that end inside the first or the second window.

@@ -1072,15 +1072,14 @@ fn csv_first_line_of_missing_values_or_infinities_is_data() {
 
 #[test]
 fn csv_header_is_a_first_line_with_a_field_that_is_not_a_number() {
-    // Names, names and numbers, quoted names: a header, reported as one.
+    // Names, quoted names, an empty name: a header, reported as one.
     for (text, names) in [
         ("x0,x1,x2\n1,2,3\n", vec!["x0", "x1", "x2"]),
-        ("id,2019,2020\n1,2,3\n", vec!["id", "2019", "2020"]),
         (
             "\"a\",\"b,c\",\"d\"\"e\"\n1,2,3\n",
             vec!["a", "b,c", "d\"e"],
         ),
-        ("NA,x,NA\n1,2,3\n", vec!["NA", "x", "NA"]),
+        (",x,y\n1,2,3\n", vec!["", "x", "y"]),
         ("# comment\n\n  a  b  c\n1 2 3\n", vec!["a", "b", "c"]),
     ] {
         let p = csv::parse(text.as_bytes(), "mem").unwrap();
@@ -1097,6 +1096,48 @@ fn csv_header_is_a_first_line_with_a_field_that_is_not_a_number() {
         p.describe()
             .starts_with("2 rows of 3 values, comma-separated; no header")
     );
+    // A first line mixing numbers and names is neither: an error naming a name and a number,
+    // whether or not data follows (`1,two,3` alone used to be a header over no rows).
+    for (text, name, number) in [
+        (
+            "1,two,3\n",
+            "column 2: 'two'",
+            "column 1 holds the number '1'",
+        ),
+        (
+            "1,two,3\n4,5,6\n",
+            "column 2: 'two'",
+            "column 1 holds the number '1'",
+        ),
+        (
+            "id,2019,2020\n1,2,3\n",
+            "column 1: 'id'",
+            "column 2 holds the number '2019'",
+        ),
+        (
+            "NA,x,NA\n1,2,3\n",
+            "column 2: 'x'",
+            "column 1 holds the number 'NA'",
+        ),
+        (
+            "x 1.5 inf\n1 2 3\n",
+            "column 1: 'x'",
+            "column 2 holds the number '1.5'",
+        ),
+        (
+            "\"a\",\"7\"\n1,2\n",
+            "column 1: 'a'",
+            "column 2 holds the number '7'",
+        ),
+    ] {
+        let msg = format_msg(csv::from_bytes(text.as_bytes(), "mem"));
+        assert!(
+            msg.contains(&format!("line 1, {name} is not a number"))
+                && msg.contains(number)
+                && msg.contains("names only"),
+            "{text:?}: {msg}"
+        );
+    }
     // A header must name as many columns as the rows have.
     let msg = format_msg(csv::from_bytes(b"a,b\n1,2,3\n", "mem"));
     assert!(msg.contains("header on line 1 names 2 columns"), "{msg}");

@@ -416,3 +416,80 @@ fn prelu_first_and_per_feature() {
     assert!(matches!(&m.modules()[1], Module::PRelu(p) if p.weight() == [0.5, 2.0]));
     assert_eq!(run(&m, &[vec![-2.0, -2.0]])[0], [-1.0, -4.0]);
 }
+
+#[test]
+fn legacy_opsets_clip_defaults_broadcast_axes_and_repeated_attributes() {
+    // Files in opset 6 (tests/data/edges/legacy, made with onnx.helper by make_legacy.py; the
+    // values from onnx.reference): Clip with a bound left out clamps at ±FLT_MAX; Add / Mul
+    // with broadcast=1 along the last axes (or one value) compute; along axis 0 (one value per
+    // row) they are refused by name, as is an attribute given twice.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/edges/legacy");
+    let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
+    let expected: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let f32s = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|h| f32::from_bits(u32::from_str_radix(&h.as_str().unwrap()[2..], 16).unwrap()))
+            .collect()
+    };
+    let computed = expected["computed"].as_object().unwrap();
+    assert_eq!(computed.len(), 8);
+    for (name, case) in computed {
+        let m = wgpu_mlp::onnx::load(dir.join(format!("{name}.onnx")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let x = Matrix::new(6, 1, f32s(&case["x"])).unwrap();
+        let want = f32s(&case["y"]);
+        for (what, y) in [
+            ("reference", cpu::forward(&m, &x).unwrap()),
+            ("fast", cpu::CpuMlp::new(&m).unwrap().forward(&x).unwrap()),
+        ] {
+            for (g, w) in y.as_slice().iter().zip(&want) {
+                assert!(
+                    (g.is_nan() && w.is_nan()) || g == w,
+                    "{name} {what}: got {:?}, onnx.reference {want:?}",
+                    y.as_slice()
+                );
+            }
+        }
+    }
+    let refused = expected["refused"].as_object().unwrap();
+    assert_eq!(refused.len(), 4);
+    for name in refused.keys() {
+        let err = wgpu_mlp::onnx::load(dir.join(format!("{name}.onnx")))
+            .err()
+            .unwrap_or_else(|| panic!("{name} was accepted"))
+            .to_string();
+        let why = if name == "dup_attr" {
+            "gives attribute 'alpha' twice"
+        } else {
+            "legacy broadcast (broadcast=1, axis=0)"
+        };
+        assert!(
+            err.contains(why) && err.contains(&format!("{name}.onnx")),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn an_attribute_given_twice_is_refused_on_any_op() {
+    // Constructed variants of dup_attr.onnx: on a structural op and on an elementwise one.
+    let mut gemm = node("Gemm", "g", &["x", "W"], &["y"], vec![attr_i("transB", 1)]);
+    gemm.attribute.push(attr_i("transB", 0));
+    let (_, w) = eye();
+    let msg = refused(&file(vec![gemm], vec![w], &[2], 2));
+    assert!(msg.contains("gives attribute 'transB' twice"), "{msg}");
+    let elu = node(
+        "Elu",
+        "e",
+        &["h"],
+        &["y"],
+        vec![attr_f("alpha", 1.0), attr_f("alpha", 0.5)],
+    );
+    let msg = match after_eye(vec![elu], vec![]) {
+        Err(wgpu_mlp::Error::Format { msg, .. }) => msg,
+        other => panic!("{other:?}"),
+    };
+    assert!(msg.contains("gives attribute 'alpha' twice"), "{msg}");
+}

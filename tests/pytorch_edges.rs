@@ -265,3 +265,467 @@ fn expressions_compose_like_the_modules_they_come_from() {
         assert_eq!(e.eval(x, 0), direct, "{x}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 24's edges (`tests/data/edges/`, made by `make_edges.py` from PyTorch 2.15): IEEE
+// identities through ONNX files of both exporters, pow's special values, softplus at its
+// threshold, BatchNorm where its scale is infinite or its mean large, GELU's tail, subnormals.
+
+fn edges() -> Value {
+    let text = include_str!("data/edges/edges.json");
+    serde_json::from_str(text).unwrap()
+}
+
+fn hex32(v: &Value) -> f32 {
+    f32::from_bits(u32::from_str_radix(&v.as_str().unwrap()[2..], 16).unwrap())
+}
+
+fn hex64(v: &Value) -> f64 {
+    f64::from_bits(u64::from_str_radix(&v.as_str().unwrap()[2..], 16).unwrap())
+}
+
+fn hexes32(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(hex32).collect()
+}
+
+fn hexes64(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(hex64).collect()
+}
+
+/// Whether `got` is PyTorch's float32 or float64 value by the rule of the module docs (NaN only
+/// for NaN, an infinity only for itself, relative 4e-6, flushed where PyTorch is subnormal).
+fn is_pytorchs(got: f32, t32: f32, t64: f64) -> bool {
+    matches(0.0, f64::from(got), t64, f64::from(t32))
+}
+
+/// The paths an [`Mlp`](wgpu_mlp::Mlp) runs on: the reference, the fast CPU path, and the GPU
+/// with its kernels fused and separate.
+fn every_path(m: &wgpu_mlp::Mlp, x: &Matrix) -> Vec<(&'static str, Matrix)> {
+    use wgpu_mlp::gpu::KernelMode;
+    let gpu = |mode| {
+        common::with_mode(common::ctx(), m, mode)
+            .unwrap()
+            .forward(x)
+            .unwrap()
+    };
+    vec![
+        ("reference", wgpu_mlp::cpu::forward(m, x).unwrap()),
+        (
+            "fast CPU",
+            wgpu_mlp::cpu::CpuMlp::new(m).unwrap().forward(x).unwrap(),
+        ),
+        ("GPU fused", gpu(KernelMode::Fused)),
+        ("GPU separate", gpu(KernelMode::Separate)),
+    ]
+}
+
+#[test]
+fn ieee_identities_and_pow_through_onnx_files_of_both_exporters_on_every_path() {
+    // Linear(1, 4) then `h - h`, `h + (h - h)`, `h / h`, `h * 0`, `h ** 0.5`, `1 ** h`, …: a
+    // compiler that applies a − a = 0 gives 0 where PyTorch gives NaN (h = ±inf or NaN).
+    let d = edges();
+    let xs = hexes32(&d["x"]);
+    let x = Matrix::new(xs.len(), 1, xs.clone()).unwrap();
+    // A subnormal input may be flushed to zero on the GPU (WGSL allows it): there the GPU may
+    // give PyTorch's value at the zero of the same sign instead (GUARANTEES.md).
+    let zero_row = |v: f32| {
+        xs.iter()
+            .position(|z| *z == 0.0 && z.is_sign_negative() == v.is_sign_negative())
+    };
+    let cases = d["cases"].as_object().unwrap();
+    assert_eq!(cases.len(), 25);
+    let mut bad = Vec::new();
+    for (name, case) in cases {
+        let (t32, t64) = (hexes32(&case["f32"]), hexes64(&case["f64"]));
+        for exporter in ["dynamo", "legacy"] {
+            let path = common::data(&format!("edges/{name}.{exporter}.onnx"));
+            let m =
+                wgpu_mlp::onnx::load(&path).unwrap_or_else(|e| panic!("{name}.{exporter}: {e}"));
+            for (what, y) in every_path(&m, &x) {
+                for (i, &got) in y.as_slice().iter().enumerate() {
+                    let (r, c) = (i / 4, i % 4);
+                    let mut ok = is_pytorchs(got, t32[i], t64[i]);
+                    if !ok && what.starts_with("GPU") && xs[r] != 0.0 && xs[r].abs() < 1.1754944e-38
+                    {
+                        let z = zero_row(xs[r]).unwrap() * 4 + c;
+                        ok = is_pytorchs(got, t32[z], t64[z]);
+                    }
+                    if !ok {
+                        bad.push(format!(
+                            "{name}.{exporter} {what}: x = {:e}, column {c}: got {got:e}, PyTorch \
+                             f32 {:e}, f64 {:e}",
+                            xs[r], t32[i], t64[i]
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{} wrong:\n{}", bad.len(), bad.join("\n"));
+}
+
+/// `Pow(a, b)` as an expression whose exponent is the constant `e`, or whose base is.
+fn pow_expr(base: Option<f32>, exponent: Option<f32>) -> Expr {
+    use wgpu_mlp::model::expr::{Binary, Node};
+    let mut nodes = vec![Node::Input];
+    let c = |v| Node::Const(v);
+    match (base, exponent) {
+        (None, Some(e)) => nodes.extend([c(e), Node::Binary(Binary::Pow, 0, 1)]),
+        (Some(b), None) => nodes.extend([c(b), Node::Binary(Binary::Pow, 1, 0)]),
+        _ => unreachable!(),
+    }
+    Expr::from_nodes(nodes).unwrap()
+}
+
+/// The expression on the reference, the fast path's f32 evaluation and the GPU's elementwise
+/// kernel, at the inputs `xs`.
+fn expr_paths(e: &Expr, xs: &[f32]) -> Vec<(&'static str, Vec<f32>)> {
+    let reference = xs.iter().enumerate().map(|(i, &v)| e.eval(v, i)).collect();
+    let mut fast = xs.to_vec();
+    e.apply_rows_f32(&mut fast, xs.len(), &mut Vec::new());
+    let x = Matrix::new(1, xs.len(), xs.to_vec()).unwrap();
+    let gpu = ops::elementwise(common::ctx(), &x, e)
+        .unwrap()
+        .as_slice()
+        .to_vec();
+    vec![("reference", reference), ("fast f32", fast), ("GPU", gpu)]
+}
+
+#[test]
+fn pow_special_values_match_pytorch_on_every_path() {
+    // C99's pow table (pow(1, NaN) = 1, pow(−1, ±inf) = 1, pow(−inf, 1.5) = inf, …) and
+    // torch.pow(tensor, 0.5) = sqrt ((−inf) ** 0.5 = NaN, (−0) ** 0.5 = −0).
+    let d = edges();
+    let p = &d["pow"];
+    let (bases, exps) = (hexes32(&p["bases"]), hexes32(&p["exponents"]));
+    let mut bad = Vec::new();
+    let mut check = |what: String, xs: &[f32], got: &[f32], t32: &[f32], t64: &[f64]| {
+        for i in 0..xs.len() {
+            // Subnormal bases and results may be flushed on the GPU: checked below.
+            let subnormal = |v: f64| v != 0.0 && v.abs() < 1.1754944e-38;
+            if what.contains("GPU") && (subnormal(f64::from(xs[i])) || subnormal(t64[i])) {
+                continue;
+            }
+            if !is_pytorchs(got[i], t32[i], t64[i]) {
+                bad.push(format!(
+                    "{what} at {:e}: got {:e}, PyTorch f32 {:e}, f64 {:e}",
+                    xs[i], got[i], t32[i], t64[i]
+                ));
+            }
+        }
+    };
+    // torch.pow(tensor, number): row i is every base to exponents[i].
+    for (i, &e) in exps.iter().enumerate() {
+        let t32 = hexes32(&p["by_number"]["f32"][i]);
+        let t64 = hexes64(&p["by_number"]["f64"][i]);
+        for (what, got) in expr_paths(&pow_expr(None, Some(e)), &bases) {
+            check(format!("{what}: x ** {e:e}"), &bases, &got, &t32, &t64);
+        }
+    }
+    // torch.pow(number, tensor): row i is bases[i] to every exponent.
+    for (i, &b) in bases.iter().enumerate() {
+        let t32 = hexes32(&p["of_number"]["f32"][i]);
+        let t64 = hexes64(&p["of_number"]["f64"][i]);
+        for (what, got) in expr_paths(&pow_expr(Some(b), None), &exps) {
+            check(format!("{what}: {b:e} ** x"), &exps, &got, &t32, &t64);
+        }
+    }
+    // torch.pow(tensor, tensor): C's pow at 0.5 too ((−inf) ** 0.5 = inf), the exponent a
+    // per-feature column.
+    let (t32, t64) = (hexes32(&p["tensors"]["f32"]), hexes64(&p["tensors"]["f64"]));
+    let n = exps.len();
+    for (i, &b) in bases.iter().enumerate() {
+        use wgpu_mlp::model::expr::{Binary, Node};
+        let e = Expr::from_nodes(vec![
+            Node::Input,
+            Node::Column(exps.clone().into()),
+            Node::Binary(Binary::Pow, 0, 1),
+        ])
+        .unwrap();
+        let xs = vec![b; n];
+        for (what, got) in expr_paths(&e, &xs) {
+            check(
+                format!("{what}: {b:e} ** column"),
+                &xs,
+                &got,
+                &t32[i * n..(i + 1) * n],
+                &t64[i * n..(i + 1) * n],
+            );
+        }
+    }
+    assert!(bad.is_empty(), "{} wrong:\n{}", bad.len(), bad.join("\n"));
+}
+
+#[test]
+fn softplus_takes_pytorch_float32s_branch_at_its_threshold_on_every_path() {
+    // β·x is rounded to f32 before the comparison, as PyTorch's float32 kernel does:
+    // softplus:0.1:1 at 10 is 13.13 (not 10), softplus:3:1 at 0.33333334 is 0.4378. Near the
+    // threshold the two branches differ, so only PyTorch's float32 value counts here.
+    let d = edges();
+    let mut bad = Vec::new();
+    for case in d["softplus"].as_array().unwrap() {
+        let beta = case["beta"].as_f64().unwrap() as f32;
+        let threshold = case["threshold"].as_f64().unwrap() as f32;
+        let act = Activation::Softplus { beta, threshold };
+        let xs = hexes32(&case["x"]);
+        let t32 = hexes32(&case["f32"]);
+        let e = Expr::activation(act).unwrap();
+        for (what, got) in expr_paths(&e, &xs) {
+            for i in 0..xs.len() {
+                let want = f64::from(t32[i]);
+                if (f64::from(got[i]) - want).abs() > RTOL * want.abs() {
+                    bad.push(format!(
+                        "{what} {act} at {:e}: got {:e}, PyTorch f32 {want:e}",
+                        xs[i], got[i]
+                    ));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{} wrong:\n{}", bad.len(), bad.join("\n"));
+}
+
+#[test]
+fn batchnorm_with_an_infinite_scale_or_a_large_mean_matches_pytorch_on_every_path() {
+    // var + eps = 0 or weight = ±inf: PyTorch's x·α + (bias − mean·α) gives NaN where the
+    // textbook (x − mean)·α gives ±inf. Mean 1e6, var 1e-6, eps 1e-10: PyTorch float64 keeps
+    // 999.95 where x·α + shift in f32 gave 1024.
+    let d = edges();
+    let mut bad = Vec::new();
+    for case in d["batchnorm"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let (rows, cols) = (
+            case["rows"].as_u64().unwrap() as usize,
+            case["cols"].as_u64().unwrap() as usize,
+        );
+        let bn = wgpu_mlp::BatchNorm1d::new(
+            hexes32(&case["mean"]),
+            hexes32(&case["var"]),
+            Some(hexes32(&case["weight"])),
+            Some(hexes32(&case["bias"])),
+            case["eps"].as_f64().unwrap() as f32,
+        )
+        .unwrap();
+        let xs = hexes32(&case["x"]);
+        let (t32, t64) = (hexes32(&case["f32"]), hexes64(&case["f64"]));
+        // The digits: PyTorch float64's value, not float32's, for the large mean.
+        let digits = name == "large_mean_small_var";
+        // A model needs a Linear before the BatchNorm: Linear(1, C) of ones for a row of one
+        // value (±inf and NaN rows: an identity would make inf · 0 = NaN), the identity for the
+        // other rows (finite).
+        let ones = wgpu_mlp::Linear::new(1, cols, vec![1.0; cols], None).unwrap();
+        for r in 0..rows {
+            let row = &xs[r * cols..(r + 1) * cols];
+            let uniform = row.iter().all(|v| v.to_bits() == row[0].to_bits());
+            let (linear, x) = if uniform {
+                (ones.clone(), Matrix::new(1, 1, vec![row[0]]).unwrap())
+            } else {
+                assert!(row.iter().all(|v| v.is_finite()), "{name} row {r}");
+                (identity(cols), Matrix::new(1, cols, row.to_vec()).unwrap())
+            };
+            let m = wgpu_mlp::Mlp::new(vec![
+                Module::Linear(linear),
+                Module::BatchNorm1d(bn.clone()),
+            ])
+            .unwrap();
+            for (what, y) in every_path(&m, &x) {
+                for (c, &got) in y.as_slice().iter().enumerate() {
+                    let i = r * cols + c;
+                    let ok = if digits {
+                        (f64::from(got) - t64[i]).abs() <= 1e-6 * t64[i].abs() + 1e-3
+                    } else {
+                        is_pytorchs(got, t32[i], t64[i])
+                    };
+                    if !ok {
+                        bad.push(format!(
+                            "{name} {what} [{r}, {c}] x = {:e}: got {got:e}, PyTorch f32 {:e}, \
+                             f64 {:e}",
+                            xs[i], t32[i], t64[i]
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{} wrong:\n{}", bad.len(), bad.join("\n"));
+}
+
+/// The expression of one of `subnormal`'s ops in `edges.json`.
+fn subnormal_op(name: &str) -> Expr {
+    use wgpu_mlp::model::expr::{Binary, Node, Unary};
+    let bin = |op, c| vec![Node::Input, Node::Const(c), Node::Binary(op, 0, 1)];
+    let nodes = match name {
+        "reciprocal" => bin(Binary::Pow, -1.0),
+        "log" => vec![Node::Input, Node::Unary(Unary::Log, 0)],
+        "sqrt" => vec![Node::Input, Node::Unary(Unary::Sqrt, 0)],
+        "exp" => vec![Node::Input, Node::Unary(Unary::Exp, 0)],
+        "times_1e30" => bin(Binary::Mul, 1e30),
+        "div_1e-30" => bin(Binary::Div, 1e-30),
+        "identity_add" => bin(Binary::Add, 0.0),
+        other => panic!("no expression for {other}"),
+    };
+    Expr::from_nodes(nodes).unwrap()
+}
+
+#[test]
+fn subnormals_are_kept_on_the_cpu_and_may_be_flushed_on_the_gpu() {
+    // The CPU paths never flush: 1/1e-40 = 1e40 → inf, log(1e-45) = −103.28, 1e-45 · 1e30 =
+    // 1.4e-15, each PyTorch's float32 value within 4e-6 and no absolute allowance. The GPU gives
+    // PyTorch's value at the input or at the input flushed to a zero of its sign (WGSL lets a
+    // device flush subnormal inputs and results; lavapipe does), never anything else.
+    let d = edges();
+    let s = &d["subnormal"];
+    let xs = hexes32(&s["x"]);
+    let zero = |v: f32| {
+        xs.iter()
+            .position(|z| *z == 0.0 && z.is_sign_negative() == v.is_sign_negative())
+            .unwrap()
+    };
+    let mut bad = Vec::new();
+    for (name, t) in s["ops"].as_object().unwrap() {
+        let (t32, t64) = (hexes32(&t["f32"]), hexes64(&t["f64"]));
+        for (what, got) in expr_paths(&subnormal_op(name), &xs) {
+            for i in 0..xs.len() {
+                let (g, w) = (got[i], t32[i]);
+                let ok = if what == "GPU" {
+                    is_pytorchs(g, w, t64[i]) || is_pytorchs(g, t32[zero(xs[i])], t64[zero(xs[i])])
+                } else if w.is_nan() {
+                    g.is_nan()
+                } else {
+                    g == w || (f64::from(g) - f64::from(w)).abs() <= RTOL * f64::from(w).abs()
+                };
+                if !ok {
+                    bad.push(format!(
+                        "{what} {name}({:e}): got {g:e}, PyTorch f32 {w:e}",
+                        xs[i]
+                    ));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{} wrong:\n{}", bad.len(), bad.join("\n"));
+}
+
+#[test]
+fn gelu_tails_are_pytorchs_on_the_cpu_and_exact_on_the_gpu() {
+    // Where 1 + erf(x/√2) cancels (x ≤ −5.5 or so in f32, ≤ −8.3 in f64) PyTorch returns 0 or
+    // digits of the cancellation; the CPU paths give PyTorch's value, the GPU (which computes
+    // erfc(−x/√2) directly) the exact one, from Python's math.erfc: −7.6e-23 at −10. Below f32's
+    // smallest normal the GPU may flush to zero.
+    let d = edges();
+    let g = &d["gelu_tail"];
+    let xs = hexes32(&g["x"]);
+    let (t32, t64, exact) = (hexes32(&g["f32"]), hexes64(&g["f64"]), hexes64(&g["erfc"]));
+    let e = Expr::activation(Activation::Gelu).unwrap();
+    let mut bad = Vec::new();
+    for (what, got) in expr_paths(&e, &xs) {
+        for i in 0..xs.len() {
+            let v = f64::from(got[i]);
+            let ok = if what == "GPU" {
+                (v - exact[i]).abs() <= RTOL * exact[i].abs()
+                    || (exact[i].abs() < FLT_MIN && v.abs() <= FLT_MIN)
+            } else {
+                is_pytorchs(got[i], t32[i], t64[i])
+            };
+            if !ok {
+                bad.push(format!(
+                    "{what} gelu({:e}): got {v:e}, PyTorch f32 {:e}, f64 {:e}, exact {:e}",
+                    xs[i], t32[i], t64[i], exact[i]
+                ));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{} wrong:\n{}", bad.len(), bad.join("\n"));
+    // The two differ where it shows: at −10 PyTorch and the CPU say 0, the GPU −7.6e-23.
+    let at = xs.iter().position(|&v| v == -10.0).unwrap();
+    assert_eq!(t32[at], 0.0);
+    assert!((exact[at] + 7.6e-23).abs() < 1e-24, "{:e}", exact[at]);
+}
+
+#[test]
+fn x_plus_zero_and_x_minus_x_are_computed_not_folded_on_the_gpu() {
+    // Constructed variants of the ONNX cases: −0 + 0 is +0 (folding x + 0 to x gives −0), and
+    // |x| − |x|, x / x, x + (−x) through two equal subexpressions the compiler may merge.
+    use wgpu_mlp::model::expr::{Binary, Node, Unary};
+    let xs = [
+        -0.0f32,
+        0.0,
+        1.0,
+        -2.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        1e30,
+    ];
+    type Case = (&'static str, Vec<Node>, fn(f32) -> f32);
+    let cases: Vec<Case> = vec![
+        (
+            "x + 0",
+            vec![
+                Node::Input,
+                Node::Const(0.0),
+                Node::Binary(Binary::Add, 0, 1),
+            ],
+            |x| x + 0.0,
+        ),
+        (
+            "|x| − |x|",
+            vec![
+                Node::Input,
+                Node::Unary(Unary::Abs, 0),
+                Node::Unary(Unary::Abs, 0),
+                Node::Binary(Binary::Sub, 1, 2),
+            ],
+            |x| x.abs() - x.abs(),
+        ),
+        (
+            "x / x",
+            vec![Node::Input, Node::Binary(Binary::Div, 0, 0)],
+            |x| x / x,
+        ),
+        (
+            "x + (−x)",
+            vec![
+                Node::Input,
+                Node::Unary(Unary::Neg, 0),
+                Node::Binary(Binary::Add, 0, 1),
+            ],
+            |x| x + -x,
+        ),
+        (
+            "x · x − x · x",
+            vec![
+                Node::Input,
+                Node::Binary(Binary::Mul, 0, 0),
+                Node::Binary(Binary::Mul, 0, 0),
+                Node::Binary(Binary::Sub, 1, 2),
+            ],
+            |x| x * x - x * x,
+        ),
+        (
+            "max(x, x) − x",
+            vec![
+                Node::Input,
+                Node::Binary(Binary::Max, 0, 0),
+                Node::Binary(Binary::Sub, 1, 0),
+            ],
+            |x| x - x,
+        ),
+    ];
+    for (name, nodes, f) in cases {
+        let e = Expr::from_nodes(nodes).unwrap();
+        for (what, got) in expr_paths(&e, &xs) {
+            for (x, g) in xs.iter().zip(&got) {
+                // Zeros by their sign bit; finite values within f32 arithmetic (the GPU may
+                // divide through a reciprocal).
+                let want = f(*x);
+                let same = if want.is_nan() || want == 0.0 || want.is_infinite() {
+                    (want.is_nan() && g.is_nan()) || want.to_bits() == g.to_bits()
+                } else {
+                    (f64::from(*g) - f64::from(want)).abs() <= RTOL * f64::from(want).abs()
+                };
+                assert!(same, "{what} {name} at {x:e}: got {g:e}, IEEE {want:e}");
+            }
+        }
+    }
+}

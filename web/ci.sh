@@ -65,6 +65,9 @@ export CHROMEDRIVER=/usr/bin/chromedriver
 export WASM_BINDGEN_TEST_TIMEOUT=300
 cargo test "${F[@]}"
 
+step "web/message.js (node --test)"
+node --test "$web/tests/message.test.mjs"
+
 step "end-to-end page test (playwright-core, /usr/bin/chromium)"
 cd e2e
 if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -1,6 +1,7 @@
 // The page: three panels over the wasm module built by web/build.sh (pkg/). Every call into it
 // either returns a value or throws / rejects with an Error whose message is shown as it is.
 import init, { Gpu, Model, compare, digitPixels, version } from './pkg/wgpu_mlp_web.js';
+import { errorMessage } from './message.js';
 
 const $ = (id) => document.getElementById(id);
 const PAD = 256; // the drawing canvas's own pixels (CSS may show it at another size)
@@ -17,11 +18,8 @@ function status(text, state) {
 }
 
 // A message for a caught error: a panic (a bug) reports itself through the hook in
-// web/src/panic.rs, which beats wasm's bare "unreachable".
-function message(e) {
-  if (globalThis.wgpuMlpPanic) return globalThis.wgpuMlpPanic;
-  return e && e.message ? e.message : String(e);
-}
+// web/src/panic.rs, which beats wasm's bare "unreachable" (web/message.js).
+const message = (e) => errorMessage(e);
 
 function fmtBytes(n) {
   if (n >= 2 ** 30) return `${+(n / 2 ** 30).toFixed(2)} GiB`;

@@ -27,18 +27,16 @@ fn act_leaky_relu(x: f32, p0: f32, p1: f32) -> f32 {
     return select(x * p0, x, x > 0.0);
 }
 
-// x·½·(1 + erf(x/√2)) = x·½·erfc(−x/√2).
+// x·½·(1 + erf(x/√2)) = x·½·erfc(−x/√2), with z² = x²/2 from x itself (exact, fma) so the
+// far tail keeps its digits (gelu(−13) = −7.95e-38).
 fn act_gelu(x: f32, p0: f32, p1: f32) -> f32 {
     if wm_is_nan(x) {
         return x;
     }
-    let z = x * 0.70710678118654752;
-    var e: f32;
-    if z >= 0.0 {
-        e = 2.0 - wm_erfc_pos(z);
-    } else {
-        e = wm_erfc_pos(-z);
-    }
+    let a = abs(x);
+    let a2 = a * a;
+    let c = wm_erfc_parts(a * 0.70710678118654752, 0.5 * a2, 0.5 * fma(a, a, -a2));
+    let e = select(2.0 - c, c, x < 0.0);
     return x * 0.5 * e;
 }
 

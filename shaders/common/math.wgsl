@@ -61,17 +61,30 @@ fn wm_sigmoid(x: f32) -> f32 {
     return 1.0 / (1.0 + exp(-x));
 }
 
-// erfc(z) for z >= 0 with a relative error near 1e-7 at every z (a Chebyshev fit of
-// erfc(z)·exp(z²) in t = 1/(1 + z/2), Numerical Recipes' erfcc), so GELU keeps its small values
-// for very negative x instead of cancelling to 0. exp(−z² + P) loses |z²|·ε to the rounding of
-// z²: the exact remainder of z·z (fma) is added back.
+// erfc(z) for z >= 0 with a relative error near 1e-6 at every z down to f32's smallest normal
+// (a Chebyshev fit of erfc(z)·exp(z²) in t = 1/(1 + z/2), Numerical Recipes' erfcc), so GELU
+// keeps its small values for very negative x instead of cancelling to 0.
 fn wm_erfc_pos(z: f32) -> f32 {
+    let z2 = z * z;
+    return wm_erfc_parts(z, z2, fma(z, z, -z2));
+}
+
+// erfc(z) given z² exactly as z2 + rest (GELU passes x²/2 from x, since z = x/√2 rounded would
+// move z² by 1e-5 at x = −13). exp(p − z²) is taken as 2^−n · exp(p − r − rest) with
+// z2 = n·ln 2 + r (ln 2 in two parts, Cody and Waite): WGSL's exp is accurate only for small
+// arguments (its error bound grows with |x|, 1e-5 relative at 85), and p − z2 would round z2's
+// last digits away. Past z = 10.5 erfc is below f32's smallest subnormal.
+fn wm_erfc_parts(z: f32, z2: f32, rest: f32) -> f32 {
+    if z >= 10.5 {
+        return 0.0;
+    }
     let t = 1.0 / (1.0 + 0.5 * z);
     let p = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
         + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
-    let z2 = z * z;
-    let rest = fma(z, z, -z2);
-    return t * exp(p - z2) * (1.0 - rest);
+    let n = round(z2 * 1.44269504);
+    let r = fma(-n, 0.693145751953125, z2) - n * 1.4286068202862268e-6;
+    let k = i32(n);
+    return t * ldexp(ldexp(exp(p - r - rest), -(k / 2)), -(k - k / 2));
 }
 
 // erf: the Maclaurin series below |x| = 0.75 (relative accuracy near 0, where the A&S form's
@@ -90,15 +103,24 @@ fn wm_erf(x: f32) -> f32 {
     return select(r, -r, x < 0.0);
 }
 
-// ln x: -inf at 0, NaN below 0 and for NaN, as C's log (WGSL leaves those undefined).
+// ln x: -inf at 0, NaN below 0 and for NaN, as C's log (WGSL leaves those undefined). A
+// subnormal x is scaled into the normal range first: WGSL's log need not handle it (llvmpipe
+// gives -88.03 for log(1e-45), not -103.28); on a device that flushes it, the scaled value is 0
+// and the result -inf, log of the flushed input.
 fn wm_log(x: f32) -> f32 {
     if wm_is_nan(x) || x < 0.0 {
         return wm_nan();
     }
-    if x == 0.0 {
+    var s = x;
+    var shift = 0.0;
+    if x < 1.17549435e-38 {
+        s = x * 16777216.0;
+        shift = 16.635532333438687; // 24 ln 2
+    }
+    if s == 0.0 {
         return -wm_inf();
     }
-    return log(x);
+    return log(s) - shift;
 }
 
 // √x, NaN below 0 (WGSL leaves it undefined).
@@ -106,40 +128,94 @@ fn wm_sqrt(x: f32) -> f32 {
     return select(sqrt(x), wm_nan(), x < 0.0 || wm_is_nan(x));
 }
 
-// C's pow for the cases models use: integer exponents of any base (x·x, x·x·x exactly), other
-// exponents of non-negative bases; NaN for a negative base with a non-integer exponent.
+// C99's pow (Annex F) on every special value: pow(x, ±0) = 1 and pow(1, y) = 1 even for NaN;
+// pow(−1, ±inf) = 1; |x| < 1 or > 1 to ±inf gives 0 or inf; ±0 and ±inf bases by the sign of y
+// and whether y is an odd integer; NaN for a finite negative base with a non-integer exponent.
+// Integer exponents 1, 2, 3, −1, −2 as PyTorch computes them (x·x, x·x·x, 1/x, 1/(x·x)), others
+// through exp2 and log2 of |x|. (A constant exponent of ±0.5 never gets here: the epilogue
+// generator writes sqrt for it, as torch.pow(tensor, 0.5) computes.)
 fn wm_pow(x: f32, y: f32) -> f32 {
-    if wm_is_nan(x) || wm_is_nan(y) {
-        return select(wm_nan(), 1.0, y == 0.0);
-    }
-    if y == 0.0 {
+    if y == 0.0 || x == 1.0 {
         return 1.0;
     }
-    if y == 1.0 {
-        return x;
-    }
-    if y == 2.0 {
-        return x * x;
-    }
-    if y == 3.0 {
-        return x * x * x;
-    }
-    if y == 0.5 {
-        return wm_sqrt(x);
-    }
-    let a = abs(x);
-    if a == 0.0 {
-        return select(0.0, wm_inf(), y < 0.0);
-    }
-    let m = exp2(y * log2(a));
-    if x > 0.0 {
-        return m;
-    }
-    if y != floor(y) {
+    if wm_is_nan(x) || wm_is_nan(y) {
         return wm_nan();
     }
-    let odd = abs(y) < 16777216.0 && (i32(abs(y)) & 1) == 1;
-    return select(m, -m, odd);
+    let a = abs(x);
+    let inf = wm_inf();
+    if abs(y) == inf {
+        if a == 1.0 {
+            return 1.0;
+        }
+        return select(0.0, inf, (a > 1.0) == (y > 0.0));
+    }
+    let integer = floor(y) == y;
+    // Every f32 of magnitude 2^24 or more is an even integer.
+    let odd = integer && abs(y) < 16777216.0 && (i32(abs(y)) & 1) == 1;
+    if x < 0.0 && a != inf && !integer {
+        return wm_nan();
+    }
+    var m: f32;
+    if y == 1.0 {
+        m = a;
+    } else if y == 2.0 {
+        m = a * a;
+    } else if y == 3.0 {
+        m = a * a * a;
+    } else if y == -1.0 {
+        m = 1.0 / a;
+    } else if y == -2.0 {
+        m = 1.0 / (a * a);
+    } else if a == 0.0 {
+        m = select(0.0, inf, y < 0.0);
+    } else if a == inf {
+        m = select(0.0, inf, y > 0.0);
+    } else {
+        m = wm_pow_magnitude(a, y);
+    }
+    // The sign bit, so that −0 counts as negative: pow(−0, 3) = −0, pow(−0, −1) = −inf.
+    let negative = (bitcast<u32>(x) & 0x80000000u) != 0u;
+    return select(m, -m, odd && negative);
+}
+
+// a^y for a finite a > 0 and a finite y: 2^(y·log2 a) with log2 a = e + log2 m (frexp, m in
+// [0.5, 1)) and 2^t = 2^n · 2^(t − n) for the integer n nearest t, because WGSL's log2 and exp2
+// are accurate only near 1 and near 0 (exp2's error bound grows with |t|: 3 + 2|t| ulp, so
+// 1e10 ** 2.5 could be off by 1e-5). The rounding of y·e is kept (fma), and 2^n is applied in
+// two halves, each within ldexp's range.
+fn wm_pow_magnitude(a: f32, y: f32) -> f32 {
+    // A subnormal a is scaled into the normal range (frexp need not handle it; llvmpipe's
+    // reads 1e-45 as 2^-127); where the device flushes it, frexp(0) and log2(0) give 0 or inf,
+    // the power of the flushed input.
+    var s = a;
+    var shift = 0.0;
+    if a < 1.17549435e-38 {
+        s = a * 16777216.0;
+        shift = -24.0;
+    }
+    let f = frexp(s);
+    let e = f32(f.exp) + shift;
+    let hi = y * e;
+    let lo = fma(y, e, -hi) + y * log2(f.fract);
+    let t = hi + lo;
+    if t >= 129.0 {
+        return wm_inf();
+    }
+    if t <= -151.0 {
+        return 0.0;
+    }
+    let n = round(t);
+    let r = exp2((hi - n) + lo);
+    let k = i32(n);
+    return ldexp(ldexp(r, k / 2), k - k / 2);
+}
+
+// `x`, unchanged, hidden from the compiler: `zero` is a 0.0 the epilogue reads from its
+// parameter buffer, so `x` and `wm_keep(x, zero)` are different values to it and no algebraic
+// identity that IEEE arithmetic does not have (a − a = 0, a / a = 1, a + (−a) = 0, a · 0 = 0 with
+// a equal to its own operand) can be applied between them.
+fn wm_keep(x: f32, zero: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(x) ^ bitcast<u32>(zero));
 }
 
 // max / min that propagate NaN (torch.maximum / torch.minimum).

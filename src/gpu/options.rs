@@ -24,8 +24,13 @@ pub enum WeightFormat {
     /// f32, exactly the model's weights.
     #[default]
     F32,
-    /// f16 (rounded to nearest, relative error at most 2⁻¹¹ per weight): half the memory and
-    /// half the bytes fetched per texel; arithmetic stays f32. Applies to layers run by
+    /// f16 (rounded to nearest): half the memory and half the bytes fetched per texel;
+    /// arithmetic stays f32. A weight's relative error is at most 2⁻¹¹ where its magnitude is
+    /// at least 2⁻¹⁴ (f16's smallest normal, 6.1e-5); below that its absolute error is at most
+    /// 2⁻²⁵ (f16's subnormal spacing). A model with a finite weight of magnitude 65520 or more
+    /// (it would round to ±inf) is refused by
+    /// [`GpuMlp::with_options`](crate::gpu::GpuMlp::with_options) with `InvalidArgument` naming
+    /// the layer and the weight's position. Applies to layers run by
     /// [`LinearKernel::Windowed`] (inputs up to 8,192 features); other layers keep f32 weights.
     F16,
 }

@@ -17,7 +17,7 @@ use crate::gpu::kernels::epilogue::{self, Epilogue};
 use crate::gpu::kernels::linear::windowed::{self, Geometry, Variant, Windowed};
 use crate::gpu::kernels::linear::{self, BUFFER_WEIGHT_PAD, BufferLinear, LinearKernel};
 use crate::gpu::kernels::row::{self, Row};
-use crate::gpu::options::{GpuMlpOptions, KernelMode};
+use crate::gpu::options::{GpuMlpOptions, KernelMode, WeightFormat};
 use crate::gpu::pack::{self, PanelLayout};
 use crate::gpu::pass::Pass;
 use crate::gpu::tensor::{Extent, Role, Tensor, TensorId};
@@ -188,6 +188,13 @@ pub(crate) fn plan(
                 ];
                 let pass = match geometry {
                     Some(geometry) => {
+                        if options.weights == WeightFormat::F16 {
+                            let layer = steps[..i]
+                                .iter()
+                                .filter(|s| matches!(s.op, StepOp::Linear(_)))
+                                .count();
+                            windowed::check_f16(l, layer)?;
+                        }
                         let max_dim = limits.max_texture_dimension_2d as usize;
                         let layout = PanelLayout::new(step.n_in, step.n_out, max_dim)
                             .expect("Geometry::new admits only layers whose panels fit");

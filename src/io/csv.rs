@@ -27,7 +27,9 @@
 //!   of its fields is neither a number in the sense above nor empty (`1,,3` is a row with an empty
 //!   field, an error; `,a,b` is a header); it must have as many fields as the data lines. A
 //!   field that is not a number but starts like one (`1e`, `1.5f`, `-3x`) or holds a control
-//!   character is an error, not a name: a damaged first row is never taken for a header. A first line whose fields are all numbers is data: nothing is ever dropped silently,
+//!   character is an error, not a name: a damaged first row is never taken for a header. A header
+//!   holds names only: a first line mixing numbers and names (`1,two,3`) is an error naming the
+//!   first name and the first number. A first line whose fields are all numbers is data: nothing is ever dropped silently,
 //!   so a header of numbers (pandas writes `0,1,2` for a frame with integer column names) is read
 //!   as a row; [`parse`] says whether a header was found, and the CLI prints it. Every other line
 //!   must hold numbers, as many as the first data line.
@@ -195,6 +197,24 @@ pub fn parse(bytes: &[u8], source: &str) -> Result<Parsed> {
                      header's names do not start like a number or hold control characters)",
                     c + 1,
                     f.chars().take(40).collect::<String>()
+                )));
+            }
+            // A header holds names only: a first line mixing numbers and names (`1,two,3`) is
+            // far likelier a data row with a typo than a header naming a column `1`.
+            let number = fields.iter().zip(&values).position(|(_, v)| v.is_some());
+            let name = fields
+                .iter()
+                .zip(&values)
+                .position(|(f, v)| v.is_none() && !f.is_empty());
+            if let (Some(n), Some(w)) = (number, name) {
+                let show = |f: &str| f.chars().take(40).collect::<String>();
+                return Err(err(format!(
+                    "line {line_no}, column {}: '{}' is not a number, but column {} holds the \
+                     number '{}'; a header line holds names only and a data row numbers only",
+                    w + 1,
+                    show(&fields[w]),
+                    n + 1,
+                    show(&fields[n])
                 )));
             }
             header = Some(Header {

@@ -48,7 +48,11 @@ pub enum Binary {
     Mul,
     /// `a / b`.
     Div,
-    /// `aᵇ` (C's `pow`: a negative base needs an integer exponent).
+    /// `aᵇ`: C99's `pow` (Annex F's special values: `pow(1, NaN) = 1`, `pow(−1, ±inf) = 1`,
+    /// `pow(−inf, 1.5) = inf`, NaN for a finite negative base and a non-integer exponent), except
+    /// that a constant exponent ([`Node::Const`]) of 0.5 or −0.5 is `√a` or `1/√a`, as
+    /// `torch.pow(tensor, 0.5)` computes it (`(−inf) ** 0.5` is NaN and `(−0) ** 0.5` is −0 there,
+    /// where C's `pow` gives +inf and +0).
     Pow,
     /// The larger; NaN if either is NaN (as `torch.maximum`).
     Max,
@@ -110,7 +114,7 @@ impl Expr {
         Ok(e)
     }
 
-    /// `x ↦ x · scale[c] + shift[c]`: BatchNorm's affine map, and LayerNorm's.
+    /// `x ↦ x · scale[c] + shift[c]`: LayerNorm's affine map.
     pub fn affine(scale: Option<Vec<f32>>, shift: Option<Vec<f32>>) -> Self {
         let mut e = Expr::identity();
         let mut at = 0;
@@ -122,6 +126,18 @@ impl Expr {
             let c = e.push_unchecked(Node::Column(b.into()));
             e.push_unchecked(Node::Binary(Binary::Add, at, c));
         }
+        e
+    }
+
+    /// `x ↦ (x − center[c]) · scale[c] + offset[c]`: BatchNorm's map.
+    pub fn centered_affine(center: Vec<f32>, scale: Vec<f32>, offset: Vec<f32>) -> Self {
+        let mut e = Expr::identity();
+        let m = e.push_unchecked(Node::Column(center.into()));
+        let d = e.push_unchecked(Node::Binary(Binary::Sub, 0, m));
+        let s = e.push_unchecked(Node::Column(scale.into()));
+        let p = e.push_unchecked(Node::Binary(Binary::Mul, d, s));
+        let o = e.push_unchecked(Node::Column(offset.into()));
+        e.push_unchecked(Node::Binary(Binary::Add, p, o));
         e
     }
 
@@ -195,6 +211,16 @@ impl Expr {
         Expr { nodes }
     }
 
+    /// For `Pow(a, b)`: `Some(false)` when `b` is the constant 0.5 (a square root), `Some(true)`
+    /// when it is −0.5 (one over the square root), `None` for C's `pow` ([`Binary::Pow`]).
+    pub(crate) fn pow_root(&self, b: usize) -> Option<bool> {
+        match self.nodes.get(b) {
+            Some(Node::Const(e)) if *e == 0.5 => Some(false),
+            Some(Node::Const(e)) if *e == -0.5 => Some(true),
+            _ => None,
+        }
+    }
+
     /// Checks that every per-feature constant has `width` values (or one, broadcast).
     pub fn check_width(&self, width: usize) -> Result<()> {
         for n in &self.nodes {
@@ -221,6 +247,9 @@ impl Expr {
                 Node::Const(c) => *c,
                 Node::Column(vals) => column(vals, col),
                 Node::Unary(op, a) => unary_f64(*op, f64::from(v[*a])) as f32,
+                Node::Binary(Binary::Pow, a, b) if self.pow_root(*b).is_some() => {
+                    root_f64(f64::from(v[*a]), self.pow_root(*b) == Some(true)) as f32
+                }
                 Node::Binary(op, a, b) => {
                     binary_f64(*op, f64::from(v[*a]), f64::from(v[*b])) as f32
                 }
@@ -283,6 +312,12 @@ impl Expr {
                         *o = unary_f64(*op, f64::from(x)) as f32;
                     }
                 }
+                Node::Binary(Binary::Pow, a, b) if self.pow_root(*b).is_some() => {
+                    let reciprocal = self.pow_root(*b) == Some(true);
+                    for (o, &x) in out.iter_mut().zip(val(*a)) {
+                        *o = root_f64(f64::from(x), reciprocal) as f32;
+                    }
+                }
                 Node::Binary(op, a, b) => {
                     let op = *op;
                     for ((o, &x), &y) in out.iter_mut().zip(val(*a)).zip(val(*b)) {
@@ -334,6 +369,11 @@ pub(crate) fn unary_f64(op: Unary, a: f64) -> f64 {
         Unary::Sigmoid => 1.0 / (1.0 + (-a).exp()),
         Unary::Reciprocal => 1.0 / a,
     }
+}
+
+/// `√a`, or `1/√a`: PyTorch's `pow` by the number 0.5 or −0.5 ([`Binary::Pow`]).
+fn root_f64(a: f64, reciprocal: bool) -> f64 {
+    if reciprocal { 1.0 / a.sqrt() } else { a.sqrt() }
 }
 
 /// A binary operation in f64.

@@ -230,10 +230,10 @@ impl BatchNorm1d {
         affine_count(&self.weight, &self.bias)
     }
 
-    /// The reference value of feature `c` at `x`, in f64: PyTorch's formula, rounded once.
+    /// The reference value of feature `c` at `x`, in f64: the map of [`BatchNorm1d::expr`].
     pub(crate) fn apply_f64(&self, x: f64, c: usize) -> f64 {
-        let inv = 1.0 / (f64::from(self.running_var[c]) + f64::from(self.eps)).sqrt();
-        (x - f64::from(self.running_mean[c])) * inv * self.weight_f64(c) + self.bias_f64(c)
+        let (center, scale, offset) = self.center_scale_offset(c);
+        (x - center) * scale + offset
     }
 
     fn weight_f64(&self, c: usize) -> f64 {
@@ -244,28 +244,42 @@ impl BatchNorm1d {
         self.bias.as_ref().map_or(0.0, |b| f64::from(b[c]))
     }
 
-    /// Feature `c`'s map as `x · scale + shift`, in f64.
-    fn scale_shift(&self, c: usize) -> (f64, f64) {
+    /// Feature `c`'s map as `(x − center) · scale + offset`, in f64, with
+    /// `scale = weight / √(var + eps)`. PyTorch computes `x · scale + (bias − mean · scale)`;
+    /// subtracting the mean first keeps the digits its float64 forward keeps where the mean is
+    /// large and the variance small (mean 1e6, var 1e-6: `x · scale` and `mean · scale` are near
+    /// 1e9 and cancel, in f32 to a multiple of 64). Where `scale` is not finite in f32 (var + eps
+    /// = 0, an infinite weight) PyTorch's own form is kept, and with it its NaNs (`mean · inf` is
+    /// NaN at mean 0): center 0, offset `bias − mean · scale`.
+    fn center_scale_offset(&self, c: usize) -> (f64, f64, f64) {
         let inv = 1.0 / (f64::from(self.running_var[c]) + f64::from(self.eps)).sqrt();
         let scale = self.weight_f64(c) * inv;
-        (
-            scale,
-            self.bias_f64(c) - f64::from(self.running_mean[c]) * scale,
-        )
+        let mean = f64::from(self.running_mean[c]);
+        if (scale as f32).is_finite() {
+            (mean, scale, self.bias_f64(c))
+        } else {
+            (0.0, scale, self.bias_f64(c) - mean * scale)
+        }
     }
 
-    /// `x · scale + shift` with `scale = weight / √(var + eps)` and
-    /// `shift = bias − mean · scale`, computed in f64 and rounded once: the affine map the
-    /// kernels fuse into the epilogue of the step before (nothing is folded into a Linear's
-    /// weights, which would round every weight again).
+    /// `(x − center) · scale + offset` per feature ([`BatchNorm1d::center_scale_offset`]),
+    /// each vector computed in f64 and rounded once: the map the kernels fuse into the epilogue
+    /// of the step before (nothing is folded into a Linear's weights, which would round every
+    /// weight again).
     pub fn expr(&self) -> Expr {
-        let (scale, shift): (Vec<f32>, Vec<f32>) = (0..self.features())
-            .map(|c| {
-                let (s, t) = self.scale_shift(c);
-                (s as f32, t as f32)
-            })
-            .unzip();
-        Expr::affine(Some(scale), Some(shift))
+        let n = self.features();
+        let (mut center, mut scale, mut offset) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for c in 0..n {
+            let (m, s, o) = self.center_scale_offset(c);
+            center.push(m as f32);
+            scale.push(s as f32);
+            offset.push(o as f32);
+        }
+        Expr::centered_affine(center, scale, offset)
     }
 }
 

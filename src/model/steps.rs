@@ -130,8 +130,8 @@ mod tests {
         assert!(matches!(ops[3], (StepOp::Linear(_), 5, 2)));
         assert!(matches!(ops[4], (StepOp::Row(RowOp::Softmax), 2, 2)));
         assert_eq!(s.len(), 5);
-        // BatchNorm (x·s + t: 4 nodes after the input) then ReLU.
-        assert_eq!(s[1].epilogue.nodes().len(), 6);
+        // BatchNorm ((x − m)·s + t: 6 nodes after the input) then ReLU.
+        assert_eq!(s[1].epilogue.nodes().len(), 8);
         // LayerNorm's affine part then GELU.
         assert_eq!(s[2].epilogue.nodes().len(), 6);
         assert!(s[3].epilogue.is_identity() && s[4].epilogue.is_identity());

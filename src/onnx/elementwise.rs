@@ -203,7 +203,7 @@ pub(crate) fn parse(
 }
 
 /// `Clip`: bounds are operands 1 and 2 (opset ≥ 11, either may be omitted) or the attributes
-/// `min`, `max` (older opsets; a missing one is unbounded).
+/// `min`, `max` (older opsets; the lowering gives a missing one as ±FLT_MAX, Clip-6's default).
 fn clip(
     n: usize,
     attrs: &dyn Attrs,

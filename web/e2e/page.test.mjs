@@ -419,7 +419,8 @@ check(three.digit === 3, `a 3 drawn for the screenshot: page says ${three.digit}
 mkdirSync(dirname(SCREENSHOT), { recursive: true });
 await page.screenshot({ path: SCREENSHOT, fullPage: true });
 
-const panicked = await page.evaluate(() => globalThis.wgpuMlpPanic ?? null);
+// A panic the page showed is taken from wgpuMlpPanic into wgpuMlpPanicsShown (web/message.js).
+const panicked = await page.evaluate(() => globalThis.wgpuMlpPanic ?? globalThis.wgpuMlpPanicsShown?.[0] ?? null);
 check(panicked === null, `no panic in the wasm module (${panicked ?? 'none'})`);
 check(pageErrors.length === 0, `no page or console errors${pageErrors.length ? `: ${pageErrors.join(' | ')}` : ''}`);
 await browser.close();

@@ -37,20 +37,22 @@ pub(crate) fn compile(expr: &Expr, width: usize) -> Epilogue {
             format!("v{i}")
         }
     };
-    let mut param = |values: &[f32]| {
+    let param = |params: &mut Vec<f32>, values: &[f32]| {
         let at = params.len();
         params.extend_from_slice(values);
         at
     };
+    // The index of a 0.0 in `ep`, added when a binary operation first needs it.
+    let mut zero: Option<usize> = None;
     for (i, n) in expr.nodes().iter().enumerate().skip(1) {
         let rhs = match n {
             Node::Input => "x".to_string(),
-            Node::Const(v) => format!("ep[{}u]", param(&[*v])),
-            Node::Column(v) if v.len() == 1 => format!("ep[{}u]", param(v)),
+            Node::Const(v) => format!("ep[{}u]", param(&mut params, &[*v])),
+            Node::Column(v) if v.len() == 1 => format!("ep[{}u]", param(&mut params, v)),
             Node::Column(v) => {
                 let mut padded_v = v.to_vec();
                 padded_v.resize(padded, 0.0);
-                format!("ep[{}u + c]", param(&padded_v))
+                format!("ep[{}u + c]", param(&mut params, &padded_v))
             }
             Node::Unary(op, a) => {
                 let a = name(*a);
@@ -66,8 +68,22 @@ pub(crate) fn compile(expr: &Expr, width: usize) -> Epilogue {
                     Unary::Reciprocal => format!("1.0 / {a}"),
                 }
             }
+            Node::Binary(Binary::Pow, a, b) if expr.pow_root(*b).is_some() => {
+                let root = format!("wm_sqrt({})", name(*a));
+                if expr.pow_root(*b) == Some(true) {
+                    format!("1.0 / {root}")
+                } else {
+                    root
+                }
+            }
             Node::Binary(op, a, b) => {
-                let (a, b) = (name(*a), name(*b));
+                // The second operand through `wm_keep` with a run-time zero: the two operands are
+                // never one value to the compiler, so no identity that IEEE values break (a − a =
+                // 0, a / a = 1, a + (−a) = 0, even after it merges two equal subexpressions)
+                // can be applied. Mesa folds such patterns unless a shader asks to preserve
+                // NaN and infinities, which WGSL cannot.
+                let z = *zero.get_or_insert_with(|| param(&mut params, &[0.0]));
+                let (a, b) = (name(*a), format!("wm_keep({}, ep[{z}u])", name(*b)));
                 match op {
                     Binary::Add => format!("{a} + {b}"),
                     Binary::Sub => format!("{a} - {b}"),
@@ -86,7 +102,7 @@ pub(crate) fn compile(expr: &Expr, width: usize) -> Epilogue {
             }
             Node::Act(act, a) => {
                 let spec = act.spec();
-                let at = param(&spec.values);
+                let at = param(&mut params, &spec.values);
                 format!(
                     "act_{}({}, ep[{at}u], ep[{}u])",
                     spec.name,
@@ -136,12 +152,41 @@ mod tests {
         assert_eq!((a.params[0], b.params[0]), (0.0, 0.2));
         // A per-feature vector is padded to whole vec4s.
         let e = Expr::affine(Some(vec![2.0; 5]), Some(vec![1.0; 5]));
+        // Then the zero `wm_keep` reads, at the first binary operation.
         let c = compile(&e, 5);
-        assert_eq!(c.params.len(), 16);
+        assert_eq!(c.params.len(), 17);
+        assert_eq!(c.params[8], 0.0);
         assert!(
-            c.code.contains("ep[0u + c]") && c.code.contains("ep[8u + c]"),
+            c.code.contains("ep[0u + c]") && c.code.contains("ep[9u + c]"),
             "{}",
             c.code
         );
+    }
+
+    #[test]
+    fn no_two_operands_of_a_binary_operation_are_one_value_to_the_compiler() {
+        // x − x, x / x and max(x, x) would be folded (to 0, 1, x) by a compiler that assumes no
+        // NaN or inf: the second operand is hidden behind the run-time zero.
+        use crate::model::expr::{Binary, Node};
+        for op in [
+            Binary::Sub,
+            Binary::Div,
+            Binary::Max,
+            Binary::Add,
+            Binary::Less,
+        ] {
+            let e = Expr::from_nodes(vec![Node::Input, Node::Binary(op, 0, 0)]).unwrap();
+            let c = compile(&e, 4);
+            assert_eq!(c.params, [0.0]);
+            assert!(c.code.contains("wm_keep(x, ep[0u])"), "{}", c.code);
+        }
+        // A constant exponent of ±0.5 is a square root, as torch.pow(tensor, 0.5) computes.
+        let e = Expr::from_nodes(vec![
+            Node::Input,
+            Node::Const(-0.5),
+            Node::Binary(Binary::Pow, 0, 1),
+        ])
+        .unwrap();
+        assert!(compile(&e, 4).code.contains("1.0 / wm_sqrt(x)"));
     }
 }

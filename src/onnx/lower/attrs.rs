@@ -8,6 +8,18 @@ use super::super::proto::{AttributeProto, NodeProto, attr_type};
 pub(super) struct NodeAttrs<'a>(pub &'a NodeProto);
 
 impl NodeAttrs<'_> {
+    /// Refuses a node that gives an attribute twice (`onnx.checker` refuses it; which one
+    /// counts would be a guess).
+    pub(super) fn check_unique(&self) -> Result<(), String> {
+        let attrs = &self.0.attribute;
+        for (i, a) in attrs.iter().enumerate() {
+            if attrs[..i].iter().any(|b| b.name == a.name) {
+                return Err(format!("it gives attribute {} twice", quote(&a.name)));
+            }
+        }
+        Ok(())
+    }
+
     fn get(&self, name: &str) -> Option<&AttributeProto> {
         self.0.attribute.iter().find(|a| a.name == name)
     }
@@ -50,5 +62,23 @@ impl Attrs for NodeAttrs<'_> {
             Some(a) => String::from_utf8(a.s.to_vec())
                 .map_err(|_| format!("attribute {} is not valid UTF-8", quote(name))),
         }
+    }
+}
+
+/// `Clip`'s attributes before opset 11, where a bound left out is ±`FLT_MAX` (Clip-6's
+/// defaults), not unbounded: `Clip(min=0)` clamps +inf to 3.4028235e38.
+pub(super) struct LegacyClip<'a>(pub &'a NodeAttrs<'a>);
+
+impl Attrs for LegacyClip<'_> {
+    fn float(&self, name: &str, default: f32) -> Result<f32, String> {
+        match name {
+            "min" => self.0.float(name, f32::MIN),
+            "max" => self.0.float(name, f32::MAX),
+            _ => self.0.float(name, default),
+        }
+    }
+
+    fn string(&self, name: &str, default: &str) -> Result<String, String> {
+        self.0.string(name, default)
     }
 }

@@ -38,7 +38,7 @@ use super::proto::NodeProto;
 use super::scope::Scope;
 use super::tensor::{self, Data, Origin, Tensor};
 
-use attrs::NodeAttrs;
+use attrs::{LegacyClip, NodeAttrs};
 use region::RNode;
 
 /// The structural ops, each one module (the elementwise ones are in [`elementwise::OPS`]).
@@ -234,6 +234,7 @@ impl<'m> Lowerer<'_, 'm> {
             )
         };
         let attrs = NodeAttrs(node);
+        attrs.check_unique()?;
         match node.op_type.as_str() {
             "Constant" => {
                 let t = constant::constant(node)?;
@@ -255,7 +256,14 @@ impl<'m> Lowerer<'_, 'm> {
                     }
                     _ => None,
                 };
-                match elementwise::parse(op, node.input.len(), &attrs, &scalar) {
+                self.legacy_broadcast(node, &vals)?;
+                let legacy_clip = LegacyClip(&attrs);
+                let attrs: &dyn elementwise::Attrs = if op == "Clip" && self.opset_below(11) {
+                    &legacy_clip
+                } else {
+                    &attrs
+                };
+                match elementwise::parse(op, node.input.len(), attrs, &scalar) {
                     Some(parsed) => {
                         let (op, arity) = parsed?;
                         self.elementwise(pos, node, op, arity, vals)
@@ -264,6 +272,46 @@ impl<'m> Lowerer<'_, 'm> {
                 }
             }
         }
+    }
+
+    /// Whether the file's default opset is older than `v` (a file that names none is taken as
+    /// current).
+    fn opset_below(&self, v: i64) -> bool {
+        self.g.opset.is_some_and(|o| o < v)
+    }
+
+    /// Before opset 7, `Add`, `Sub`, `Mul`, `Div`, `Pow`, … broadcast only with `broadcast = 1`,
+    /// and then B's dims line up with A's from `axis` on (`axis = 0` with a B of one value per
+    /// row adds per row). The importer computes numpy's broadcasting (trailing dims), which is
+    /// the same only when B ends where A ends or holds one value: any other axis is refused by
+    /// name rather than computed wrong.
+    fn legacy_broadcast(&self, node: &NodeProto, vals: &[Option<Val>]) -> Result<(), String> {
+        let attrs = NodeAttrs(node);
+        if !self.opset_below(7) || attrs.int("broadcast", 0)? == 0 {
+            return Ok(());
+        }
+        let axis = attrs.int("axis", i64::MIN)?;
+        if axis == i64::MIN {
+            return Ok(());
+        }
+        // Values computed from the input are [batch, features].
+        let dims = |v: Option<&Option<Val>>| match v {
+            Some(Some(Val::Const(t))) => t.dims.clone(),
+            _ => vec![0, 0],
+        };
+        let (a, b) = (dims(vals.first()), dims(vals.get(1)));
+        let (ra, rb) = (a.len() as i64, b.len() as i64);
+        let at = if axis < 0 { axis + ra } else { axis };
+        if at + rb == ra || b.iter().all(|&d| d == 1) {
+            return Ok(());
+        }
+        Err(format!(
+            "it uses opset {}'s legacy broadcast (broadcast=1, axis={axis}): B {b:?} lines up \
+             with A from axis {at}, not with A's last axes as numpy-style broadcasting (opset 7 \
+             and later) does, and the importer computes only the latter; export with a newer \
+             opset",
+            self.g.opset.unwrap_or(0)
+        ))
     }
 
     /// Refuses a value of an earlier region: the graph is not a chain.

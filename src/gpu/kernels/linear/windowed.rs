@@ -243,8 +243,30 @@ fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-/// A weight packed in panels ([`pack::weight_panels`]) as a texture: rgba32float, or
-/// rgba16float for [`WeightFormat::F16`] (texel loads convert to f32, so the shader is the same).
+/// Refuses a weight that f16 cannot hold, for [`WeightFormat::F16`]: a finite weight of
+/// magnitude 65520 or more rounds to ±inf, and the model would return ±inf or NaN from finite
+/// inputs. `layer` counts the model's Linear layers from 0; the position is `[out, in]`, as in
+/// PyTorch's `weight`.
+pub(crate) fn check_f16(linear: &Linear, layer: usize) -> crate::error::Result<()> {
+    let w = linear.weight();
+    let overflows = |v: f32| v.is_finite() && half::f16::from_f32(v).is_infinite();
+    match w.iter().position(|&v| overflows(v)) {
+        None => Ok(()),
+        Some(i) => Err(crate::error::Error::invalid(format!(
+            "f16 weights: Linear layer {layer}'s weight[{}, {}] = {} is beyond f16's range \
+             (largest 65504) and would become {}inf; keep f32 weights (WeightFormat::F32, \
+             --weight-format f32)",
+            i / linear.in_features(),
+            i % linear.in_features(),
+            w[i],
+            if w[i] < 0.0 { "-" } else { "" }
+        ))),
+    }
+}
+
+/// The weight of `linear` as a texture in panels: rgba32float, or rgba16float for
+/// [`WeightFormat::F16`] (texel loads convert to f32, so the shader is the same). The caller
+/// checked that the layout fits ([`Geometry::new`]).
 pub(crate) fn weight_texture(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
