@@ -1123,7 +1123,7 @@ fn unzip(b: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
         let mut f = z.by_index(i).ok()?;
         let mut v = Vec::new();
         f.read_to_end(&mut v).ok()?;
-        out.push((f.name().to_string(), v));
+        out.push((f.name().ok()?.into_owned(), v));
     }
     Some(out)
 }
