@@ -528,7 +528,7 @@ impl Machine<'_> {
 
 /// `[k1, v1, k2, v2, …]` as pairs.
 fn pairs(items: &[Id]) -> Result<Vec<(Id, Id)>, String> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err("a dict's items are not key-value pairs".into());
     }
     Ok(items.chunks_exact(2).map(|p| (p[0], p[1])).collect())
