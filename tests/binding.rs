@@ -66,6 +66,31 @@ fn names_out_of_forward_order_bind_by_shape_with_a_note() {
             assert_eq!(given.modules(), m.modules());
         }
     }
+    // The 13-model fixtures' nested_functional (`net.0`, `net.2`, `head`) needed --names before.
+    let models = common::data("models");
+    let arch: Arch = "linear,relu,linear,F.tanh,linear".parse().unwrap();
+    let m = st::load(
+        models.join("nested_functional.safetensors"),
+        Some(&arch),
+        None,
+    )
+    .unwrap();
+    assert!(
+        m.diagnostics()
+            .join("\n")
+            .contains("--names net.0,net.2,head"),
+        "{:?}",
+        m.diagnostics()
+    );
+    let x = npy::read(models.join("nested_functional.x.npy")).unwrap();
+    let y64 = npy::read_f64(models.join("nested_functional.y64.npy")).unwrap();
+    assert_close(
+        cpu::forward(&m, &x).unwrap().as_slice(),
+        &y64.data,
+        1e-4,
+        1e-5,
+        "nested_functional",
+    );
     // The CLI says it on stderr and runs.
     let (arch, _) = case("features_classifier");
     let o = run_cli(&[
