@@ -1,5 +1,6 @@
-//! Property test of the three file parsers (issue 6): seeded random mutations of valid
-//! safetensors, `.npy` and CSV files, run in CI. Every input must give `Ok` with a well-formed
+//! Property test of the file parsers (issue 6): seeded random mutations of valid
+//! safetensors, `.npy` and CSV files, torch.save `.pth` files (the pickle rewritten inside the
+//! archive) and ONNX files with external data (issue 23), run in CI. Every input must give `Ok` with a well-formed
 //! value (shapes consistent, and a write/read round trip gives the same bits) or an
 //! `Error::Format` naming the source, and never a panic.
 //!
