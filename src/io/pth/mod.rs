@@ -2,9 +2,9 @@
 //! a state_dict, or a dict holding one under `state_dict`, `model_state_dict` or `model` (a
 //! training checkpoint; its other entries are ignored).
 //!
-//! The pickle inside is read by a reader of this crate's own ([`pickle`]) that understands only
-//! what torch.save writes for tensors and refuses any other global by name, so a file can never
-//! run code. A pickled whole module (`torch.save(model, …)`) and the legacy non-zip format are
+//! The pickle inside is read by a reader of this crate's own (`src/io/pth/pickle.rs`) that
+//! understands only what torch.save writes for tensors and refuses any other global by name, so
+//! a file can never run code. A pickled whole module (`torch.save(model, …)`) and the legacy non-zip format are
 //! refused with what to do instead. Tensors may be float32, float64, float16 or bfloat16
 //! (converted to f32 as `.float()` does); integer tensors (BatchNorm's `num_batches_tracked`)
 //! are read as such and never used as weights.
