@@ -19,6 +19,7 @@
 mod atomic;
 pub mod csv;
 pub mod npy;
+#[cfg(feature = "pth")]
 pub mod pth;
 pub mod safetensors;
 mod signals;

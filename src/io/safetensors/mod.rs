@@ -7,8 +7,8 @@
 //! writes has it. For a plain file the caller gives the [`Arch`] (`--arch`), or the activations
 //! after each Linear layer (`--act`); without either, loading is refused rather than guessed.
 //!
-//! Every reader here also takes a `.pth` / `.pt` file as `torch.save` writes it (see
-//! [`pth`](crate::io::pth)), told apart by its first bytes: it holds no architecture, so it
+//! Every reader here also takes a `.pth` / `.pt` file as `torch.save` writes it (with the `pth`
+//! feature, on by default; see `io::pth`), told apart by its first bytes: it holds no architecture, so it
 //! needs `arch` (or `--act`) like a plain safetensors state_dict.
 //!
 //! Tensors may be F32, F16, BF16 or F64 (converted to f32 as PyTorch's `.float()` does); any
@@ -63,6 +63,7 @@ pub fn from_bytes(
     };
     // A .pth carries no metadata: the architecture comes from the caller.
     let (own_arch, own_names) = match dict {
+        #[cfg(feature = "pth")]
         Parsed::Pth(_) => (None, None),
         Parsed::Safetensors(_) => metadata(bytes, source)?,
     };
@@ -113,6 +114,7 @@ fn no_arch_message(dict: &Parsed<'_>) -> String {
         })
         .collect();
     let (what, save) = match dict {
+        #[cfg(feature = "pth")]
         Parsed::Pth(_) => (".pth state_dict does not say its architecture", ""),
         Parsed::Safetensors(_) => (
             "state_dict does not say its architecture (no wgpu_mlp.arch metadata)",

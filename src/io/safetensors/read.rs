@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use ::safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
 
 use crate::error::{Error, Result};
+#[cfg(feature = "pth")]
 use crate::io::pth;
 use crate::model::Tensors;
 
@@ -15,6 +16,7 @@ use super::json_keys;
 /// apart by their first bytes, so a `.pth` loads wherever a safetensors file does).
 pub(super) enum Parsed<'a> {
     Safetensors(StateDict<'a>),
+    #[cfg(feature = "pth")]
     Pth(pth::StateDict),
 }
 
@@ -27,8 +29,16 @@ pub(super) fn parse<'a>(bytes: &'a [u8], source: &str) -> Result<Parsed<'a>> {
         .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
     let fits =
         header_len.is_some_and(|n| n <= (bytes.len() - 8) as u64 && bytes.get(8) == Some(&b'{'));
-    if pth::is_torch_save(bytes) && !fits {
+    let torch_save = matches!(bytes, [b'P', b'K', 3, 4, ..] | [0x80, 2..=5, ..]);
+    if torch_save && !fits {
+        #[cfg(feature = "pth")]
         return Ok(Parsed::Pth(pth::StateDict::from_bytes(bytes, source)?));
+        #[cfg(not(feature = "pth"))]
+        return Err(Error::format(
+            source,
+            "this is a PyTorch file as torch.save writes it; reading .pth files needs wgpu-mlp's \
+             `pth` feature",
+        ));
     }
     let st = deserialize(bytes, source)?;
     Ok(Parsed::Safetensors(StateDict::new(&st)))
@@ -39,6 +49,7 @@ impl Parsed<'_> {
     pub(super) fn check_dtypes(&self) -> std::result::Result<(), String> {
         match self {
             Parsed::Safetensors(d) => d.check_dtypes(),
+            #[cfg(feature = "pth")]
             Parsed::Pth(d) => d.check_dtypes(),
         }
     }
@@ -46,6 +57,7 @@ impl Parsed<'_> {
     fn inner(&self) -> &dyn Tensors {
         match self {
             Parsed::Safetensors(d) => d,
+            #[cfg(feature = "pth")]
             Parsed::Pth(d) => d,
         }
     }
