@@ -214,6 +214,10 @@ fn crafted_pickles_are_read_exactly_or_refused_by_name() {
             "'builtins.exec'",
         ),
         (b"\x80\x02c__main__\nNet\n)R.", "whole pickled model"),
+        (
+            b"\x80\x02cmymodels.mlp\nNet\n)R.",
+            "'mymodels.mlp.Net' (a whole pickled model?",
+        ),
     ] {
         let msg = format_error(StateDict::from_bytes(&archive(pickle, &[]), "evil"));
         assert!(msg.contains(name), "{msg}");
