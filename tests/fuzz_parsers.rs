@@ -1,5 +1,7 @@
 //! Property test of the file parsers (issue 6): seeded random mutations of valid
-//! safetensors, `.npy`, `.npz` and CSV files, run in CI. Every input must give `Ok` with a well-formed
+//! safetensors, `.npy`, `.npz` and CSV files, torch.save `.pth` files (the pickle rewritten inside
+//! the archive) and ONNX files with external data (issue 23), run in CI. Every input must give `Ok`
+//! with a well-formed
 //! value (shapes consistent, and a write/read round trip gives the same bits) or an
 //! `Error::Format` naming the source, and never a panic.
 //!
@@ -818,7 +820,9 @@ fn check(kind: &str, bytes: &[u8]) -> Result<Outcome, String> {
     let run = catch_unwind(AssertUnwindSafe(|| match kind {
         "st" => check_safetensors(bytes),
         "npy" => check_npy(bytes),
-        "npz" => check_npz(bytes),
+//! safetensors, `.npy`, `.npz` and CSV files, torch.save `.pth` files (the pickle rewritten inside
+//! the archive) and ONNX files with external data (issue 23), run in CI. Every input must give `Ok`
+//! with a well-formed
         _ => check_csv(bytes),
     }));
     match run {
@@ -1003,6 +1007,9 @@ fn fuzz(kind: &str, seeds: Vec<Vec<u8>>, aware: fn(&mut Rng, &mut Vec<u8>)) {
     fuzz_n(kind, seeds, aware, iterations());
 }
 
+//! safetensors, `.npy`, `.npz` and CSV files, torch.save `.pth` files (the pickle rewritten inside
+//! the archive) and ONNX files with external data (issue 23), run in CI. Every input must give `Ok`
+//! with a well-formed
 fn fuzz_n(kind: &str, seeds: Vec<Vec<u8>>, aware: fn(&mut Rng, &mut Vec<u8>), n: usize) {
     let seed = seed();
     let mut rng = Rng::new(seed ^ kind.len() as u64);
@@ -1087,6 +1094,24 @@ fn fuzz_csv() {
     fuzz("csv", csv_seeds(), mutate_csv);
 }
 
+/// `.pth` files (torch.save's zip and our own unpickler): most mutants rewrite the pickle inside
+/// and zip it again (a byte changed in place only fails the entry's CRC).
+#[test]
+fn fuzz_pth() {
+    fuzz_n("pth", pth_seeds(), mutate_pth, iterations() / 10);
+}
+
+/// ONNX models with external data, as `[u32 LE model length][model][data]`: both parts mutated.
+#[test]
+fn fuzz_onnx_external() {
+    fuzz_n(
+        "onnx_external",
+        onnx_external_seeds(),
+        mutate_onnx_external,
+        iterations() / 50,
+    );
+}
+
 #[test]
 fn regressions() {
     for (kind, bytes) in regression_inputs() {
@@ -1106,6 +1131,8 @@ fn write_seed_corpus() {
         ("safetensors", "safetensors", safetensors_seeds()),
         ("npy", "npy", npy_seeds()),
         ("csv", "csv", csv_seeds()),
+        ("pth", "pth", pth_seeds()),
+        ("onnx_external", "bin", onnx_external_seeds()),
     ];
     for (target, ext, seeds) in sets {
         let dir = root.join(target);
@@ -1114,4 +1141,187 @@ fn write_seed_corpus() {
             std::fs::write(dir.join(format!("seed-{i:02}.{ext}")), s).unwrap();
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `.pth` and ONNX external data.
+
+/// The torch.save fixtures that load (the refused ones are regressions of their own).
+fn pth_seeds() -> Vec<Vec<u8>> {
+    ["state_dict", "wrapped_model", "f16", "bf16", "views"]
+        .iter()
+        .map(|n| std::fs::read(common::data("pth").join(format!("{n}.pth"))).unwrap())
+        .collect()
+}
+
+/// The entries of a zip archive, in order.
+fn unzip(b: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
+    use std::io::Read;
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(b)).ok()?;
+    let mut out = Vec::new();
+    for i in 0..z.len() {
+        let mut f = z.by_index(i).ok()?;
+        let mut v = Vec::new();
+        f.read_to_end(&mut v).ok()?;
+        out.push((f.name().ok()?.into_owned(), v));
+    }
+    Some(out)
+}
+
+fn rezip(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, bytes) in entries {
+        w.start_file(name.as_str(), stored).unwrap();
+        w.write_all(bytes).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// Pickle opcodes torch.save writes, and a few it does not, to splice in.
+const PICKLE_OPS: &[&[u8]] = &[
+    b"(",
+    b")",
+    b"t",
+    b"\x85",
+    b"\x86",
+    b"\x87",
+    b"R",
+    b"Q",
+    b"b",
+    b"s",
+    b"u",
+    b"a",
+    b"e",
+    b"]",
+    b"}",
+    b"N",
+    b"\x88",
+    b"\x89",
+    b"K\xff",
+    b"J\xff\xff\xff\xff",
+    b"h\x00",
+    b"q\x00",
+    b"j\xff\xff\xff\x7f",
+    b"X\xff\xff\xff\x7f",
+    b"0",
+    b".",
+    b"cposix\nsystem\n",
+    b"ctorch\nFloatStorage\n",
+    b"ctorch._utils\n_rebuild_tensor_v2\n",
+    b"\x93",
+    b"\x94",
+    b"\x8a\x09\x01\x02\x03\x04\x05\x06\x07\x08\x09",
+];
+
+fn mutate_pth(rng: &mut Rng, b: &mut Vec<u8>) {
+    let Some(mut entries) = unzip(b) else {
+        flip_bits(rng, b);
+        return;
+    };
+    let Some(k) = (if rng.chance(80) {
+        entries.iter().position(|(n, _)| n.ends_with("data.pkl"))
+    } else {
+        Some(rng.below(entries.len()))
+    }) else {
+        return;
+    };
+    let e = &mut entries[k].1;
+    match rng.below(5) {
+        0 => flip_bits(rng, e),
+        1 => truncate(rng, e),
+        2 => delete_range(rng, e),
+        3 => duplicate_range(rng, e),
+        _ => {
+            let at = rng.below(e.len() + 1);
+            let op = rng.pick(PICKLE_OPS);
+            e.splice(at..at, op.iter().copied());
+        }
+    }
+    *b = rezip(&entries);
+}
+
+fn check_pth(bytes: &[u8]) -> Result<Outcome, String> {
+    use wgpu_mlp::model::Tensors;
+    let r = wgpu_mlp::io::pth::StateDict::from_bytes(bytes, "fuzz");
+    check_error(&r, "fuzz")?;
+    let dict = match r {
+        Ok(d) => d,
+        Err(e) => return Ok(Outcome::Err(error_kind(&e))),
+    };
+    for k in dict.keys() {
+        let shape = dict.shape(&k).ok_or("a key without a shape")?;
+        if let Ok(v) = dict.values(&k)
+            && v.len() != shape.iter().product::<usize>()
+        {
+            return Err(format!("'{k}' has shape {shape:?} but {} values", v.len()));
+        }
+    }
+    let arch: wgpu_mlp::Arch = "linear,batchnorm1d,relu,dropout,linear".parse().unwrap();
+    let r = st::from_bytes(bytes, "fuzz", Some(&arch), None);
+    match &r {
+        Err(Error::Format { .. } | Error::InvalidArgument(_)) | Ok(_) => Ok(Outcome::Ok),
+        Err(e) => Err(format!("binding gave {e:?}")),
+    }
+}
+
+fn onnx_external_seeds() -> Vec<Vec<u8>> {
+    ["regression", "digits"]
+        .iter()
+        .map(|n| {
+            let dir = common::data("external");
+            let m = std::fs::read(dir.join(format!("{n}.onnx"))).unwrap();
+            let d = std::fs::read(dir.join(format!("{n}.onnx.data"))).unwrap();
+            [(m.len() as u32).to_le_bytes().to_vec(), m, d].concat()
+        })
+        .collect()
+}
+
+/// Rewrites the digits of an `offset` or `length` entry, or the data file's length.
+fn mutate_onnx_external(rng: &mut Rng, b: &mut Vec<u8>) {
+    let key: &[u8] = if rng.chance(50) {
+        b"offset\x12"
+    } else {
+        b"length\x12"
+    };
+    let hits: Vec<usize> = (0..b.len().saturating_sub(key.len()))
+        .filter(|&i| &b[i..i + key.len()] == key)
+        .collect();
+    if hits.is_empty() || rng.chance(20) {
+        let keep = b.len() - rng.below(b.len().min(400) + 1);
+        b.truncate(keep);
+        return;
+    }
+    let at = *rng.pick(&hits) + key.len() + 1;
+    if let Some(d) = b.get_mut(at) {
+        *d = *rng.pick(b"0123456789-x ");
+    }
+}
+
+fn check_onnx_external(bytes: &[u8]) -> Result<Outcome, String> {
+    let Some((len, rest)) = bytes.split_first_chunk::<4>() else {
+        return Ok(Outcome::Err("too short".into()));
+    };
+    let len = (u32::from_le_bytes(*len) as usize).min(rest.len());
+    let (model, data) = rest.split_at(len);
+    let mut last = Outcome::Ok;
+    for name in ["regression.onnx.data", "digits.onnx.data"] {
+        let r = wgpu_mlp::onnx::from_bytes_with_data(model, "fuzz", &[(name, data)]);
+        check_error(&r, "fuzz")?;
+        match r {
+            Ok(m) => {
+                let n = m.in_features();
+                let x = Matrix::new(2, n, vec![0.5; 2 * n]).map_err(|e| e.to_string())?;
+                let y = wgpu_mlp::cpu::forward(&m, &x).map_err(|e| format!("forward: {e}"))?;
+                if y.cols() != m.out_features() {
+                    return Err("output width".into());
+                }
+                return Ok(Outcome::Ok);
+            }
+            Err(e) => last = Outcome::Err(error_kind(&e)),
+        }
+    }
+    Ok(last)
 }

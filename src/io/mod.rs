@@ -26,6 +26,8 @@ pub mod npy;
 #[cfg(not(target_arch = "wasm32"))]
 #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
 pub mod npz;
+#[cfg(feature = "pth")]
+pub mod pth;
 pub mod safetensors;
 mod signals;
 pub mod stdin;

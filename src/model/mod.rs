@@ -71,21 +71,23 @@ impl Mlp {
 
     /// A model of these modules, in forward order. The widths must chain (each module's input
     /// width is the previous output width), and there must be at least one Linear layer; the
-    /// input width is that of the first module with parameters.
+    /// input width is the first width a module fixes (a PReLU with one slope fixes none).
     pub fn new(modules: Vec<Module>) -> Result<Self> {
-        let Some(first) = modules.iter().find(|m| m.has_tensors()) else {
-            return Err(Error::shape("a network needs at least one Linear layer"));
-        };
         if !modules.iter().any(|m| matches!(m, Module::Linear(_))) {
             return Err(Error::shape("a network needs at least one Linear layer"));
         }
-        let in_features = match first {
-            Module::Linear(l) => l.in_features(),
-            Module::BatchNorm1d(b) => b.features(),
-            Module::LayerNorm(l) => l.features(),
-            Module::PRelu(p) => p.weight().len(),
-            _ => unreachable!("has_tensors covers these"),
-        };
+        // The input width is the first one a module fixes: a single-slope PReLU fits any
+        // width, so the module after it says (PReLU(), Linear(4, 3) takes 4 features).
+        let in_features = modules
+            .iter()
+            .find_map(|m| match m {
+                Module::Linear(l) => Some(l.in_features()),
+                Module::BatchNorm1d(b) => Some(b.features()),
+                Module::LayerNorm(l) => Some(l.features()),
+                Module::PRelu(p) if p.weight().len() > 1 => Some(p.weight().len()),
+                _ => None,
+            })
+            .unwrap_or(1);
         let mut width = in_features;
         for (i, m) in modules.iter().enumerate() {
             width = m.out_width(width).map_err(|e| {
@@ -159,6 +161,12 @@ impl Mlp {
     /// `2·C` for norms, …).
     pub fn param_count(&self) -> usize {
         self.modules.iter().map(Module::param_count).sum()
+    }
+
+    /// Adds a note for [`diagnostics`](Self::diagnostics) (how a file was read, e.g. bound by
+    /// shape).
+    pub(crate) fn add_diagnostic(&mut self, note: String) {
+        self.diagnostics.push(note);
     }
 
     /// Warnings about the model, e.g. a weight matrix whose entries are all equal (zeros, ones or

@@ -65,8 +65,9 @@
 //! [`MAX_DECODED_BYTES`] beyond the file (protobuf lets a few bytes declare a large empty
 //! message). The declared messages do not nest recursively (subgraphs of `If`/`Loop` are
 //! skipped unread, and those ops are unsupported), so decoding depth is bounded by the schema.
-//! Weights stored outside the file (`external_data`) are refused with the export option that
-//! embeds them. Parsing uses `prost` on hand-declared messages (the subset of `onnx.proto`
+//! Weights stored outside the file (`external_data`, `model.onnx.data`) are read by [`load`]
+//! from the `.onnx` file's folder only, and by [`from_bytes_with_data`] from bytes in memory;
+//! the bytes read never exceed the data files' size. Parsing uses `prost` on hand-declared messages (the subset of `onnx.proto`
 //! an MLP needs; unknown fields are skipped).
 //!
 //! # Exact semantics of the activation ops
@@ -85,6 +86,7 @@
 //!   `HardSwish`, `Mish` are exactly PyTorch's activations; `PRelu` is `x > 0 ? x : slope·x`.
 
 mod elementwise;
+mod external;
 mod graph;
 mod lower;
 mod proto;
@@ -98,9 +100,10 @@ use prost::Message;
 
 use crate::error::{Error, Result};
 use crate::model::Mlp;
+use external::Source;
 
-/// The largest file accepted: protobuf messages cannot exceed 2 GiB, and exporters write larger
-/// models with external data (which is not supported).
+/// The largest `.onnx` file accepted: protobuf messages cannot exceed 2 GiB (exporters write
+/// larger models with external data, whose files this cap does not cover).
 pub const MAX_FILE_BYTES: u64 = (1 << 31) - 1;
 
 /// The most nodes a graph may have (an MLP has a handful per layer).
@@ -125,7 +128,11 @@ pub(crate) const MAX_FOLD_ELEMENTS: usize = 1 << 20;
 /// data becomes `R·C` values).
 pub(crate) const IMPORT_BUDGET: usize = 1 << 24;
 
-/// Reads an `.onnx` file as a model.
+/// Reads an `.onnx` file as a model. Weights stored as external data (`model.onnx.data`, as
+/// `torch.onnx.export(..., dynamo=True)` writes them by default) are read from the files the
+/// model names, which must lie in this file's folder (or below it); a location that is
+/// absolute, has `..`, resolves elsewhere through a symbolic link, or a range past the end of
+/// its file is an error naming the initializer.
 pub fn load(path: impl AsRef<Path>) -> Result<Mlp> {
     let path = path.as_ref();
     let source = path.display().to_string();
@@ -136,13 +143,24 @@ pub fn load(path: impl AsRef<Path>) -> Result<Mlp> {
         return Err(Error::format(&source, too_large(len)));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    from_buffer(Bytes::from(bytes), &source)
+    let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    from_buffer(Bytes::from(bytes), &source, &Source::Folder(dir))
 }
 
 /// Reads the bytes of an `.onnx` file as a model; `source` names it in error messages. Every
-/// failure is an [`Error::Format`] naming `source`.
+/// failure is an [`Error::Format`] naming `source`. A model with external data is refused here
+/// (there is no folder to find it in): use [`load`] or [`from_bytes_with_data`].
 pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Mlp> {
-    from_buffer(Bytes::copy_from_slice(bytes), source)
+    from_buffer(Bytes::copy_from_slice(bytes), source, &Source::None)
+}
+
+/// Reads a model whose weights are in external data files already in memory (a web page that
+/// was given both files): `data` pairs each file's name, as the model's `location` entries
+/// spell it (`"model.onnx.data"`), with its bytes. Locations are checked as [`load`] checks
+/// them (relative, no `..`); a location not in `data` or a range past the end of its bytes is
+/// an error naming the initializer.
+pub fn from_bytes_with_data(bytes: &[u8], source: &str, data: &[(&str, &[u8])]) -> Result<Mlp> {
+    from_buffer(Bytes::copy_from_slice(bytes), source, &Source::Memory(data))
 }
 
 /// Whether `path` has the `.onnx` extension (case-insensitive): how the CLI tells an ONNX file
@@ -161,12 +179,12 @@ pub fn supported_ops() -> Vec<&'static str> {
 
 fn too_large(len: u64) -> String {
     format!(
-        "the file is {len} bytes; ONNX files (protobuf) are at most {MAX_FILE_BYTES} bytes, and \
-         larger models keep their weights in external data, which is not supported"
+        "the file is {len} bytes; ONNX files (protobuf) are at most {MAX_FILE_BYTES} bytes \
+         (larger models keep their weights in external data, a file beside the .onnx)"
     )
 }
 
-fn from_buffer(buf: Bytes, source: &str) -> Result<Mlp> {
+fn from_buffer(buf: Bytes, source: &str, data: &Source<'_>) -> Result<Mlp> {
     let err = |msg: String| Error::format(source, msg);
     let len = buf.len();
     if buf.len() as u64 > MAX_FILE_BYTES {
@@ -192,13 +210,16 @@ fn from_buffer(buf: Bytes, source: &str) -> Result<Mlp> {
             MAX_DECODED_BYTES >> 20
         )));
     }
-    let model = proto::ModelProto::decode(buf)
+    let mut model = proto::ModelProto::decode(buf)
         .map_err(|e| err(format!("not a valid ONNX file (damaged protobuf: {e})")))?;
-    if model.graph.is_none() {
+    let Some(graph) = model.graph.as_mut() else {
         return Err(err(
             "not an ONNX model: the file has no graph (field 7 of ModelProto)".into(),
         ));
-    }
+    };
+    let external = external::resolve(&mut graph.initializer, data).map_err(err)?;
     let g = graph::build(&model).map_err(err)?;
-    lower::lower(&g, len).map_err(err)
+    // The importer's own budget grows with the weights it was given, wherever they were stored.
+    let weighed = usize::try_from(external).map_or(usize::MAX, |e| len.saturating_add(e));
+    lower::lower(&g, weighed).map_err(err)
 }

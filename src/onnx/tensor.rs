@@ -87,6 +87,17 @@ pub(crate) fn element_count(dims: &[usize]) -> Result<usize, String> {
         })
 }
 
+/// The bytes of one element of a data type in `raw_data`, for the types the importer reads.
+pub(crate) fn element_size(data_type: i32) -> Option<usize> {
+    match data_type {
+        dtype::FLOAT | dtype::INT32 => Some(4),
+        dtype::DOUBLE | dtype::INT64 => Some(8),
+        dtype::FLOAT16 | dtype::BFLOAT16 => Some(2),
+        dtype::BOOL => Some(1),
+        _ => None,
+    }
+}
+
 /// Reads a `TensorProto`; the error says what is wrong (the caller names the tensor).
 pub(crate) fn read(t: &TensorProto, origin: Origin) -> Result<Tensor, String> {
     if t.data_location == 1 || !t.external_data.is_empty() {
@@ -97,9 +108,7 @@ pub(crate) fn read(t: &TensorProto, origin: Origin) -> Result<Tensor, String> {
             .map(|e| format!(" (in '{}')", crate::error::escape(&e.value)))
             .unwrap_or_default();
         return Err(format!(
-            "stores its data outside the .onnx file{location}; only files with embedded weights \
-             are supported: export with torch.onnx.export(..., external_data=False), or merge \
-             the data with onnx.save_model(onnx.load(path), out, save_as_external_data=False)"
+            "stores its data outside the .onnx file{location}, which only an initializer may do"
         ));
     }
     if t.segment.is_some() {
@@ -124,18 +133,12 @@ pub(crate) fn read(t: &TensorProto, origin: Origin) -> Result<Tensor, String> {
         }
     };
     // The element size in raw_data, and whether raw_data holds the values.
-    let size = match t.data_type {
-        dtype::FLOAT | dtype::INT32 => 4,
-        dtype::DOUBLE | dtype::INT64 => 8,
-        dtype::FLOAT16 | dtype::BFLOAT16 => 2,
-        dtype::BOOL => 1,
-        other => {
-            return Err(format!(
-                "has data type {}; the importer reads FLOAT, DOUBLE, FLOAT16 and BFLOAT16 \
-                 tensors (and INT64, INT32, BOOL for shapes and conditions)",
-                dtype::name(other)
-            ));
-        }
+    let Some(size) = element_size(t.data_type) else {
+        return Err(format!(
+            "has data type {}; the importer reads FLOAT, DOUBLE, FLOAT16 and BFLOAT16 tensors \
+             (and INT64, INT32, BOOL for shapes and conditions)",
+            dtype::name(t.data_type)
+        ));
     };
     if have_raw {
         // n · size cannot overflow: n ≤ MAX_TENSOR_ELEMENTS ≤ isize::MAX / 4.

@@ -11,7 +11,7 @@ use super::super::elementwise::{self, Op};
 use super::super::graph::quote;
 use super::super::proto::{NodeProto, attr_type};
 use super::super::tensor::{self, Data, Origin, Tensor, element_count};
-use super::region::prune;
+use super::prune::prune;
 
 /// A `Constant` node's value.
 pub(super) fn constant(node: &NodeProto) -> Result<Tensor, String> {

@@ -22,6 +22,7 @@ mod attrs;
 mod constant;
 mod linear;
 mod norm;
+mod prune;
 mod region;
 mod shape;
 

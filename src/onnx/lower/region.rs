@@ -15,6 +15,7 @@ use super::super::proto::NodeProto;
 use super::super::scope::{Scope, pattern_class};
 use super::super::tensor::{Data, Tensor};
 use super::constant::{expand, fold, spend};
+use super::prune::prune;
 use super::{Lowerer, Val};
 
 /// An operand of a region node.
@@ -371,48 +372,5 @@ impl<'m> Lowerer<'_, 'm> {
             self.modules.push(m);
         }
         Ok(())
-    }
-}
-
-/// The nodes of `e` that `out` needs, renumbered, with `out` last.
-pub(super) fn prune(e: &Expr, out: usize) -> crate::Result<Expr> {
-    let nodes = e.nodes();
-    let mut keep = vec![false; nodes.len()];
-    keep[out] = true;
-    for i in (1..=out).rev() {
-        if keep[i] {
-            for o in operands(&nodes[i]) {
-                keep[o] = true;
-            }
-        }
-    }
-    let mut remap = vec![0usize; nodes.len()];
-    let mut kept = vec![Node::Input];
-    for i in 1..=out {
-        if !keep[i] {
-            continue;
-        }
-        let r = |j: usize| remap[j];
-        let node = match &nodes[i] {
-            Node::Input => Node::Input,
-            Node::Const(c) => Node::Const(*c),
-            Node::Column(c) => Node::Column(c.clone()),
-            Node::Unary(u, a) => Node::Unary(*u, r(*a)),
-            Node::Binary(b, x, y) => Node::Binary(*b, r(*x), r(*y)),
-            Node::Where(c, a, b) => Node::Where(r(*c), r(*a), r(*b)),
-            Node::Act(act, a) => Node::Act(*act, r(*a)),
-        };
-        remap[i] = kept.len();
-        kept.push(node);
-    }
-    Expr::from_nodes(kept)
-}
-
-fn operands(n: &Node) -> Vec<usize> {
-    match n {
-        Node::Input | Node::Const(_) | Node::Column(_) => vec![],
-        Node::Unary(_, a) | Node::Act(_, a) => vec![*a],
-        Node::Binary(_, a, b) => vec![*a, *b],
-        Node::Where(c, a, b) => vec![*c, *a, *b],
     }
 }

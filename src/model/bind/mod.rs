@@ -3,14 +3,35 @@
 //! after stripping the `_orig_mod.` (torch.compile) and `module.` (DataParallel) prefixes that
 //! wrap every key; every shape checked, every key used, each message naming the keys.
 
-use std::cmp::Ordering;
+mod keys;
+mod module;
+mod search;
+
+pub use keys::natural_cmp;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result, escape};
 use crate::model::Mlp;
 use crate::model::arch::{Arch, Token};
-use crate::model::linear::Linear;
-use crate::model::module::{BatchNorm1d, LayerNorm, Module, PRelu};
+use crate::model::module::{LayerNorm, Module};
+use keys::{Group, describe, group_keys, params_of, quote, strip_wrappers};
+use module::{bind_module, features};
+use search::{Entry, MAX_STEPS, Mode, Sig, search};
+
+/// The most fits of one order kept while looking for the one at its own indices.
+const MAX_FITS: usize = 64;
+
+/// The most candidate orders an error lists.
+const MAX_LISTED: usize = 4;
+
+/// The error with `suffix` added to its message.
+fn with_suffix(e: Error, suffix: &str) -> Error {
+    match e {
+        Error::InvalidArgument(m) if !suffix.is_empty() => Error::invalid(format!("{m}{suffix}")),
+        e => e,
+    }
+}
 
 /// What [`Arch::bind`] reads tensors from (a safetensors state_dict).
 pub trait Tensors {
@@ -27,9 +48,12 @@ impl Arch {
     /// tensors taking those of one module name, by `names` or in the natural order of the names
     /// in the file. Every tensor must be used; `num_batches_tracked` is ignored. A `layernorm`
     /// without `elementwise_affine` owns no tensors: when the file has fewer names than modules
-    /// with tensors, every choice of which LayerNorms are bare is tried and the one that fits is
-    /// taken (an nn.Sequential's indices settle a tie; otherwise a tie is an error, and `-` in
-    /// `names` marks a bare LayerNorm).
+    /// with tensors, the choices of which LayerNorms are bare are searched and the one that fits
+    /// is taken (an nn.Sequential's indices settle a tie; otherwise a tie is an error, and `-`
+    /// in `names` marks a bare LayerNorm). Without `names`, when the natural order fits no way
+    /// but exactly one order of the names fits the modules' kinds and shapes, that order is used
+    /// and [`Mlp::diagnostics`] says so; when several do, the error lists them. The search is
+    /// bounded (a few million shape comparisons; only the chosen model is built).
     pub fn bind(&self, tensors: &dyn Tensors, names: Option<&[String]>) -> Result<Mlp> {
         let err = |m: String| Error::invalid(m);
         let groups = group_keys(tensors)?;
@@ -126,46 +150,50 @@ impl Arch {
                 describe(&groups)
             )));
         }
-        // Which LayerNorms own no tensors: every choice of `spare` of them is tried, and exactly
-        // one may fit (a PReLU's or a LayerNorm's 1-D weight of the same width would otherwise
-        // be taken by the wrong module). The first choice tried is the old greedy one (a
-        // LayerNorm is bare unless the next tensors look like its own), whose error is the one
-        // reported when no choice fits.
-        let norms: Vec<usize> = (self.tokens().iter().enumerate())
-            .filter(|(_, t)| matches!(t, Token::LayerNorm { .. }))
+        // Which LayerNorms own no tensors (a PReLU's or a LayerNorm's 1-D weight of the same
+        // width would otherwise be taken by the wrong module), found by a bounded search on
+        // shapes; only the model chosen is built.
+        let mut names_by_id: Vec<&String> = groups.keys().collect();
+        names_by_id.sort_by(|a, b| natural_cmp(a, b));
+        let ids: BTreeMap<&str, usize> = (names_by_id.iter().enumerate())
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let sigs: Vec<Sig> = (names_by_id.iter())
+            .map(|n| Sig::of(&groups[n.as_str()], tensors))
+            .collect();
+        let kinds: Vec<Token> = self
+            .tokens()
+            .iter()
+            .copied()
+            .filter(|t| t.has_tensors())
+            .collect();
+        let fixed: Vec<Entry> = order
+            .iter()
+            .map(|n| match n {
+                Named::Module(n) => Entry::Group(ids[n.as_str()]),
+                Named::Bare => Entry::Bare,
+            })
+            .collect();
+        // The positions (token indices) of the bare LayerNorms of a fit, and its order of names.
+        let positions: Vec<usize> = (self.tokens().iter().enumerate())
+            .filter(|(_, t)| t.has_tensors())
             .map(|(i, _)| i)
             .collect();
-        let mut choices = choose(&norms, spare);
-        if let Some(g) = self.greedy_bare(tensors, &groups, &order, spare) {
-            choices.retain(|c| *c != g);
-            choices.insert(0, g);
-        }
-        // Beyond this many choices (dozens of LayerNorms) only the greedy one is tried.
-        const MAX_CHOICES: usize = 256;
-        choices.truncate(MAX_CHOICES);
-        let mut fits: Vec<(Vec<usize>, Mlp)> = Vec::new();
-        let mut first_err = None;
-        for bare in choices {
-            match self.bind_with(tensors, &groups, &order, &bare) {
-                Ok(m) => fits.push((bare, m)),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        // An nn.Sequential's keys say where each module is: module `k`'s tensors are `k.weight`
-        // (or `net.k.weight`). Where several choices fit, the one that puts every numbered name at
-        // its own position is the file's.
-        if fits.len() > 1 {
-            let at_own_index: Vec<bool> = fits
-                .iter()
-                .map(|(bare, _)| self.names_at_own_index(&order, bare))
-                .collect();
-            if at_own_index.iter().filter(|&&b| b).count() == 1 {
-                let k = at_own_index.iter().position(|&b| b).expect("one");
-                fits = vec![fits.swap_remove(k)];
-            }
-        }
+        let bare_of = |fit: &[Entry]| -> Vec<usize> {
+            fit.iter()
+                .zip(&positions)
+                .filter(|(e, _)| **e == Entry::Bare)
+                .map(|(_, &i)| i)
+                .collect()
+        };
+        let order_of = |fit: &[Entry]| -> Vec<Named> {
+            fit.iter()
+                .filter_map(|e| match e {
+                    Entry::Group(g) => Some(Named::Module(names_by_id[*g].clone())),
+                    Entry::Bare => None,
+                })
+                .collect()
+        };
         let by_name = if names.is_some() {
             String::new()
         } else {
@@ -175,12 +203,26 @@ impl Arch {
                 quote(order.iter().map(Named::as_str))
             )
         };
+        let found = search(&kinds, &sigs, Mode::Fixed(&fixed), spare, MAX_FITS);
+        // An nn.Sequential's keys say where each module is: module `k`'s tensors are `k.weight`
+        // (or `net.k.weight`). Where several choices fit, the one that puts every numbered name
+        // at its own position is the file's.
+        let mut fits = found.fits;
+        if fits.len() > 1 {
+            let own: Vec<usize> = (0..fits.len())
+                .filter(|&k| self.names_at_own_index(&order, &bare_of(&fits[k])))
+                .collect();
+            if let [k] = own[..] {
+                fits = vec![fits.swap_remove(k)];
+            }
+        }
         match fits.len() {
-            1 => Ok(fits.pop().map(|(_, m)| m).expect("one fit")),
-            0 => Err(match first_err.expect("at least one choice") {
-                Error::InvalidArgument(m) if !by_name.is_empty() => err(format!("{m}{by_name}")),
-                e => e,
-            }),
+            1 => {
+                return self
+                    .bind_with(tensors, &groups, &order, &bare_of(&fits[0]))
+                    .map_err(|e| with_suffix(e, &by_name));
+            }
+            0 => {}
             _ => {
                 let which = |b: &[usize]| {
                     b.iter()
@@ -188,12 +230,77 @@ impl Arch {
                         .collect::<Vec<_>>()
                         .join(" and ")
                 };
-                Err(err(format!(
+                return Err(err(format!(
                     "ambiguous: the file's tensors fit '{self}' with {} without tensors \
                      (elementwise_affine=False) and also with {}; give --names with '-' for \
                      each LayerNorm that has no tensors (e.g. fc1,-,norm2,fc2)",
-                    which(&fits[0].0),
-                    which(&fits[1].0)
+                    which(&bare_of(&fits[0])),
+                    which(&bare_of(&fits[1]))
+                )));
+            }
+        }
+        // Nothing fits the order: the greedy choice of bare LayerNorms (one is bare unless the
+        // next tensors look like its own) says why, and is taken should its real build succeed
+        // where the shapes alone did not.
+        let greedy = self.greedy_bare(tensors, &groups, &order, spare);
+        let why = match self.bind_with(tensors, &groups, &order, &greedy) {
+            Ok(m) => return Ok(m),
+            Err(e) if found.exhausted => err(format!(
+                "the file has too many ways to place its LayerNorms without tensors to try them \
+                 all ({MAX_STEPS} steps); give --names with '-' for each LayerNorm that has no \
+                 tensors (e.g. fc1,-,norm2,fc2). The first way tried fails: {}",
+                e.to_string().trim_start_matches("invalid argument: ")
+            )),
+            Err(e) => with_suffix(e, &by_name),
+        };
+        if names.is_some() || found.exhausted {
+            return Err(why);
+        }
+        // The natural order does not fit: is there exactly one order of the names whose kinds
+        // and shapes fit?
+        let free = search(&kinds, &sigs, Mode::Free, spare, MAX_LISTED + 1);
+        let shown = |fit: &[Entry]| {
+            let names: Vec<String> = fit
+                .iter()
+                .map(|e| match e {
+                    Entry::Group(g) => escape(names_by_id[*g]).into_owned(),
+                    Entry::Bare => BARE.to_string(),
+                })
+                .collect();
+            format!("--names {}", names.join(","))
+        };
+        match (free.fits.len(), free.exhausted) {
+            (0, false) => Err(why),
+            (1, false) => {
+                let fit = &free.fits[0];
+                let mut m = self.bind_with(tensors, &groups, &order_of(fit), &bare_of(fit))?;
+                m.add_diagnostic(format!(
+                    "the module names in their natural order ({}) do not fit '{self}'; the one \
+                     order whose tensors' kinds and shapes fit was used: {}",
+                    quote(order.iter().map(Named::as_str)),
+                    shown(fit)
+                ));
+                Ok(m)
+            }
+            (n, exhausted) => {
+                let listed: Vec<String> = free
+                    .fits
+                    .iter()
+                    .take(MAX_LISTED)
+                    .map(|f| shown(f))
+                    .collect();
+                let more = if n > MAX_LISTED || exhausted {
+                    " and maybe more"
+                } else {
+                    ""
+                };
+                Err(err(format!(
+                    "the module names in their natural order ({}) do not fit '{self}', and \
+                     {} orders fit the tensors' kinds and shapes: {}{more}; give the forward \
+                     order with --names",
+                    quote(order.iter().map(Named::as_str)),
+                    if n > 1 { "several" } else { "possibly several" },
+                    listed.join("; ")
                 )))
             }
         }
@@ -218,14 +325,14 @@ impl Arch {
     }
 
     /// The LayerNorms the greedy rule leaves bare: one is bare when the next name's tensors are
-    /// not a LayerNorm's of its width; `None` if the rule cannot be followed to the end.
+    /// not a LayerNorm's of its width.
     fn greedy_bare(
         &self,
         tensors: &dyn Tensors,
         groups: &BTreeMap<String, Group>,
         order: &[Named],
         mut spare: usize,
-    ) -> Option<Vec<usize>> {
+    ) -> Vec<usize> {
         let mut bare = Vec::new();
         let mut next = order.iter().peekable();
         let mut width: Option<usize> = None;
@@ -259,7 +366,7 @@ impl Arch {
                 _ => {}
             }
         }
-        Some(bare)
+        bare
     }
 
     /// The model with the LayerNorms at `bare` owning no tensors and every other module that owns
@@ -378,49 +485,6 @@ impl Named {
     }
 }
 
-/// Every choice of `k` items of `items`, in lexicographic order.
-fn choose(items: &[usize], k: usize) -> Vec<Vec<usize>> {
-    if k == 0 {
-        return vec![Vec::new()];
-    }
-    let mut all = Vec::new();
-    for (i, &first) in items.iter().enumerate() {
-        if items.len() - i < k {
-            break;
-        }
-        for mut rest in choose(&items[i + 1..], k - 1) {
-            rest.insert(0, first);
-            all.push(rest);
-        }
-    }
-    all
-}
-
-/// The width a module with tensors fixes (its features), if any.
-fn features(m: &Module) -> Option<usize> {
-    match m {
-        Module::BatchNorm1d(b) => Some(b.features()),
-        Module::LayerNorm(l) => Some(l.features()),
-        Module::PRelu(p) if p.weight().len() > 1 => Some(p.weight().len()),
-        _ => None,
-    }
-}
-
-/// The tensors a module of this kind may own.
-fn params_of(t: Token) -> &'static [&'static str] {
-    match t {
-        Token::Linear | Token::LayerNorm { .. } | Token::PRelu => &["weight", "bias"],
-        Token::BatchNorm1d { .. } => &[
-            "weight",
-            "bias",
-            "running_mean",
-            "running_var",
-            "num_batches_tracked",
-        ],
-        _ => &[],
-    }
-}
-
 /// Whether a group's tensors are a LayerNorm's (1-D weight, optional bias) of `width`.
 fn is_layernorm_of(group: &Group, tensors: &dyn Tensors, width: Option<usize>) -> bool {
     let Some(w) = group.get("weight") else {
@@ -430,246 +494,4 @@ fn is_layernorm_of(group: &Group, tensors: &dyn Tensors, width: Option<usize>) -
         .shape(w)
         .is_some_and(|s| s.len() == 1 && width.is_none_or(|n| s[0] == n));
     one_d && group.keys().all(|p| p == "weight" || p == "bias")
-}
-
-/// A module name as given, less a `_orig_mod.` / `module.` wrapper prefix the file's keys do
-/// not have after stripping (names copied from the wrapped model's keys).
-fn strip_wrappers<'a>(name: &'a str, groups: &BTreeMap<String, Group>) -> &'a str {
-    let mut n = name;
-    while !groups.contains_key(n) {
-        match n
-            .strip_prefix("_orig_mod.")
-            .or_else(|| n.strip_prefix("module."))
-        {
-            Some(rest) => n = rest,
-            None => return name,
-        }
-    }
-    n
-}
-
-/// A tensor's shape and values.
-type ShapedValues = (Vec<usize>, Vec<f32>);
-
-/// The parameters of one module name: parameter name → full key.
-type Group = BTreeMap<String, String>;
-
-/// Keys grouped by module name (everything before the last `.`), after removing the
-/// `_orig_mod.` / `module.` prefixes that wrap every key.
-fn group_keys(tensors: &dyn Tensors) -> Result<BTreeMap<String, Group>> {
-    let keys = tensors.keys();
-    if keys.is_empty() {
-        return Err(Error::invalid("the file holds no tensors"));
-    }
-    let mut strip = 0;
-    'outer: loop {
-        for prefix in ["_orig_mod.", "module."] {
-            if keys.iter().all(|k| k[strip..].starts_with(prefix)) {
-                strip += prefix.len();
-                continue 'outer;
-            }
-        }
-        break;
-    }
-    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-    for k in &keys {
-        let short = &k[strip..];
-        let (module, param) = short.rsplit_once('.').unwrap_or(("", short));
-        groups
-            .entry(module.to_string())
-            .or_default()
-            .insert(param.to_string(), k.clone());
-    }
-    Ok(groups)
-}
-
-/// Builds one module from its group of tensors, checking names and shapes.
-fn bind_module(
-    t: Token,
-    name: &str,
-    group: &Group,
-    tensors: &dyn Tensors,
-) -> std::result::Result<Module, String> {
-    let allowed = params_of(t);
-    let unknown: Vec<&str> = group
-        .keys()
-        .map(String::as_str)
-        .filter(|p| !allowed.contains(p))
-        .collect();
-    let class = match t {
-        Token::Linear => "Linear",
-        Token::BatchNorm1d { .. } => "BatchNorm1d",
-        Token::LayerNorm { .. } => "LayerNorm",
-        _ => "PReLU",
-    };
-    if !unknown.is_empty() {
-        return Err(format!(
-            "a {class} has no tensor(s) {}; its tensors are {} (is the architecture right? the \
-             module's tensors are {})",
-            quote(unknown.iter().copied()),
-            quote(allowed.iter().copied()),
-            quote(group.keys().map(String::as_str))
-        ));
-    }
-    let get = |p: &str| -> std::result::Result<Option<ShapedValues>, String> {
-        let Some(key) = group.get(p) else {
-            return Ok(None);
-        };
-        let shape = tensors.shape(key).unwrap_or_default();
-        Ok(Some((shape, tensors.values(key)?)))
-    };
-    let vector = |p: &str, c: Option<usize>| -> std::result::Result<Option<Vec<f32>>, String> {
-        match get(p)? {
-            None => Ok(None),
-            Some((shape, v)) => match (shape.as_slice(), c) {
-                ([n], Some(c)) if *n == c => Ok(Some(v)),
-                ([n], None) if *n > 0 => Ok(Some(v)),
-                _ => Err(format!(
-                    "'{}' has shape {shape:?}; expected [{}]",
-                    escape(&group[p]),
-                    c.map_or("C".into(), |c| c.to_string())
-                )),
-            },
-        }
-    };
-    let missing = |p: &str| {
-        let key = if name.is_empty() {
-            p.to_string()
-        } else {
-            format!("{name}.{p}")
-        };
-        format!("missing '{}' (a {class} needs it)", escape(&key))
-    };
-    match t {
-        Token::Linear => {
-            let (shape, w) = get("weight")?.ok_or_else(|| missing("weight"))?;
-            let &[out, inp] = shape.as_slice() else {
-                return Err(format!(
-                    "'{}' must be 2-D [out_features, in_features], got shape {shape:?}",
-                    escape(&group["weight"])
-                ));
-            };
-            let bias = vector("bias", Some(out))?;
-            Linear::new(inp, out, w, bias)
-                .map(Module::Linear)
-                .map_err(|e| e.to_string())
-        }
-        Token::BatchNorm1d { eps } => {
-            let mean = vector("running_mean", None)?.ok_or_else(|| {
-                format!(
-                    "a BatchNorm1d needs its running statistics ('{name}.running_mean'); without \
-                     them (track_running_stats=False) it normalises each batch by its own \
-                     statistics even in eval mode, which this crate does not run"
-                )
-            })?;
-            let c = Some(mean.len());
-            let var = vector("running_var", c)?.ok_or_else(|| missing("running_var"))?;
-            BatchNorm1d::new(mean, var, vector("weight", c)?, vector("bias", c)?, eps)
-                .map(Module::BatchNorm1d)
-                .map_err(|e| e.to_string())
-        }
-        Token::LayerNorm { eps } => {
-            let w = vector("weight", None)?.ok_or_else(|| missing("weight"))?;
-            let c = w.len();
-            LayerNorm::new(c, Some(w), vector("bias", Some(c))?, eps)
-                .map(Module::LayerNorm)
-                .map_err(|e| e.to_string())
-        }
-        _ => {
-            let w = vector("weight", None)?.ok_or_else(|| missing("weight"))?;
-            PRelu::new(w).map(Module::PRelu).map_err(|e| e.to_string())
-        }
-    }
-}
-
-/// `'0' (weight [31, 13], bias [31]), '1' (…)`: the file's modules, for messages.
-fn describe(groups: &BTreeMap<String, Group>) -> String {
-    let mut names: Vec<&String> = groups.keys().collect();
-    names.sort_by(|a, b| natural_cmp(a, b));
-    let shown: Vec<String> = names
-        .iter()
-        .take(12)
-        .map(|n| {
-            let params: Vec<&str> = groups[n.as_str()].keys().map(String::as_str).collect();
-            format!("'{}' ({})", escape(n), params.join(", "))
-        })
-        .collect();
-    let mut s = shown.join(", ");
-    if names.len() > 12 {
-        s.push_str(&format!(" and {} more", names.len() - 12));
-    }
-    s
-}
-
-/// `'a', 'b'` (at most 10 shown), escaped.
-pub(crate) fn quote<'a>(items: impl Iterator<Item = &'a str>) -> String {
-    let items: Vec<&str> = items.collect();
-    let mut s = items
-        .iter()
-        .take(10)
-        .map(|k| format!("'{}'", escape(k)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if items.len() > 10 {
-        s.push_str(&format!(" and {} more", items.len() - 10));
-    }
-    s
-}
-
-/// Natural order of module names: dot-separated segments compared one by one, runs of digits
-/// by value (`fc2` < `fc10`, `net.2` < `net.10`).
-pub fn natural_cmp(a: &str, b: &str) -> Ordering {
-    let mut x = a.as_bytes();
-    let mut y = b.as_bytes();
-    loop {
-        match (x.first(), y.first()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(c), Some(d)) if c.is_ascii_digit() && d.is_ascii_digit() => {
-                let n = x.iter().take_while(|c| c.is_ascii_digit()).count();
-                let m = y.iter().take_while(|c| c.is_ascii_digit()).count();
-                let (dx, dy) = (trim_zeros(&x[..n]), trim_zeros(&y[..m]));
-                let ord = dx.len().cmp(&dy.len()).then_with(|| dx.cmp(dy));
-                if ord != Ordering::Equal {
-                    return ord;
-                }
-                x = &x[n..];
-                y = &y[m..];
-            }
-            (Some(c), Some(d)) => {
-                if c != d {
-                    // '.' ends a segment: it sorts before any other character.
-                    let rank = |c: u8| if c == b'.' { 0u16 } else { u16::from(c) + 1 };
-                    return rank(*c).cmp(&rank(*d));
-                }
-                x = &x[1..];
-                y = &y[1..];
-            }
-        }
-    }
-}
-
-fn trim_zeros(d: &[u8]) -> &[u8] {
-    let z = d.iter().take_while(|&&c| c == b'0').count();
-    &d[z.min(d.len().saturating_sub(1))..]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn natural_order_compares_numbers_by_value() {
-        let mut v = vec![
-            "fc10", "fc2", "fc1", "net.10", "net.2", "0", "10", "2", "head",
-        ];
-        v.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(
-            v,
-            [
-                "0", "2", "10", "fc1", "fc2", "fc10", "head", "net.2", "net.10"
-            ]
-        );
-    }
 }
