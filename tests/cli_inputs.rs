@@ -262,13 +262,12 @@ fn batches_give_what_one_batch_gives() {
     assert!(stderr(&o).contains("5 rows of 4 values") && stderr(&o).contains("header"));
     std::fs::write(&csv, format!("{text}e,f,g,h\n")).unwrap();
     let out = dir.path().join("y.csv");
-    let err = assert_fails(&infer(
-        &m,
-        path_str(&csv),
-        path_str(&out),
-        &["--batch-size", "2"],
-    ));
+    // Names starting a later batch are not a second header; inside a batch, not numbers.
+    let args = |n| ["--batch-size", n];
+    let err = assert_fails(&infer(&m, path_str(&csv), path_str(&out), &args("5")));
     assert!(err.contains("only the first line may be a header"), "{err}");
+    let err = assert_fails(&infer(&m, path_str(&csv), path_str(&out), &args("2")));
+    assert!(err.contains("'e' is not a number"), "{err}");
     assert!(!out.exists());
     let err = assert_fails(&infer(&m, path_str(&csv), "y.npy", &["--batch-size", "2"]));
     assert!(err.contains("cannot write .npy"), "{err}");
