@@ -396,3 +396,42 @@ fn options_are_never_dropped_silently() {
     ]);
     assert_ok(&o);
 }
+
+/// `infer --kernel` and `--weight-format` reach the GPU as in `bench`: every choice gives the
+/// CPU's numbers (f16 weights within their rounding), and a kernel that does not exist is an
+/// error naming it.
+#[test]
+fn infer_takes_the_gpu_kernel_and_weight_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = classifier(dir.path());
+    let x = input("float64.f32.npy");
+    let cpu = csv_values(&stdout(&infer(&m, &x, "-", &[])));
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "infer",
+            "--weights",
+            m.as_str(),
+            "-i",
+            x.as_str(),
+            "-o",
+            "-",
+        ];
+        args.extend_from_slice(&["--device", "gpu"]);
+        args.extend_from_slice(extra);
+        run_cli(&args)
+    };
+    for (extra, tol) in [
+        (&["--kernel", "tiled64"][..], 1e-6),
+        (&["--kernel", "gemv"], 1e-6),
+        (&["--weight-format", "f16", "--kernel", "windowed"], 2e-3),
+    ] {
+        let o = run(extra);
+        assert_ok(&o);
+        let gpu = csv_values(&stdout(&o));
+        for (g, c) in gpu.iter().flatten().zip(cpu.iter().flatten()) {
+            assert!((g - c).abs() <= tol, "{extra:?}: {g} against {c}");
+        }
+    }
+    let err = assert_fails(&run(&["--kernel", "nope"]));
+    assert!(err.contains("nope"), "{err}");
+}
