@@ -4,8 +4,11 @@
 //! wgpu-mlp summary --weights model.onnx|model.safetensors [--arch M1,M2,... | --act A1,...] [--batch N]
 //! wgpu-mlp summary --layers 784,128,64,10 [--arch M1,M2,... | --act relu,relu,softmax] [--batch N]
 //! wgpu-mlp init --layers 784,128,10 [--arch ... | --act relu,softmax] --seed 42 --output model.safetensors
-//! wgpu-mlp infer --weights model.onnx|model.safetensors [--arch ... | --act ...] --input x.npy --output y.npy
+//! wgpu-mlp infer --weights model.onnx|model.safetensors [--arch ... | --act ...]
+//!                --input x.npy|x.npz[:NAME]|x.csv|- --output y.npy|y.csv|y.json|-
+//!                [--argmax | --top-k K] [--batch-size N]
 //!                [--device auto|gpu|cpu|cpu-reference] [--adapter NAME] [--threads N]
+//!                [--kernel KERNEL] [--weight-format f32|f16]
 //! wgpu-mlp adapters
 //! wgpu-mlp [bench] [--full] [--workload gemm,mnist,...] [--batch N,...] [--sizes N,...]
 //!                  [--paths cpu-fast,gpu-e2e,...] [--runs N] [--warmup N] [--budget SECS]

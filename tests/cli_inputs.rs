@@ -262,13 +262,12 @@ fn batches_give_what_one_batch_gives() {
     assert!(stderr(&o).contains("5 rows of 4 values") && stderr(&o).contains("header"));
     std::fs::write(&csv, format!("{text}e,f,g,h\n")).unwrap();
     let out = dir.path().join("y.csv");
-    let err = assert_fails(&infer(
-        &m,
-        path_str(&csv),
-        path_str(&out),
-        &["--batch-size", "2"],
-    ));
+    // Names starting a later batch are not a second header; inside a batch, not numbers.
+    let args = |n| ["--batch-size", n];
+    let err = assert_fails(&infer(&m, path_str(&csv), path_str(&out), &args("5")));
     assert!(err.contains("only the first line may be a header"), "{err}");
+    let err = assert_fails(&infer(&m, path_str(&csv), path_str(&out), &args("2")));
+    assert!(err.contains("'e' is not a number"), "{err}");
     assert!(!out.exists());
     let err = assert_fails(&infer(&m, path_str(&csv), "y.npy", &["--batch-size", "2"]));
     assert!(err.contains("cannot write .npy"), "{err}");
@@ -396,4 +395,43 @@ fn options_are_never_dropped_silently() {
         "linear,torch.nn.functional.relu",
     ]);
     assert_ok(&o);
+}
+
+/// `infer --kernel` and `--weight-format` reach the GPU as in `bench`: every choice gives the
+/// CPU's numbers (f16 weights within their rounding), and a kernel that does not exist is an
+/// error naming it.
+#[test]
+fn infer_takes_the_gpu_kernel_and_weight_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = classifier(dir.path());
+    let x = input("float64.f32.npy");
+    let cpu = csv_values(&stdout(&infer(&m, &x, "-", &[])));
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "infer",
+            "--weights",
+            m.as_str(),
+            "-i",
+            x.as_str(),
+            "-o",
+            "-",
+        ];
+        args.extend_from_slice(&["--device", "gpu"]);
+        args.extend_from_slice(extra);
+        run_cli(&args)
+    };
+    for (extra, tol) in [
+        (&["--kernel", "tiled64"][..], 1e-6),
+        (&["--kernel", "gemv"], 1e-6),
+        (&["--weight-format", "f16", "--kernel", "windowed"], 2e-3),
+    ] {
+        let o = run(extra);
+        assert_ok(&o);
+        let gpu = csv_values(&stdout(&o));
+        for (g, c) in gpu.iter().flatten().zip(cpu.iter().flatten()) {
+            assert!((g - c).abs() <= tol, "{extra:?}: {g} against {c}");
+        }
+    }
+    let err = assert_fails(&run(&["--kernel", "nope"]));
+    assert!(err.contains("nope"), "{err}");
 }

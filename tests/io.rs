@@ -870,7 +870,7 @@ fn npy_bad_headers() {
         ),
         (
             "{'descr': '<f4', 'fortran_order': False, 'shape': (), }",
-            "2-D",
+            "shape []",
         ),
         (
             "{'descr': '<f4', 'fortran_order': 0, 'shape': (2, 2), }",
@@ -900,6 +900,10 @@ fn npy_bad_headers() {
         let msg = format_msg(npy::from_bytes(&npy_file(1, h, &d), "mem"));
         assert!(msg.contains(want), "{h:?}: {msg}");
     }
+    // A scalar with its 4 bytes: read, and refused as a matrix.
+    let h = "{'descr': '<f4', 'fortran_order': False, 'shape': (), }";
+    let msg = format_msg(npy::from_bytes(&npy_file(1, h, &d[..4]), "mem"));
+    assert!(msg.contains("0-D"), "{msg}");
     // Non-UTF-8 header.
     let mut b = npy_file(
         1,

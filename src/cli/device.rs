@@ -65,8 +65,8 @@ pub(crate) fn choose(device: Device, adapter: Option<String>, threads: usize) ->
 
 /// A model ready to run where the choice says, batch after batch.
 pub(crate) enum Runner<'a> {
-    Gpu(GpuMlp),
-    Cpu(CpuMlp),
+    Gpu(Box<GpuMlp>),
+    Cpu(Box<CpuMlp>),
     Reference(&'a Mlp),
 }
 
@@ -82,11 +82,11 @@ impl<'a> Runner<'a> {
         Ok(match choice {
             Choice::Gpu(ctx, line) => {
                 note!("{}", escape(line));
-                Runner::Gpu(GpuMlp::with_options(ctx, model, options)?)
+                Runner::Gpu(Box::new(GpuMlp::with_options(ctx, model, options)?))
             }
             Choice::Cpu(line) => {
                 note!("{}", escape(line));
-                Runner::Cpu(CpuMlp::with_threads(model, threads)?)
+                Runner::Cpu(Box::new(CpuMlp::with_threads(model, threads)?))
             }
             Choice::Reference => {
                 note!(

@@ -71,9 +71,10 @@ impl Source {
                 note!("note: {}: {}", escape(&name), escape(&parsed.describe()));
                 return Ok(parsed.matrix);
             }
-            (MatrixFormat::Npy, _) => match &bytes {
-                Some(b) => npy::array_from_bytes(b, &name)?,
-                None => npy::read_array(Path::new(&name))?,
+            (MatrixFormat::Npy, _) => match (&bytes, self) {
+                (Some(b), _) => npy::array_from_bytes(b, &name)?,
+                (None, Source::File(p, ..)) => npy::read_array(p)?,
+                (None, Source::Stdin) => cannot_read()?,
             },
             (MatrixFormat::Npz, Source::File(p, _, member)) => {
                 io::npz::read_array(p, member.as_deref())?

@@ -258,6 +258,16 @@ pub fn command_line(b: &mut Bytes<'_>, dir: &Path) -> Vec<OsString> {
                 ("--names", Some(NAMES)),
                 ("-i", Some(INPUTS)),
                 ("-o", Some(OUTPUTS)),
+                // Standard input (empty in the fuzzers) and output.
+                ("-i", Some(&["-"])),
+                ("-o", Some(&["-"])),
+                ("--argmax", None),
+                ("--top-k", Some(INTEGERS)),
+                ("--batch-size", Some(INTEGERS)),
+                ("--threads", Some(INTEGERS)),
+                ("--adapter", Some(&["nvidia", ""])),
+                ("--weight-format", Some(&["f32", "f16", "f64"])),
+                ("--kernel", Some(&["auto", "tiled64", "nope"])),
             ]
         }
         3 => {
