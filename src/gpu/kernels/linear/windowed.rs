@@ -247,7 +247,7 @@ fn gcd(a: u64, b: u64) -> u64 {
 /// magnitude 65520 or more rounds to ±inf, and the model would return ±inf or NaN from finite
 /// inputs. `layer` counts the model's Linear layers from 0; the position is `[out, in]`, as in
 /// PyTorch's `weight`.
-pub(crate) fn check_f16(linear: &Linear, layer: usize) -> crate::error::Result<()> {
+pub(crate) fn check_f16(linear: &crate::model::Linear, layer: usize) -> crate::error::Result<()> {
     let w = linear.weight();
     let overflows = |v: f32| v.is_finite() && half::f16::from_f32(v).is_infinite();
     match w.iter().position(|&v| overflows(v)) {
