@@ -178,11 +178,11 @@ fn wm_pow(x: f32, y: f32) -> f32 {
     return select(m, -m, odd && negative);
 }
 
-// a^y for a finite a > 0 and a finite y: 2^(y·log2 a) with log2 a = e + log2 m (frexp, m in
-// [0.5, 1)) and 2^t = 2^n · 2^(t − n) for the integer n nearest t, because WGSL's log2 and exp2
+// a^y for a finite a > 0 and a finite y: 2^(y·log2 a) with log2 a = e + log2 m (frexp, m near
+// 1) and 2^t = 2^n · 2^(t − n) for the integer n nearest t, because WGSL's log2 and exp2
 // are accurate only near 1 and near 0 (exp2's error bound grows with |t|: 3 + 2|t| ulp, so
-// 1e10 ** 2.5 could be off by 1e-5). The rounding of y·e is kept (fma), and 2^n is applied in
-// two halves, each within ldexp's range.
+// 1e10 ** 2.5 could be off by 1e-5). The rounding of y·e is kept (fma), and 2^n is applied as
+// two exact powers of two (wm_exp2i), each within the normal range.
 fn wm_pow_magnitude(a: f32, y: f32) -> f32 {
     // A subnormal a is scaled into the normal range (frexp need not handle it; llvmpipe's
     // reads 1e-45 as 2^-127); where the device flushes it, frexp(0) and log2(0) give 0 or inf,
@@ -193,10 +193,17 @@ fn wm_pow_magnitude(a: f32, y: f32) -> f32 {
         s = a * 16777216.0;
         shift = -24.0;
     }
+    // m in [0.707, 1.414): log2 m = log1p(m − 1)/ln 2 (m − 1 exact) keeps its digits, where
+    // WGSL's log2 promises only an absolute 2^-21.
     let f = frexp(s);
-    let e = f32(f.exp) + shift;
+    var m = f.fract;
+    var e = f32(f.exp) + shift;
+    if m < 0.70710678 {
+        m = m * 2.0;
+        e = e - 1.0;
+    }
     let hi = y * e;
-    let lo = fma(y, e, -hi) + y * log2(f.fract);
+    let lo = fma(y, e, -hi) + y * (wm_log1p(m - 1.0) * 1.44269504088896341);
     let t = hi + lo;
     if t >= 129.0 {
         return wm_inf();
@@ -207,7 +214,12 @@ fn wm_pow_magnitude(a: f32, y: f32) -> f32 {
     let n = round(t);
     let r = exp2((hi - n) + lo);
     let k = i32(n);
-    return ldexp(ldexp(r, k / 2), k - k / 2);
+    return r * wm_exp2i(k / 2) * wm_exp2i(k - k / 2);
+}
+
+// 2^k for an integer k in [-126, 127], exactly, from its bits.
+fn wm_exp2i(k: i32) -> f32 {
+    return bitcast<f32>(u32(k + 127) << 23u);
 }
 
 // `x`, unchanged, hidden from the compiler: `zero` is a 0.0 the epilogue reads from its
