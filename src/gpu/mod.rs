@@ -33,6 +33,7 @@ mod device_lock;
 mod error_scope;
 mod kernels;
 mod limits;
+mod map_state;
 mod model;
 // The single-kernel calls block on their readback: native targets only.
 #[cfg(not(target_arch = "wasm32"))]

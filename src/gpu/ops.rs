@@ -1,7 +1,7 @@
 //! The separate kernels, one call each, on matrices from the host: matmul, bias add, an
 //! activation (elementwise or row). They build a one-step model per call (allocating) and exist
 //! to check each kernel on its own against its CPU counterpart; models run through [`GpuMlp`].
-//! Inside the crate, [`run_kernel`] runs any [`Kernel`] once on host values, the same way.
+//! Inside the crate, `run_kernel` (tests only) runs any kernel once on host values, the same way.
 
 use crate::activation::Activation;
 use crate::error::{Error, Result};

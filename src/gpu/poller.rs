@@ -5,17 +5,9 @@
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use std::task::Waker;
-
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::gpu::device_lock::DeviceLock;
-
-/// The state of one `map_async`: its outcome once the callback ran, and who to wake.
-#[derive(Debug, Default)]
-pub(crate) struct MapState {
-    pub(crate) outcome: Option<Result<()>>,
-    pub(crate) waker: Option<Waker>,
-}
+use crate::gpu::map_state::MapState;
 
 /// How long one poll waits for work to finish before the deadlines are checked again.
 const SLICE: Duration = Duration::from_millis(20);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::ContextInner;
-use crate::gpu::poller::MapState;
+use crate::gpu::map_state::MapState;
 
 impl ContextInner {
     /// Waits (with the context's timeout) until `index` has finished on the GPU.
