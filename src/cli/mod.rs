@@ -19,9 +19,9 @@ pub(crate) mod device;
 pub(crate) mod infer;
 pub(crate) mod input;
 pub(crate) mod model;
-pub(crate) mod train;
 pub(crate) mod output;
 pub(crate) mod overrides;
+pub(crate) mod train;
 
 /// An error in an input's content (`Error::Format`), naming the source.
 pub(crate) fn format_error(

@@ -20,8 +20,8 @@
 
 mod atomic;
 pub mod csv;
-pub mod labels;
 pub mod json;
+pub mod labels;
 pub mod npy;
 #[cfg(not(target_arch = "wasm32"))]
 #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
