@@ -262,7 +262,7 @@ impl BatchNorm1d {
         }
     }
 
-    /// `(x − center) · scale + offset` per feature ([`BatchNorm1d::center_scale_offset`]),
+    /// `(x − center) · scale + offset` per feature (PyTorch's form where `scale` is infinite in f32),
     /// each vector computed in f64 and rounded once: the map the kernels fuse into the epilogue
     /// of the step before (nothing is folded into a Linear's weights, which would round every
     /// weight again).
