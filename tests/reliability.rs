@@ -1315,6 +1315,11 @@ fn device_loss_is_an_error_and_a_new_device_works() {
     }
     errors.push(GpuMlp::new(&lost, &m).unwrap_err());
     errors.push(common::with_mode(&lost, &m, KernelMode::Separate).unwrap_err());
+    // The resident-timing calls too (prepare gave a validation error, found by a red team).
+    errors.push(gpu.prepare(&x).unwrap_err());
+    errors.push(gpu.run_prepared().unwrap_err());
+    errors.push(gpu.read_prepared().unwrap_err());
+    errors.push(pollster::block_on(gpu.forward_async(&x)).unwrap_err());
     println!("after device loss: {errors:?}");
     assert!(
         errors.iter().all(|e| matches!(e, Error::DeviceLost(_))),

@@ -64,6 +64,8 @@ impl GpuMlp {
             )));
         }
         let inner = &self.program.ctx.inner;
+        // A lost device is named as such (wgpu would report the upload as a validation error).
+        inner.check_alive()?;
         let mut guard = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
         let _held = inner.hold();
         let mut ws = match guard.take() {
@@ -86,6 +88,7 @@ impl GpuMlp {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn run_prepared(&self) -> Result<()> {
         let inner = &self.program.ctx.inner;
+        inner.check_alive()?;
         let mut guard = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
         let ws = prepared(&mut guard)?;
         let rows = ws.prepared_rows.unwrap_or(1);
@@ -104,6 +107,7 @@ impl GpuMlp {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn read_prepared(&self) -> Result<Matrix> {
         let inner = &self.program.ctx.inner;
+        inner.check_alive()?;
         let mut guard = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
         let ws = prepared(&mut guard)?;
         let rows = ws.prepared_rows.unwrap_or(1);
