@@ -6,9 +6,9 @@
 //! cargo run --example onnx -- model.onnx [x.npy]
 //! ```
 //!
-//! With no arguments it runs a PyTorch 2.15 export from this repository's test data
-//! (`tests/data/models/seq_bn.dynamo.onnx`: Linear, BatchNorm1d, ReLU, Dropout, …). Without an
-//! input file the batch is 8 rows of random values. Choose the adapter with `WGPU_BACKEND` /
+//! With no arguments it runs a small classifier from this repository's test data, exported by
+//! PyTorch 2.15's dynamo exporter (`tests/data/models/seq_bn.dynamo.onnx`). Without an input
+//! file the batch is 8 rows of random values. Choose the adapter with `WGPU_BACKEND` /
 //! `WGPU_ADAPTER_NAME`.
 use std::path::PathBuf;
 
