@@ -48,6 +48,8 @@ mod program;
 mod readback;
 mod run;
 mod tensor;
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) mod train;
 mod workspace;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -56,3 +58,5 @@ pub use adapter::{AdapterSummary, GpuOptions};
 pub use context::GpuContext;
 pub use model::GpuMlp;
 pub use options::{GpuMlpOptions, KernelMode, LinearKernel, WeightFormat};
+#[cfg(not(target_arch = "wasm32"))]
+pub use train::GpuBatch;

@@ -6,10 +6,6 @@ use crate::gpu::kernels::Kernel;
 use crate::gpu::tensor::TensorId;
 
 /// Which part of a step a pass belongs to.
-#[allow(
-    dead_code,
-    reason = "the training plan (issue 21) has backward and update passes"
-)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
     /// The forward pass (in a training plan, keeping what backward needs).
@@ -26,10 +22,6 @@ pub(crate) struct Pass {
     pub(crate) kernel: Box<dyn Kernel>,
     /// The tensor at each of the kernel's bindings but `dims`, by the binding's name.
     pub(crate) binds: Vec<(&'static str, TensorId)>,
-    #[allow(
-        dead_code,
-        reason = "the training plan (issue 21) runs its phases apart"
-    )]
     pub(crate) phase: Phase,
 }
 
@@ -39,10 +31,19 @@ impl Pass {
         kernel: impl Kernel + 'static,
         binds: Vec<(&'static str, TensorId)>,
     ) -> Self {
+        Self::new(kernel, binds, Phase::Forward)
+    }
+
+    /// A pass of `kernel` in `phase` with these bindings.
+    pub(crate) fn new(
+        kernel: impl Kernel + 'static,
+        binds: Vec<(&'static str, TensorId)>,
+        phase: Phase,
+    ) -> Self {
         Pass {
             kernel: Box::new(kernel),
             binds,
-            phase: Phase::Forward,
+            phase,
         }
     }
 

@@ -7,30 +7,13 @@
 
 use crate::gpu::options::WeightFormat;
 use crate::gpu::pack::PanelLayout;
+use crate::model::TensorKind;
 
 /// A tensor of a plan: its index in [`Plan::tensors`](super::plan::Plan::tensors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TensorId(pub(crate) usize);
 
-/// Which of a module's tensors a parameter is (PyTorch's `state_dict` suffix).
-#[allow(dead_code, reason = "the training plan (issue 21) names them")]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum ParamKind {
-    /// Linear's weight, BatchNorm's and LayerNorm's scale (`weight`), PReLU's slope.
-    Weight,
-    /// Linear's, BatchNorm's and LayerNorm's `bias`.
-    Bias,
-    /// BatchNorm's `running_mean`.
-    RunningMean,
-    /// BatchNorm's `running_var`.
-    RunningVar,
-}
-
 /// What a tensor holds: which pass writes it, and what survives a step.
-#[allow(
-    dead_code,
-    reason = "the training plan (issue 21) names the roles inference lacks"
-)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Role {
     /// The uploaded input rows.
@@ -42,9 +25,12 @@ pub(crate) enum Role {
     /// Gradient rows (of activations) or of a parameter.
     Gradient,
     /// A learnable parameter or running statistic of module `module`, in PyTorch's layout.
-    Parameter { module: usize, kind: ParamKind },
+    Parameter { module: usize, kind: TensorKind },
     /// An optimizer's state for one parameter (SGD's momentum buffer, Adam's moments).
     OptimizerState,
+    /// The step-state buffer of a training plan: the scalars the host writes before each step,
+    /// the stop flag and the ring of per-step losses (`kernels/step_state.rs`).
+    StepState,
     /// Values the kernels only read, laid out for them: packed weights, padded biases, the
     /// epilogues' parameters.
     Constant,

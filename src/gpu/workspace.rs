@@ -150,7 +150,7 @@ impl Workspace {
     }
 
     /// The buffer of tensor `id`: this workspace's (per-row tensors) or the program's.
-    fn buffer<'a>(&'a self, program: &'a Program, id: TensorId) -> &'a wgpu::Buffer {
+    pub(crate) fn buffer<'a>(&'a self, program: &'a Program, id: TensorId) -> &'a wgpu::Buffer {
         match (&self.rows[id.0], program.resource(id)) {
             (Some(b), _) | (None, Some(Resource::Buffer(b))) => b,
             _ => panic!("tensor {id:?} is not a buffer"),

@@ -7,6 +7,7 @@
 mod activation_grad;
 mod backward;
 mod expr_grad;
+mod gpu_backend;
 mod linear_grad;
 mod loss;
 mod norm_grad;

@@ -9,6 +9,7 @@ use crate::matrix::Matrix;
 use crate::model::{Mlp, TensorKind, TensorValues};
 use crate::rng::Generator;
 use crate::train::backward;
+use crate::train::gpu_backend::GpuBackend;
 use crate::train::linear_grad::Precision;
 use crate::train::loss::{Loss, Reduction, Target, select_rows};
 use crate::train::optim::{OptimState, Optimizer};
@@ -23,7 +24,11 @@ pub enum Backend {
     /// optimizers are the reference's.
     #[default]
     Cpu,
-    /// The GPU: not implemented yet (an error says so).
+    /// The GPU: every kernel of the step on the device (forward keeping what backward needs,
+    /// the loss, backward, the optimizer's update), parameters, gradients and optimizer state
+    /// resident there, one submit per step. Trains Linear layers and every elementwise
+    /// activation with every loss and optimizer; [`Trainer::new`] refuses other modules, naming
+    /// them. The default adapter; [`Trainer::on_gpu`] takes a context of your choice.
     Gpu,
 }
 
@@ -64,6 +69,10 @@ pub struct Trainer {
     precision: Precision,
     dropout: Generator,
     steps: u64,
+    /// `Backend::Gpu`'s session.
+    gpu: Option<GpuBackend>,
+    /// Losses of [`step_queued`](Self::step_queued) steps on the CPU paths, not taken yet.
+    queued: Vec<f32>,
 }
 
 impl Trainer {
@@ -76,19 +85,42 @@ impl Trainer {
         optimizer: Optimizer,
         backend: Backend,
     ) -> Result<Self> {
+        Self::make(model, loss, reduction, optimizer, backend, None)
+    }
+
+    /// A trainer on the GPU of `ctx` (`Backend::Gpu` on an adapter of your choice).
+    pub fn on_gpu(
+        model: Mlp,
+        loss: Loss,
+        reduction: Reduction,
+        optimizer: Optimizer,
+        ctx: &crate::gpu::GpuContext,
+    ) -> Result<Self> {
+        Self::make(model, loss, reduction, optimizer, Backend::Gpu, Some(ctx))
+    }
+
+    fn make(
+        model: Mlp,
+        loss: Loss,
+        reduction: Reduction,
+        optimizer: Optimizer,
+        backend: Backend,
+        ctx: Option<&crate::gpu::GpuContext>,
+    ) -> Result<Self> {
         let precision = match backend {
             Backend::CpuReference => Precision::Reference,
-            Backend::Cpu => Precision::Fast,
-            Backend::Gpu => {
-                return Err(Error::invalid(
-                    "training on the GPU is not implemented yet: use --device cpu or \
-                     cpu-reference",
-                ));
-            }
+            Backend::Cpu | Backend::Gpu => Precision::Fast,
         };
         loss.check()?;
+        OptimState::new(optimizer)?;
         backward::check_trainable(&model)?;
+        let gpu = match backend {
+            Backend::Gpu => Some(GpuBackend::new(ctx, &model, loss, reduction, optimizer)?),
+            _ => None,
+        };
         Ok(Trainer {
+            gpu,
+            queued: Vec::new(),
             model,
             loss,
             reduction,
@@ -111,6 +143,11 @@ impl Trainer {
     /// as `loss.item()` gives it. A loss that is NaN or infinite stops with an error naming the
     /// step (counted from 1), and the model is left as it was before the step.
     pub fn step(&mut self, x: &Matrix, y: &Target) -> Result<f32> {
+        if let Some(gpu) = &mut self.gpu {
+            let loss = gpu.step(x, y, true)?.expect("a read step's loss");
+            self.steps = gpu.steps();
+            return Ok(loss);
+        }
         let (loss, grads) = self.loss_and_gradients(x, y)?;
         let params: Vec<(usize, TensorKind)> = self
             .model
@@ -130,6 +167,9 @@ impl Trainer {
     /// [`Mlp::parameters`] order), as `loss.backward()` leaves them in `.grad`, without an
     /// optimizer step. BatchNorm's running statistics are left as they were.
     pub fn gradients(&mut self, x: &Matrix, y: &Target) -> Result<(f32, Vec<Vec<f32>>)> {
+        if let Some(gpu) = &mut self.gpu {
+            return gpu.gradients(x, y);
+        }
         let buffers = snapshot_buffers(&self.model);
         let out = self.loss_and_gradients(x, y);
         restore_buffers(&mut self.model, buffers);
@@ -197,6 +237,16 @@ impl Trainer {
                 y.rows()
             )));
         }
+        if self.gpu.is_some() {
+            // On the GPU the steps do not wait: the losses are read once, at the end.
+            self.take_losses()?;
+            for batch in order.next_epoch() {
+                self.step_queued(&select_rows(x, &batch)?, &y.select(&batch)?)?;
+            }
+            let losses = self.take_losses()?;
+            self.sync()?;
+            return Ok(losses);
+        }
         let mut losses = Vec::new();
         for batch in order.next_epoch() {
             let xb = select_rows(x, &batch)?;
@@ -206,7 +256,70 @@ impl Trainer {
         Ok(losses)
     }
 
-    /// The model as trained so far.
+    /// A step that does not wait for its loss: on the GPU it is submitted and the call returns
+    /// (the loss stays in a device buffer until [`take_losses`](Self::take_losses)); on the
+    /// CPU paths it is [`step`](Self::step) with the loss kept for `take_losses`. A loss that
+    /// is not finite is reported by `take_losses`, naming its step; the device then leaves the
+    /// parameters as they were before that step, and later queued steps change nothing.
+    pub fn step_queued(&mut self, x: &Matrix, y: &Target) -> Result<()> {
+        if let Some(gpu) = &mut self.gpu {
+            gpu.step(x, y, false)?;
+            self.steps = gpu.steps();
+            return Ok(());
+        }
+        let loss = self.step(x, y)?;
+        self.queued.push(loss);
+        Ok(())
+    }
+
+    /// The losses of the steps taken with [`step_queued`](Self::step_queued) (and
+    /// [`step_batch`](Self::step_batch)) since the last call, in order (`loss.item()` each).
+    /// On the GPU this waits for them: the one read-back of a run of queued steps.
+    pub fn take_losses(&mut self) -> Result<Vec<f32>> {
+        if let Some(gpu) = &mut self.gpu {
+            let losses = gpu.take_losses();
+            self.steps = gpu.steps();
+            return losses;
+        }
+        Ok(std::mem::take(&mut self.queued))
+    }
+
+    /// Uploads a batch to the GPU once, for [`step_batch`](Self::step_batch): a data set
+    /// resident on the device trains without any host-to-device copy per step. `Backend::Gpu`
+    /// only.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn upload_batch(&self, x: &Matrix, y: &Target) -> Result<crate::gpu::GpuBatch> {
+        match &self.gpu {
+            Some(gpu) => gpu.upload_batch(x, y),
+            None => Err(Error::invalid("upload_batch needs Backend::Gpu")),
+        }
+    }
+
+    /// A [`step_queued`](Self::step_queued) on a batch already on the device (copied there by
+    /// [`upload_batch`](Self::upload_batch)): one submit, no upload, no wait.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn step_batch(&mut self, batch: &crate::gpu::GpuBatch) -> Result<()> {
+        let gpu = self
+            .gpu
+            .as_mut()
+            .ok_or_else(|| Error::invalid("step_batch needs Backend::Gpu"))?;
+        gpu.step_batch(batch)?;
+        self.steps = gpu.steps();
+        Ok(())
+    }
+
+    /// Copies the trained parameters from the device into the model [`model`](Self::model)
+    /// returns (`Backend::Gpu`: one read-back; nothing to do on the CPU paths). [`epoch`](Self::epoch)
+    /// and [`into_model`](Self::into_model) do it themselves.
+    pub fn sync(&mut self) -> Result<&Mlp> {
+        if let Some(gpu) = &mut self.gpu {
+            gpu.sync(&mut self.model)?;
+        }
+        Ok(&self.model)
+    }
+
+    /// The model as trained so far. On the GPU: as of the last [`sync`](Self::sync) (or
+    /// epoch); call `sync` first for the device's latest parameters.
     pub fn model(&self) -> &Mlp {
         &self.model
     }
@@ -216,8 +329,11 @@ impl Trainer {
         self.steps
     }
 
-    /// The trained model.
-    pub fn into_model(self) -> Mlp {
+    /// The trained model. On the GPU the parameters are read back first; if that fails (the
+    /// device was lost) the model is as of the last successful [`sync`](Self::sync): call
+    /// `sync` first to see the error.
+    pub fn into_model(mut self) -> Mlp {
+        let _ = self.sync();
         self.model
     }
 }

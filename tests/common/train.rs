@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 use wgpu_mlp::data::EpochOrder;
-use wgpu_mlp::model::Tensors;
+use wgpu_mlp::model::{TensorValues, Tensors};
 use wgpu_mlp::train::{Backend, Loss, Optimizer, Reduction, Target, Trainer};
 use wgpu_mlp::{Arch, Matrix, Mlp};
 
@@ -303,3 +303,72 @@ pub fn read_st(bytes: &[u8]) -> (Value, StTensors) {
     }
     (meta, out)
 }
+
+/// Max |a − b| over two state_dict fixtures' tensor `name`.
+pub fn drift(a: &StTensor, b: &StTensor) -> f64 {
+    a.values
+        .iter()
+        .zip(&b.values)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Checks a trajectory (`losses` per step, the trained `model`) against PyTorch's: each step's
+/// loss within `k ×` PyTorch's float32-vs-float64 drift so far + 4 ulps, each final tensor
+/// within `k ×` its own drift + 8 ulps; `what` names the path in messages.
+pub fn check_trajectory(case: &Case, losses: &[f32], model: &Mlp, k: f64, what: &str) {
+    assert_eq!(losses.len(), case.losses.len(), "{}: steps", case.name);
+    // Losses: per step, within K × the largest drift so far (drift accumulates along a
+    // trajectory, and a single step's drift can be 0 by chance).
+    let mut worst_drift: f64 = 0.0;
+    for (s, ((&ours, &t32), &t64)) in losses
+        .iter()
+        .zip(&case.losses)
+        .zip(&case.losses64)
+        .enumerate()
+    {
+        assert!(ours.is_finite(), "{} step {s}: {ours}", case.name);
+        worst_drift = worst_drift.max((t32 - t64).abs());
+        let tol = k * worst_drift + 4.0 * f64::from(f32::EPSILON) * t32.abs();
+        let err = (f64::from(ours) - t32).abs();
+        assert!(
+            err <= tol,
+            "{} ({what}) step {s}: loss {ours} vs PyTorch {t32} (float64 {t64}): error {err:e} > {tol:e}",
+            case.name
+        );
+    }
+    // Final state: each tensor within K × its own drift (+ ulps), names and order as PyTorch's.
+    let ours = model.tensors();
+    assert_eq!(
+        ours.len(),
+        case.final32.len(),
+        "{}: tensor count",
+        case.name
+    );
+    for (t, ((name, t32), (_, t64))) in ours.iter().zip(case.final32.iter().zip(&case.final64)) {
+        assert!(
+            name.ends_with(t.kind.name()),
+            "{}: {name} vs {}",
+            case.name,
+            t.kind
+        );
+        assert_eq!(t.shape, t32.shape, "{} {name}", case.name);
+        match t.values {
+            TensorValues::Count(n) => assert_eq!(Some(n), t32.count, "{} {name}", case.name),
+            TensorValues::F32(v) => {
+                let d = drift(t32, t64);
+                for (i, (&o, &e)) in v.iter().zip(&t32.values).enumerate() {
+                    let tol = k * d + 8.0 * f64::from(f32::EPSILON) * e.abs().max(1e-3);
+                    let err = (f64::from(o) - e).abs();
+                    assert!(
+                        err <= tol,
+                        "{} ({what}) {name}[{i}]: {o} vs PyTorch {e}: error {err:e} > {tol:e} \
+                         (PyTorch's f32/f64 drift {d:e})",
+                        case.name
+                    );
+                }
+            }
+        }
+    }
+}
+

@@ -30,10 +30,11 @@ macro_rules! kernels {
 }
 
 // The registration line: adding a kernel is its file, its WGSL and its name here.
-kernels!(copy, elementwise, linear, row, sgd);
+kernels!(activation_grad, adam, colsum, copy, elementwise, linear, loss, matmul, row, sgd);
 
 pub(crate) mod epilogue;
 pub(crate) mod kernel;
+pub(crate) mod step_state;
 
 pub(crate) use kernel::{Dispatch, Kernel};
 

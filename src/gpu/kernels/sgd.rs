@@ -1,11 +1,13 @@
 //! The SGD update (`shaders/sgd.wgsl`): PyTorch's `torch.optim.SGD` step on one parameter
 //! tensor (learning rate, momentum, dampening, Nesterov, weight decay), with its momentum buffer
 //! beside it on the device. The formula, op for op: the shader's header and
-//! PyTorch's `_single_tensor_sgd` (torch/optim/sgd.py). The training plan (issue 21) runs it as
-//! an update pass; until then only its tests construct it.
-#![cfg_attr(not(test), allow(dead_code))]
+//! PyTorch's `_single_tensor_sgd` (torch/optim/sgd.py). The training plan runs it as an update
+//! pass; whether this is the first step (the momentum buffer is not set yet) comes from the
+//! step-state buffer ([`step_state`](super::step_state)), so one replay serves every step.
 
-use crate::gpu::kernels::{Dispatch, Kernel, NO_EPILOGUE, PipelineSpec, Slot, fold, wgsl_struct};
+use crate::gpu::kernels::{
+    Dispatch, Kernel, NO_EPILOGUE, PipelineSpec, Slot, fold, step_state, wgsl_struct,
+};
 
 /// Invocations per workgroup (`WG` in the WGSL).
 const WG: u64 = 64;
@@ -16,10 +18,10 @@ wgsl_struct! {
         n: u32,
         /// Workgroups along x of the folded grid.
         groups_x: u32,
-        /// 1 on the first step: the momentum buffer takes the gradient as it is.
-        first: u32,
         nesterov: u32,
-        lr: f32,
+        pad0: u32,
+        /// `−lr`, rounded from f64 (`add_(grad, alpha=-lr)`).
+        neg_lr: f32,
         momentum: f32,
         /// `1 − dampening`, rounded from f64 as PyTorch rounds its scalar.
         one_minus_dampening: f32,
@@ -34,8 +36,10 @@ pub(crate) const P: Slot = Slot::storage(1, "p", "array<f32>", false);
 pub(crate) const G: Slot = Slot::storage(2, "g", "array<f32>", true);
 /// Its momentum buffer (read and written only when momentum ≠ 0).
 pub(crate) const BUF: Slot = Slot::storage(3, "buf", "array<f32>", false);
+/// The step-state buffer.
+pub(crate) const STEP: Slot = Slot::storage(4, "step", "array<f32>", true);
 /// The bindings.
-pub(crate) const SLOTS: &[Slot] = &[DIMS, P, G, BUF];
+pub(crate) const SLOTS: &[Slot] = &[DIMS, P, G, BUF, STEP];
 /// Every set of bindings it uses.
 pub(crate) const SLOT_SETS: &[&[Slot]] = &[SLOTS];
 
@@ -49,13 +53,11 @@ pub(crate) struct SgdHyper {
     pub(crate) weight_decay: f64,
 }
 
-/// One SGD step over a parameter of `len` values; `first`: its momentum buffer is not set yet
-/// (PyTorch's `momentum_buffer is None`).
+/// One SGD step over a parameter of `len` values.
 #[derive(Debug)]
 pub(crate) struct Sgd {
     pub(crate) len: usize,
     pub(crate) hyper: SgdHyper,
-    pub(crate) first: bool,
 }
 
 impl Kernel for Sgd {
@@ -64,13 +66,13 @@ impl Kernel for Sgd {
     }
 
     fn pipelines(&self) -> Vec<PipelineSpec> {
-        let body = shader!("sgd.wgsl");
+        let body = [&step_state::wgsl(), shader!("sgd.wgsl")].concat();
         vec![PipelineSpec::checked::<SgdDims>(
             "sgd",
             "sgd",
             SLOTS,
             NO_EPILOGUE,
-            body,
+            &body,
         )]
     }
 
@@ -80,9 +82,9 @@ impl Kernel for Sgd {
         let dims = SgdDims {
             n: self.len as u32,
             groups_x: grid.0,
-            first: u32::from(self.first),
             nesterov: u32::from(h.nesterov),
-            lr: h.lr as f32,
+            pad0: 0,
+            neg_lr: (-h.lr) as f32,
             momentum: h.momentum as f32,
             one_minus_dampening: (1.0 - h.dampening) as f32,
             weight_decay: h.weight_decay as f32,
@@ -106,7 +108,7 @@ mod tests {
         buf_scale: Vec<f32>,
     }
 
-    fn cpu_step(s: &Sgd, p: &[f32], g: &[f32], buf: &[f32]) -> Cpu {
+    fn cpu_step(s: &Sgd, first: bool, p: &[f32], g: &[f32], buf: &[f32]) -> Cpu {
         let h = &s.hyper;
         let (lr, mom, damp, wd) = (
             h.lr as f32,
@@ -129,7 +131,7 @@ mod tests {
                 scale += (wd * w).abs();
             }
             if mom != 0.0 {
-                let b = if s.first { d } else { mom * buf[i] + damp * d };
+                let b = if first { d } else { mom * buf[i] + damp * d };
                 out.buf_scale[i] = (mom * buf[i]).abs() + scale;
                 scale += out.buf_scale[i] * (1.0 + mom);
                 out.buf[i] = b;
@@ -203,14 +205,12 @@ mod tests {
                     if n >= 3 {
                         g[1] = f32::NAN;
                     }
-                    let s = Sgd {
-                        len: n,
-                        hyper,
-                        first: step == 0,
-                    };
-                    let cpu = cpu_step(&s, &p, &g, &buf);
-                    let out = run_kernel(&ctx, &s, 1, &[("p", &p), ("g", &g), ("buf", &buf)])
-                        .expect("the SGD kernel runs");
+                    let s = Sgd { len: n, hyper };
+                    let cpu = cpu_step(&s, step == 0, &p, &g, &buf);
+                    let mut state = vec![0.0f32; step_state::LEN];
+                    state[step_state::FIRST] = f32::from(u8::from(step == 0));
+                    let values = [("p", &p[..]), ("g", &g), ("buf", &buf), ("step", &state)];
+                    let out = run_kernel(&ctx, &s, 1, &values).expect("the SGD kernel runs");
                     let got = |name: &str| {
                         out.iter().find(|(n, _)| *n == name).expect("read back").1.clone()
                     };

@@ -1,0 +1,138 @@
+// The losses (loss.rs), value and gradient in one workgroup: PyTorch's formulas as the CPU's
+// `Loss::evaluate` has them, in f32. Each invocation takes every WG-th element (or row, for the
+// class losses) in order, writes its gradient and sums its losses; a fixed-order tree adds the
+// partial sums, so a run repeats bit for bit (no atomics). The loss goes to the step's slot of
+// the losses ring in `step`; a loss that is NaN or infinite raises the stop flag there, and the
+// update kernels then leave the parameters as they were.
+//
+// kind: 0 mse, 1 l1, 2 smooth_l1 (param = beta), 3 huber (param = delta), 4 bce, 5
+// bce_with_logits, 6 cross_entropy (param = label smoothing), 7 nll. norm: 1/count for mean
+// reduction (elements, or rows for the class losses), 1 for sum. Class targets are indices
+// stored as f32 (exact below 2²⁴), checked on the host.
+
+const WG: u32 = 256u;
+
+var<workgroup> part: array<f32, 256>;
+
+fn sign0(d: f32) -> f32 {
+    return select(select(0.0, -1.0, d < 0.0), 1.0, d > 0.0);
+}
+
+fn finite(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
+}
+
+// The loss of one element and, through `gout`, its gradient (before the norm).
+fn element(i: u32) -> f32 {
+    let x = out[i];
+    let t = want[i];
+    let d = x - t;
+    let beta = dims.param;
+    var l = 0.0;
+    var gr = 0.0;
+    switch dims.kind {
+        case 0u: {
+            l = d * d;
+            gr = 2.0 * d;
+        }
+        case 1u: {
+            l = abs(d);
+            gr = sign0(d);
+        }
+        case 2u: {
+            if abs(d) < beta {
+                l = 0.5 * d * d / beta;
+                gr = d / beta;
+            } else {
+                l = abs(d) - 0.5 * beta;
+                gr = sign0(d);
+            }
+        }
+        case 3u: {
+            if abs(d) < beta {
+                l = 0.5 * d * d;
+                gr = d;
+            } else {
+                l = beta * (abs(d) - 0.5 * beta);
+                gr = beta * sign0(d);
+            }
+        }
+        case 4u: {
+            if !(x >= 0.0 && x <= 1.0) {
+                // Outside [0, 1] (or NaN): PyTorch refuses; the stop flag says so.
+                l = wm_nan();
+            } else {
+                l = -(t * max(wm_log(x), -100.0) + (1.0 - t) * max(wm_log(1.0 - x), -100.0));
+            }
+            gr = d / max((1.0 - x) * x, 1e-12);
+        }
+        default: {
+            l = max(x, 0.0) - x * t + wm_log1p(exp(-abs(x)));
+            gr = wm_sigmoid(x) - t;
+        }
+    }
+    grad[i] = gr * dims.norm;
+    return l;
+}
+
+// The loss of one row of logits (cross-entropy) or log-probabilities (NLL), its gradient
+// written.
+fn row(r: u32) -> f32 {
+    let c = dims.cols;
+    let base = r * c;
+    let k = u32(want[r]);
+    if dims.kind == 7u {
+        for (var j = 0u; j < c; j++) {
+            grad[base + j] = select(0.0, -dims.norm, j == k);
+        }
+        return -out[base + k];
+    }
+    var m = out[base];
+    for (var j = 1u; j < c; j++) {
+        m = max(m, out[base + j]);
+    }
+    var s = 0.0;
+    for (var j = 0u; j < c; j++) {
+        s = s + exp(out[base + j] - m);
+    }
+    let lse = m + wm_log(s);
+    let e = dims.param;
+    var neg_logp_sum = 0.0;
+    for (var j = 0u; j < c; j++) {
+        let lp = out[base + j] - lse;
+        neg_logp_sum = neg_logp_sum - lp;
+        let want = select(0.0, 1.0 - e, j == k) + e / f32(c);
+        grad[base + j] = (exp(lp) - want) * dims.norm;
+    }
+    return (1.0 - e) * (lse - out[base + k]) + e * (neg_logp_sum / f32(c));
+}
+
+@compute @workgroup_size(WG)
+fn loss(@builtin(local_invocation_id) lid: vec3<u32>) {
+    var s = 0.0;
+    if dims.kind >= 6u {
+        for (var r = lid.x; r < dims.rows; r += WG) {
+            s = s + row(r);
+        }
+    } else {
+        let n = dims.rows * dims.cols;
+        for (var i = lid.x; i < n; i += WG) {
+            s = s + element(i);
+        }
+    }
+    part[lid.x] = s;
+    workgroupBarrier();
+    for (var w = WG / 2u; w > 0u; w = w / 2u) {
+        if lid.x < w {
+            part[lid.x] = part[lid.x] + part[lid.x + w];
+        }
+        workgroupBarrier();
+    }
+    if lid.x == 0u {
+        let value = part[0] * dims.norm;
+        step[STEP_LOSSES + u32(step[STEP_LOSS_SLOT])] = value;
+        if !finite(value) {
+            step[STEP_STOP] = 1.0;
+        }
+    }
+}
