@@ -11,7 +11,7 @@ mod gpu_backend;
 mod linear_grad;
 mod loss;
 mod norm_grad;
-mod optim;
+pub(crate) mod optim;
 mod state_dict;
 mod trainer;
 

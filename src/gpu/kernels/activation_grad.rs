@@ -155,20 +155,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(all(test, not(target_arch = "wasm32")))]
-mod gpu_tests {
-    use super::*;
-    use crate::gpu::ops::run_kernel;
-    use crate::gpu::{GpuContext, GpuOptions};
-
-    #[test]
-    fn compiles() {
-        let ctx = GpuContext::new(&GpuOptions::default()).expect("a GPU adapter");
-        let k = ActivationPass { act: Activation::Relu, width: 3, dir: Direction::Forward };
-        let x = [1.0f32, -1.0, 2.0];
-        let out = run_kernel(&ctx, &k, 1, &[("x", &x), ("y", &[0.0; 3])]);
-        println!("{out:?}");
-        out.unwrap();
-    }
-}
