@@ -361,7 +361,6 @@ fn bad_inputs_are_clear_errors_and_write_nothing() {
         &["--loss", "cross_entropy:2"],
         "label_smoothing must be in [0, 1]",
     );
-    refused(&["--device", "gpu"], "not implemented yet");
     // Files and shapes.
     refused(&["--target", "$D/missing.npy"], "missing.npy");
     refused(&["--target", "$D/x.npy"], "needs [20, 3]");

@@ -65,7 +65,12 @@ fn step_by_step_and_queued_steps_agree_bit_for_bit() {
     let case = gpu_cases().into_iter().next().unwrap();
     let batch = |i: usize| {
         let rows: Vec<usize> = (i * 4..i * 4 + 4).collect();
-        let x = Matrix::new(4, case.x.cols(), rows.iter().flat_map(|&r| case.x.row(r).to_vec()).collect()).unwrap();
+        let x = Matrix::new(
+            4,
+            case.x.cols(),
+            rows.iter().flat_map(|&r| case.x.row(r).to_vec()).collect(),
+        )
+        .unwrap();
         (x, case.y.select(&rows).unwrap())
     };
     let mut a = gpu_trainer(case.model.clone(), case.loss, case.reduction, case.optim);
@@ -77,7 +82,12 @@ fn step_by_step_and_queued_steps_agree_bit_for_bit() {
         la.push(a.step(&x, &y).unwrap());
         b.step_queued(&x, &y).unwrap();
     }
-    let batches: Vec<_> = (0..4).map(|i| { let (x, y) = batch(i); c.upload_batch(&x, &y).unwrap() }).collect();
+    let batches: Vec<_> = (0..4)
+        .map(|i| {
+            let (x, y) = batch(i);
+            c.upload_batch(&x, &y).unwrap()
+        })
+        .collect();
     for gb in &batches {
         c.step_batch(gb).unwrap();
     }
@@ -95,22 +105,43 @@ fn step_by_step_and_queued_steps_agree_bit_for_bit() {
 /// The loss and gradients of one batch on the GPU and on the f64 reference, compared: the loss
 /// within `tol·|loss| + ulps`, each gradient tensor within `tol` of its largest reference
 /// value. Returns the worst error as a fraction of the tolerance.
-fn compare_gradients(model: &Mlp, x: &Matrix, y: &Target, loss: Loss, red: Reduction, what: &str) -> f64 {
+fn compare_gradients(
+    model: &Mlp,
+    x: &Matrix,
+    y: &Target,
+    loss: Loss,
+    red: Reduction,
+    what: &str,
+) -> f64 {
     let grads = |t: &mut Trainer| t.gradients(x, y).unwrap_or_else(|e| panic!("{what}: {e}"));
     let mut gpu = gpu_trainer(model.clone(), loss, red, Optimizer::sgd(0.1));
-    let mut cpu = Trainer::new(model.clone(), loss, red, Optimizer::sgd(0.1), Backend::CpuReference).unwrap();
+    let mut cpu = Trainer::new(
+        model.clone(),
+        loss,
+        red,
+        Optimizer::sgd(0.1),
+        Backend::CpuReference,
+    )
+    .unwrap();
     let ((lg, gg), (lc, gc)) = (grads(&mut gpu), grads(&mut cpu));
     // f32 sums of k terms: errors grow as √k·ε on average; the deepest sum here is over the
     // batch (dW, db) or the widest layer (dX, the loss). 32 ε·√k of the tensor's scale.
     let k = (x.rows().max(x.cols()).max(model.out_features()).max(
-        model.linears().map(|l| l.in_features().max(l.out_features())).max().unwrap_or(1),
+        model
+            .linears()
+            .map(|l| l.in_features().max(l.out_features()))
+            .max()
+            .unwrap_or(1),
     )) as f64;
     let rel = 32.0 * f64::from(f32::EPSILON) * k.sqrt();
     let mut worst: f64 = 0.0;
     let ltol = rel * f64::from(lc.abs()) + 1e-30;
     assert!(!lg.is_nan(), "{what}: loss NaN");
     let lerr = (f64::from(lg) - f64::from(lc)).abs();
-    assert!(lerr <= ltol, "{what}: loss gpu {lg} vs reference {lc} (tol {ltol:e})");
+    assert!(
+        lerr <= ltol,
+        "{what}: loss gpu {lg} vs reference {lc} (tol {ltol:e})"
+    );
     worst = worst.max(lerr / ltol);
     assert_eq!(gg.len(), gc.len(), "{what}: tensors");
     for (t, (a, b)) in gg.iter().zip(&gc).enumerate() {
@@ -119,7 +150,10 @@ fn compare_gradients(model: &Mlp, x: &Matrix, y: &Target, loss: Loss, red: Reduc
         for (i, (&u, &v)) in a.iter().zip(b).enumerate() {
             assert!(!u.is_nan(), "{what}: tensor {t}[{i}] is NaN");
             let err = (f64::from(u) - f64::from(v)).abs();
-            assert!(err <= tol, "{what}: tensor {t}[{i}]: gpu {u:e} vs reference {v:e} (tol {tol:e})");
+            assert!(
+                err <= tol,
+                "{what}: tensor {t}[{i}]: gpu {u:e} vs reference {v:e} (tol {tol:e})"
+            );
             worst = worst.max(err / tol);
         }
     }
@@ -134,13 +168,22 @@ fn regression_target(rows: usize, cols: usize, seed: u64) -> Target {
 /// forward, the derivative, the three products and the column sums.
 #[test]
 fn gradients_of_every_activation_match_the_reference() {
-    let mut acts: Vec<Activation> = Activation::ALL.into_iter().filter(|a| !a.is_row()).collect();
+    let mut acts: Vec<Activation> = Activation::ALL
+        .into_iter()
+        .filter(|a| !a.is_row())
+        .collect();
     acts.extend([
         Activation::LeakyRelu(0.2),
         Activation::Elu(0.5),
         Activation::Celu(1.5),
-        Activation::Softplus { beta: 2.0, threshold: 1.0 },
-        Activation::Hardtanh { min: -2.0, max: 0.5 },
+        Activation::Softplus {
+            beta: 2.0,
+            threshold: 1.0,
+        },
+        Activation::Hardtanh {
+            min: -2.0,
+            max: 0.5,
+        },
     ]);
     let mut worst: f64 = 0.0;
     for (k, a) in acts.into_iter().enumerate() {
@@ -148,7 +191,14 @@ fn gradients_of_every_activation_match_the_reference() {
         // Inputs to ±4: every activation's kinks and tails (±3 of hardswish) are crossed.
         let x = common::input(31, 7, 100 + k as u64, 4.0);
         let y = regression_target(31, 3, 200 + k as u64);
-        worst = worst.max(compare_gradients(&m, &x, &y, Loss::Mse, Reduction::Mean, &format!("{a}")));
+        worst = worst.max(compare_gradients(
+            &m,
+            &x,
+            &y,
+            Loss::Mse,
+            Reduction::Mean,
+            &format!("{a}"),
+        ));
     }
     eprintln!("activations: worst error {worst:.3} of the tolerance");
 }
@@ -173,12 +223,23 @@ fn gradients_at_odd_shapes_and_magnitudes_match_the_reference() {
     let mut worst: f64 = 0.0;
     for (k, &(n_in, h, n_out, batch)) in shapes.iter().enumerate() {
         for scale in [1e-3f32, 1.0, 1e3] {
-            let act = if scale > 1.0 { Activation::Relu } else { Activation::Tanh };
+            let act = if scale > 1.0 {
+                Activation::Relu
+            } else {
+                Activation::Tanh
+            };
             let m = common::model(&[n_in, h, n_out], &[act, Activation::Identity], k as u64);
             let x = common::input(batch, n_in, 300 + k as u64, scale);
             let y = regression_target(batch, n_out, 400 + k as u64);
             let what = format!("[{n_in}, {h}, {n_out}] batch {batch} scale {scale}");
-            worst = worst.max(compare_gradients(&m, &x, &y, Loss::Mse, Reduction::Sum, &what));
+            worst = worst.max(compare_gradients(
+                &m,
+                &x,
+                &y,
+                Loss::Mse,
+                Reduction::Sum,
+                &what,
+            ));
         }
     }
     eprintln!("shapes: worst error {worst:.3} of the tolerance");
@@ -193,8 +254,12 @@ fn gradients_of_every_loss_match_the_reference() {
         Loss::SmoothL1 { beta: 0.5 },
         Loss::SmoothL1 { beta: 0.0 },
         Loss::Huber { delta: 0.7 },
-        Loss::CrossEntropy { label_smoothing: 0.0 },
-        Loss::CrossEntropy { label_smoothing: 0.2 },
+        Loss::CrossEntropy {
+            label_smoothing: 0.0,
+        },
+        Loss::CrossEntropy {
+            label_smoothing: 0.2,
+        },
         Loss::Nll,
         Loss::Bce,
         Loss::BceWithLogits,
@@ -214,7 +279,14 @@ fn gradients_of_every_loss_match_the_reference() {
             let y = if loss.wants_classes() {
                 Target::Classes((0..batch).map(|b| ((b * 7 + k) % n_out) as i64).collect())
             } else if matches!(loss, Loss::Bce | Loss::BceWithLogits) {
-                Target::Values(Matrix::new(batch, n_out, common::random_vec(batch * n_out, 600, 0.0, 1.0)).unwrap())
+                Target::Values(
+                    Matrix::new(
+                        batch,
+                        n_out,
+                        common::random_vec(batch * n_out, 600, 0.0, 1.0),
+                    )
+                    .unwrap(),
+                )
             } else {
                 regression_target(batch, n_out, 700 + k as u64)
             };
@@ -229,7 +301,10 @@ fn gradients_of_every_loss_match_the_reference() {
 
 #[test]
 fn two_identical_runs_give_identical_bits() {
-    let case = gpu_cases().into_iter().find(|c| matches!(c.optim, Optimizer::Adam { .. })).unwrap();
+    let case = gpu_cases()
+        .into_iter()
+        .find(|c| matches!(c.optim, Optimizer::Adam { .. }))
+        .unwrap();
     let (la, ma) = run_gpu(&case);
     let (lb, mb) = run_gpu(&case);
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -239,7 +314,10 @@ fn two_identical_runs_give_identical_bits() {
 
 #[test]
 fn a_zero_initialised_hidden_layer_stays_symmetric_on_the_gpu() {
-    let case = gpu_cases().into_iter().find(|c| c.name.starts_with("zero_init")).expect("the zero-init case");
+    let case = gpu_cases()
+        .into_iter()
+        .find(|c| c.name.starts_with("zero_init"))
+        .expect("the zero-init case");
     let (_, model) = run_gpu(&case);
     let first = model.linears().next().unwrap();
     let w = first.weight();
@@ -265,7 +343,11 @@ fn a_nan_loss_stops_naming_the_step_and_keeps_the_parameters() {
         let e = t.step(&x, &bad).unwrap_err();
         assert!(e.to_string().contains("at step 2"), "{e}");
         assert_eq!(t.steps(), 1);
-        assert_eq!(t.sync().unwrap().tensors(), after_one.tensors(), "left as before the step");
+        assert_eq!(
+            t.sync().unwrap().tensors(),
+            after_one.tensors(),
+            "left as before the step"
+        );
         // Queued: the error comes with the losses, and no later step changed anything.
         t.step_queued(&x, &good).unwrap();
         t.step_queued(&x, &bad).unwrap();
@@ -285,19 +367,44 @@ fn a_nan_loss_stops_naming_the_step_and_keeps_the_parameters() {
 #[test]
 fn bad_batches_and_unsupported_modules_are_refused_clearly() {
     let m = common::model(&[2, 3], &[Activation::Identity], 0);
-    let mut t = gpu_trainer(m.clone(), Loss::CrossEntropy { label_smoothing: 0.0 }, Reduction::Mean, Optimizer::sgd(0.1));
+    let mut t = gpu_trainer(
+        m.clone(),
+        Loss::CrossEntropy {
+            label_smoothing: 0.0,
+        },
+        Reduction::Mean,
+        Optimizer::sgd(0.1),
+    );
     let x = Matrix::new(2, 2, vec![1.0, 2.0, 3.0, 4.0]).unwrap();
-    let e = t.step(&x, &Target::Classes(vec![0, 3])).unwrap_err().to_string();
+    let e = t
+        .step(&x, &Target::Classes(vec![0, 3]))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("target 3 at row 1 is out of bounds"), "{e}");
-    let e = t.step(&x, &Target::Values(x.clone())).unwrap_err().to_string();
+    let e = t
+        .step(&x, &Target::Values(x.clone()))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("class indices"), "{e}");
-    let e = t.step(&x, &Target::Classes(vec![0])).unwrap_err().to_string();
+    let e = t
+        .step(&x, &Target::Classes(vec![0]))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("targets"), "{e}");
     assert_eq!(t.steps(), 0);
     for (module, name) in [
-        (wgpu_mlp::Module::LayerNorm(wgpu_mlp::LayerNorm::default_init(3)), "LayerNorm"),
-        (wgpu_mlp::Module::BatchNorm1d(wgpu_mlp::BatchNorm1d::default_init(3)), "BatchNorm1d"),
-        (wgpu_mlp::Module::PRelu(wgpu_mlp::PRelu::new(vec![0.25]).unwrap()), "PReLU"),
+        (
+            wgpu_mlp::Module::LayerNorm(wgpu_mlp::LayerNorm::default_init(3)),
+            "LayerNorm",
+        ),
+        (
+            wgpu_mlp::Module::BatchNorm1d(wgpu_mlp::BatchNorm1d::default_init(3)),
+            "BatchNorm1d",
+        ),
+        (
+            wgpu_mlp::Module::PRelu(wgpu_mlp::PRelu::new(vec![0.25]).unwrap()),
+            "PReLU",
+        ),
         (wgpu_mlp::Module::Dropout(0.5), "Dropout"),
         (wgpu_mlp::Module::Activation(Activation::LogSoftmax), "log"),
     ] {
@@ -305,9 +412,109 @@ fn bad_batches_and_unsupported_modules_are_refused_clearly() {
         let at = format!("module {}", mods.len());
         mods.push(module);
         let model = Mlp::new(mods).unwrap();
-        let e = Trainer::on_gpu(model, Loss::Mse, Reduction::Mean, Optimizer::sgd(0.1), common::ctx())
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains(name) && e.contains("--device cpu") && e.contains(&at), "{e}");
+        let e = Trainer::on_gpu(
+            model,
+            Loss::Mse,
+            Reduction::Mean,
+            Optimizer::sgd(0.1),
+            common::ctx(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(name) && e.contains("--device cpu") && e.contains(&at),
+            "{e}"
+        );
+    }
+}
+
+/// `wgpu-mlp train --device gpu` writes what the library's GPU trainer trains, bit for bit (and
+/// that is PyTorch's trajectory, `gpu_trajectories_match_pytorch`); `--device auto` on a
+/// machine with software adapters only trains on the CPU and says why.
+#[test]
+fn the_command_trains_on_the_gpu() {
+    use common::train::{case_json, read_st, state, state_dict_file};
+    let case = gpu_cases()
+        .into_iter()
+        .find(|c| c.name == "primer_mse_sgd")
+        .unwrap();
+    let c = case_json("primer_mse_sgd");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("init.safetensors"),
+        state_dict_file(&state(&c["init"])),
+    )
+    .unwrap();
+    wgpu_mlp::io::npy::write(d.join("x.npy"), &case.x).unwrap();
+    let Target::Values(y) = &case.y else {
+        unreachable!("mse")
+    };
+    wgpu_mlp::io::npy::write(d.join("y.npy"), y).unwrap();
+    let run = |device: &str, out: &str| {
+        let (init, x, y, o, log) = (
+            d.join("init.safetensors"),
+            d.join("x.npy"),
+            d.join("y.npy"),
+            d.join(out),
+            d.join(format!("{out}.jsonl")),
+        );
+        let args = [
+            "train",
+            "--weights",
+            common::path_str(&init),
+            "--arch",
+            "linear,F.sigmoid,linear",
+            "--input",
+            common::path_str(&x),
+            "--target",
+            common::path_str(&y),
+            "--loss",
+            "mse",
+            "--optim",
+            "sgd",
+            "--lr",
+            "0.1",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "4",
+            "--device",
+            device,
+            "-o",
+            common::path_str(&o),
+            "--log",
+            common::path_str(&log),
+        ];
+        let output = common::run_cli(&args);
+        common::assert_ok(&output);
+        (
+            common::stderr(&output),
+            read_st(&std::fs::read(&o).unwrap()).1,
+            std::fs::read_to_string(&log).unwrap(),
+        )
+    };
+    let (note, got, log) = run("gpu", "gpu.safetensors");
+    assert!(note.contains("training on"), "{note}");
+    let (losses, model) = run_gpu(&case);
+    for t in model.tensors() {
+        let name = format!("linear{}.{}", if t.module == 0 { 1 } else { 2 }, t.kind);
+        let (_, _, values) = &got[&name];
+        let want: Vec<f64> = t.f32().unwrap().iter().map(|&v| f64::from(v)).collect();
+        assert_eq!(values, &want, "{name}");
+    }
+    let logged: Vec<f32> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("step").is_some())
+        .map(|v| v["loss"].as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(logged, losses);
+    if common::ctx().is_software() {
+        let (note, _, _) = run("auto", "auto.safetensors");
+        assert!(
+            note.contains("training on the CPU") && note.contains("software"),
+            "{note}"
+        );
     }
 }

@@ -272,10 +272,15 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     pub(crate) drop_last: bool,
 
-    /// Where to train: auto (the fast CPU path while GPU training is not implemented), gpu,
-    /// cpu, cpu-reference.
+    /// Where to train: auto (a hardware GPU when there is one and it trains every module of
+    /// the model, else the fast CPU path; says on stderr which and why), gpu, cpu,
+    /// cpu-reference.
     #[arg(long, value_enum, default_value_t = Device::Auto)]
     pub(crate) device: Device,
+
+    /// GPU adapter to train on: a substring of its name, backend or driver (as infer's).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) adapter: Option<String>,
 
     /// Where to write the trained state_dict (.safetensors).
     #[arg(long, short, value_name = "FILE")]

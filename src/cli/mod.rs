@@ -22,6 +22,7 @@ pub(crate) mod model;
 pub(crate) mod output;
 pub(crate) mod overrides;
 pub(crate) mod train;
+pub(crate) mod train_device;
 
 /// An error in an input's content (`Error::Format`), naming the source.
 pub(crate) fn format_error(

@@ -8,11 +8,12 @@ use std::path::Path;
 
 use wgpu_mlp::data::EpochOrder;
 use wgpu_mlp::io::{self, MatrixFormat};
-use wgpu_mlp::train::{Backend, Loss, Optimizer, Reduction, Target, Trainer, state_dict_bytes};
+use wgpu_mlp::train::{Loss, Optimizer, Reduction, Target, state_dict_bytes};
 use wgpu_mlp::{DEFAULT_SEED, Error, Matrix, Mlp, Result, escape, memory};
 
-use crate::cli::args::{Device, TrainArgs};
+use crate::cli::args::TrainArgs;
 use crate::cli::model::{self, Given};
+use crate::cli::train_device;
 
 pub(crate) fn train(args: TrainArgs) -> Result<()> {
     let loss = parse_loss(&args.loss)?;
@@ -26,11 +27,6 @@ pub(crate) fn train(args: TrainArgs) -> Result<()> {
             "--batch-size must be at least 1".into(),
         ));
     }
-    let backend = match args.device {
-        Device::Auto | Device::Cpu => Backend::Cpu,
-        Device::CpuReference => Backend::CpuReference,
-        Device::Gpu => Backend::Gpu,
-    };
     MatrixFormat::from_path(&args.input)?;
     MatrixFormat::from_path(&args.target)?;
     let mut inputs: Vec<(&str, &Path)> = vec![
@@ -80,10 +76,7 @@ pub(crate) fn train(args: TrainArgs) -> Result<()> {
             x.rows()
         )));
     }
-    if args.device == Device::Auto {
-        note!("note: training on the CPU (GPU training is not implemented yet)");
-    }
-    let mut trainer = Trainer::new(model, loss, reduction, optimizer, backend)?;
+    let mut trainer = train_device::trainer(&args, model, loss, reduction, optimizer)?;
     let mut log = String::new();
     for epoch in 1..=args.epochs {
         let losses = trainer.epoch(&x, &y, &mut order)?;

@@ -59,7 +59,9 @@ impl GpuBackend {
     /// One step on a batch already on the device, without waiting.
     pub(crate) fn step_batch(&mut self, batch: &GpuBatch) -> Result<()> {
         self.synced = false;
-        self.session.step(Batch::Device(batch), true, false).map(|_| ())
+        self.session
+            .step(Batch::Device(batch), true, false)
+            .map(|_| ())
     }
 
     /// Uploads a batch for [`step_batch`](Self::step_batch).

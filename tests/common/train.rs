@@ -371,4 +371,3 @@ pub fn check_trajectory(case: &Case, losses: &[f32], model: &Mlp, k: f64, what: 
         }
     }
 }
-

@@ -30,7 +30,18 @@ macro_rules! kernels {
 }
 
 // The registration line: adding a kernel is its file, its WGSL and its name here.
-kernels!(activation_grad, adam, colsum, copy, elementwise, linear, loss, matmul, row, sgd);
+kernels!(
+    activation_grad,
+    adam,
+    colsum,
+    copy,
+    elementwise,
+    linear,
+    loss,
+    matmul,
+    row,
+    sgd
+);
 
 pub(crate) mod epilogue;
 pub(crate) mod kernel;

@@ -8,5 +8,5 @@ mod plan;
 mod session;
 
 pub(crate) use plan::check_supported;
-pub(crate) use session::{Batch, GpuTraining};
 pub use session::GpuBatch;
+pub(crate) use session::{Batch, GpuTraining};

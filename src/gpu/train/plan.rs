@@ -108,9 +108,11 @@ fn unsupported(m: &Module) -> Option<String> {
         Module::BatchNorm1d(_) => Some("BatchNorm1d".into()),
         Module::LayerNorm(_) => Some("LayerNorm".into()),
         Module::PRelu(_) => Some("PReLU".into()),
-        Module::Elementwise { class, .. } => {
-            Some(class.clone().unwrap_or_else(|| "an ONNX elementwise expression".into()))
-        }
+        Module::Elementwise { class, .. } => Some(
+            class
+                .clone()
+                .unwrap_or_else(|| "an ONNX elementwise expression".into()),
+        ),
     }
 }
 
@@ -140,11 +142,7 @@ pub(crate) fn plan(
     let input = b.rows("input".into(), Role::Input, n_in);
     let target_width = if loss.wants_classes() { 1 } else { n_out };
     let target = b.rows("target".into(), Role::Input, target_width);
-    let step = b.values(
-        "step".into(),
-        Role::StepState,
-        vec![0.0; step_state::LEN],
-    );
+    let step = b.values("step".into(), Role::StepState, vec![0.0; step_state::LEN]);
     let none = b.values("none".into(), Role::Constant, vec![0.0]);
     let mut nodes = Vec::new();
     let mut params = Vec::new();
@@ -156,7 +154,11 @@ pub(crate) fn plan(
                 let param = |b: &mut Builder, kind: TensorKind, v: &[f32]| {
                     let role = Role::Parameter { module: i, kind };
                     let p = b.values(format!("{i}.{kind}"), role, v.to_vec());
-                    let g = b.values(format!("{i}.{kind}.grad"), Role::Gradient, vec![0.0; v.len()]);
+                    let g = b.values(
+                        format!("{i}.{kind}.grad"),
+                        Role::Gradient,
+                        vec![0.0; v.len()],
+                    );
                     (p, g, v.len())
                 };
                 let w = param(&mut b, TensorKind::Weight, l.weight());
@@ -196,7 +198,11 @@ pub(crate) fn plan(
                     width,
                     dir: Direction::Forward,
                 };
-                b.pass(Phase::Forward, kernel, vec![(act::X.name, cur), (act::Y.name, y)]);
+                b.pass(
+                    Phase::Forward,
+                    kernel,
+                    vec![(act::X.name, cur), (act::Y.name, y)],
+                );
                 nodes.push(Node::Act {
                     module: i,
                     kind: *a,
@@ -297,7 +303,9 @@ pub(crate) fn plan(
     }
     updates(&mut b, &params, optimizer, step);
     debug_assert!(
-        b.passes.windows(2).all(|w| phase_order(w[0].phase) <= phase_order(w[1].phase)),
+        b.passes
+            .windows(2)
+            .all(|w| phase_order(w[0].phase) <= phase_order(w[1].phase)),
         "forward, then backward, then update"
     );
     Ok(TrainPlan {
@@ -344,7 +352,11 @@ fn updates(
                 weight_decay,
             } => {
                 let buf = if momentum != 0.0 {
-                    b.values(format!("param{k}.momentum_buffer"), Role::OptimizerState, vec![0.0; len])
+                    b.values(
+                        format!("param{k}.momentum_buffer"),
+                        Role::OptimizerState,
+                        vec![0.0; len],
+                    )
                 } else {
                     *unused.get_or_insert_with(|| {
                         b.values("sgd.unused".into(), Role::OptimizerState, vec![0.0])

@@ -156,7 +156,13 @@ impl GpuTraining {
                 y.rows()
             )));
         }
-        let max = Matmul::max_rows(self.program.ctx.inner.limits.max_compute_workgroups_per_dimension);
+        let max = Matmul::max_rows(
+            self.program
+                .ctx
+                .inner
+                .limits
+                .max_compute_workgroups_per_dimension,
+        );
         if x.rows() > max {
             return Err(Error::invalid(format!(
                 "a GPU training batch has at most {max} rows, not {}",
@@ -208,7 +214,9 @@ impl GpuTraining {
                 usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
-            inner.queue.write_buffer(&b, 0, bytemuck::cast_slice(values));
+            inner
+                .queue
+                .write_buffer(&b, 0, bytemuck::cast_slice(values));
             b
         };
         let batch = GpuBatch {
@@ -268,20 +276,36 @@ impl GpuTraining {
         header[step_state::LOSS_SLOT] = self.pending as f32;
         header[step_state::NO_UPDATE] = f32::from(u8::from(!update));
         let step_buf = self.fixed(self.step);
-        inner.queue.write_buffer(&step_buf, 0, bytemuck::cast_slice(&header));
+        inner
+            .queue
+            .write_buffer(&step_buf, 0, bytemuck::cast_slice(&header));
         let ws = self.ws.as_mut().expect("made above");
         let program = &self.program;
         let (x_buf, y_buf) = (ws.input(program), ws.buffer(program, self.target));
         let mut encoder = inner.device.create_command_encoder(&Default::default());
         match batch {
             Batch::Host(x, y) => {
-                inner.queue.write_buffer(x_buf, 0, bytemuck::cast_slice(x.as_slice()));
+                inner
+                    .queue
+                    .write_buffer(x_buf, 0, bytemuck::cast_slice(x.as_slice()));
                 let values = Self::target_values(y);
-                inner.queue.write_buffer(y_buf, 0, bytemuck::cast_slice(&values));
+                inner
+                    .queue
+                    .write_buffer(y_buf, 0, bytemuck::cast_slice(&values));
             }
             Batch::Device(b) => {
-                encoder.copy_buffer_to_buffer(&b.x, 0, x_buf, 0, pack::f32_bytes(rows * program.plan.n_in));
-                let per_row = if self.loss.wants_classes() { 1 } else { program.plan.n_out };
+                encoder.copy_buffer_to_buffer(
+                    &b.x,
+                    0,
+                    x_buf,
+                    0,
+                    pack::f32_bytes(rows * program.plan.n_in),
+                );
+                let per_row = if self.loss.wants_classes() {
+                    1
+                } else {
+                    program.plan.n_out
+                };
                 encoder.copy_buffer_to_buffer(&b.y, 0, y_buf, 0, pack::f32_bytes(rows * per_row));
             }
         }
@@ -292,7 +316,14 @@ impl GpuTraining {
             self.steps += 1;
         }
         if read {
-            copy_values(&mut encoder, &step_buf, step_state::LOSSES, self.pending, &self.loss_staging, 0);
+            copy_values(
+                &mut encoder,
+                &step_buf,
+                step_state::LOSSES,
+                self.pending,
+                &self.loss_staging,
+                0,
+            );
         }
         let index = inner.queue.submit([encoder.finish()]);
         scope.pop()?;
@@ -314,7 +345,14 @@ impl GpuTraining {
         let _held = inner.hold();
         let mut encoder = inner.device.create_command_encoder(&Default::default());
         let step_buf = self.fixed(self.step);
-        copy_values(&mut encoder, &step_buf, step_state::LOSSES, self.pending, &self.loss_staging, 0);
+        copy_values(
+            &mut encoder,
+            &step_buf,
+            step_state::LOSSES,
+            self.pending,
+            &self.loss_staging,
+            0,
+        );
         let index = inner.queue.submit([encoder.finish()]);
         self.read_ring(index)
     }
@@ -324,9 +362,10 @@ impl GpuTraining {
         let ctx = self.program.ctx.clone();
         let inner = &ctx.inner;
         let n = self.pending;
-        let ring: Vec<f32> = inner.read_blocking(&self.loss_staging, pack::f32_bytes(n), index, |b| {
-            bytemuck::cast_slice(b).to_vec()
-        })?;
+        let ring: Vec<f32> =
+            inner.read_blocking(&self.loss_staging, pack::f32_bytes(n), index, |b| {
+                bytemuck::cast_slice(b).to_vec()
+            })?;
         self.pending = 0;
         let mut losses = std::mem::take(&mut self.drained);
         let base = losses.len();
@@ -362,7 +401,14 @@ impl GpuTraining {
         let mut encoder = inner.device.create_command_encoder(&Default::default());
         let mut at = 0;
         for &(p, _, len) in &self.params {
-            copy_values(&mut encoder, &self.fixed(p), 0, len, &self.param_staging, at);
+            copy_values(
+                &mut encoder,
+                &self.fixed(p),
+                0,
+                len,
+                &self.param_staging,
+                at,
+            );
             at += pack::f32_bytes(len);
         }
         let index = inner.queue.submit([encoder.finish()]);
@@ -387,7 +433,14 @@ impl GpuTraining {
         let mut encoder = inner.device.create_command_encoder(&Default::default());
         let mut at = 0;
         for &(_, g, len) in &self.params {
-            copy_values(&mut encoder, &self.fixed(g), 0, len, &self.param_staging, at);
+            copy_values(
+                &mut encoder,
+                &self.fixed(g),
+                0,
+                len,
+                &self.param_staging,
+                at,
+            );
             at += pack::f32_bytes(len);
         }
         let index = inner.queue.submit([encoder.finish()]);
