@@ -145,7 +145,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Summary(args) => commands::summary(args),
         Command::Init(args) => commands::init(args),
         Command::Infer(args) => cli::infer::infer(args),
-        Command::Train(args) => cli::train::train(args),
+        Command::Train(args) => cli::train::train(*args),
         Command::Adapters => commands::adapters(),
         Command::Bench(args) => commands::bench(args),
     }

@@ -28,7 +28,7 @@ pub(crate) enum Command {
     Infer(InferArgs),
     /// Train a model (a state_dict, or new from --layers) on an input and its targets, step for
     /// step as PyTorch's training loop, and write the trained state_dict.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// List the GPU adapters wgpu finds (WGPU_BACKEND narrows the backends), the default choice,
     /// and where `infer --device auto` would run.
     Adapters,

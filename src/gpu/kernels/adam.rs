@@ -95,7 +95,7 @@ impl Kernel for Adam {
         let grid = fold((self.len as u64).div_ceil(WG), max_groups);
         let h = &self.hyper;
         let weight_decay = match (h.weight_decay, h.decoupled) {
-            (wd, _) if wd == 0.0 => 0.0,
+            (0.0, _) => 0.0,
             (wd, true) => (1.0 - h.lr * wd) as f32,
             (wd, false) => wd as f32,
         };

@@ -53,7 +53,7 @@ impl LossPass {
             Loss::Mse => (0, 0.0),
             Loss::L1 => (1, 0.0),
             // beta = 0 is L1 (PyTorch's smooth_l1 with beta 0).
-            Loss::SmoothL1 { beta } if beta == 0.0 => (1, 0.0),
+            Loss::SmoothL1 { beta: 0.0 } => (1, 0.0),
             Loss::SmoothL1 { beta } => (2, beta),
             Loss::Huber { delta } => (3, delta),
             Loss::Bce => (4, 0.0),
