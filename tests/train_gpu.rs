@@ -35,16 +35,17 @@ fn run_gpu(case: &Case) -> (Vec<f32>, Mlp) {
     (losses, t.into_model())
 }
 
-/// The fixture cases the GPU trains (the others need BatchNorm, LayerNorm, PReLU or
-/// log_softmax: refused, see `unsupported_modules_are_refused_naming_them`).
+/// The fixture cases the GPU trains (the one with BatchNorm1d is refused, see
+/// `bad_batches_and_unsupported_modules_are_refused_clearly`).
 fn gpu_cases() -> Vec<Case> {
     cases()
         .into_iter()
         .filter(|c| {
-            c.model.modules().iter().all(|m| match m {
-                wgpu_mlp::Module::Linear(_) => true,
-                wgpu_mlp::Module::Activation(a) | wgpu_mlp::Module::Function(a) => !a.is_row(),
-                _ => false,
+            !c.model.modules().iter().any(|m| {
+                matches!(
+                    m,
+                    wgpu_mlp::Module::BatchNorm1d(_) | wgpu_mlp::Module::Dropout(_)
+                )
             })
         })
         .collect()
@@ -53,7 +54,7 @@ fn gpu_cases() -> Vec<Case> {
 #[test]
 fn gpu_trajectories_match_pytorch() {
     let all = gpu_cases();
-    assert!(all.len() >= 6, "{} GPU cases", all.len());
+    assert_eq!(all.len(), 9, "the GPU cases");
     for case in &all {
         let (losses, model) = run_gpu(case);
         check_trajectory(case, &losses, &model, 2.0, "gpu");
@@ -394,19 +395,10 @@ fn bad_batches_and_unsupported_modules_are_refused_clearly() {
     assert_eq!(t.steps(), 0);
     for (module, name) in [
         (
-            wgpu_mlp::Module::LayerNorm(wgpu_mlp::LayerNorm::default_init(3)),
-            "LayerNorm",
-        ),
-        (
             wgpu_mlp::Module::BatchNorm1d(wgpu_mlp::BatchNorm1d::default_init(3)),
             "BatchNorm1d",
         ),
-        (
-            wgpu_mlp::Module::PRelu(wgpu_mlp::PRelu::new(vec![0.25]).unwrap()),
-            "PReLU",
-        ),
         (wgpu_mlp::Module::Dropout(0.5), "Dropout"),
-        (wgpu_mlp::Module::Activation(Activation::LogSoftmax), "log"),
     ] {
         let mut mods = m.modules().to_vec();
         let at = format!("module {}", mods.len());
@@ -517,4 +509,67 @@ fn the_command_trains_on_the_gpu() {
             "{note}"
         );
     }
+}
+
+/// LayerNorm (with and without affine), PReLU (one slope, one per feature), softmax and
+/// log-softmax, between Linear layers at odd widths and batches.
+#[test]
+fn gradients_of_the_row_modules_match_the_reference() {
+    use wgpu_mlp::{LayerNorm, Linear, Module, PRelu};
+    let linear = |i: usize, o: usize, seed: u64| {
+        let w = common::random_vec(i * o, seed, -0.5, 0.5);
+        Module::Linear(
+            Linear::new(i, o, w, Some(common::random_vec(o, seed + 1, -0.5, 0.5))).unwrap(),
+        )
+    };
+    let mut worst: f64 = 0.0;
+    for (k, &(width, batch)) in [(1, 1), (3, 7), (7, 33), (33, 3), (31, 257), (257, 2)]
+        .iter()
+        .enumerate()
+    {
+        let seed = 10 * k as u64;
+        let slopes = common::random_vec(width, seed + 5, 0.0, 0.5);
+        let gamma = common::random_vec(width, seed + 6, 0.5, 1.5);
+        let beta = common::random_vec(width, seed + 7, -0.5, 0.5);
+        let middles = [
+            (
+                "layernorm affine",
+                Module::LayerNorm(LayerNorm::new(width, Some(gamma), Some(beta), 1e-5).unwrap()),
+            ),
+            (
+                "layernorm plain",
+                Module::LayerNorm(LayerNorm::new(width, None, None, 1e-5).unwrap()),
+            ),
+            ("prelu one", Module::PRelu(PRelu::new(vec![0.25]).unwrap())),
+            (
+                "prelu per feature",
+                Module::PRelu(PRelu::new(slopes).unwrap()),
+            ),
+            ("softmax", Module::Activation(Activation::Softmax)),
+            ("log_softmax", Module::Activation(Activation::LogSoftmax)),
+        ];
+        for (name, middle) in middles {
+            if name.starts_with("layernorm") && width < 2 {
+                continue;
+            }
+            let m = Mlp::new(vec![
+                linear(5, width, seed),
+                middle,
+                linear(width, 3, seed + 2),
+            ])
+            .unwrap();
+            let x = common::input(batch, 5, seed + 3, 2.0);
+            let y = regression_target(batch, 3, seed + 4);
+            let what = format!("{name} width {width} batch {batch}");
+            worst = worst.max(compare_gradients(
+                &m,
+                &x,
+                &y,
+                Loss::Mse,
+                Reduction::Sum,
+                &what,
+            ));
+        }
+    }
+    eprintln!("row modules: worst error {worst:.3} of the tolerance");
 }

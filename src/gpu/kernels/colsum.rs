@@ -28,6 +28,9 @@ pub(crate) const SLOT_SETS: &[&[Slot]] = &[SLOTS];
 #[derive(Debug)]
 pub(crate) struct Colsum {
     pub(crate) cols: usize,
+    /// Rows summed per batch row: 1 for a `[rows, cols]` tensor; a tensor's width with
+    /// `cols = 1` sums every value (a single PReLU slope's gradient).
+    pub(crate) rows_per_row: usize,
 }
 
 impl Kernel for Colsum {
@@ -49,7 +52,7 @@ impl Kernel for Colsum {
     fn dispatches(&self, rows: usize, max_groups: u32) -> Vec<Dispatch> {
         let grid = fold(self.cols as u64, max_groups);
         let dims = ColsumDims {
-            rows: rows as u32,
+            rows: (rows * self.rows_per_row) as u32,
             cols: self.cols as u32,
             groups_x: grid.0,
             pad0: 0,

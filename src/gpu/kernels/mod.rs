@@ -30,18 +30,8 @@ macro_rules! kernels {
 }
 
 // The registration line: adding a kernel is its file, its WGSL and its name here.
-kernels!(
-    activation_grad,
-    adam,
-    colsum,
-    copy,
-    elementwise,
-    linear,
-    loss,
-    matmul,
-    row,
-    sgd
-);
+#[rustfmt::skip]
+kernels!(activation_grad, adam, colsum, copy, elementwise, linear, loss, matmul, row, row_grad, sgd);
 
 pub(crate) mod epilogue;
 pub(crate) mod kernel;

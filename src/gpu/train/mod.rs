@@ -4,8 +4,10 @@
 //! back only when asked for, parameters read back into an [`Mlp`](crate::Mlp)). The public
 //! face is [`Trainer`](crate::train::Trainer) with `Backend::Gpu`; see docs/TRAINING.md.
 
+mod builder;
 mod plan;
 mod session;
+mod update;
 
 pub(crate) use plan::check_supported;
 pub use session::GpuBatch;

@@ -17,16 +17,16 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::kernels::activation_grad::{self as act, ActivationPass, Direction};
-use crate::gpu::kernels::adam::{self, Adam, AdamHyper};
 use crate::gpu::kernels::colsum::{self, Colsum};
 use crate::gpu::kernels::loss::{self, LossPass};
 use crate::gpu::kernels::matmul::{self, Matmul, Variant};
-use crate::gpu::kernels::sgd::{self, Sgd, SgdHyper};
+use crate::gpu::kernels::row_grad::{Entry, RowGrad};
 use crate::gpu::kernels::step_state;
-use crate::gpu::pack;
-use crate::gpu::pass::{Pass, Phase};
+use crate::gpu::pass::Phase;
 use crate::gpu::plan::Plan;
-use crate::gpu::tensor::{Extent, Role, Tensor, TensorId};
+use crate::gpu::tensor::{Role, TensorId};
+use crate::gpu::train::builder::Builder;
+use crate::gpu::train::update;
 use crate::model::{Mlp, Module, TensorKind};
 use crate::train::{Loss, Optimizer, Reduction};
 
@@ -55,6 +55,33 @@ enum Node {
         /// Whether anything before it needs the gradient of its input.
         x_grad: bool,
     },
+    /// Softmax (`log`: log-softmax) over each row.
+    Row {
+        module: usize,
+        log: bool,
+        y: TensorId,
+        width: usize,
+        x_grad: bool,
+    },
+    /// LayerNorm: `affine`: its weight's and bias's tensors and gradients.
+    LayerNorm {
+        module: usize,
+        x: TensorId,
+        affine: Option<[TensorId; 4]>,
+        width: usize,
+        eps: f32,
+        x_grad: bool,
+    },
+    /// PReLU: its slope and the slope's gradient.
+    PRelu {
+        module: usize,
+        x: TensorId,
+        a: TensorId,
+        ga: TensorId,
+        slopes: usize,
+        width: usize,
+        x_grad: bool,
+    },
     Act {
         module: usize,
         kind: crate::Activation,
@@ -65,49 +92,15 @@ enum Node {
     },
 }
 
-#[derive(Default)]
-struct Builder {
-    tensors: Vec<Tensor>,
-    passes: Vec<Pass>,
-}
-
-impl Builder {
-    fn tensor(&mut self, name: String, role: Role, extent: Extent) -> TensorId {
-        self.tensors.push(Tensor { name, role, extent });
-        TensorId(self.tensors.len() - 1)
-    }
-
-    /// Plain `[rows, width]` f32 rows (the extent counts vec4s: at least `width` values a row).
-    fn rows(&mut self, name: String, role: Role, width: usize) -> TensorId {
-        let vec4s = pack::vec4s(width.max(1));
-        self.tensor(name, role, Extent::Rows { vec4s, slack: 0 })
-    }
-
-    fn values(&mut self, name: String, role: Role, values: Vec<f32>) -> TensorId {
-        self.tensor(name, role, Extent::Values(values))
-    }
-
-    fn pass(
-        &mut self,
-        phase: Phase,
-        kernel: impl crate::gpu::kernels::Kernel + 'static,
-        binds: Vec<(&'static str, TensorId)>,
-    ) {
-        self.passes.push(Pass::new(kernel, binds, phase));
-    }
-}
-
 /// Why a module cannot train on the GPU yet, or `None` when it can.
 fn unsupported(m: &Module) -> Option<String> {
     match m {
         Module::Linear(_) | Module::Identity | Module::Flatten => None,
-        Module::Activation(a) | Module::Function(a) if !a.is_row() => None,
+        Module::Activation(_) | Module::Function(_) => None,
+        Module::LayerNorm(_) | Module::PRelu(_) => None,
         Module::Dropout(p) if *p == 0.0 => None,
-        Module::Activation(a) | Module::Function(a) => Some(a.to_string()),
         Module::Dropout(_) => Some("Dropout in train mode".into()),
         Module::BatchNorm1d(_) => Some("BatchNorm1d".into()),
-        Module::LayerNorm(_) => Some("LayerNorm".into()),
-        Module::PRelu(_) => Some("PReLU".into()),
         Module::Elementwise { class, .. } => Some(
             class
                 .clone()
@@ -151,19 +144,9 @@ pub(crate) fn plan(
         match m {
             Module::Linear(l) => {
                 let (fi, fo) = (l.in_features(), l.out_features());
-                let param = |b: &mut Builder, kind: TensorKind, v: &[f32]| {
-                    let role = Role::Parameter { module: i, kind };
-                    let p = b.values(format!("{i}.{kind}"), role, v.to_vec());
-                    let g = b.values(
-                        format!("{i}.{kind}.grad"),
-                        Role::Gradient,
-                        vec![0.0; v.len()],
-                    );
-                    (p, g, v.len())
-                };
-                let w = param(&mut b, TensorKind::Weight, l.weight());
+                let w = param(&mut b, i, TensorKind::Weight, l.weight());
                 params.push(w);
-                let bias = l.bias().map(|v| param(&mut b, TensorKind::Bias, v));
+                let bias = l.bias().map(|v| param(&mut b, i, TensorKind::Bias, v));
                 params.extend(bias);
                 let z = b.rows(format!("{i}.out"), Role::PreActivation, fo);
                 let kernel = Matmul {
@@ -190,6 +173,67 @@ pub(crate) fn plan(
                     x_grad: needs_grad,
                 });
                 (cur, width, needs_grad) = (z, fo, true);
+            }
+            Module::Activation(a) | Module::Function(a) if a.is_row() => {
+                let log = *a == crate::Activation::LogSoftmax;
+                let y = b.rows(format!("{i}.out"), Role::Activation, width);
+                let kernel = row(Entry::SoftmaxForward, width, u32::from(log), 0.0);
+                b.pass(Phase::Forward, kernel, vec![("x", cur), ("y", y)]);
+                let x_grad = needs_grad;
+                nodes.push(Node::Row {
+                    module: i,
+                    log,
+                    y,
+                    width,
+                    x_grad,
+                });
+                cur = y;
+            }
+            Module::LayerNorm(ln) => {
+                let affine = match (ln.weight(), ln.bias()) {
+                    (Some(w), Some(bias)) => {
+                        let (w, gw, _) = param(&mut b, i, TensorKind::Weight, w);
+                        let (bb, gb, _) = param(&mut b, i, TensorKind::Bias, bias);
+                        params.extend([(w, gw, width), (bb, gb, width)]);
+                        Some([w, bb, gw, gb])
+                    }
+                    _ => None,
+                };
+                let y = b.rows(format!("{i}.out"), Role::Activation, width);
+                let op = u32::from(affine.is_some());
+                let kernel = row(Entry::LayerNormForward, width, op, ln.eps());
+                let (g_t, b_t) = affine.map_or((none, none), |t| (t[0], t[1]));
+                let binds = vec![("x", cur), ("gamma", g_t), ("beta", b_t), ("y", y)];
+                b.pass(Phase::Forward, kernel, binds);
+                let (x, eps, x_grad) = (cur, ln.eps(), needs_grad);
+                nodes.push(Node::LayerNorm {
+                    module: i,
+                    x,
+                    affine,
+                    width,
+                    eps,
+                    x_grad,
+                });
+                (cur, needs_grad) = (y, needs_grad || affine.is_some());
+            }
+            Module::PRelu(pr) => {
+                let (a, ga, slopes) = param(&mut b, i, TensorKind::Weight, pr.weight());
+                params.push((a, ga, slopes));
+                let y = b.rows(format!("{i}.out"), Role::Activation, width);
+                let op = u32::from(slopes > 1);
+                let kernel = row(Entry::PReluForward, width, op, 0.0);
+                b.pass(Phase::Forward, kernel, vec![("x", cur), ("a", a), ("y", y)]);
+                let (x, x_grad) = (cur, needs_grad);
+                nodes.push(Node::PRelu {
+                    module: i,
+                    x,
+                    a,
+                    ga,
+                    slopes,
+                    width,
+                    x_grad,
+                });
+                (cur, needs_grad) = (y, true);
             }
             Module::Activation(a) | Module::Function(a) => {
                 let y = b.rows(format!("{i}.out"), Role::Activation, width);
@@ -233,6 +277,98 @@ pub(crate) fn plan(
     b.pass(Phase::Backward, kernel, binds);
     for node in nodes.iter().rev() {
         match *node {
+            Node::Row {
+                module,
+                log,
+                y,
+                width,
+                x_grad,
+            } => {
+                if !x_grad {
+                    break;
+                }
+                let gx = b.rows(format!("{module}.in.grad"), Role::Gradient, width);
+                let kernel = row(Entry::SoftmaxBackward, width, u32::from(log), 0.0);
+                b.pass(
+                    Phase::Backward,
+                    kernel,
+                    vec![("y", y), ("gy", g), ("gx", gx)],
+                );
+                g = gx;
+            }
+            Node::LayerNorm {
+                module,
+                x,
+                affine,
+                width,
+                eps,
+                x_grad,
+            } => {
+                if let Some([_, _, gw, gb]) = affine {
+                    let t = b.rows(format!("{module}.gy_xhat"), Role::Gradient, width);
+                    let kernel = row(Entry::LayerNormGxhat, width, 1, eps);
+                    b.pass(Phase::Backward, kernel, vec![("x", x), ("gy", g), ("t", t)]);
+                    for (src, dst) in [(t, gw), (g, gb)] {
+                        let sum = Colsum {
+                            cols: width,
+                            rows_per_row: 1,
+                        };
+                        b.pass(
+                            Phase::Backward,
+                            sum,
+                            vec![(colsum::X.name, src), (colsum::OUT.name, dst)],
+                        );
+                    }
+                }
+                if !x_grad {
+                    break;
+                }
+                let gx = b.rows(format!("{module}.in.grad"), Role::Gradient, width);
+                let op = u32::from(affine.is_some());
+                let kernel = row(Entry::LayerNormBackward, width, op, eps);
+                let gamma = affine.map_or(none, |t| t[0]);
+                let binds = vec![("x", x), ("gamma", gamma), ("gy", g), ("gx", gx)];
+                b.pass(Phase::Backward, kernel, binds);
+                g = gx;
+            }
+            Node::PRelu {
+                module,
+                x,
+                a,
+                ga,
+                slopes,
+                width,
+                x_grad,
+            } => {
+                let t = b.rows(format!("{module}.x_gy"), Role::Gradient, width);
+                let kernel = row(Entry::PReluGslope, width, 0, 0.0);
+                b.pass(Phase::Backward, kernel, vec![("x", x), ("gy", g), ("t", t)]);
+                // One slope: the sum of every value (width values per row, one column).
+                let sum = if slopes > 1 {
+                    Colsum {
+                        cols: width,
+                        rows_per_row: 1,
+                    }
+                } else {
+                    Colsum {
+                        cols: 1,
+                        rows_per_row: width,
+                    }
+                };
+                b.pass(
+                    Phase::Backward,
+                    sum,
+                    vec![(colsum::X.name, t), (colsum::OUT.name, ga)],
+                );
+                if !x_grad {
+                    break;
+                }
+                let gx = b.rows(format!("{module}.in.grad"), Role::Gradient, width);
+                let kernel = row(Entry::PReluBackward, width, u32::from(slopes > 1), 0.0);
+                let binds = vec![("x", x), ("a", a), ("gy", g), ("gx", gx)];
+                b.pass(Phase::Backward, kernel, binds);
+                g = gx;
+            }
             Node::Act {
                 module,
                 kind,
@@ -284,7 +420,14 @@ pub(crate) fn plan(
                 b.pass(Phase::Backward, mm(Variant::WeightGrad), binds);
                 if let Some(gb) = gb {
                     let binds = vec![(colsum::X.name, g), (colsum::OUT.name, gb)];
-                    b.pass(Phase::Backward, Colsum { cols: n_out }, binds);
+                    b.pass(
+                        Phase::Backward,
+                        Colsum {
+                            cols: n_out,
+                            rows_per_row: 1,
+                        },
+                        binds,
+                    );
                 }
                 if !x_grad {
                     break;
@@ -301,7 +444,7 @@ pub(crate) fn plan(
             }
         }
     }
-    updates(&mut b, &params, optimizer, step);
+    update::updates(&mut b, &params, optimizer, step);
     debug_assert!(
         b.passes
             .windows(2)
@@ -325,84 +468,36 @@ pub(crate) fn plan(
     })
 }
 
+/// A parameter of module `module` and its gradient: (tensor, gradient, length).
+fn param(
+    b: &mut Builder,
+    module: usize,
+    kind: TensorKind,
+    v: &[f32],
+) -> (TensorId, TensorId, usize) {
+    let role = Role::Parameter { module, kind };
+    let p = b.values(format!("{module}.{kind}"), role, v.to_vec());
+    let g = b.values(
+        format!("{module}.{kind}.grad"),
+        Role::Gradient,
+        vec![0.0; v.len()],
+    );
+    (p, g, v.len())
+}
+
+fn row(entry: Entry, width: usize, op: u32, eps: f32) -> RowGrad {
+    RowGrad {
+        entry,
+        width,
+        op,
+        eps,
+    }
+}
+
 fn phase_order(p: Phase) -> u8 {
     match p {
         Phase::Forward => 0,
         Phase::Backward => 1,
         Phase::Update => 2,
-    }
-}
-
-/// One update pass per parameter, with its optimizer state.
-fn updates(
-    b: &mut Builder,
-    params: &[(TensorId, TensorId, usize)],
-    optimizer: Optimizer,
-    step: TensorId,
-) {
-    // SGD without momentum touches no buffer: one placeholder serves every pass.
-    let mut unused = None;
-    for (k, &(p, g, len)) in params.iter().enumerate() {
-        match optimizer {
-            Optimizer::Sgd {
-                lr,
-                momentum,
-                dampening,
-                nesterov,
-                weight_decay,
-            } => {
-                let buf = if momentum != 0.0 {
-                    b.values(
-                        format!("param{k}.momentum_buffer"),
-                        Role::OptimizerState,
-                        vec![0.0; len],
-                    )
-                } else {
-                    *unused.get_or_insert_with(|| {
-                        b.values("sgd.unused".into(), Role::OptimizerState, vec![0.0])
-                    })
-                };
-                let hyper = SgdHyper {
-                    lr,
-                    momentum,
-                    dampening,
-                    nesterov,
-                    weight_decay,
-                };
-                let binds = vec![
-                    (sgd::P.name, p),
-                    (sgd::G.name, g),
-                    (sgd::BUF.name, buf),
-                    (sgd::STEP.name, step),
-                ];
-                b.pass(Phase::Update, Sgd { len, hyper }, binds);
-            }
-            Optimizer::Adam {
-                lr,
-                betas,
-                eps,
-                weight_decay,
-                amsgrad,
-                decoupled,
-            } => {
-                let hyper = AdamHyper {
-                    lr,
-                    betas,
-                    eps,
-                    weight_decay,
-                    amsgrad,
-                    decoupled,
-                };
-                let zeros = vec![0.0; len * hyper.state_per_value()];
-                let state = b.values(format!("param{k}.adam_state"), Role::OptimizerState, zeros);
-                let binds = vec![
-                    (adam::P.name, p),
-                    (adam::G.name, g),
-                    (adam::STATE.name, state),
-                    (adam::STEP.name, step),
-                ];
-                b.pass(Phase::Update, Adam { len, hyper }, binds);
-            }
-        }
     }
 }
