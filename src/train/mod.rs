@@ -10,7 +10,7 @@ mod expr_grad;
 mod gpu_backend;
 mod linear_grad;
 mod loss;
-mod norm_grad;
+pub(crate) mod norm_grad;
 pub(crate) mod optim;
 mod state_dict;
 mod trainer;

@@ -31,7 +31,7 @@ macro_rules! kernels {
 
 // The registration line: adding a kernel is its file, its WGSL and its name here.
 #[rustfmt::skip]
-kernels!(activation_grad, adam, colsum, copy, elementwise, linear, loss, matmul, row, row_grad, sgd);
+kernels!(activation_grad, adam, batchnorm, colsum, copy, elementwise, linear, loss, matmul, row, row_grad, sgd);
 
 pub(crate) mod epilogue;
 pub(crate) mod kernel;

@@ -4,6 +4,7 @@
 //! back only when asked for, parameters read back into an [`Mlp`](crate::Mlp)). The public
 //! face is [`Trainer`](crate::train::Trainer) with `Backend::Gpu`; see docs/TRAINING.md.
 
+mod batchnorm;
 mod builder;
 mod plan;
 mod session;

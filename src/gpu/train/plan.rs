@@ -25,6 +25,7 @@ use crate::gpu::kernels::step_state;
 use crate::gpu::pass::Phase;
 use crate::gpu::plan::Plan;
 use crate::gpu::tensor::{Role, TensorId};
+use crate::gpu::train::batchnorm::BnNode;
 use crate::gpu::train::builder::Builder;
 use crate::gpu::train::update;
 use crate::model::{Mlp, Module, TensorKind};
@@ -82,6 +83,7 @@ enum Node {
         width: usize,
         x_grad: bool,
     },
+    BatchNorm(BnNode),
     Act {
         module: usize,
         kind: crate::Activation,
@@ -99,8 +101,8 @@ fn unsupported(m: &Module) -> Option<String> {
         Module::Activation(_) | Module::Function(_) => None,
         Module::LayerNorm(_) | Module::PRelu(_) => None,
         Module::Dropout(p) if *p == 0.0 => None,
+        Module::BatchNorm1d(_) => None,
         Module::Dropout(_) => Some("Dropout in train mode".into()),
-        Module::BatchNorm1d(_) => Some("BatchNorm1d".into()),
         Module::Elementwise { class, .. } => Some(
             class
                 .clone()
@@ -215,6 +217,11 @@ pub(crate) fn plan(
                     x_grad,
                 });
                 (cur, needs_grad) = (y, needs_grad || affine.is_some());
+            }
+            Module::BatchNorm1d(bn) => {
+                let (node, y) = BnNode::forward(&mut b, i, bn, cur, needs_grad, &mut params);
+                nodes.push(Node::BatchNorm(node));
+                (cur, needs_grad) = (y, needs_grad || bn.weight().is_some());
             }
             Module::PRelu(pr) => {
                 let (a, ga, slopes) = param(&mut b, i, TensorKind::Weight, pr.weight());
@@ -331,6 +338,10 @@ pub(crate) fn plan(
                 b.pass(Phase::Backward, kernel, binds);
                 g = gx;
             }
+            Node::BatchNorm(ref bn) => match bn.backward(&mut b, g, none) {
+                Some(gx) => g = gx,
+                None => break,
+            },
             Node::PRelu {
                 module,
                 x,
@@ -442,6 +453,11 @@ pub(crate) fn plan(
                 b.pass(Phase::Backward, mm(Variant::InputGrad), binds);
                 g = gx;
             }
+        }
+    }
+    for node in &nodes {
+        if let Node::BatchNorm(bn) = node {
+            bn.update(&mut b, step);
         }
     }
     update::updates(&mut b, &params, optimizer, step);

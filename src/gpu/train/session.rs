@@ -18,7 +18,7 @@ use crate::gpu::tensor::{Role, TensorId};
 use crate::gpu::train::plan::{self, TrainPlan};
 use crate::gpu::workspace::{Ends, Workspace};
 use crate::matrix::Matrix;
-use crate::model::Mlp;
+use crate::model::{Mlp, Module, TensorKind};
 use crate::train::{Loss, Optimizer, Reduction, Target};
 
 /// A batch uploaded to the device once, for steps that do not upload their batch
@@ -71,6 +71,8 @@ pub(crate) struct GpuTraining {
     drained: Vec<f32>,
     loss_staging: wgpu::Buffer,
     param_staging: wgpu::Buffer,
+    /// Each BatchNorm1d's module index and `num_batches_tracked` at the start.
+    batchnorms: Vec<(usize, i64)>,
 }
 
 /// Copies `src`'s values `[from, from + len)` into `dst` at byte 0, in `encoder`.
@@ -112,7 +114,21 @@ impl GpuTraining {
                 mapped_at_creation: false,
             })
         };
-        let total: usize = params.iter().map(|p| p.2).sum();
+        let batchnorms: Vec<(usize, i64)> = model
+            .modules()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| match m {
+                Module::BatchNorm1d(bn) => Some((i, bn.num_batches_tracked())),
+                _ => None,
+            })
+            .collect();
+        // Room for every parameter and running statistic.
+        let total: usize = model
+            .tensors()
+            .iter()
+            .filter_map(|t| t.f32().map(<[f32]>::len))
+            .sum();
         Ok(GpuTraining {
             loss_staging: staging("losses readback", step_state::RING),
             param_staging: staging("parameters readback", total),
@@ -126,6 +142,7 @@ impl GpuTraining {
             steps: 0,
             pending: 0,
             drained: Vec::new(),
+            batchnorms,
         })
     }
 
@@ -154,6 +171,16 @@ impl GpuTraining {
                 "the batch has {} input rows but {} targets",
                 x.rows(),
                 y.rows()
+            )));
+        }
+        if x.rows() < 2
+            && let Some(&(module, _)) = self.batchnorms.first()
+        {
+            return Err(Error::invalid(format!(
+                "at step {}: BatchNorm1d (module {module}) in train mode needs more than 1 value \
+                 per channel, got a batch of 1 row (as PyTorch; use drop_last or another batch \
+                 size)",
+                self.steps + 1
             )));
         }
         let max = Matmul::max_rows(
@@ -393,17 +420,29 @@ impl GpuTraining {
         Ok(losses)
     }
 
-    /// Reads every parameter back into `model` (its state_dict order is the plan's).
+    /// Reads every parameter and running statistic back into `model` (the tensors whose role
+    /// is `Parameter`), and counts BatchNorm's `num_batches_tracked` on by the steps taken.
     pub(crate) fn read_parameters(&self, model: &mut Mlp) -> Result<()> {
         let inner = &self.program.ctx.inner;
         inner.check_alive()?;
         let _held = inner.hold();
+        let tensors = &self.program.plan.tensors;
+        let held: Vec<(usize, TensorKind, TensorId)> = (0..tensors.len())
+            .filter_map(|i| match tensors[i].role {
+                Role::Parameter { module, kind } => Some((module, kind, TensorId(i))),
+                _ => None,
+            })
+            .collect();
+        let lens: Vec<usize> = held
+            .iter()
+            .map(|&(module, kind, _)| model.tensor_mut(module, kind).map(|t| t.len()))
+            .collect::<Result<_>>()?;
         let mut encoder = inner.device.create_command_encoder(&Default::default());
         let mut at = 0;
-        for &(p, _, len) in &self.params {
+        for (&(_, _, id), &len) in held.iter().zip(&lens) {
             copy_values(
                 &mut encoder,
-                &self.fixed(p),
+                &self.fixed(id),
                 0,
                 len,
                 &self.param_staging,
@@ -416,11 +455,12 @@ impl GpuTraining {
             bytemuck::cast_slice(b).to_vec()
         })?;
         let mut from = 0;
-        for &(p, _, len) in &self.params {
-            if let Role::Parameter { module, kind } = self.program.plan.tensors[p.0].role {
-                model.set_tensor(module, kind, &values[from..from + len])?;
-            }
+        for (&(module, kind, _), &len) in held.iter().zip(&lens) {
+            model.set_tensor(module, kind, &values[from..from + len])?;
             from += len;
+        }
+        for &(module, start) in &self.batchnorms {
+            model.set_num_batches_tracked(module, start + self.steps as i64)?;
         }
         Ok(())
     }
