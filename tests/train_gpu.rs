@@ -41,9 +41,10 @@ fn gpu_cases() -> Vec<Case> {
     cases()
         .into_iter()
         .filter(|c| {
-            !c.model.modules().iter().any(|m| {
-                matches!(m, wgpu_mlp::Module::Dropout(p) if *p > 0.0)
-            })
+            !c.model
+                .modules()
+                .iter()
+                .any(|m| matches!(m, wgpu_mlp::Module::Dropout(p) if *p > 0.0))
         })
         .collect()
 }
@@ -390,9 +391,7 @@ fn bad_batches_and_unsupported_modules_are_refused_clearly() {
         .to_string();
     assert!(e.contains("targets"), "{e}");
     assert_eq!(t.steps(), 0);
-    for (module, name) in [
-        (wgpu_mlp::Module::Dropout(0.5), "Dropout"),
-    ] {
+    for (module, name) in [(wgpu_mlp::Module::Dropout(0.5), "Dropout")] {
         let mut mods = m.modules().to_vec();
         let at = format!("module {}", mods.len());
         mods.push(module);
@@ -511,7 +510,10 @@ fn gradients_of_the_row_modules_match_the_reference() {
     use wgpu_mlp::{BatchNorm1d, LayerNorm, Linear, Module, PRelu};
     let bn = |c: usize, affine: bool, seed: u64| {
         let (w, b) = if affine {
-            (Some(common::random_vec(c, seed + 8, 0.5, 1.5)), Some(common::random_vec(c, seed + 9, -0.5, 0.5)))
+            (
+                Some(common::random_vec(c, seed + 8, 0.5, 1.5)),
+                Some(common::random_vec(c, seed + 9, -0.5, 0.5)),
+            )
         } else {
             (None, None)
         };
@@ -550,11 +552,19 @@ fn gradients_of_the_row_modules_match_the_reference() {
             ),
             ("softmax", Module::Activation(Activation::Softmax)),
             ("log_softmax", Module::Activation(Activation::LogSoftmax)),
-            ("batchnorm affine", Module::BatchNorm1d(bn(width, true, seed))),
-            ("batchnorm plain", Module::BatchNorm1d(bn(width, false, seed))),
+            (
+                "batchnorm affine",
+                Module::BatchNorm1d(bn(width, true, seed)),
+            ),
+            (
+                "batchnorm plain",
+                Module::BatchNorm1d(bn(width, false, seed)),
+            ),
         ];
         for (name, middle) in middles {
-            if (name.starts_with("layernorm") && width < 2) || (name.starts_with("batchnorm") && batch < 2) {
+            if (name.starts_with("layernorm") && width < 2)
+                || (name.starts_with("batchnorm") && batch < 2)
+            {
                 continue;
             }
             // A Linear bias before a train-mode BatchNorm has a zero true gradient and rounding
@@ -565,12 +575,7 @@ fn gradients_of_the_row_modules_match_the_reference() {
             } else {
                 linear(5, width, seed)
             };
-            let m = Mlp::new(vec![
-                first,
-                middle,
-                linear(width, 3, seed + 2),
-            ])
-            .unwrap();
+            let m = Mlp::new(vec![first, middle, linear(width, 3, seed + 2)]).unwrap();
             let x = common::input(batch, 5, seed + 3, 2.0);
             let y = regression_target(batch, 3, seed + 4);
             let what = format!("{name} width {width} batch {batch}");
@@ -597,20 +602,36 @@ fn batchnorm_running_statistics_follow_the_reference() {
     let mut mods = m.modules().to_vec();
     let w = common::random_vec(24, 9, -0.5, 0.5);
     mods[0] = wgpu_mlp::Module::Linear(wgpu_mlp::Linear::new(4, 6, w, None).unwrap());
-    mods.insert(1, wgpu_mlp::Module::BatchNorm1d(wgpu_mlp::BatchNorm1d::default_init(6)));
+    mods.insert(
+        1,
+        wgpu_mlp::Module::BatchNorm1d(wgpu_mlp::BatchNorm1d::default_init(6)),
+    );
     m = Mlp::new(mods).unwrap();
     let x = common::input(9, 4, 5, 1.5);
     let y = regression_target(9, 2, 6);
     let mut gpu = gpu_trainer(m.clone(), Loss::Mse, Reduction::Mean, Optimizer::adam(0.01));
-    let mut cpu = Trainer::new(m, Loss::Mse, Reduction::Mean, Optimizer::adam(0.01), Backend::CpuReference).unwrap();
+    let mut cpu = Trainer::new(
+        m,
+        Loss::Mse,
+        Reduction::Mean,
+        Optimizer::adam(0.01),
+        Backend::CpuReference,
+    )
+    .unwrap();
     gpu.gradients(&x, &y).unwrap();
     for _ in 0..3 {
         gpu.step(&x, &y).unwrap();
         cpu.step(&x, &y).unwrap();
     }
     let one = Matrix::new(1, 4, vec![0.5; 4]).unwrap();
-    let e = gpu.step(&one, &regression_target(1, 2, 7)).unwrap_err().to_string();
-    assert!(e.contains("at step 4") && e.contains("more than 1 value per channel"), "{e}");
+    let e = gpu
+        .step(&one, &regression_target(1, 2, 7))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("at step 4") && e.contains("more than 1 value per channel"),
+        "{e}"
+    );
     let (g, c) = (gpu.sync().unwrap().tensors(), cpu.model().tensors());
     for (a, b) in g.iter().zip(&c) {
         match (a.values, b.values) {
@@ -618,13 +639,21 @@ fn batchnorm_running_statistics_follow_the_reference() {
             (TensorValues::F32(p), TensorValues::F32(q)) => {
                 for (u, v) in p.iter().zip(q) {
                     let tol = 1e-5 * (1.0 + v.abs());
-                    assert!((u - v).abs() <= tol, "{:?} {}: gpu {u} vs reference {v}", a.kind, a.module);
+                    assert!(
+                        (u - v).abs() <= tol,
+                        "{:?} {}: gpu {u} vs reference {v}",
+                        a.kind,
+                        a.module
+                    );
                 }
             }
             _ => panic!("kinds"),
         }
         if a.kind == TensorKind::RunningVar {
-            assert!(matches!(a.values, TensorValues::F32(v) if v.iter().any(|&r| r != 1.0)), "updated");
+            assert!(
+                matches!(a.values, TensorValues::F32(v) if v.iter().any(|&r| r != 1.0)),
+                "updated"
+            );
         }
     }
 }
