@@ -391,7 +391,11 @@ fn bad_batches_and_unsupported_modules_are_refused_clearly() {
         .to_string();
     assert!(e.contains("targets"), "{e}");
     assert_eq!(t.steps(), 0);
-    for (module, name) in [(wgpu_mlp::Module::Dropout(0.5), "Dropout")] {
+    let onnx = wgpu_mlp::Module::Elementwise {
+        expr: wgpu_mlp::Expr::activation(Activation::Relu).unwrap(),
+        class: Some("MyRelu".into()),
+    };
+    for (module, name) in [(wgpu_mlp::Module::Dropout(0.5), "Dropout"), (onnx, "MyRelu")] {
         let mut mods = m.modules().to_vec();
         let at = format!("module {}", mods.len());
         mods.push(module);
