@@ -5,6 +5,7 @@
 //   LayerNorm    x̂ = (x − μ)·r, r = 1/√(var + eps) (biased variance), y = x̂·γ + β;
 //                gx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) with ĝ = gy·γ; dγ = Σ gy·x̂, dβ = Σ gy
 //   PReLU        y = x > 0 ? x : a·x;  gx = x > 0 ? gy : a·gy;  da = Σ (x > 0 ? 0 : x·gy)
+//   Dropout      y = x·mask, gx = gy·mask (the scaled mask drawn on the host: mul)
 // The row statistics are recomputed in the backward (the same code, so the same bits) rather
 // than kept: a kernel binds at most four storage buffers. The column sums (dγ, dβ, da) are the
 // colsum kernel's, over per-element products these kernels write. Each entry point below is a
@@ -181,4 +182,15 @@ fn prelu_gslope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         return;
     }
     t[i] = select(x[i] * gy[i], 0.0, x[i] > 0.0);
+}
+
+// ENTRY mul
+// t = x·gy elementwise: Dropout's forward (x · its scaled mask) and backward (gy · the mask).
+@compute @workgroup_size(WG)
+fn mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wid, lid);
+    if i >= dims.rows * dims.width {
+        return;
+    }
+    t[i] = x[i] * gy[i];
 }

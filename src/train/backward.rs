@@ -151,7 +151,7 @@ fn forward_plain(m: &Module, x: &[f32], width: usize) -> Vec<f32> {
 /// Dropout's mask: each element kept with probability `1 − p` (a uniform draw from `rng` ≥ p),
 /// kept ones scaled by `1/(1 − p)` rounded to f32 as ATen's `noise.div_(1 − p)`; `p = 1` drops
 /// everything. The draws are this crate's own, not PyTorch's bernoulli stream.
-fn dropout_mask(p: f32, n: usize, rng: &mut Generator) -> Vec<f32> {
+pub(crate) fn dropout_mask(p: f32, n: usize, rng: &mut Generator) -> Vec<f32> {
     let p = f64::from(p);
     if p >= 1.0 {
         return vec![0.0; n];

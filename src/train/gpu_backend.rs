@@ -10,6 +10,7 @@ use crate::gpu::GpuOptions;
 use crate::gpu::train::{Batch, GpuBatch, GpuTraining};
 use crate::matrix::Matrix;
 use crate::model::Mlp;
+use crate::rng::Generator;
 use crate::train::{Loss, Optimizer, Reduction, Target};
 
 /// A model training on the GPU.
@@ -50,18 +51,23 @@ impl GpuBackend {
     }
 
     /// One step on a host batch; `read`: wait and return its loss.
-    pub(crate) fn step(&mut self, x: &Matrix, y: &Target, read: bool) -> Result<Option<f32>> {
+    pub(crate) fn step(
+        &mut self,
+        x: &Matrix,
+        y: &Target,
+        read: bool,
+        dropout: &mut Generator,
+    ) -> Result<Option<f32>> {
         self.synced = false;
-        let losses = self.session.step(Batch::Host(x, y), true, read)?;
+        let losses = self.session.step(Batch::Host(x, y), true, read, dropout)?;
         Ok(read.then(|| losses.last().copied()).flatten())
     }
 
     /// One step on a batch already on the device, without waiting.
-    pub(crate) fn step_batch(&mut self, batch: &GpuBatch) -> Result<()> {
+    pub(crate) fn step_batch(&mut self, batch: &GpuBatch, dropout: &mut Generator) -> Result<()> {
         self.synced = false;
-        self.session
-            .step(Batch::Device(batch), true, false)
-            .map(|_| ())
+        let batch = Batch::Device(batch);
+        self.session.step(batch, true, false, dropout).map(|_| ())
     }
 
     /// Uploads a batch for [`step_batch`](Self::step_batch).
@@ -75,8 +81,13 @@ impl GpuBackend {
     }
 
     /// The loss and the parameters' gradients on a batch, without an update.
-    pub(crate) fn gradients(&mut self, x: &Matrix, y: &Target) -> Result<(f32, Vec<Vec<f32>>)> {
-        let losses = self.session.step(Batch::Host(x, y), false, true)?;
+    pub(crate) fn gradients(
+        &mut self,
+        x: &Matrix,
+        y: &Target,
+        dropout: &mut Generator,
+    ) -> Result<(f32, Vec<Vec<f32>>)> {
+        let losses = self.session.step(Batch::Host(x, y), false, true, dropout)?;
         let loss = *losses.last().expect("this step's loss");
         Ok((loss, self.session.read_gradients()?))
     }
@@ -110,7 +121,13 @@ impl GpuBackend {
         ))
     }
 
-    pub(crate) fn step(&mut self, _: &Matrix, _: &Target, _: bool) -> Result<Option<f32>> {
+    pub(crate) fn step(
+        &mut self,
+        _: &Matrix,
+        _: &Target,
+        _: bool,
+        _: &mut Generator,
+    ) -> Result<Option<f32>> {
         match self.never {}
     }
 
@@ -118,7 +135,12 @@ impl GpuBackend {
         match self.never {}
     }
 
-    pub(crate) fn gradients(&mut self, _: &Matrix, _: &Target) -> Result<(f32, Vec<Vec<f32>>)> {
+    pub(crate) fn gradients(
+        &mut self,
+        _: &Matrix,
+        _: &Target,
+        _: &mut Generator,
+    ) -> Result<(f32, Vec<Vec<f32>>)> {
         match self.never {}
     }
 

@@ -5,7 +5,7 @@
 //! `DataLoader` is [`EpochOrder`](crate::data::EpochOrder). See docs/TRAINING.md.
 
 mod activation_grad;
-mod backward;
+pub(crate) mod backward;
 mod expr_grad;
 mod gpu_backend;
 mod linear_grad;

@@ -144,7 +144,9 @@ impl Trainer {
     /// step (counted from 1), and the model is left as it was before the step.
     pub fn step(&mut self, x: &Matrix, y: &Target) -> Result<f32> {
         if let Some(gpu) = &mut self.gpu {
-            let loss = gpu.step(x, y, true)?.expect("a read step's loss");
+            let loss = gpu
+                .step(x, y, true, &mut self.dropout)?
+                .expect("a read step's loss");
             self.steps = gpu.steps();
             return Ok(loss);
         }
@@ -168,7 +170,7 @@ impl Trainer {
     /// optimizer step. BatchNorm's running statistics are left as they were.
     pub fn gradients(&mut self, x: &Matrix, y: &Target) -> Result<(f32, Vec<Vec<f32>>)> {
         if let Some(gpu) = &mut self.gpu {
-            return gpu.gradients(x, y);
+            return gpu.gradients(x, y, &mut self.dropout);
         }
         let buffers = snapshot_buffers(&self.model);
         let out = self.loss_and_gradients(x, y);
@@ -263,7 +265,7 @@ impl Trainer {
     /// parameters as they were before that step, and later queued steps change nothing.
     pub fn step_queued(&mut self, x: &Matrix, y: &Target) -> Result<()> {
         if let Some(gpu) = &mut self.gpu {
-            gpu.step(x, y, false)?;
+            gpu.step(x, y, false, &mut self.dropout)?;
             self.steps = gpu.steps();
             return Ok(());
         }
@@ -303,7 +305,7 @@ impl Trainer {
             .gpu
             .as_mut()
             .ok_or_else(|| Error::invalid("step_batch needs Backend::Gpu"))?;
-        gpu.step_batch(batch)?;
+        gpu.step_batch(batch, &mut self.dropout)?;
         self.steps = gpu.steps();
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! The training plan's row-wise modules (`shaders/row_grad.wgsl`): softmax and log-softmax
 //! (forward, backward), LayerNorm (forward, the input's gradient, and `gy·x̂` whose column sums
 //! are `dγ`), PReLU (forward, the input's gradient, and the per-element products whose sums are
-//! the slope's gradient). One file, one shader of sections, one entry point per pass: each
+//! the slope's gradient), and an elementwise product (Dropout's mask). One file, one shader of sections, one entry point per pass: each
 //! pipeline's module declares only its own entry's bindings (at most four storage buffers).
 
 use crate::gpu::kernels::{Dispatch, Kernel, NO_EPILOGUE, PipelineSpec, Slot, fold, wgsl_struct};
@@ -70,6 +70,8 @@ pub(crate) enum Entry {
     PReluBackward,
     /// `x`, `gy` → `t = x > 0 ? 0 : x·gy`.
     PReluGslope,
+    /// `x`, `gy` → `t = x·gy` (Dropout: a value or gradient times the scaled mask).
+    Mul,
 }
 
 impl Entry {
@@ -83,6 +85,7 @@ impl Entry {
             Entry::PReluForward => "prelu_forward",
             Entry::PReluBackward => "prelu_backward",
             Entry::PReluGslope => "prelu_gslope",
+            Entry::Mul => "mul",
         }
     }
 
@@ -93,7 +96,7 @@ impl Entry {
             Entry::SoftmaxBackward => SOFTMAX_BACKWARD,
             Entry::LayerNormForward => LAYERNORM_FORWARD,
             Entry::LayerNormBackward => LAYERNORM_BACKWARD,
-            Entry::LayerNormGxhat | Entry::PReluGslope => PRODUCT,
+            Entry::LayerNormGxhat | Entry::PReluGslope | Entry::Mul => PRODUCT,
             Entry::PReluForward => PRELU_FORWARD,
             Entry::PReluBackward => PRELU_BACKWARD,
         }
@@ -103,7 +106,7 @@ impl Entry {
     fn per_row(self) -> bool {
         !matches!(
             self,
-            Entry::PReluForward | Entry::PReluBackward | Entry::PReluGslope
+            Entry::PReluForward | Entry::PReluBackward | Entry::PReluGslope | Entry::Mul
         )
     }
 }

@@ -41,6 +41,9 @@ pub(crate) struct TrainPlan {
     pub(crate) step: TensorId,
     /// Every parameter, in state_dict order: (tensor, its gradient, its length).
     pub(crate) params: Vec<(TensorId, TensorId, usize)>,
+    /// Each Dropout's mask (rows written by the host each step), its rate and its width, in
+    /// module order (the order the CPU draws them).
+    pub(crate) masks: Vec<(TensorId, f32, usize)>,
 }
 
 /// A module's place in the backward walk.
@@ -84,6 +87,11 @@ enum Node {
         x_grad: bool,
     },
     BatchNorm(BnNode),
+    Dropout {
+        mask: TensorId,
+        width: usize,
+        x_grad: bool,
+    },
     Act {
         module: usize,
         kind: crate::Activation,
@@ -141,6 +149,7 @@ pub(crate) fn plan(
     let none = b.values("none".into(), Role::Constant, vec![0.0]);
     let mut nodes = Vec::new();
     let mut params = Vec::new();
+    let mut masks = Vec::new();
     let (mut cur, mut width, mut needs_grad) = (input, n_in, false);
     for (i, m) in model.modules().iter().enumerate() {
         match m {
@@ -218,6 +227,23 @@ pub(crate) fn plan(
                 });
                 (cur, needs_grad) = (y, needs_grad || affine.is_some());
             }
+            Module::Dropout(p) => {
+                let mask = b.rows(format!("{i}.mask"), Role::Input, width);
+                let y = b.rows(format!("{i}.out"), Role::Activation, width);
+                let kernel = row(Entry::Mul, width, 0, 0.0);
+                b.pass(
+                    Phase::Forward,
+                    kernel,
+                    vec![("x", cur), ("gy", mask), ("t", y)],
+                );
+                masks.push((mask, *p, width));
+                nodes.push(Node::Dropout {
+                    mask,
+                    width,
+                    x_grad: needs_grad,
+                });
+                cur = y;
+            }
             Module::BatchNorm1d(bn) => {
                 let (node, y) = BnNode::forward(&mut b, i, bn, cur, needs_grad, &mut params);
                 nodes.push(Node::BatchNorm(node));
@@ -264,7 +290,7 @@ pub(crate) fn plan(
                 });
                 cur = y;
             }
-            // The identity in training too (Dropout only with p = 0: check_supported).
+            // Identity, Flatten: the identity in training too.
             _ => {}
         }
     }
@@ -336,6 +362,27 @@ pub(crate) fn plan(
                 let gamma = affine.map_or(none, |t| t[0]);
                 let binds = vec![("x", x), ("gamma", gamma), ("gy", g), ("gx", gx)];
                 b.pass(Phase::Backward, kernel, binds);
+                g = gx;
+            }
+            Node::Dropout {
+                mask,
+                width,
+                x_grad,
+            } => {
+                if !x_grad {
+                    break;
+                }
+                let gx = b.rows(
+                    format!("{}.grad", b.tensors[mask.0].name),
+                    Role::Gradient,
+                    width,
+                );
+                let kernel = row(Entry::Mul, width, 0, 0.0);
+                b.pass(
+                    Phase::Backward,
+                    kernel,
+                    vec![("x", g), ("gy", mask), ("t", gx)],
+                );
                 g = gx;
             }
             Node::BatchNorm(ref bn) => match bn.backward(&mut b, g, none) {
@@ -481,6 +528,7 @@ pub(crate) fn plan(
         target,
         step,
         params,
+        masks,
     })
 }
 

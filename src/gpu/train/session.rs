@@ -19,6 +19,8 @@ use crate::gpu::train::plan::{self, TrainPlan};
 use crate::gpu::workspace::{Ends, Workspace};
 use crate::matrix::Matrix;
 use crate::model::{Mlp, Module, TensorKind};
+use crate::rng::Generator;
+use crate::train::backward::dropout_mask;
 use crate::train::{Loss, Optimizer, Reduction, Target};
 
 /// A batch uploaded to the device once, for steps that do not upload their batch
@@ -73,6 +75,8 @@ pub(crate) struct GpuTraining {
     param_staging: wgpu::Buffer,
     /// Each BatchNorm1d's module index and `num_batches_tracked` at the start.
     batchnorms: Vec<(usize, i64)>,
+    /// Each Dropout's mask tensor, rate and width.
+    masks: Vec<(TensorId, f32, usize)>,
 }
 
 /// Copies `src`'s values `[from, from + len)` into `dst` at byte 0, in `encoder`.
@@ -103,6 +107,7 @@ impl GpuTraining {
             target,
             step,
             params,
+            masks,
         } = plan::plan(model, loss, reduction, optimizer)?;
         let program = Program::upload(ctx, plan)?;
         let device = &ctx.inner.device;
@@ -143,6 +148,7 @@ impl GpuTraining {
             pending: 0,
             drained: Vec::new(),
             batchnorms,
+            masks,
         })
     }
 
@@ -259,7 +265,16 @@ impl GpuTraining {
     /// optimizer's update, in one submit. With `read`, waits for the step and returns the
     /// losses not read so far (this step's last); a non-finite one is an error naming its
     /// step, and the parameters are as they were before it.
-    pub(crate) fn step(&mut self, batch: Batch<'_>, update: bool, read: bool) -> Result<Vec<f32>> {
+    ///
+    /// Dropout's masks are drawn from `dropout` on the host, as the CPU paths draw them (the
+    /// same generator gives the same masks), and written with the batch.
+    pub(crate) fn step(
+        &mut self,
+        batch: Batch<'_>,
+        update: bool,
+        read: bool,
+        dropout: &mut Generator,
+    ) -> Result<Vec<f32>> {
         if let Batch::Host(x, y) = &batch {
             self.check_batch(x, y)?;
         }
@@ -335,6 +350,12 @@ impl GpuTraining {
                 };
                 encoder.copy_buffer_to_buffer(&b.y, 0, y_buf, 0, pack::f32_bytes(rows * per_row));
             }
+        }
+        for &(mask, p, width) in &self.masks {
+            let values = dropout_mask(p, rows * width, dropout);
+            inner
+                .queue
+                .write_buffer(ws.buffer(program, mask), 0, bytemuck::cast_slice(&values));
         }
         let replay = ws.replay(program, rows, Ends::Own);
         ws.record(program, &replay, &mut encoder, None);
