@@ -8,6 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
+use crate::gpu::device_lock::Held;
 use crate::gpu::error_scope::ErrorScope;
 use crate::gpu::kernels::adam::AdamHyper;
 use crate::gpu::kernels::matmul::Matmul;
@@ -28,8 +29,9 @@ use crate::train::{Loss, Optimizer, Reduction, Target};
 /// device buffers of their own.
 #[derive(Debug)]
 pub struct GpuBatch {
-    x: wgpu::Buffer,
-    y: wgpu::Buffer,
+    // Released under the device lock (GL: see device_lock.rs).
+    x: Held<wgpu::Buffer>,
+    y: Held<wgpu::Buffer>,
     rows: usize,
 }
 
@@ -58,8 +60,9 @@ impl Batch<'_> {
 /// A training plan on the device (see the module docs).
 #[derive(Debug)]
 pub(crate) struct GpuTraining {
-    program: Program,
-    ws: Option<Workspace>,
+    // Device objects are released under the device lock (GL: see device_lock.rs).
+    program: Held<Program>,
+    ws: Option<Held<Workspace>>,
     target: TensorId,
     step: TensorId,
     params: Vec<(TensorId, TensorId, usize)>,
@@ -71,8 +74,8 @@ pub(crate) struct GpuTraining {
     pending: usize,
     /// Losses read from the ring before it filled, not handed out yet.
     drained: Vec<f32>,
-    loss_staging: wgpu::Buffer,
-    param_staging: wgpu::Buffer,
+    loss_staging: Held<wgpu::Buffer>,
+    param_staging: Held<wgpu::Buffer>,
     /// Each BatchNorm1d's module index and `num_batches_tracked` at the start.
     batchnorms: Vec<(usize, i64)>,
     /// Each Dropout's mask tensor, rate and width.
@@ -109,15 +112,18 @@ impl GpuTraining {
             params,
             masks,
         } = plan::plan(model, loss, reduction, optimizer)?;
-        let program = Program::upload(ctx, plan)?;
+        let lock = ctx.inner.lock.clone();
+        let _held = ctx.inner.hold();
+        let program = Held::new(Program::upload(ctx, plan)?, lock.clone());
         let device = &ctx.inner.device;
         let staging = |label: &str, values: usize| {
-            device.create_buffer(&wgpu::BufferDescriptor {
+            let b = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size: pack::f32_bytes(values).next_multiple_of(16).max(16),
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
-            })
+            });
+            Held::new(b, lock.clone())
         };
         let batchnorms: Vec<(usize, i64)> = model
             .modules()
@@ -250,7 +256,7 @@ impl GpuTraining {
             inner
                 .queue
                 .write_buffer(&b, 0, bytemuck::cast_slice(values));
-            b
+            Held::new(b, inner.lock.clone())
         };
         let batch = GpuBatch {
             x: buffer("batch x", x.as_slice()),
@@ -288,7 +294,8 @@ impl GpuTraining {
         inner.check_alive()?;
         let _held = inner.hold();
         if self.ws.as_ref().is_none_or(|w| w.capacity_rows < rows) {
-            self.ws = Some(Workspace::new(&self.program, rows));
+            let ws = Workspace::new(&self.program, rows);
+            self.ws = Some(Held::new(ws, inner.lock.clone()));
         }
         let scope = ErrorScope::push(&inner.device);
         let t = self.steps + 1;
