@@ -99,6 +99,20 @@ fn step_by_step_and_queued_steps_agree_bit_for_bit() {
     assert_eq!(ma.tensors(), mb.tensors());
     assert_eq!(ma.tensors(), mc.tensors());
     assert_ne!(ma.tensors(), case.model.tensors(), "it trained");
+    // A step that reads its loss after queued ones returns its own; the queued ones wait for
+    // take_losses, and an epoch keeps them too.
+    let mut d = gpu_trainer(case.model.clone(), case.loss, case.reduction, case.optim);
+    for i in 0..3 {
+        let (x, y) = batch(i);
+        d.step_queued(&x, &y).unwrap();
+    }
+    let (x, y) = batch(3);
+    assert_eq!(d.step(&x, &y).unwrap(), la[3]);
+    let mut order = case.order.clone();
+    let epoch = d.epoch(&case.x, &case.y, &mut order).unwrap();
+    assert_eq!(epoch.len(), order.batches_per_epoch());
+    assert_eq!(d.take_losses().unwrap(), la[..3]);
+    assert_eq!(d.steps(), 4 + epoch.len() as u64);
 }
 
 /// The loss and gradients of one batch on the GPU and on the f64 reference, compared: the loss

@@ -71,7 +71,8 @@ pub struct Trainer {
     steps: u64,
     /// `Backend::Gpu`'s session.
     gpu: Option<GpuBackend>,
-    /// Losses of [`step_queued`](Self::step_queued) steps on the CPU paths, not taken yet.
+    /// Losses of queued steps already read (the CPU paths' [`step_queued`](Self::step_queued),
+    /// or the GPU's read before an epoch), not taken yet.
     queued: Vec<f32>,
 }
 
@@ -240,12 +241,15 @@ impl Trainer {
             )));
         }
         if self.gpu.is_some() {
-            // On the GPU the steps do not wait: the losses are read once, at the end.
-            self.take_losses()?;
+            // On the GPU the steps do not wait: the losses are read once, at the end (losses
+            // queued before the epoch stay for take_losses).
+            let earlier = self.take_losses()?;
             for batch in order.next_epoch() {
                 self.step_queued(&select_rows(x, &batch)?, &y.select(&batch)?)?;
             }
-            let losses = self.take_losses()?;
+            let losses = self.take_losses();
+            self.queued = earlier;
+            let losses = losses?;
             self.sync()?;
             return Ok(losses);
         }
@@ -278,12 +282,13 @@ impl Trainer {
     /// [`step_batch`](Self::step_batch)) since the last call, in order (`loss.item()` each).
     /// On the GPU this waits for them: the one read-back of a run of queued steps.
     pub fn take_losses(&mut self) -> Result<Vec<f32>> {
+        let mut losses = std::mem::take(&mut self.queued);
         if let Some(gpu) = &mut self.gpu {
-            let losses = gpu.take_losses();
+            let device = gpu.take_losses();
             self.steps = gpu.steps();
-            return losses;
+            losses.extend(device?);
         }
-        Ok(std::mem::take(&mut self.queued))
+        Ok(losses)
     }
 
     /// Uploads a batch to the GPU once, for [`step_batch`](Self::step_batch): a data set

@@ -268,9 +268,9 @@ impl GpuTraining {
     }
 
     /// One step on `batch`: forward, loss, backward and (unless `update` is false) the
-    /// optimizer's update, in one submit. With `read`, waits for the step and returns the
-    /// losses not read so far (this step's last); a non-finite one is an error naming its
-    /// step, and the parameters are as they were before it.
+    /// optimizer's update, in one submit. With `read`, waits for the step and returns its loss
+    /// (earlier unread losses are kept for [`take_losses`](Self::take_losses)); a non-finite
+    /// one is an error naming its step, and the parameters are as they were before it.
     ///
     /// Dropout's masks are drawn from `dropout` on the host, as the CPU paths draw them (the
     /// same generator gives the same masks), and written with the batch.
@@ -383,7 +383,11 @@ impl GpuTraining {
         let index = inner.queue.submit([encoder.finish()]);
         scope.pop()?;
         if read {
-            self.read_ring(index)
+            // This step's loss is the last; earlier unread ones wait for take_losses.
+            let mut all = self.read_ring(index)?;
+            let last = all.pop();
+            self.drained = all;
+            Ok(last.into_iter().collect())
         } else {
             Ok(Vec::new())
         }
