@@ -576,6 +576,9 @@ fn gradients_of_the_row_modules_match_the_reference() {
                 "batchnorm plain",
                 Module::BatchNorm1d(bn(width, false, seed)),
             ),
+            // The trainers' dropout generators start alike (seed 0): the same masks.
+            ("dropout", Module::Dropout(0.3)),
+            ("dropout all", Module::Dropout(1.0)),
         ];
         for (name, middle) in middles {
             if (name.starts_with("layernorm") && width < 2)

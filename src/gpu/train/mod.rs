@@ -7,6 +7,8 @@
 mod batchnorm;
 mod builder;
 mod plan;
+#[cfg(test)]
+mod plan_tests;
 mod session;
 mod update;
 

@@ -108,9 +108,7 @@ fn unsupported(m: &Module) -> Option<String> {
         Module::Linear(_) | Module::Identity | Module::Flatten => None,
         Module::Activation(_) | Module::Function(_) => None,
         Module::LayerNorm(_) | Module::PRelu(_) => None,
-        Module::Dropout(p) if *p == 0.0 => None,
-        Module::BatchNorm1d(_) => None,
-        Module::Dropout(_) => Some("Dropout in train mode".into()),
+        Module::BatchNorm1d(_) | Module::Dropout(_) => None,
         Module::Elementwise { class, .. } => Some(
             class
                 .clone()
