@@ -26,9 +26,10 @@ pub enum Backend {
     Cpu,
     /// The GPU: every kernel of the step on the device (forward keeping what backward needs,
     /// the loss, backward, the optimizer's update), parameters, gradients and optimizer state
-    /// resident there, one submit per step. Trains Linear layers and every elementwise
-    /// activation with every loss and optimizer; [`Trainer::new`] refuses other modules, naming
-    /// them. The default adapter; [`Trainer::on_gpu`] takes a context of your choice.
+    /// resident there, one submit per step. Trains every module the CPU paths train but ONNX
+    /// elementwise subgraphs ([`Trainer::new`] refuses those, naming them), with every loss and
+    /// optimizer. The default adapter; [`Trainer::on_gpu`] takes a context of your choice.
+    /// docs/TRAINING.md, "On the GPU".
     Gpu,
 }
 
@@ -244,10 +245,13 @@ impl Trainer {
             // On the GPU the steps do not wait: the losses are read once, at the end (losses
             // queued before the epoch stay for take_losses).
             let earlier = self.take_losses()?;
-            for batch in order.next_epoch() {
-                self.step_queued(&select_rows(x, &batch)?, &y.select(&batch)?)?;
-            }
-            let losses = self.take_losses();
+            let mut run = || -> Result<Vec<f32>> {
+                for batch in order.next_epoch() {
+                    self.step_queued(&select_rows(x, &batch)?, &y.select(&batch)?)?;
+                }
+                self.take_losses()
+            };
+            let losses = run();
             self.queued = earlier;
             let losses = losses?;
             self.sync()?;
