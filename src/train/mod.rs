@@ -6,16 +6,22 @@
 
 mod activation_grad;
 mod backward;
+mod checkpoint;
 mod expr_grad;
+pub mod health;
 mod linear_grad;
 mod loss;
+pub mod metrics;
 mod norm_grad;
 mod optim;
 mod state_dict;
 mod trainer;
 
 pub use backward::activation_vjp;
+pub use checkpoint::CHECKPOINT_FORMAT;
+pub use health::{EpochReport, LayerHealth, Monitor};
 pub use loss::{Loss, Reduction, Target};
+pub use metrics::{Evaluation, evaluate};
 pub use optim::Optimizer;
 pub use state_dict::state_dict_bytes;
 pub use trainer::{Backend, Trainer};
