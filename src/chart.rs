@@ -239,20 +239,29 @@ fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
     if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) }
 }
 
-/// About five round tick values within `[lo, hi]`.
+/// About five round tick values within `[lo, hi]`: integer multiples of 1, 2 or 5 × 10ᵏ,
+/// each computed from its integer (no accumulated rounding: 0.6, not 0.6000000000000001).
 fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     let raw = (hi - lo) / 5.0;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag);
-    let mut t = (lo / step).ceil() * step;
+    let k = raw.log10().floor() as i32;
+    let m = [1i64, 2, 5, 10]
+        .into_iter()
+        .find(|m| *m as f64 * 10f64.powi(k) >= raw)
+        .unwrap_or(10);
+    // The value of n steps: n·m·10ᵏ, divided rather than multiplied for negative k.
+    let at = |n: i64| {
+        if k < 0 {
+            (n * m) as f64 / 10f64.powi(-k)
+        } else {
+            (n * m) as f64 * 10f64.powi(k)
+        }
+    };
+    let step = m as f64 * 10f64.powi(k);
+    let mut n = (lo / step).ceil() as i64;
     let mut out = Vec::new();
-    while t <= hi + step * 1e-9 && out.len() < 20 {
-        out.push(if t.abs() < step * 1e-9 { 0.0 } else { t });
-        t += step;
+    while at(n) <= hi + step * 1e-9 && out.len() < 20 {
+        out.push(at(n));
+        n += 1;
     }
     out
 }

@@ -287,7 +287,7 @@ pub(crate) struct TrainArgs {
     pub(crate) log: Option<PathBuf>,
 
     #[command(flatten)]
-    pub(crate) tool: TrainToolArgs,
+    pub(crate) tool: Box<TrainToolArgs>,
 }
 
 /// `train`'s validation, plot and checkpoint flags (cli/train_run.rs).
