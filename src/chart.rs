@@ -176,6 +176,30 @@ impl Chart {
             f(oy + MT + ph / 2.0),
             esc(&self.y_label),
         );
+        // The legend (one line per series) goes over the lines, on a pale box, in the right
+        // corner (top or bottom) that covers fewer points.
+        let lh = 13.0 * self.series.len() as f64 + 6.0;
+        let covered = |top: f64| {
+            pts.iter()
+                .filter(|&&(x, y)| {
+                    let (px, py) = (sx(x), sy(y));
+                    px >= ox + ML + pw - 120.0 && py >= top - 4.0 && py <= top + lh + 4.0
+                })
+                .count()
+        };
+        let (top, bottom) = (oy + MT + 2.0, oy + MT + ph - lh - 2.0);
+        let ly0 = if covered(bottom) < covered(top) {
+            bottom
+        } else {
+            top
+        };
+        let mut legend = format!(
+            "<rect x=\"{}\" y=\"{}\" width=\"114\" height=\"{}\" fill=\"white\" \
+             fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n",
+            f(ox + ML + pw - 114.0),
+            f(ly0),
+            f(lh)
+        );
         for (i, s) in self.series.iter().enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
             let path: Vec<String> = self
@@ -194,11 +218,10 @@ impl Chart {
                  points=\"{}\"/>",
                 path.join(" ")
             );
-            // The legend: top right, one line per series.
-            let ly = oy + MT + 12.0 + 13.0 * i as f64;
+            let ly = ly0 + 12.0 + 13.0 * i as f64;
             let lx = ox + ML + pw - 110.0;
             let _ = writeln!(
-                out,
+                legend,
                 "<line x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\" stroke=\"{colour}\" \
                  stroke-width=\"2\"{dash}/><text x=\"{}\" y=\"{}\" font-size=\"10\">{}</text>",
                 f(lx),
@@ -210,6 +233,7 @@ impl Chart {
                 esc(&s.name)
             );
         }
+        out.push_str(&legend);
     }
 }
 

@@ -1,5 +1,5 @@
 //! The primer's experiments, reproduced: trains MLPs on scikit-learn's 8×8 digits
-//! (`data/digits/digits.bin`) and writes `docs/PRIMER.md` with SVG plots under `docs/primer/`,
+//! (`data/digits/x.npy`, `y.npy`) and writes `docs/PRIMER.md` with SVG plots under `docs/primer/`,
 //! each of the primer's claims next to what was measured.
 //!
 //! ```sh
@@ -41,21 +41,20 @@ pub struct Digits {
 }
 
 fn digits(size: &Size) -> Result<Digits> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits/digits.bin");
-    let raw = std::fs::read(path).map_err(|source| wgpu_mlp::Error::Io {
-        path: path.into(),
-        source,
-    })?;
-    assert_eq!(raw.len(), 1797 * 65, "{path}: not the 1797 digits");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits");
+    let pixels = wgpu_mlp::io::read_matrix(format!("{dir}/x.npy"))?;
+    let labels = wgpu_mlp::io::labels::read_labels(format!("{dir}/y.npy"))?;
+    assert_eq!(
+        (pixels.rows(), pixels.cols(), labels.len()),
+        (1797, 64, 1797)
+    );
     let order = randperm(1797, &mut Generator::new(0));
     let take = |idx: &[usize]| -> Result<(Matrix, Target)> {
         let mut x = Vec::with_capacity(idx.len() * 64);
-        let mut y = Vec::with_capacity(idx.len());
         for &i in idx {
-            let r = &raw[i * 65..(i + 1) * 65];
-            x.extend(r[..64].iter().map(|&p| f32::from(p) / 16.0));
-            y.push(i64::from(r[64]));
+            x.extend(pixels.row(i).iter().map(|p| p / 16.0));
         }
+        let y = idx.iter().map(|&i| labels[i]).collect();
         Ok((Matrix::new(idx.len(), 64, x)?, Target::Classes(y)))
     };
     let (x, y) = take(&order[..size.train_rows])?;

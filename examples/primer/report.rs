@@ -370,7 +370,7 @@ pub fn write(r: &Results, dir: &Path) -> Result<()> {
     let _ = writeln!(md, "# The primer's claims, measured\n");
     let _ = writeln!(
         md,
-        "Written by `cargo run --release --example primer{}` (examples/primer/): MLPs trained on scikit-learn's 8×8 digits (`data/digits/digits.bin`, 1797 images, pixels divided by 16; a fixed permutation with seed 0 puts {} rows in training and {} in the test set), cross-entropy, batches of 32 shuffled by a generator seeded 0, {} epochs, on the f64 reference (`Backend::CpuReference`). Deterministic: the same command writes the same bytes. Gradient figures come from `train::Monitor` (docs/TRAINING.md, \"Gradient health\").\n",
+        "Written by `cargo run --release --example primer{}` (examples/primer/): MLPs trained on scikit-learn's 8×8 digits (`data/digits/x.npy`, `y.npy`: 1797 images, pixels divided by 16; a fixed permutation with seed 0 puts {} rows in training and {} in the test set), cross-entropy, batches of 32 shuffled by a generator seeded 0, {} epochs, on the f64 reference (`Backend::CpuReference`). Deterministic: the same command writes the same bytes. Gradient figures come from `train::Monitor` (docs/TRAINING.md, \"Gradient health\").\n",
         if s.quick { " -- --quick" } else { "" },
         s.train_rows,
         s.test_rows,
