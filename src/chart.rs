@@ -176,28 +176,36 @@ impl Chart {
             f(oy + MT + ph / 2.0),
             esc(&self.y_label),
         );
-        // The legend (one line per series) goes over the lines, on a pale box, in the right
-        // corner (top or bottom) that covers fewer points.
+        // The legend (one line per series) goes over the lines, on a pale box as wide as the
+        // longest name, at the right: top, middle or bottom, whichever covers fewest points.
         let lh = 13.0 * self.series.len() as f64 + 6.0;
+        let longest = self.series.iter().map(|s| s.name.chars().count()).max();
+        let lw = 28.0 + 6.2 * longest.unwrap_or(0) as f64;
+        let left = ox + ML + pw - lw;
         let covered = |top: f64| {
             pts.iter()
                 .filter(|&&(x, y)| {
                     let (px, py) = (sx(x), sy(y));
-                    px >= ox + ML + pw - 120.0 && py >= top - 4.0 && py <= top + lh + 4.0
+                    px >= left - 4.0 && py >= top - 4.0 && py <= top + lh + 4.0
                 })
                 .count()
         };
-        let (top, bottom) = (oy + MT + 2.0, oy + MT + ph - lh - 2.0);
-        let ly0 = if covered(bottom) < covered(top) {
-            bottom
-        } else {
-            top
-        };
+        let places = [
+            oy + MT + 2.0,
+            oy + MT + (ph - lh) / 2.0,
+            oy + MT + ph - lh - 2.0,
+        ];
+        let ly0 = places
+            .iter()
+            .copied()
+            .min_by_key(|&t| covered(t))
+            .unwrap_or(places[0]);
         let mut legend = format!(
-            "<rect x=\"{}\" y=\"{}\" width=\"114\" height=\"{}\" fill=\"white\" \
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"white\" \
              fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n",
-            f(ox + ML + pw - 114.0),
+            f(left),
             f(ly0),
+            f(lw),
             f(lh)
         );
         for (i, s) in self.series.iter().enumerate() {
@@ -219,7 +227,7 @@ impl Chart {
                 path.join(" ")
             );
             let ly = ly0 + 12.0 + 13.0 * i as f64;
-            let lx = ox + ML + pw - 110.0;
+            let lx = left + 4.0;
             let _ = writeln!(
                 legend,
                 "<line x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\" stroke=\"{colour}\" \
