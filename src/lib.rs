@@ -25,6 +25,7 @@ pub mod activation;
 #[cfg(all(feature = "bench", not(target_arch = "wasm32")))]
 #[doc(hidden)]
 pub mod bench;
+pub mod chart;
 pub mod cpu;
 pub mod data;
 mod error;

@@ -100,6 +100,36 @@ impl Generator {
         *self = Generator::new(seed);
     }
 
+    /// The whole state as words, for a checkpoint: the seed (low, high), the position, whether
+    /// a normal sample is cached and its bits (low, high), then the 624 state words.
+    pub(crate) fn to_words(&self) -> Vec<u32> {
+        let cached = self.next_double_normal.map(f64::to_bits);
+        let mut w = vec![
+            self.seed as u32,
+            (self.seed >> 32) as u32,
+            self.next as u32,
+            u32::from(cached.is_some()),
+            cached.unwrap_or(0) as u32,
+            (cached.unwrap_or(0) >> 32) as u32,
+        ];
+        w.extend_from_slice(&self.state);
+        w
+    }
+
+    /// The generator [`Generator::to_words`] wrote; `None` for words that are not one.
+    pub(crate) fn from_words(w: &[u32]) -> Option<Self> {
+        if w.len() != 6 + N || w[2] as usize > N || w[3] > 1 {
+            return None;
+        }
+        let bits = u64::from(w[4]) | (u64::from(w[5]) << 32);
+        Some(Generator {
+            seed: u64::from(w[0]) | (u64::from(w[1]) << 32),
+            state: w[6..].try_into().ok()?,
+            next: w[2] as usize,
+            next_double_normal: (w[3] == 1).then(|| f64::from_bits(bits)),
+        })
+    }
+
     /// The seed this generator was created with.
     pub fn seed(&self) -> u64 {
         self.seed

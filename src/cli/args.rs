@@ -286,9 +286,51 @@ pub(crate) struct TrainArgs {
     #[arg(long, short, value_name = "FILE")]
     pub(crate) output: PathBuf,
 
-    /// Also write one JSON line per step: {"step","epoch","batch","loss"}.
+    /// Also write one JSON line per step: {"step","epoch","batch","loss"}, and one per epoch
+    /// (no "step" key): the epoch's loss, accuracy, validation and gradient health.
     #[arg(long, value_name = "STEPS.jsonl")]
     pub(crate) log: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) tool: Box<TrainToolArgs>,
+}
+
+/// `train`'s validation, plot and checkpoint flags (cli/train_run.rs).
+#[derive(Debug, Args)]
+pub(crate) struct TrainToolArgs {
+    /// Validation input, evaluated in eval mode after every epoch (with --val-target).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "val_target",
+        conflicts_with = "val_split"
+    )]
+    pub(crate) val_input: Option<PathBuf>,
+
+    /// Validation targets, as --target.
+    #[arg(long, value_name = "FILE", requires = "val_input")]
+    pub(crate) val_target: Option<PathBuf>,
+
+    /// Hold out the last fraction F of the rows (0 < F < 1) for validation.
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub(crate) val_split: Option<f64>,
+
+    /// Write the loss and accuracy curves (train and validation, per epoch) as an SVG.
+    #[arg(long, value_name = "CURVES.svg")]
+    pub(crate) plot: Option<PathBuf>,
+
+    /// Write a checkpoint every N epochs (to --checkpoint).
+    #[arg(long, value_name = "N", value_parser = parse_count, allow_negative_numbers = true)]
+    pub(crate) checkpoint_every: Option<usize>,
+
+    /// The checkpoint file (default: the output's name with .checkpoint.safetensors).
+    #[arg(long, value_name = "FILE", requires = "checkpoint_every")]
+    pub(crate) checkpoint: Option<PathBuf>,
+
+    /// Continue from a checkpoint, exactly as the uninterrupted run would (same flags; --epochs
+    /// is the total).
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub(crate) resume: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

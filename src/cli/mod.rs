@@ -23,6 +23,8 @@ pub(crate) mod output;
 pub(crate) mod overrides;
 pub(crate) mod train;
 pub(crate) mod train_device;
+pub(crate) mod train_report;
+pub(crate) mod train_run;
 
 /// An error in an input's content (`Error::Format`), naming the source.
 pub(crate) fn format_error(

@@ -3,7 +3,6 @@
 //! generator=manual_seed(S), drop_last)` does, and writes the trained state_dict. Everything is
 //! checked before the first step; nothing is written unless every step succeeds.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use wgpu_mlp::data::EpochOrder;
@@ -14,6 +13,7 @@ use wgpu_mlp::{DEFAULT_SEED, Error, Matrix, Mlp, Result, escape, memory};
 use crate::cli::args::TrainArgs;
 use crate::cli::model::{self, Given};
 use crate::cli::train_device;
+use crate::cli::train_run::{self, Data};
 
 pub(crate) fn train(args: TrainArgs) -> Result<()> {
     let loss = parse_loss(&args.loss)?;
@@ -36,15 +36,18 @@ pub(crate) fn train(args: TrainArgs) -> Result<()> {
     if let Some(w) = &args.source.weights {
         inputs.push(("the weights", w.as_path()));
     }
-    io::check_output(&args.output, &inputs)?;
-    if let Some(log) = &args.log {
-        io::check_output(log, &inputs)?;
-        if io::same_file(log, &args.output) || log == &args.output {
-            return Err(Error::InvalidArgument(
-                "--log and --output name the same file".into(),
-            ));
-        }
+    if let Some(v) = &args.tool.val_input {
+        MatrixFormat::from_path(v)?;
+        inputs.push(("the validation input", v.as_path()));
     }
+    if let Some(v) = &args.tool.val_target {
+        MatrixFormat::from_path(v)?;
+        inputs.push(("the validation target", v.as_path()));
+    }
+    if let Some(r) = &args.tool.resume {
+        inputs.push(("the checkpoint to resume", r.as_path()));
+    }
+    check_outputs(&args, &inputs)?;
     // The files are held while they are parsed, and the data set again as batches and
     // activations: four times the files, as a floor.
     let mut files = 0u128;
@@ -68,7 +71,9 @@ pub(crate) fn train(args: TrainArgs) -> Result<()> {
     if let Target::Values(m) = &y {
         check_finite(m, "the target", &args.target)?;
     }
-    let mut order = EpochOrder::new(x.rows(), args.batch_size, args.shuffle_seed, args.drop_last)?;
+    let data = validation_data(&args, loss, &model, x, y)?;
+    let x = &data.x;
+    let order = EpochOrder::new(x.rows(), args.batch_size, args.shuffle_seed, args.drop_last)?;
     if order.batches_per_epoch() == 0 {
         return Err(Error::InvalidArgument(format!(
             "--batch-size {} with --drop-last leaves no batch: the data set has {} rows",
@@ -76,31 +81,8 @@ pub(crate) fn train(args: TrainArgs) -> Result<()> {
             x.rows()
         )));
     }
-    let mut trainer = train_device::trainer(&args, model, loss, reduction, optimizer)?;
-    let mut log = String::new();
-    for epoch in 1..=args.epochs {
-        let losses = trainer.epoch(&x, &y, &mut order)?;
-        for (b, l) in losses.iter().enumerate() {
-            let step = trainer.steps() as usize - losses.len() + b + 1;
-            log.push_str(&format!(
-                "{{\"step\":{step},\"epoch\":{epoch},\"batch\":{},\"loss\":{}}}\n",
-                b + 1,
-                json_f32(*l)
-            ));
-        }
-        let last = losses.last().copied().unwrap_or(f32::NAN);
-        note!("epoch {epoch}/{}: last loss {last}", args.epochs);
-    }
-    let bytes = state_dict_bytes(trainer.model(), Some(&names))?;
-    match &args.log {
-        Some(path) => io::write_atomic_all(&[
-            (args.output.as_path(), bytes.as_slice()),
-            (path.as_path(), log.as_bytes()),
-        ])?,
-        None => io::write_atomic(&args.output, &bytes)?,
-    }
-    let _ = std::io::stderr().flush();
-    Ok(())
+    let trainer = train_device::trainer(&args, model, loss, reduction, optimizer)?;
+    train_run::run(&args, trainer, &data, order, &names, loss)
 }
 
 /// `mse`, `smooth_l1:0.5`, `cross_entropy:0.1`, …
@@ -397,7 +379,56 @@ fn check_finite(m: &Matrix, what: &str, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// An f32 as JSON (the shortest decimal that reads back to it; NaN cannot occur here).
-fn json_f32(v: f32) -> String {
-    format!("{v:?}")
+/// The output files (the model, --log, --plot, the checkpoint): each checked as `infer`
+/// checks its output, none naming an input or another output.
+fn check_outputs(args: &TrainArgs, inputs: &[(&str, &Path)]) -> Result<()> {
+    let ckpt = train_run::checkpoint_path(args);
+    let mut outs: Vec<(&str, &Path)> = vec![("--output", args.output.as_path())];
+    if let Some(p) = &args.log {
+        outs.push(("--log", p.as_path()));
+    }
+    if let Some(p) = &args.tool.plot {
+        outs.push(("--plot", p.as_path()));
+    }
+    if let Some(p) = &ckpt {
+        outs.push(("--checkpoint", p.as_path()));
+    }
+    for (i, (flag, path)) in outs.iter().enumerate() {
+        // The checkpoint may be the one resumed from: it is read whole before it is rewritten.
+        let ins: Vec<(&str, &Path)> = inputs
+            .iter()
+            .filter(|(_, p)| !(*flag == "--checkpoint" && args.tool.resume.as_deref() == Some(*p)))
+            .copied()
+            .collect();
+        io::check_output(path, &ins)?;
+        for (other, q) in &outs[..i] {
+            if io::same_file(path, q) || path == q {
+                return Err(Error::InvalidArgument(format!(
+                    "{flag} and {other} name the same file"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The training data and the validation data (--val-input/--val-target or --val-split).
+fn validation_data(args: &TrainArgs, loss: Loss, m: &Mlp, x: Matrix, y: Target) -> Result<Data> {
+    if let Some(f) = args.tool.val_split {
+        return train_run::split(x, y, f);
+    }
+    let val = match (&args.tool.val_input, &args.tool.val_target) {
+        (Some(vi), Some(vt)) => {
+            let vx = io::read_matrix(vi)?;
+            m.check_input(vx.rows(), vx.cols())?;
+            check_finite(&vx, "the validation input", vi)?;
+            let vy = read_target(vt, loss, m, vx.rows())?;
+            if let Target::Values(t) = &vy {
+                check_finite(t, "the validation target", vt)?;
+            }
+            Some((vx, vy))
+        }
+        _ => None,
+    };
+    Ok(Data { x, y, val })
 }

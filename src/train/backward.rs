@@ -39,6 +39,16 @@ impl Tape {
     pub(crate) fn output(&self) -> &[f32] {
         self.values.last().map_or(&[], Vec::as_slice)
     }
+
+    /// Each module's input (`values()[i]` for module `i`), then the model's output.
+    pub(crate) fn values(&self) -> &[Vec<f32>] {
+        &self.values
+    }
+
+    /// Rows in the batch.
+    pub(crate) fn batch(&self) -> usize {
+        self.batch
+    }
 }
 
 /// Modules a training step cannot differentiate, as a clear error (before anything changes):

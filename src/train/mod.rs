@@ -6,17 +6,23 @@
 
 mod activation_grad;
 pub(crate) mod backward;
+mod checkpoint;
 mod expr_grad;
 mod gpu_backend;
+pub mod health;
 mod linear_grad;
 mod loss;
+pub mod metrics;
 pub(crate) mod norm_grad;
 pub(crate) mod optim;
 mod state_dict;
 mod trainer;
 
 pub use backward::activation_vjp;
+pub use checkpoint::CHECKPOINT_FORMAT;
+pub use health::{EpochReport, LayerHealth, Monitor};
 pub use loss::{Loss, Reduction, Target};
+pub use metrics::{Evaluation, evaluate};
 pub use optim::Optimizer;
 pub use state_dict::state_dict_bytes;
 pub use trainer::{Backend, Trainer};

@@ -135,16 +135,16 @@ fn non_negative(v: f64) -> bool {
 }
 
 /// One parameter tensor's optimizer state.
-#[derive(Clone, Debug, Default)]
-struct Slot {
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Slot {
     /// SGD momentum buffer, or Adam's first moment.
-    a: Option<Vec<f32>>,
+    pub(crate) a: Option<Vec<f32>>,
     /// Adam's second moment.
-    v: Vec<f32>,
+    pub(crate) v: Vec<f32>,
     /// AMSGrad's running maximum of `v`.
-    vmax: Vec<f32>,
+    pub(crate) vmax: Vec<f32>,
     /// Steps taken (Adam's `step`).
-    step: u64,
+    pub(crate) step: u64,
 }
 
 /// An optimizer with its per-parameter state.
@@ -161,6 +161,21 @@ impl OptimState {
             config,
             slots: Vec::new(),
         })
+    }
+
+    /// The hyperparameters.
+    pub(crate) fn config(&self) -> Optimizer {
+        self.config
+    }
+
+    /// Each parameter's state (a checkpoint reads and writes it).
+    pub(crate) fn slots_mut(&mut self) -> &mut Vec<Slot> {
+        &mut self.slots
+    }
+
+    /// Each parameter's state, in [`Mlp::parameters`](crate::Mlp::parameters) order.
+    pub(crate) fn slots(&self) -> &[Slot] {
+        &self.slots
     }
 
     /// Updates parameter `index` (`p`) with its gradient `grad`.

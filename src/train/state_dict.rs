@@ -78,7 +78,7 @@ pub(crate) fn owners(model: &Mlp) -> Vec<usize> {
 
 /// Each owner's index in the equivalent `nn.Sequential` (functions take no index), as
 /// [`crate::io::safetensors::save_model`] names them.
-fn sequential_names(model: &Mlp, owners: &[usize]) -> Vec<String> {
+pub(crate) fn sequential_names(model: &Mlp, owners: &[usize]) -> Vec<String> {
     let mut index = 0;
     let mut seq = Vec::with_capacity(model.modules().len());
     for m in model.modules() {

@@ -10,6 +10,7 @@ use crate::model::{Mlp, TensorKind, TensorValues};
 use crate::rng::Generator;
 use crate::train::backward;
 use crate::train::gpu_backend::GpuBackend;
+use crate::train::health::Monitor;
 use crate::train::linear_grad::Precision;
 use crate::train::loss::{Loss, Reduction, Target, select_rows};
 use crate::train::optim::{OptimState, Optimizer};
@@ -145,14 +146,36 @@ impl Trainer {
     /// as `loss.item()` gives it. A loss that is NaN or infinite stops with an error naming the
     /// step (counted from 1), and the model is left as it was before the step.
     pub fn step(&mut self, x: &Matrix, y: &Target) -> Result<f32> {
+        self.step_inner(x, y, None)
+    }
+
+    /// [`Trainer::step`], also showing `monitor` what the step saw (its outputs, every module's
+    /// input, the gradients and the updates): see [`Monitor`].
+    pub fn step_monitored(&mut self, x: &Matrix, y: &Target, monitor: &mut Monitor) -> Result<f32> {
+        self.step_inner(x, y, Some(monitor))
+    }
+
+    fn step_inner(
+        &mut self,
+        x: &Matrix,
+        y: &Target,
+        mut monitor: Option<&mut Monitor>,
+    ) -> Result<f32> {
         if let Some(gpu) = &mut self.gpu {
+            if monitor.is_some() {
+                return Err(Error::invalid(
+                    "gradient health (a Monitor) needs a CPU backend: the GPU does not read \
+                     its activations and gradients back",
+                ));
+            }
             let loss = gpu
                 .step(x, y, true, &mut self.dropout)?
                 .expect("a read step's loss");
             self.steps = gpu.steps();
             return Ok(loss);
         }
-        let (loss, grads) = self.loss_and_gradients(x, y)?;
+        let (loss, grads) = self.loss_and_gradients(x, y, monitor.as_deref_mut())?;
+        let before = monitor.as_ref().map(|m| m.weights(&self.model));
         let params: Vec<(usize, TensorKind)> = self
             .model
             .parameters()
@@ -164,6 +187,9 @@ impl Trainer {
             self.optim.update(k, p, g);
         }
         self.steps += 1;
+        if let (Some(m), Some(before)) = (monitor, before) {
+            m.observe_update(&self.model, &grads, &before);
+        }
         Ok(loss)
     }
 
@@ -175,13 +201,18 @@ impl Trainer {
             return gpu.gradients(x, y, &mut self.dropout);
         }
         let buffers = snapshot_buffers(&self.model);
-        let out = self.loss_and_gradients(x, y);
+        let out = self.loss_and_gradients(x, y, None);
         restore_buffers(&mut self.model, buffers);
         out
     }
 
     /// The train-mode forward pass, the loss and the backward pass.
-    fn loss_and_gradients(&mut self, x: &Matrix, y: &Target) -> Result<(f32, Vec<Vec<f32>>)> {
+    fn loss_and_gradients(
+        &mut self,
+        x: &Matrix,
+        y: &Target,
+        monitor: Option<&mut Monitor>,
+    ) -> Result<(f32, Vec<Vec<f32>>)> {
         self.model.check_input(x.rows(), x.cols())?;
         if x.rows() == 0 {
             return Err(Error::invalid("a training batch needs at least one row"));
@@ -227,6 +258,9 @@ impl Trainer {
                 return Err(e);
             }
         };
+        if let Some(m) = monitor {
+            m.observe_forward(&self.model, &tape, y, loss, self.reduction);
+        }
         let grads = backward::backward(&self.model, &tape, grad, self.precision)?;
         Ok((loss, grads))
     }
@@ -295,6 +329,52 @@ impl Trainer {
         Ok(losses)
     }
 
+    /// [`Trainer::epoch`] with a [`Monitor`] watching every step, and `on_step(done, of, loss)`
+    /// called after each (a progress display).
+    pub fn epoch_monitored(
+        &mut self,
+        x: &Matrix,
+        y: &Target,
+        order: &mut EpochOrder,
+        monitor: &mut Monitor,
+        mut on_step: impl FnMut(usize, usize, f32),
+    ) -> Result<Vec<f32>> {
+        if y.rows() != x.rows() {
+            return Err(Error::shape(format!(
+                "the input has {} rows but the target {}",
+                x.rows(),
+                y.rows()
+            )));
+        }
+        let batches = order.next_epoch();
+        let mut losses = Vec::with_capacity(batches.len());
+        for (b, batch) in batches.iter().enumerate() {
+            let xb = select_rows(x, batch)?;
+            let yb = y.select(batch)?;
+            let loss = self.step_monitored(&xb, &yb, monitor)?;
+            losses.push(loss);
+            on_step(b + 1, batches.len(), loss);
+        }
+        Ok(losses)
+    }
+
+    /// The loss, the reduction, the optimizer state and the Dropout generator, for a
+    /// checkpoint (`train::checkpoint`).
+    pub(crate) fn parts(&self) -> (Loss, Reduction, &OptimState, &Generator) {
+        (self.loss, self.reduction, &self.optim, &self.dropout)
+    }
+
+    /// The model, the optimizer state, the Dropout generator and the step count, for
+    /// restoring a checkpoint.
+    pub(crate) fn parts_mut(&mut self) -> (&mut Mlp, &mut OptimState, &mut Generator, &mut u64) {
+        (
+            &mut self.model,
+            &mut self.optim,
+            &mut self.dropout,
+            &mut self.steps,
+        )
+    }
+
     /// Uploads a batch to the GPU once, for [`step_batch`](Self::step_batch): a data set
     /// resident on the device trains without any host-to-device copy per step. `Backend::Gpu`
     /// only.
@@ -333,6 +413,15 @@ impl Trainer {
     /// epoch); call `sync` first for the device's latest parameters.
     pub fn model(&self) -> &Mlp {
         &self.model
+    }
+
+    /// Where the steps run.
+    pub fn backend(&self) -> Backend {
+        match (&self.gpu, self.precision) {
+            (Some(_), _) => Backend::Gpu,
+            (None, Precision::Reference) => Backend::CpuReference,
+            (None, _) => Backend::Cpu,
+        }
     }
 
     /// Optimizer steps taken.
