@@ -450,7 +450,7 @@ fn the_command_trains_on_the_gpu() {
         unreachable!("mse")
     };
     wgpu_mlp::io::npy::write(d.join("y.npy"), y).unwrap();
-    let run = |device: &str, out: &str| {
+    let run_with = |device: &str, out: &str, extra: &[&str]| {
         let (init, x, y, o, log) = (
             d.join("init.safetensors"),
             d.join("x.npy"),
@@ -485,7 +485,11 @@ fn the_command_trains_on_the_gpu() {
             "--log",
             common::path_str(&log),
         ];
-        let output = common::run_cli(&args);
+        let args: Vec<&str> = args.iter().chain(extra).copied().collect();
+        (common::run_cli(&args), o, log)
+    };
+    let run = |device: &str, out: &str| {
+        let (output, o, log) = run_with(device, out, &[]);
         common::assert_ok(&output);
         (
             common::stderr(&output),
@@ -495,6 +499,21 @@ fn the_command_trains_on_the_gpu() {
     };
     let (note, got, log) = run("gpu", "gpu.safetensors");
     assert!(note.contains("training on"), "{note}");
+    // The tool's epoch lines (mean loss; no accuracy or layer health from the device).
+    assert!(note.contains("epoch 3/3"), "{note}");
+    assert!(
+        note.contains("gradient health: computed on the CPU paths only"),
+        "{note}"
+    );
+    // Checkpoints need the optimizer state, which the device keeps: refused, nothing written.
+    let (refused, o, log_path) = run_with("gpu", "ckpt.safetensors", &["--checkpoint-every", "1"]);
+    assert!(!refused.status.success());
+    let why = common::stderr(&refused);
+    assert!(
+        why.contains("--checkpoint-every") && why.contains("--device cpu"),
+        "{why}"
+    );
+    assert!(!o.exists() && !log_path.exists());
     let (losses, model) = run_gpu(&case);
     for t in model.tensors() {
         let name = format!("linear{}.{}", if t.module == 0 { 1 } else { 2 }, t.kind);

@@ -24,7 +24,7 @@ use crate::model::{Arch, Mlp, TensorKind, TensorValues};
 use crate::rng::Generator;
 use crate::train::optim::Slot;
 use crate::train::state_dict::{owners, sequential_names};
-use crate::train::trainer::Trainer;
+use crate::train::trainer::{Backend, Trainer};
 
 /// The `format` value of a checkpoint's metadata.
 pub const CHECKPOINT_FORMAT: &str = "wgpu-mlp.checkpoint";
