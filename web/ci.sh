@@ -74,6 +74,8 @@ if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules
   npm ci --no-audit --no-fund --loglevel=error
 fi
 node page.test.mjs
+step "end-to-end training panel test (train.test.mjs: the native trajectory, fixtures/)"
+node train.test.mjs
 cd ..
 
 raw=$(stat -c %s pkg/wgpu_mlp_web_bg.wasm)
