@@ -59,7 +59,7 @@ export function preconditions() {
 }
 
 // Chromium on WebGPU with the page at `url`, ready (or a failure saying why not):
-// { browser, page, pageErrors }.
+// { browser, context, page, pageErrors }.
 export async function openPage(url) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -85,7 +85,7 @@ export async function openPage(url) {
     fatal(`the page is not ready (no WebGPU?): ${state[1]}`);
   }
   check(true, `page ready: ${state[1]}`);
-  return { browser, page, pageErrors };
+  return { browser, context, page, pageErrors };
 }
 
 // The end of a page test: no panic, no page errors.

@@ -93,7 +93,7 @@ function within(a, b, rtol = 1e-4, atol = 1e-5) {
 
 // ------------------------------------------------------------------ the browser with WebGPU
 
-const { browser, page, pageErrors } = await openPage(URL_);
+const { browser, context, page, pageErrors } = await openPage(URL_);
 
 // ------------------------------------------------------------------ 4. the adapter panel
 
@@ -294,7 +294,8 @@ const extData = `${extOnnx}.data`;
     `digits.onnx without its .data file: ${alone.error}`);
   const dataOnly = await loadFile(extData);
   check(dataOnly.error !== null && /no \.onnx or \.safetensors file/.test(dataOnly.error), `digits.onnx.data alone: ${dataOnly.error}`);
-  const wrong = await loadFile([extOnnx, { name: 'digits.onnx.data', mimeType: 'application/octet-stream', buffer: readFileSync(extData).subarray(0, 100) }]);
+  const asBuffer = (name, buffer) => ({ name, mimeType: 'application/octet-stream', buffer });
+  const wrong = await loadFile([asBuffer('digits.onnx', readFileSync(extOnnx)), asBuffer('digits.onnx.data', readFileSync(extData).subarray(0, 100))]);
   check(wrong.error !== null && /digits\.onnx\.data/.test(wrong.error), `digits.onnx with a cut .data file: ${wrong.error}`);
 }
 

@@ -217,21 +217,34 @@ fn looks_like_onnx(bytes: &[u8], name: &str) -> bool {
 pub fn load_onnx(bytes: &[u8], name: &str, data: &[(&str, &[u8])]) -> Result<Mlp, String> {
     wgpu_mlp::onnx::from_bytes_with_data(bytes, name, data).map_err(|e| {
         let e = e.to_string();
+        let hint = |file: &str| {
+            format!(
+                "pick both files together (select {name} and {file} in the file dialog, \
+                 Ctrl- or ⌘-click)"
+            )
+        };
         match external_file(&e) {
-            Some(file) if !data.iter().any(|(n, _)| *n == file) => format!(
-                "{e}. {name} keeps its weights in a separate file, '{file}': pick both files \
-                 together (select {name} and {file} in the file dialog, Ctrl- or ⌘-click)"
+            // Nothing picked with it: say so plainly, rather than "not among the files given ()".
+            Some((prefix, file)) if data.is_empty() => format!(
+                "{prefix}keeps its weights in a separate file, '{file}', which was not picked: {}",
+                hint(file)
             ),
+            Some((_, file)) if !data.iter().any(|(n, _)| *n == file) => {
+                format!("{e}; {}", hint(file))
+            }
             _ => e,
         }
     })
 }
 
-/// The data file an importer error says is missing (`… stores its data in 'FILE', which …`).
+/// Where an importer error says a data file is missing (`PREFIX stores its data in 'FILE',
+/// which …`): the text before "stores", and the file.
 #[cfg(feature = "onnx")]
-fn external_file(msg: &str) -> Option<&str> {
-    let rest = &msg[msg.find("stores its data in '")? + "stores its data in '".len()..];
-    Some(&rest[..rest.find('\'')?])
+fn external_file(msg: &str) -> Option<(&str, &str)> {
+    const KEY: &str = "stores its data in '";
+    let at = msg.find(KEY)?;
+    let rest = &msg[at + KEY.len()..];
+    Some((&msg[..at], &rest[..rest.find('\'')?]))
 }
 
 /// Without the `onnx` feature: a message saying so.
