@@ -135,9 +135,14 @@ export function setupTraining({ Training, getGpu, message, useModel }) {
     $('health').dataset.warnings = String(warnings.length);
   }
 
-  function scoreEpoch() {
+  // Between the parts of an epoch's scoring too: each takes tens of milliseconds.
+  const yieldNow = () => new Promise((r) => setTimeout(r, 0));
+
+  async function scoreEpoch() {
     const t = training.score(false);
+    await yieldNow();
     const h = training.score(true);
+    await yieldNow();
     const e = {
       epoch: training.steps / training.stepsPerEpoch, step: training.steps,
       trainLoss: t.loss, trainAccuracy: t.accuracy, heldoutLoss: h.loss, heldoutAccuracy: h.accuracy,
@@ -151,6 +156,9 @@ export function setupTraining({ Training, getGpu, message, useModel }) {
   }
 
   async function run() {
+    if (running) return;
+    running = true; // from the first click on: a second one waits for this run
+    buttons();
     error('');
     let c;
     try {
@@ -164,14 +172,14 @@ export function setupTraining({ Training, getGpu, message, useModel }) {
       training = new Training(data, c.init, c.activation, c.optimizer, c.lr, c.batchSize, c.seed, c.shuffleSeed);
     } catch (e) {
       error(message(e));
+      running = false;
+      buttons();
       return;
     }
     record = { config: c, losses: [], epochs: [], health: [] };
     globalThis.wgpuMlpTraining = record;
-    running = true;
-    buttons();
     status('Training…', 'running');
-    scoreEpoch(); // epoch 0: the untrained model
+    await scoreEpoch(); // epoch 0: the untrained model
     const total = c.epochs * training.stepsPerEpoch;
     const t0 = performance.now();
     let busyMs = 0;
@@ -182,16 +190,18 @@ export function setupTraining({ Training, getGpu, message, useModel }) {
           const loss = training.step();
           record.losses.push(loss);
           if (training.steps % training.stepsPerEpoch === 0) {
-            const e = scoreEpoch();
+            busyMs += performance.now() - start;
+            await yieldNow();
+            const e = await scoreEpoch();
             status(`Epoch ${e.epoch} of ${c.epochs}: train loss ${e.trainLoss.toFixed(4)}, accuracy ${pct(e.trainAccuracy)}; ` +
               `held out ${e.heldoutLoss.toFixed(4)}, ${pct(e.heldoutAccuracy)} (${e.heldoutCorrect}/${e.heldoutTotal})`, 'running');
             break; // paint each epoch
           }
         }
-        busyMs += performance.now() - start;
+        if (training.steps % training.stepsPerEpoch !== 0) busyMs += performance.now() - start;
         if (training.steps % training.stepsPerEpoch !== 0) draw();
         // Yield: the page paints and handles input (drawing, the Stop button) between chunks.
-        await new Promise((r) => setTimeout(r, 0));
+        await yieldNow();
       }
     } catch (e) {
       error(message(e));

@@ -13,12 +13,13 @@
 // Then: the page stayed responsive while training (timer gaps), the curves and the gradient-health
 // table are drawn, the zero init shows its symmetry warning, bad settings give a message, and the
 // trained model classifies drawn held-out digits in the digits panel.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { centredSamples, pad as drawingPad } from './drawing.mjs';
 import { check, failed, here, noPanics, openPage, preconditions, results, serve, web } from './harness.mjs';
 
 const ULPS = 4;
+const TRAIN_SCREENSHOT = resolve(process.env.TRAIN_SCREENSHOT || join(here, 'out/train.png'));
 preconditions();
 const fixture = JSON.parse(readFileSync(join(here, 'fixtures/train_trajectory.json'), 'utf8'));
 const heldout = JSON.parse(readFileSync(join(web, 'model/heldout.json'), 'utf8'));
@@ -113,6 +114,9 @@ check(h.every((l) => l.gradWeight > 0 && Number.isFinite(l.gradWeight) && l.upda
   && h[0].dead !== null && h[2].dead === null && h[0].saturated === null,
   `gradient health: ${h.map((l) => `${l.name}: |∇W| ${l.gradWeight.toExponential(2)}, dead ${l.dead === null ? '–' : `${(l.dead * 100).toFixed(0)} %`}`).join('; ')}`);
 check(run.warnings === 0, `no health warnings with PyTorch's init (${run.warningText || 'none'})`);
+// The panel after the run (the README's is `TRAIN_SCREENSHOT=docs/web-train.png`).
+mkdirSync(dirname(TRAIN_SCREENSHOT), { recursive: true });
+await (await page.$('#train')).screenshot({ path: TRAIN_SCREENSHOT });
 
 // ------------------------------------------------------------------ draw with the trained model
 
@@ -168,5 +172,5 @@ check(/^Stopped after/.test(stopped), `Stop stops: ${stopped}`);
 await noPanics(page, pageErrors);
 await browser.close();
 server.close();
-console.log(`\n${results.length} checks, ${failed()} failed`);
+console.log(`\n${results.length} checks, ${failed()} failed; screenshot ${TRAIN_SCREENSHOT}`);
 process.exit(failed() ? 1 : 0);

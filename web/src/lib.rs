@@ -22,6 +22,7 @@
 
 pub mod digits;
 pub mod inputs;
+pub mod layer_health;
 pub mod panic;
 pub mod training;
 pub mod training_api;
@@ -307,16 +308,21 @@ impl Model {
         let mut files: Vec<(String, Vec<u8>)> = Vec::new();
         for pair in others.iter() {
             let pair = Array::from(&pair);
-            let file = pair.get(0).as_string().ok_or_else(|| {
-                err("loadWithData: each other file is a [name, Uint8Array] pair")
-            })?;
+            let file = pair
+                .get(0)
+                .as_string()
+                .ok_or_else(|| err("loadWithData: each other file is a [name, Uint8Array] pair"))?;
             let data = pair.get(1).dyn_into::<Uint8Array>().map_err(|_| {
-                err(format!("loadWithData: {file}: the bytes must be a Uint8Array"))
+                err(format!(
+                    "loadWithData: {file}: the bytes must be a Uint8Array"
+                ))
             })?;
             files.push((file, data.to_vec()));
         }
-        let data: Vec<(&str, &[u8])> =
-            files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+        let data: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
         let (mlp, format) = load_model_with_data(bytes, name, &data).map_err(err)?;
         Model::from_mlp(mlp, name, format).map_err(err)
     }

@@ -17,6 +17,8 @@ use wgpu_mlp::data::EpochOrder;
 use wgpu_mlp::train::{Backend, Loss, Optimizer, Reduction, Target, Trainer};
 use wgpu_mlp::{Activation, Init, LayerSpec, Matrix, Mlp, Module, cpu};
 
+use crate::layer_health::{LayerHealth, layer_health};
+
 /// Bytes of one record of `web/model/digits.bin`: the label, then the 64 pixels (0..16).
 pub const RECORD: usize = 65;
 /// The held-out rows at the end of `digits.bin` (the split of web/model/train_digits.py).
@@ -29,9 +31,6 @@ pub const CLASSES: usize = 10;
 const LOSS: Loss = Loss::CrossEntropy {
     label_smoothing: 0.0,
 };
-/// A pre-activation beyond this magnitude counts as saturated for sigmoid and tanh (issue 22's
-/// threshold: their slope there is under 0.018 and 0.0014).
-pub const SATURATED: f32 = 4.0;
 
 /// Rows of inputs (pixel / 16, as the digits model was trained) and their class labels.
 #[derive(Clone, Debug)]
@@ -208,30 +207,6 @@ pub struct Score {
     pub total: usize,
 }
 
-/// One Linear layer's health, as issue 22 lists it (computed here from the model and a batch's
-/// gradients; the library's own statistics are to replace this when they land).
-#[derive(Clone, Debug, PartialEq)]
-pub struct LayerHealth {
-    /// `Linear(in, out)` and the activation after it.
-    pub name: String,
-    /// Mean |∂loss/∂weight| on the last batch.
-    pub grad_weight: f32,
-    /// Mean |∂loss/∂bias| on the last batch.
-    pub grad_bias: f32,
-    /// Mean |weight|.
-    pub weight: f32,
-    /// mean |Δweight| / mean |weight| of the last step (0 before the first).
-    pub update_ratio: f32,
-    /// For ReLU-family activations: the fraction of units never positive over the training
-    /// rows (dead). `None` for others.
-    pub dead: Option<f32>,
-    /// For sigmoid and tanh: the fraction of (row, unit) pre-activations beyond ±[`SATURATED`].
-    pub saturated: Option<f32>,
-    /// Whether every unit (row of the weight, and its bias) is the same: the symmetry that
-    /// training never breaks.
-    pub identical_units: bool,
-}
-
 /// A model being trained: the trainer, the data order and the batches left in this epoch.
 pub struct Session {
     trainer: Trainer,
@@ -292,7 +267,12 @@ impl Session {
             .linears()
             .zip(&before)
             .map(|(l, w0)| {
-                let dw: f64 = l.weight().iter().zip(w0).map(|(a, b)| f64::from(a - b).abs()).sum();
+                let dw: f64 = l
+                    .weight()
+                    .iter()
+                    .zip(w0)
+                    .map(|(a, b)| f64::from(a - b).abs())
+                    .sum();
                 let w: f64 = w0.iter().map(|v| f64::from(*v).abs()).sum();
                 if w > 0.0 {
                     (dw / w) as f32
@@ -369,70 +349,13 @@ impl Session {
             None => (0..self.batch_size.min(self.train.x.rows())).collect(),
         };
         let (x, y) = self.rows(&batch)?;
-        let (_, grads) = self
-            .trainer
-            .gradients(&x, &y)
-            .map_err(|e| e.to_string())?;
-        let model = self.trainer.model();
-        let modules = model.modules();
-        let mut out = Vec::new();
-        let mut k = 0; // index into grads (parameters order: weight, bias per Linear)
-        for (i, m) in modules.iter().enumerate() {
-            let Module::Linear(l) = m else { continue };
-            let act = match modules.get(i + 1) {
-                Some(Module::Activation(a) | Module::Function(a)) => Some(*a),
-                _ => None,
-            };
-            let gw = mean_abs(&grads[k]);
-            let gb = if l.bias().is_some() { mean_abs(&grads[k + 1]) } else { 0.0 };
-            k += 1 + usize::from(l.bias().is_some());
-            // The layer's pre-activations over the training rows: the model up to this Linear.
-            let needs_pre = matches!(
-                act,
-                Some(Activation::Relu | Activation::LeakyRelu(_) | Activation::Sigmoid | Activation::Tanh)
-            );
-            let pre = if needs_pre {
-                let prefix = Mlp::new(modules[..=i].to_vec()).map_err(|e| e.to_string())?;
-                Some(cpu::forward(&prefix, &self.train.x).map_err(|e| e.to_string())?)
-            } else {
-                None
-            };
-            let width = l.out_features();
-            let dead = match (act, &pre) {
-                (Some(Activation::Relu | Activation::LeakyRelu(_)), Some(p)) => {
-                    let mut alive = vec![false; width];
-                    for row in p.as_slice().chunks_exact(width) {
-                        for (a, v) in alive.iter_mut().zip(row) {
-                            *a |= *v > 0.0;
-                        }
-                    }
-                    Some(alive.iter().filter(|a| !**a).count() as f32 / width as f32)
-                }
-                _ => None,
-            };
-            let saturated = match (act, &pre) {
-                (Some(Activation::Sigmoid | Activation::Tanh), Some(p)) => {
-                    let s = p.as_slice();
-                    Some(s.iter().filter(|v| v.abs() > SATURATED).count() as f32 / s.len() as f32)
-                }
-                _ => None,
-            };
-            let name = match act {
-                Some(a) => format!("Linear({}, {}) → {}", l.in_features(), width, act_name(a)),
-                None => format!("Linear({}, {}) (logits)", l.in_features(), width),
-            };
-            out.push(LayerHealth {
-                name,
-                grad_weight: gw,
-                grad_bias: gb,
-                weight: mean_abs(l.weight()),
-                update_ratio: self.update_ratios.get(out.len()).copied().unwrap_or(0.0),
-                dead,
-                saturated,
-                identical_units: width > 1 && identical_rows(l.weight(), l.in_features(), l.bias()),
-            });
-        }
-        Ok(out)
+        let (_, grads) = self.trainer.gradients(&x, &y).map_err(|e| e.to_string())?;
+        layer_health(
+            self.trainer.model(),
+            &grads,
+            &self.train.x,
+            &self.update_ratios,
+        )
     }
 
     /// The model trained so far, with a softmax after the logits: the digits panel's input
@@ -449,24 +372,6 @@ impl Session {
     }
 }
 
-fn act_name(a: Activation) -> &'static str {
-    match a {
-        Activation::Relu => "ReLU",
-        Activation::LeakyRelu(_) => "LeakyReLU",
-        Activation::Tanh => "Tanh",
-        Activation::Sigmoid => "Sigmoid",
-        Activation::Gelu => "GELU",
-        _ => "activation",
-    }
-}
-
-fn mean_abs(v: &[f32]) -> f32 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    (v.iter().map(|x| f64::from(x.abs())).sum::<f64>() / v.len() as f64) as f32
-}
-
 /// The first of the largest (as `torch.argmax`).
 fn argmax(row: &[f32]) -> usize {
     let mut best = 0;
@@ -476,12 +381,6 @@ fn argmax(row: &[f32]) -> usize {
         }
     }
     best
-}
-
-/// Whether every row of `w` (`[out, cols]`) and every bias equals the first's.
-fn identical_rows(w: &[f32], cols: usize, bias: Option<&[f32]>) -> bool {
-    let first = &w[..cols];
-    w.chunks_exact(cols).all(|r| r == first) && bias.is_none_or(|b| b.iter().all(|v| *v == b[0]))
 }
 
 #[cfg(test)]
@@ -518,8 +417,16 @@ mod tests {
         let (tr, ho) = parse_digits(&data(HELDOUT_ROWS + 30)).unwrap();
         assert_eq!((tr.x.rows(), ho.x.rows()), (30, HELDOUT_ROWS));
         assert_eq!(tr.labels[3], 3);
-        assert!(parse_digits(&[0; RECORD * 3 + 1]).unwrap_err().contains("whole records"));
-        assert!(parse_digits(&data(HELDOUT_ROWS)).unwrap_err().contains("fewer"));
+        assert!(
+            parse_digits(&[0; RECORD * 3 + 1])
+                .unwrap_err()
+                .contains("whole records")
+        );
+        assert!(
+            parse_digits(&data(HELDOUT_ROWS))
+                .unwrap_err()
+                .contains("fewer")
+        );
         let mut bad = data(HELDOUT_ROWS + 2);
         bad[RECORD + 5] = 17;
         assert!(parse_digits(&bad).unwrap_err().contains("record 1"));
@@ -546,7 +453,10 @@ mod tests {
         assert!(s.score(false).unwrap().loss < first);
         let h = s.health().unwrap();
         assert_eq!(h.len(), 3);
-        assert!(h.iter().all(|l| l.grad_weight > 0.0 && l.update_ratio > 0.0 && !l.identical_units));
+        assert!(
+            h.iter()
+                .all(|l| l.grad_weight > 0.0 && l.update_ratio > 0.0 && !l.identical_units)
+        );
         assert!(h[0].dead.is_some() && h[2].dead.is_none() && h[0].saturated.is_none());
         let c = s.classifier().unwrap();
         assert_eq!((c.in_features(), c.out_features()), (PIXELS, CLASSES));

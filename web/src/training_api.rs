@@ -61,7 +61,9 @@ impl Training {
             if (0.0..=9_007_199_254_740_992.0).contains(&v) && v.fract() == 0.0 {
                 Ok(v as u64)
             } else {
-                Err(err(format!("{what} must be a whole number from 0 to 2^53, not {v}")))
+                Err(err(format!(
+                    "{what} must be a whole number from 0 to 2^53, not {v}"
+                )))
             }
         };
         if batch_size == 0 {
@@ -130,7 +132,11 @@ impl Training {
             set(&o, "weight", h.weight);
             set(&o, "updateRatio", h.update_ratio);
             set(&o, "dead", h.dead.map_or(JsValue::NULL, JsValue::from));
-            set(&o, "saturated", h.saturated.map_or(JsValue::NULL, JsValue::from));
+            set(
+                &o,
+                "saturated",
+                h.saturated.map_or(JsValue::NULL, JsValue::from),
+            );
             set(&o, "identicalUnits", h.identical_units);
             rows.push(&o);
         }
@@ -150,5 +156,100 @@ impl Training {
     #[wasm_bindgen(js_name = stateDict)]
     pub fn state_dict(&self) -> Result<Vec<u8>, JsError> {
         wgpu_mlp::train::state_dict_bytes(self.session.model(), None).map_err(err)
+    }
+}
+
+// In the browser only (JavaScript values): the API the page calls, on the shipped data.
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    const DIGITS: &[u8] = include_bytes!("../model/digits.bin");
+    const FIXTURE: &str = include_str!("../e2e/fixtures/train_trajectory.json");
+    const ONNX: &[u8] = include_bytes!("../../tests/data/external/digits.onnx");
+    const ONNX_DATA: &[u8] = include_bytes!("../../tests/data/external/digits.onnx.data");
+
+    /// The fixture's `"losses": [...]` (written by Python's json: one number a line).
+    fn native_losses() -> Vec<f32> {
+        let start = FIXTURE.find("\"losses\": [").expect("losses") + "\"losses\": [".len();
+        let end = start + FIXTURE[start..].find(']').expect("]");
+        FIXTURE[start..end]
+            .split(',')
+            .map(|v| v.trim().parse::<f32>().expect("a number"))
+            .collect()
+    }
+
+    #[test]
+    fn the_first_epoch_equals_wgpu_mlp_train_on_the_cpu_reference() {
+        // The fixture's settings (make_train_trajectory.sh): PyTorch's init, ReLU, Adam 0.01.
+        let mut t = Training::new(DIGITS, "pytorch", "relu", "adam", 0.01, 64, 0.0, 0.0)
+            .map_err(JsValue::from)
+            .unwrap();
+        assert_eq!(t.steps_per_epoch(), 22);
+        let want = native_losses();
+        for (i, w) in want.iter().take(22).enumerate() {
+            let got = t.step().map_err(JsValue::from).unwrap();
+            // Within 4 f32 ulps (web/e2e/train.test.mjs says why); measured: bit for bit.
+            let ulps = (got.to_bits() as i64 - w.to_bits() as i64).abs();
+            assert!(
+                ulps <= 4,
+                "step {}: {got} vs native {w} ({ulps} ulps)",
+                i + 1
+            );
+        }
+        assert_eq!(t.epochs_done(), 1);
+        let model = t.to_model().map_err(JsValue::from).unwrap();
+        assert_eq!((model.in_features(), model.out_features()), (64, 10));
+        assert!(t.state_dict().map_err(JsValue::from).unwrap().len() > 64 * 64 * 4);
+    }
+
+    #[test]
+    fn bad_settings_are_messages() {
+        for (init, act, opt, lr, seed) in [
+            ("he", "relu", "adam", 0.01, 0.0),
+            ("zeros", "swish", "adam", 0.01, 0.0),
+            ("zeros", "relu", "lbfgs", 0.01, 0.0),
+            ("zeros", "relu", "sgd", f64::NAN, 0.0),
+            ("zeros", "relu", "sgd", 0.1, -1.0),
+        ] {
+            assert!(Training::new(DIGITS, init, act, opt, lr, 64, seed, 0.0).is_err());
+        }
+        assert!(Training::new(&DIGITS[..100], "zeros", "relu", "sgd", 0.1, 64, 0.0, 0.0).is_err());
+        assert!(Training::new(DIGITS, "zeros", "relu", "sgd", 0.1, 0, 0.0, 0.0).is_err());
+    }
+
+    #[test]
+    fn onnx_with_external_data_loads_from_two_picked_files() {
+        let pair = Array::new();
+        pair.push(&JsValue::from_str("digits.onnx.data"));
+        pair.push(&js_sys::Uint8Array::from(ONNX_DATA).into());
+        let others = Array::new();
+        others.push(&pair);
+        let m = Model::load_with_data(ONNX, "digits.onnx", others)
+            .map_err(JsValue::from)
+            .unwrap();
+        assert_eq!((m.in_features(), m.out_features()), (64, 10));
+        let alone = crate::load_model(ONNX, "digits.onnx").unwrap_err();
+        assert!(
+            alone.contains("'digits.onnx.data', which was not picked")
+                && alone.contains("pick both"),
+            "{alone}"
+        );
+        let cut = crate::load_model_with_data(
+            ONNX,
+            "digits.onnx",
+            &[("digits.onnx.data", &ONNX_DATA[..10])],
+        );
+        assert!(cut.unwrap_err().contains("digits.onnx.data"));
+        let renamed =
+            crate::load_model_with_data(ONNX, "digits.onnx", &[("other.data", ONNX_DATA)]);
+        assert!(renamed.unwrap_err().contains("pick both"));
+        let st = crate::load_model_with_data(
+            b"\x10\0\0\0\0\0\0\0{}",
+            "m.safetensors",
+            &[("x.data", &[])],
+        );
+        assert!(st.unwrap_err().contains("pick it alone"));
     }
 }
