@@ -27,17 +27,21 @@ function chart(svg, series, { xMax, yMin, yMax, xLabel, yLabel, fmt }) {
     svgEl('line', { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: '#c6ccd3' }),
     svgEl('line', { x1: L, y1: T, x2: L, y2: H - B, stroke: '#c6ccd3' }),
     svgEl('text', { x: 2, y: 10 }, yLabel),
-    svgEl('text', { x: W - R, y: H - 4, 'text-anchor': 'end' }, xLabel),
     svgEl('text', { x: L - 4, y: T + 8, 'text-anchor': 'end' }, fmt(yMax)),
     svgEl('text', { x: L - 4, y: H - B, 'text-anchor': 'end' }, fmt(yMin)),
-    svgEl('text', { x: L, y: H - 6 }, '0'),
   ];
+  // Ticks on the x axis: 0, the middle and the end, named by `xLabel`.
+  const mid = Math.round(xMax / 2);
+  for (const v of [...new Set([0, mid, xMax])]) {
+    parts.push(svgEl('line', { x1: x(v), y1: H - B, x2: x(v), y2: H - B + 3, stroke: '#c6ccd3' }));
+    parts.push(svgEl('text', { x: x(v), y: H - 8, 'text-anchor': v === xMax ? 'end' : 'middle' }, v === xMax ? `${xLabel} ${v}` : String(v)));
+  }
   series.forEach((s, k) => {
     if (s.points.length) {
       const d = s.points.map(([a, b], i) => `${i ? 'L' : 'M'}${x(a).toFixed(1)},${y(b).toFixed(1)}`).join('');
       parts.push(svgEl('path', { d, fill: 'none', stroke: s.color, 'stroke-width': s.width || 1.5, ...(s.dash ? { 'stroke-dasharray': s.dash } : {}) }));
     }
-    const lx = L + 10 + k * 118;
+    const lx = W - R - (series.length - k) * 96; // the legend, top right
     parts.push(svgEl('rect', { x: lx, y: 4, width: 10, height: 3, fill: s.color }));
     parts.push(svgEl('text', { x: lx + 14, y: 9 }, s.label));
   });
