@@ -36,7 +36,7 @@ const median = (v) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-// ---------------------------------------------------------------- 4. the adapter
+// ---------------------------------------------------------------- 3. the adapter
 
 function showAdapter() {
   const dl = $('adapterInfo');

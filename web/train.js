@@ -1,4 +1,4 @@
-// Panel 3: trains the digits MLP from scratch in the page (Training, web/src/training_api.rs).
+// Panel 4: trains the digits MLP from scratch in the page (Training, web/src/training_api.rs).
 // Steps run in chunks of about CHUNK_MS, each followed by a yield to the event loop, so the page
 // keeps drawing and answering while it trains. Each epoch the training and held-out rows are
 // scored and the curves and the gradient-health table redrawn.

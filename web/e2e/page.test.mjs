@@ -15,9 +15,9 @@
 //    and the same agreement. An ONNX model with external data (digits.onnx + digits.onnx.data,
 //    picked together) the same; picked alone, a message saying to pick both. Damaged files give
 //    a message, not a crash.
-// 3. The training panel: train.test.mjs.
-// 4. The adapter panel lists the adapter; and a second browser started without WebGPU shows the
+// 3. The adapter panel lists the adapter; and a second browser started without WebGPU shows the
 //    message telling the user what to do.
+// 4. The training panel: train.test.mjs.
 //
 // A missing browser, a missing CLI or no WebGPU FAILS the test (exit 1) with a message; nothing
 // is skipped. A screenshot goes to $SCREENSHOT (default e2e/out/page.png; the README's is
@@ -95,7 +95,7 @@ function within(a, b, rtol = 1e-4, atol = 1e-5) {
 
 const { browser, context, page, pageErrors } = await openPage(URL_);
 
-// ------------------------------------------------------------------ 4. the adapter panel
+// ------------------------------------------------------------------ 3. the adapter panel
 
 const adapter = await page.$eval('#adapterInfo', (dl) => {
   const out = {};

@@ -1,4 +1,4 @@
-// End-to-end test of the page's training panel (3. Train one yourself) in headless Chromium:
+// End-to-end test of the page's training panel (4. Train one yourself) in headless Chromium:
 // node train.test.mjs (web/ci.sh runs it after page.test.mjs).
 //
 // With the panel's default settings (PyTorch's init, ReLU, Adam lr 0.01, batch 64, seed 0,
@@ -127,7 +127,8 @@ const { settled, clear, setPen, drawSample } = await drawingPad(page);
 await setPen(4);
 let right = 0;
 const lines = [];
-for (const i of centredSamples(heldout)) {
+// Five of the ten (every other class: drawing one takes seconds on a loaded machine).
+for (const i of centredSamples(heldout).filter((_, d) => d % 2 === 0)) {
   const s = heldout[i];
   await clear();
   await drawSample(s.pixels);
@@ -135,7 +136,7 @@ for (const i of centredSamples(heldout)) {
   right += got.digit === s.label ? 1 : 0;
   lines.push(`${s.label}→${got.digit}`);
 }
-check(right >= 8, `the trained model in the digits panel: ${right}/10 drawn held-out digits right (${lines.join(' ')})`);
+check(right >= 4, `the trained model in the digits panel: ${right}/5 drawn held-out digits right (${lines.join(' ')})`);
 const trained = await settled();
 await page.click('#digitsBack');
 await page.waitForFunction(() => document.getElementById('digitsModel').dataset.model === 'pytorch', null, { timeout: 30_000 });
