@@ -9,14 +9,18 @@
 //   float32-vs-float64 drift + 4 ulps; the drift term is for PyTorch's own arithmetic, and both
 //   sides here run the same f64 reference, so only the ulp term is allowed (wasm's libm may round
 //   an exp or a log differently from glibc's);
-// - the held-out accuracy after the run within one sample (0.2 %) of the native run's.
+// - the held-out accuracy after the run within one sample (0.2 %) of the native run's;
+// and the same for a second trajectory (tanh, SGD with momentum 0.9, seed 3, two epochs).
 // Then: the page stayed responsive while training (timer gaps), the curves and the gradient-health
-// table are drawn, the zero init shows its symmetry warning, bad settings give a message, and the
-// trained model classifies drawn held-out digits in the digits panel.
-import { mkdirSync, readFileSync } from 'node:fs';
+// table are drawn, the saved .safetensors reads back in the CLI, the trained model classifies
+// drawn held-out digits in the digits panel, the zero init shows its symmetry warning, bad
+// settings give a message, and Stop stops.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { centredSamples, pad as drawingPad } from './drawing.mjs';
-import { check, failed, here, noPanics, openPage, preconditions, results, serve, web } from './harness.mjs';
+import { CLI, check, failed, here, noPanics, openPage, preconditions, results, serve, web } from './harness.mjs';
 
 const ULPS = 4;
 const TRAIN_SCREENSHOT = resolve(process.env.TRAIN_SCREENSHOT || join(here, 'out/train.png'));
@@ -71,6 +75,29 @@ async function train({ init, act, opt, lr, epochs, seed }) {
   });
 }
 
+// Every step's loss of `run` against a native trajectory, within ULPS f32 ulps.
+function sameTrajectory(run, fx, what) {
+  let worst = 0;
+  let equal = 0;
+  let firstBad = -1;
+  fx.losses.forEach((want, i) => {
+    const got = run.losses[i];
+    const w = Math.fround(want);
+    const d = Math.abs(got - w) / ulp(w);
+    if (got === w) equal++;
+    if (!(d <= ULPS) && firstBad < 0) firstBad = i;
+    worst = Math.max(worst, Number.isFinite(d) ? d : Infinity);
+  });
+  const spe = fx.steps_per_epoch;
+  check(run.losses.length === fx.losses.length, `${what}: ${run.losses.length} steps, as the native run (${fx.losses.length})`);
+  check(firstBad < 0 || firstBad >= spe, `${what}: the first epoch's ${spe} step losses equal the native trajectory within ${ULPS} ulps`);
+  check(firstBad < 0, `${what}: all ${fx.losses.length} step losses within ${ULPS} f32 ulps of \`wgpu-mlp train --device cpu-reference\`` +
+    ` (largest ${worst} ulps; ${equal} bit for bit)${firstBad >= 0 ? `; first off at step ${firstBad + 1}: ${run.losses[firstBad]} vs ${fx.losses[firstBad]}` : ''}`);
+  const last = run.epochs[run.epochs.length - 1];
+  check(last.epoch === fx.config.epochs && Math.abs(last.heldoutCorrect - fx.heldout_correct) <= 1,
+    `${what}: held-out accuracy after ${fx.config.epochs} epochs: page ${last.heldoutCorrect}/${last.heldoutTotal}, native ${fx.heldout_correct}/${fx.heldout_total} (within one sample)`);
+}
+
 // ------------------------------------------------------------------ the native trajectory
 
 const defaults = await page.evaluate(() => ['trainInit', 'trainAct', 'trainOpt', 'trainLr', 'trainEpochs', 'trainSeed']
@@ -82,25 +109,8 @@ check(JSON.stringify(defaults) === JSON.stringify([c.init, c.activation, c.optim
 const run = await train({ init: c.init, act: c.activation, opt: c.optimizer, lr: c.lr, epochs: c.epochs, seed: c.seed });
 console.log(`  ${run.status}`);
 check(run.error === null, `trains with the default settings (${run.error ?? 'no error'})`);
-check(run.losses.length === fixture.losses.length, `${run.losses.length} steps, as the native run (${fixture.losses.length})`);
-let worst = 0;
-let equal = 0;
-let firstBad = -1;
-fixture.losses.forEach((want, i) => {
-  const got = run.losses[i];
-  const w = Math.fround(want);
-  const d = Math.abs(got - w) / ulp(w);
-  if (got === w) equal++;
-  if (!(d <= ULPS) && firstBad < 0) firstBad = i;
-  worst = Math.max(worst, Number.isFinite(d) ? d : Infinity);
-});
-const spe = fixture.steps_per_epoch;
-check(firstBad < 0 || firstBad >= spe, `the first epoch's ${spe} step losses equal the native trajectory within ${ULPS} ulps`);
-check(firstBad < 0, `all ${fixture.losses.length} step losses within ${ULPS} f32 ulps of \`wgpu-mlp train --device cpu-reference\`` +
-  ` (largest ${worst} ulps; ${equal} bit for bit)${firstBad >= 0 ? `; first off at step ${firstBad + 1}: ${run.losses[firstBad]} vs ${fixture.losses[firstBad]}` : ''}`);
+sameTrajectory(run, fixture, 'defaults (ReLU, Adam)');
 const last = run.epochs[run.epochs.length - 1];
-check(last.epoch === c.epochs && Math.abs(last.heldoutCorrect - fixture.heldout_correct) <= 1,
-  `held-out accuracy after ${c.epochs} epochs: page ${last.heldoutCorrect}/${last.heldoutTotal}, native ${fixture.heldout_correct}/${fixture.heldout_total} (within one sample)`);
 check(Math.abs(Math.round(last.trainAccuracy * fixture.train_total) - fixture.train_correct) <= 1,
   `training accuracy: page ${(last.trainAccuracy * 100).toFixed(2)} %, native ${fixture.train_correct}/${fixture.train_total}`);
 check(run.epochs.length === c.epochs + 1 && run.epochs[0].heldoutAccuracy < 0.3,
@@ -117,6 +127,16 @@ check(run.warnings === 0, `no health warnings with PyTorch's init (${run.warning
 // The panel after the run (the README's is `TRAIN_SCREENSHOT=docs/web-train.png`).
 mkdirSync(dirname(TRAIN_SCREENSHOT), { recursive: true });
 await (await page.$('#train')).screenshot({ path: TRAIN_SCREENSHOT });
+
+// Save .safetensors: the file `wgpu-mlp train -o` writes, which the native CLI reads back.
+const [download] = await Promise.all([page.waitForEvent('download'), page.click('#trainSave')]);
+const saved = join(mkdtempSync(join(tmpdir(), 'wgpu-mlp-train-')), 'digits-trained.safetensors');
+await download.saveAs(saved);
+const summary = execFileSync(CLI, ['summary', '--weights', saved], { encoding: 'utf8' });
+check(/Total params: 6,570/.test(summary) && download.suggestedFilename() === 'digits-trained.safetensors',
+  `Save .safetensors: ${download.suggestedFilename()} reads back with \`wgpu-mlp summary\` (6,570 parameters)`);
+rmSync(dirname(saved), { recursive: true, force: true });
+
 
 // ------------------------------------------------------------------ draw with the trained model
 
@@ -143,6 +163,15 @@ await page.waitForFunction(() => document.getElementById('digitsModel').dataset.
 const pytorch = await settled();
 check(trained.probs !== pytorch.probs && pytorch.digit !== null,
   `"Back to PyTorch's model" classifies the same drawing with the shipped model (${pytorch.digit}; probabilities differ from the trained model's)`);
+
+// ------------------------------------------------------------------ a second native trajectory
+
+// tanh, SGD with momentum 0.9, another seed.
+const fixture2 = JSON.parse(readFileSync(join(here, 'fixtures/train_trajectory_tanh_momentum.json'), 'utf8'));
+const c2 = fixture2.config;
+const run2 = await train({ init: c2.init, act: c2.activation, opt: c2.optimizer, lr: c2.lr, epochs: c2.epochs, seed: c2.seed });
+check(run2.error === null, `trains with tanh and SGD + momentum (${run2.error ?? 'no error'})`);
+sameTrajectory(run2, fixture2, 'tanh, SGD momentum 0.9, seed 3');
 
 // ------------------------------------------------------------------ the primer's lessons, visibly
 
