@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The browser part of CI (called at the end of .ci/run; runs on its own too, as root on Debian):
 # installs what is missing, builds the page's wasm module, runs the wasm-bindgen tests in
-# headless Chromium on WebGPU, then the end-to-end page test, and prints the .wasm size.
+# headless Chromium on WebGPU, then the end-to-end page tests (the page, and the training panel
+# against the native trajectories in e2e/fixtures/), and prints the .wasm size.
 # A missing browser or no WebGPU is a failure, never a skip.
 #
 # Cached between runs where CI keeps $HOME/.cache and ~/.cargo: wasm-bindgen-cli, installed in
@@ -74,6 +75,8 @@ if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules
   npm ci --no-audit --no-fund --loglevel=error
 fi
 node page.test.mjs
+step "end-to-end training panel test (train.test.mjs: the native trajectory, fixtures/)"
+node train.test.mjs
 cd ..
 
 raw=$(stat -c %s pkg/wgpu_mlp_web_bg.wasm)

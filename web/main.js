@@ -1,7 +1,8 @@
-// The page: three panels over the wasm module built by web/build.sh (pkg/). Every call into it
+// The page: four panels over the wasm module built by web/build.sh (pkg/). Every call into it
 // either returns a value or throws / rejects with an Error whose message is shown as it is.
-import init, { Gpu, Model, compare, digitPixels, version } from './pkg/wgpu_mlp_web.js';
+import init, { Gpu, Model, Training, compare, digitPixels, version } from './pkg/wgpu_mlp_web.js';
 import { errorMessage } from './message.js';
+import { setupTraining } from './train.js';
 
 const $ = (id) => document.getElementById(id);
 const PAD = 256; // the drawing canvas's own pixels (CSS may show it at another size)
@@ -9,6 +10,7 @@ const PAD = 256; // the drawing canvas's own pixels (CSS may show it at another 
 let gpu = null; // the WebGPU device, or null when the browser has none
 let gpuError = '';
 let digitsModel = null;
+let pytorchDigits = null; // the shipped model, for "Back to PyTorch's model"
 let userModel = null;
 
 function status(text, state) {
@@ -240,7 +242,21 @@ async function loadDigits() {
   // One run compiles the kernels now rather than on the first stroke.
   await m.classifyDigit(new Float32Array(64));
   digitsModel = m;
+  pytorchDigits = m;
 }
+
+// The digits panel draws with `m` from now on (the training panel's model, or PyTorch's back).
+async function useDigitsModel(m, label) {
+  await m.classifyDigit(new Float32Array(64)); // compiles its kernels now, not on the next stroke
+  digitsModel = m;
+  const pytorch = m === pytorchDigits;
+  $('digitsModel').textContent = pytorch ? "Classifying with PyTorch's model (web/model/digits.safetensors)." : `Classifying with ${label}.`;
+  $('digitsModel').dataset.model = pytorch ? 'pytorch' : 'trained';
+  $('digitsBack').hidden = pytorch;
+  scheduleClassify();
+}
+
+$('digitsBack').addEventListener('click', () => useDigitsModel(pytorchDigits, ''));
 
 // ---------------------------------------------------------------- 2. your model
 
@@ -250,18 +266,34 @@ function modelError(text) {
   p.hidden = !text;
 }
 
+// The model file and the files picked with it (an ONNX model's external data, model.onnx.data).
+function pickedModel(files) {
+  const model = files.filter((f) => /\.(onnx|safetensors)$/i.test(f.name));
+  if (model.length > 1) throw new Error(`pick one model file at a time, not ${model.map((f) => f.name).join(' and ')}`);
+  if (model.length === 0) {
+    throw new Error(`${files.map((f) => f.name).join(', ')}: no .onnx or .safetensors file among them; ` +
+      'a .data file goes with the .onnx file that names it: pick both together');
+  }
+  return { file: model[0], others: files.filter((f) => f !== model[0]) };
+}
+
 $('file').addEventListener('change', async () => {
-  const file = $('file').files[0];
-  if (!file) return;
+  const picked = [...$('file').files];
+  if (!picked.length) return;
   modelError('');
   $('modelInfo').hidden = true;
   $('result').hidden = true;
   userModel = null;
+  let file = picked[0];
   try {
+    const { file: f, others } = pickedModel(picked);
+    file = f;
     const bytes = new Uint8Array(await file.arrayBuffer());
-    const m = Model.load(bytes, file.name);
+    const data = await Promise.all(others.map(async (o) => [o.name, new Uint8Array(await o.arrayBuffer())]));
+    const m = data.length ? Model.loadWithData(bytes, file.name, data) : Model.load(bytes, file.name);
     $('summary').textContent = m.summary();
-    $('modelMeta').textContent = `${file.name}: ${m.format}, ${m.inFeatures} → ${m.outFeatures}, ` +
+    const withData = data.length ? ` (with ${data.map(([n]) => n).join(', ')})` : '';
+    $('modelMeta').textContent = `${file.name}${withData}: ${m.format}, ${m.inFeatures} → ${m.outFeatures}, ` +
       `${m.paramCount.toLocaleString('en')} parameters; arch ${m.arch}`;
     const diag = $('diagnostics');
     diag.replaceChildren(...m.diagnostics().map((d) => Object.assign(document.createElement('li'), { textContent: d })));
@@ -450,6 +482,8 @@ async function main() {
     return;
   }
   $('version').textContent = `wgpu-mlp-web ${version()}`;
+  // Training runs on the CPU (wasm): the panel works without WebGPU; drawing with its model not.
+  const trainingPanel = setupTraining({ Training, getGpu: () => (digitsModel ? gpu : null), message, useModel: useDigitsModel });
   try {
     gpu = await Gpu.init();
   } catch (e) {
@@ -468,6 +502,7 @@ async function main() {
     status(`The digits model did not load: ${message(e)}`, 'error');
     return;
   }
+  trainingPanel.refresh();
   status('WebGPU ready: draw a digit.', 'ready');
   document.body.dataset.ready = '1';
   if (inked) scheduleClassify();

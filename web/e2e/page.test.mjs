@@ -12,71 +12,32 @@
 //    torchsummary's own text; a random and a pasted batch must agree between WebGPU and the CPU
 //    path (rtol 1e-4, atol 1e-5), and both with the native CLI's CPU reference (`wgpu-mlp infer
 //    --device cpu`) on the same input. An ONNX fixture from both exporters: torchsummary's text
-//    and the same agreement. Damaged files give a message, not a crash.
+//    and the same agreement. An ONNX model with external data (digits.onnx + digits.onnx.data,
+//    picked together) the same; picked alone, a message saying to pick both. Damaged files give
+//    a message, not a crash.
 // 3. The adapter panel lists the adapter; and a second browser started without WebGPU shows the
 //    message telling the user what to do.
+// 4. The training panel: train.test.mjs.
 //
 // A missing browser, a missing CLI or no WebGPU FAILS the test (exit 1) with a message; nothing
 // is skipped. A screenshot goes to $SCREENSHOT (default e2e/out/page.png; the README's is
 // `SCREENSHOT=docs/web-page.png node web/e2e/page.test.mjs`).
 import { execFileSync } from 'node:child_process';
-import { createServer } from 'node:http';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, extname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
+import { centredSamples, offCentre, pad as drawingPad } from './drawing.mjs';
+import {
+  ARGS, CHROMIUM, CLI, check, failed, here, noPanics, openPage, preconditions, results, root, serve, web,
+} from './harness.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const web = resolve(here, '..');
-const root = resolve(web, '..');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const CLI = process.env.WGPU_MLP_CLI || join(root, 'target/debug/wgpu-mlp');
 const SCREENSHOT = resolve(process.env.SCREENSHOT || join(here, 'out/page.png'));
 const FIXTURE = 'seq_bn'; // BatchNorm1d and Dropout: in the safetensors file, not all in ONNX
 const ONNX_FIXTURE = 'seq_ln'; // LayerNorm, GELU, LogSoftmax: every module survives the export
-const ARGS = [
-  '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync',
-];
 
-const results = [];
-let failures = 0;
-function check(ok, what) {
-  results.push(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
-  if (!ok) failures++;
-}
-function fatal(msg) {
-  console.error(`FAIL: ${msg}`);
-  process.exit(1);
-}
-
-// ------------------------------------------------------------------ a static server for web/
-
-const TYPES = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript',
-  '.css': 'text/css', '.wasm': 'application/wasm', '.json': 'application/json',
-  '.png': 'image/png', '.svg': 'image/svg+xml',
-};
-const server = createServer((req, res) => {
-  const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-  const file = resolve(web, `.${path === '/' ? '/index.html' : path}`);
-  if (!file.startsWith(web) || !existsSync(file) || !statSync(file).isFile()) {
-    res.writeHead(404).end('not found');
-    return;
-  }
-  res.writeHead(200, { 'content-type': TYPES[extname(file)] || 'application/octet-stream' });
-  res.end(readFileSync(file));
-});
-await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-const URL_ = `http://127.0.0.1:${server.address().port}/`;
-
-// ------------------------------------------------------------------ preconditions
-
-if (!existsSync(CHROMIUM)) fatal(`no browser at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM)`);
-if (!existsSync(join(web, 'pkg/wgpu_mlp_web_bg.wasm'))) fatal('web/pkg/ is missing: run web/build.sh first');
-if (!existsSync(CLI)) fatal(`no native CLI at ${CLI}: cargo build (or set WGPU_MLP_CLI)`);
+preconditions();
+const { server, url: URL_ } = await serve();
 const heldout = JSON.parse(readFileSync(join(web, 'model/heldout.json'), 'utf8'));
 
 function cliSummary(file) {
@@ -132,32 +93,7 @@ function within(a, b, rtol = 1e-4, atol = 1e-5) {
 
 // ------------------------------------------------------------------ the browser with WebGPU
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: [...ARGS, '--enable-unsafe-webgpu'],
-}).catch((e) => fatal(`Chromium did not start: ${e.message}`));
-const context = await browser.newContext({ viewport: { width: 1120, height: 980 }, hasTouch: true });
-const page = await context.newPage();
-const pageErrors = [];
-page.on('pageerror', (e) => pageErrors.push(`page error: ${e.message}`));
-page.on('console', (m) => {
-  if (m.type() === 'error') pageErrors.push(`console error: ${m.text()}`);
-});
-
-await page.goto(URL_);
-// Ready, or an error on the status line (no WebGPU, the model did not load): fail with it.
-await page.waitForFunction(
-  () => document.body.dataset.ready === '1' || document.getElementById('status').dataset.state === 'error',
-  null, { timeout: 60_000 },
-).catch(() => {});
-const state = await page.$eval('#status', (s) => [s.dataset.state, s.textContent]);
-if (state[0] !== 'ready') {
-  await browser.close();
-  server.close();
-  fatal(`the page is not ready (no WebGPU?): ${state[1]}`);
-}
-check(true, `page ready: ${state[1]}`);
+const { browser, context, page, pageErrors } = await openPage(URL_);
 
 // ------------------------------------------------------------------ 3. the adapter panel
 
@@ -175,69 +111,9 @@ check(/used by the kernels: (yes|no)/.test(adapter.subgroups || ''), `adapter pa
 
 // ------------------------------------------------------------------ 1. digits
 
-const pad = await page.$('#pad');
-const box = await pad.boundingBox();
-const css = box.width / 256; // CSS pixels per canvas pixel
+const { box, css, settled, clear, setPen, drawSample } = await drawingPad(page);
 
-async function settled() {
-  await page.waitForFunction(() => document.getElementById('pad').dataset.pending === '0', null, { timeout: 30_000 });
-  return page.evaluate(() => {
-    const p = document.getElementById('prediction');
-    return {
-      digit: p.dataset.digit === '' ? null : Number(p.dataset.digit),
-      pixels: document.getElementById('seen').dataset.pixels.split(',').map(Number),
-    };
-  });
-}
-
-async function clear() {
-  await page.click('#clear');
-  await settled();
-}
-
-async function setPen(px) {
-  await page.locator('#pen').fill(String(px));
-}
-
-// One held-out image with the mouse: each pixel of value v a centred band of ink v/16 of its
-// 32-pixel cell high and the cell wide, drawn as horizontal strokes of a 4 px round pen.
-async function drawSample(pixels) {
-  const pen = 4;
-  const cell = 32;
-  for (let k = 0; k < 64; k++) {
-    const v = pixels[k];
-    if (!v) continue;
-    const r = Math.floor(k / 8);
-    const c = k % 8;
-    const h = (v / 16) * cell;
-    const top = r * cell + (cell - h) / 2;
-    const ys = [];
-    if (h <= pen) ys.push(top + h / 2);
-    else for (let y = top + pen / 2; y < top + h - pen / 2 + 0.01; y += Math.min(pen * 0.75, (h - pen) || pen)) ys.push(y);
-    const x0 = c * cell + pen / 2;
-    const x1 = (c + 1) * cell - pen / 2;
-    for (const y of ys) {
-      await page.mouse.move(box.x + x0 * css, box.y + y * css);
-      await page.mouse.down();
-      await page.mouse.move(box.x + x1 * css, box.y + y * css);
-      await page.mouse.up();
-    }
-  }
-}
-
-// The first sample of each class whose inked columns are centred (the page centres a drawing,
-// so only those come back pixel for pixel); for a class with none (the 5s), the first sample
-// among those closest to centred.
-const offCentre = (px) => {
-  const cols = [...Array(8).keys()].filter((c) => [...Array(8).keys()].some((r) => px[r * 8 + c] > 0));
-  return Math.abs(cols[0] + cols[cols.length - 1] + 1 - 8);
-};
-const chosen = [];
-for (let d = 0; d < 10; d++) {
-  const of = heldout.map((s, i) => [i, s]).filter(([, s]) => s.label === d);
-  const best = Math.min(...of.map(([, s]) => offCentre(s.pixels)));
-  chosen.push(of.find(([, s]) => offCentre(s.pixels) === best)[0]);
-}
+const chosen = centredSamples(heldout);
 
 await setPen(4);
 let right = 0;
@@ -396,6 +272,33 @@ for (const exporter of ['legacy', 'dynamo']) {
   check(r.error === null && r.agree === 'true' && r.fastAgree === 'true', `${file}: random batch 33: ${r.text}; ${r.fastText}`);
 }
 
+// ONNX with external data (torch.onnx.export(…, dynamo=True)'s default: the weights in
+// digits.onnx.data), picked together: the summary is the CLI's (which finds the data file
+// beside the .onnx), WebGPU and the wasm CPU paths agree with each other and with the native
+// CPU reference. Picked alone: a message naming the data file and saying to pick both.
+const extOnnx = join(root, 'tests/data/external/digits.onnx');
+const extData = `${extOnnx}.data`;
+{
+  const got = await loadFile([extOnnx, extData]);
+  check(got.error === null, `digits.onnx + digits.onnx.data picked together: loads (${got.error ?? 'no error'})`);
+  check(got.summary === cliSummary(extOnnx), 'digits.onnx + .data: the summary equals `wgpu-mlp summary --weights digits.onnx`');
+  const meta = await page.$eval('#modelMeta', (p) => p.textContent);
+  check(/with digits\.onnx\.data/.test(meta), `digits.onnx + .data: the page names both files: ${meta}`);
+  const r = await runBatch();
+  check(r.error === null && r.agree === 'true' && r.fastAgree === 'true', `digits.onnx + .data: random batch 33: ${r.text}; ${r.fastText}`);
+  const run = await page.evaluate(() => globalThis.wgpuMlpLastRun);
+  const native = within(run.cpu, nativeCpu(extOnnx, run, 'cpu-reference'));
+  check(native.ok, `digits.onnx + .data: CPU reference, wasm vs native: max |diff| ${native.max}`);
+  const alone = await loadFile(extOnnx);
+  check(alone.error !== null && /digits\.onnx\.data/.test(alone.error) && /pick both/.test(alone.error),
+    `digits.onnx without its .data file: ${alone.error}`);
+  const dataOnly = await loadFile(extData);
+  check(dataOnly.error !== null && /no \.onnx or \.safetensors file/.test(dataOnly.error), `digits.onnx.data alone: ${dataOnly.error}`);
+  const asBuffer = (name, buffer) => ({ name, mimeType: 'application/octet-stream', buffer });
+  const wrong = await loadFile([asBuffer('digits.onnx', readFileSync(extOnnx)), asBuffer('digits.onnx.data', readFileSync(extData).subarray(0, 100))]);
+  check(wrong.error !== null && /digits\.onnx\.data/.test(wrong.error), `digits.onnx with a cut .data file: ${wrong.error}`);
+}
+
 // Damaged files: messages, not crashes.
 const junk = await loadFile({ name: 'junk.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('not a model') });
 check(junk.error !== null, `a damaged file is a message: ${junk.error}`);
@@ -419,10 +322,7 @@ check(three.digit === 3, `a 3 drawn for the screenshot: page says ${three.digit}
 mkdirSync(dirname(SCREENSHOT), { recursive: true });
 await page.screenshot({ path: SCREENSHOT, fullPage: true });
 
-// A panic the page showed is taken from wgpuMlpPanic into wgpuMlpPanicsShown (web/message.js).
-const panicked = await page.evaluate(() => globalThis.wgpuMlpPanic ?? globalThis.wgpuMlpPanicsShown?.[0] ?? null);
-check(panicked === null, `no panic in the wasm module (${panicked ?? 'none'})`);
-check(pageErrors.length === 0, `no page or console errors${pageErrors.length ? `: ${pageErrors.join(' | ')}` : ''}`);
+await noPanics(page, pageErrors);
 await browser.close();
 
 // ------------------------------------------------------------------ a browser without WebGPU
@@ -444,5 +344,5 @@ check(msg3[0] === 'error' && /navigator\.gpu is missing/.test(msg3[1]), `without
 await plain.close();
 server.close();
 
-console.log(`\n${results.length} checks, ${failures} failed; screenshot ${SCREENSHOT}`);
-process.exit(failures ? 1 : 0);
+console.log(`\n${results.length} checks, ${failed()} failed; screenshot ${SCREENSHOT}`);
+process.exit(failed() ? 1 : 0);

@@ -22,7 +22,10 @@
 
 pub mod digits;
 pub mod inputs;
+pub mod layer_health;
 pub mod panic;
+pub mod training;
+pub mod training_api;
 
 // The unit tests of the pure modules run in the browser too (and natively as plain tests).
 #[cfg(test)]
@@ -31,7 +34,7 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Float32Array, Object, Promise, Reflect};
+use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use wgpu_mlp::cpu::CpuMlp;
@@ -176,8 +179,24 @@ struct Inner {
 /// an ONNX file (see [`load_onnx`]). `name` names it in messages and decides nothing else but
 /// the `.onnx` extension.
 pub fn load_model(bytes: &[u8], name: &str) -> Result<(Mlp, &'static str), String> {
+    load_model_with_data(bytes, name, &[])
+}
+
+/// [`load_model`] with the other files the user picked with it: an ONNX file's external data
+/// (`model.onnx.data`), by file name. A safetensors file takes no other file.
+pub fn load_model_with_data(
+    bytes: &[u8],
+    name: &str,
+    data: &[(&str, &[u8])],
+) -> Result<(Mlp, &'static str), String> {
     if looks_like_onnx(bytes, name) {
-        return load_onnx(bytes, name).map(|m| (m, "onnx"));
+        return load_onnx(bytes, name, data).map(|m| (m, "onnx"));
+    }
+    if let Some((other, _)) = data.first() {
+        return Err(format!(
+            "{name} is a safetensors file, which keeps all its tensors inside: pick it alone, \
+             without {other}"
+        ));
     }
     wgpu_mlp::io::safetensors::from_bytes(bytes, name, None, None)
         .map(|m| (m, "safetensors"))
@@ -192,15 +211,46 @@ fn looks_like_onnx(bytes: &[u8], name: &str) -> bool {
 }
 
 /// Every ONNX file goes through here: the crate's importer (`wgpu_mlp::onnx`, this crate's
-/// default feature `onnx`).
+/// default feature `onnx`), with the external data files picked with it (PyTorch's default
+/// `torch.onnx.export(…, dynamo=True)` writes the weights to `model.onnx.data`). A model whose
+/// data file was not picked gets a message saying to pick both.
 #[cfg(feature = "onnx")]
-pub fn load_onnx(bytes: &[u8], name: &str) -> Result<Mlp, String> {
-    wgpu_mlp::onnx::from_bytes(bytes, name).map_err(|e| e.to_string())
+pub fn load_onnx(bytes: &[u8], name: &str, data: &[(&str, &[u8])]) -> Result<Mlp, String> {
+    wgpu_mlp::onnx::from_bytes_with_data(bytes, name, data).map_err(|e| {
+        let e = e.to_string();
+        let hint = |file: &str| {
+            format!(
+                "pick both files together (select {name} and {file} in the file dialog, \
+                 Ctrl- or ⌘-click)"
+            )
+        };
+        match external_file(&e) {
+            // Nothing picked with it: say so plainly, rather than "not among the files given ()".
+            Some((prefix, file)) if data.is_empty() => format!(
+                "{prefix}keeps its weights in a separate file, '{file}', which was not picked: {}",
+                hint(file)
+            ),
+            Some((_, file)) if !data.iter().any(|(n, _)| *n == file) => {
+                format!("{e}; {}", hint(file))
+            }
+            _ => e,
+        }
+    })
+}
+
+/// Where an importer error says a data file is missing (`PREFIX stores its data in 'FILE',
+/// which …`): the text before "stores", and the file.
+#[cfg(feature = "onnx")]
+fn external_file(msg: &str) -> Option<(&str, &str)> {
+    const KEY: &str = "stores its data in '";
+    let at = msg.find(KEY)?;
+    let rest = &msg[at + KEY.len()..];
+    Some((&msg[..at], &rest[..rest.find('\'')?]))
 }
 
 /// Without the `onnx` feature: a message saying so.
 #[cfg(not(feature = "onnx"))]
-pub fn load_onnx(_bytes: &[u8], name: &str) -> Result<Mlp, String> {
+pub fn load_onnx(_bytes: &[u8], name: &str, _data: &[(&str, &[u8])]) -> Result<Mlp, String> {
     Err(format!(
         "{name}: ONNX files need a build of this page with the `onnx` feature (wgpu-mlp's ONNX \
          importer). Save the model as a self-describing .safetensors instead (`wgpu-mlp init`, \
@@ -223,14 +273,10 @@ fn matrix(data: Vec<f32>, batch: usize, width: usize) -> Result<Matrix, String> 
     Matrix::new(batch, width, data).map_err(|e| e.to_string())
 }
 
-#[wasm_bindgen]
 impl Model {
-    /// Reads a model file's bytes (`Model.load(new Uint8Array(await file.arrayBuffer()),
-    /// file.name)`). Throws on a damaged or unsupported file.
-    pub fn load(bytes: &[u8], name: &str) -> Result<Model, JsError> {
-        panic::install();
-        let (mlp, format) = load_model(bytes, name).map_err(err)?;
-        let fast = CpuMlp::with_threads(&mlp, 1).map_err(err)?;
+    /// A model made here (the training panel's): `format` names where it came from.
+    pub(crate) fn from_mlp(mlp: Mlp, name: &str, format: &'static str) -> Result<Model, String> {
+        let fast = CpuMlp::with_threads(&mlp, 1).map_err(|e| e.to_string())?;
         Ok(Model {
             inner: Rc::new(Inner {
                 fast,
@@ -240,6 +286,45 @@ impl Model {
                 gpu: RefCell::new(None),
             }),
         })
+    }
+}
+
+#[wasm_bindgen]
+impl Model {
+    /// Reads a model file's bytes (`Model.load(new Uint8Array(await file.arrayBuffer()),
+    /// file.name)`). Throws on a damaged or unsupported file.
+    pub fn load(bytes: &[u8], name: &str) -> Result<Model, JsError> {
+        panic::install();
+        let (mlp, format) = load_model(bytes, name).map_err(err)?;
+        Model::from_mlp(mlp, name, format).map_err(err)
+    }
+
+    /// A model file with the files picked with it: `others` is an array of `[name, bytes]`
+    /// pairs (`[['model.onnx.data', Uint8Array]]`), an ONNX file's external data. Throws when
+    /// a data file the model names is missing, saying to pick both.
+    #[wasm_bindgen(js_name = loadWithData)]
+    pub fn load_with_data(bytes: &[u8], name: &str, others: Array) -> Result<Model, JsError> {
+        panic::install();
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        for pair in others.iter() {
+            let pair = Array::from(&pair);
+            let file = pair
+                .get(0)
+                .as_string()
+                .ok_or_else(|| err("loadWithData: each other file is a [name, Uint8Array] pair"))?;
+            let data = pair.get(1).dyn_into::<Uint8Array>().map_err(|_| {
+                err(format!(
+                    "loadWithData: {file}: the bytes must be a Uint8Array"
+                ))
+            })?;
+            files.push((file, data.to_vec()));
+        }
+        let data: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        let (mlp, format) = load_model_with_data(bytes, name, &data).map_err(err)?;
+        Model::from_mlp(mlp, name, format).map_err(err)
     }
 
     /// torchsummary's table, exactly as `wgpu-mlp summary --weights FILE` prints it.
@@ -253,7 +338,7 @@ impl Model {
         self.inner.name.clone()
     }
 
-    /// `safetensors` or `onnx`.
+    /// `safetensors`, `onnx`, or `trained` (made by the training panel).
     #[wasm_bindgen(getter)]
     pub fn format(&self) -> String {
         self.inner.format.to_string()
