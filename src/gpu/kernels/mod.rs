@@ -32,6 +32,7 @@ macro_rules! kernels {
 // The registration line: adding a kernel is its file, its WGSL and its name here.
 kernels!(copy, elementwise, linear, row, sgd);
 
+pub(crate) mod compile_cost;
 pub(crate) mod epilogue;
 pub(crate) mod kernel;
 
@@ -41,7 +42,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// The math helpers every kernel may use (NaN tests, expm1, log1p, tanh, erf, …).
-const MATH_WGSL: &str = shader!("common/math.wgsl");
+pub(crate) const MATH_WGSL: &str = shader!("common/math.wgsl");
 /// `act_<name>` for each elementwise [`Activation`](crate::Activation).
 pub(crate) const ACTIVATION_WGSL: &str = shader!("common/activation.wgsl");
 /// `epilogue(v, col4, n_out)`: the generated `ep_value` per lane, padding lanes set to 0.
