@@ -78,10 +78,17 @@ pub(crate) fn check_budget<'a>(specs: impl IntoIterator<Item = &'a PipelineSpec>
     let specs: Vec<&PipelineSpec> = specs.into_iter().collect();
     let budget = budget()?;
     let all = total(specs.iter().copied());
-    let elementwise = total(specs.iter().copied().filter(|s| s.label == ELEMENTWISE_LABEL));
+    let elementwise = total(
+        specs
+            .iter()
+            .copied()
+            .filter(|s| s.label == ELEMENTWISE_LABEL),
+    );
     let share = budget / ELEMENTWISE_SHARE;
     let over = if all > budget {
-        Some(format!("its GPU shaders add up to {all} statements once inlined"))
+        Some(format!(
+            "its GPU shaders add up to {all} statements once inlined"
+        ))
     } else if elementwise > share {
         Some(format!(
             "its chains of elementwise modules add up to {elementwise} statements once inlined, \
@@ -169,6 +176,11 @@ fn calls(code: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::activation::Activation;
+    use crate::gpu::options::{GpuMlpOptions, KernelMode};
+    use crate::gpu::plan::{self, DeviceCaps};
+    use crate::model::steps::steps;
+    use crate::model::{BatchNorm1d, Linear, Mlp, Module};
 
     #[test]
     fn calls_are_inlined_with_their_multiplicity() {
@@ -181,5 +193,76 @@ mod tests {
         assert_eq!(inlined_statements(src, "g"), 1 + 3 * 2);
         assert_eq!(inlined_statements(src, "main"), 2 + 7);
         assert_eq!(inlined_statements(src, "absent"), 0);
+    }
+
+    /// The distinct pipelines' cost of a model planned for a software adapter without
+    /// subgroups (llvmpipe's plan), and its passes' kinds.
+    fn plan_cost(modules: Vec<Module>, mode: KernelMode) -> (u64, Vec<String>) {
+        let m = Mlp::new(modules).unwrap();
+        let caps = DeviceCaps {
+            software: true,
+            subgroups: false,
+            limits: wgpu::Limits::downlevel_defaults(),
+        };
+        let options = GpuMlpOptions {
+            mode,
+            ..GpuMlpOptions::default()
+        };
+        let p = plan::plan(&steps(&m), m.in_features(), &caps, options).unwrap();
+        let specs: Vec<PipelineSpec> = p.passes.iter().flat_map(|p| p.kernel.pipelines()).collect();
+        let kinds = specs.iter().map(|s| s.label.to_string()).collect();
+        (total(&specs), kinds)
+    }
+
+    fn linear(i: usize, o: usize) -> Module {
+        Module::Linear(Linear::new(i, o, vec![0.5; i * o], Some(vec![0.1; o])).unwrap())
+    }
+
+    #[test]
+    fn a_linear_then_64_mish_stays_far_under_the_budget() {
+        // Fused, the 64 Mish were inlined at all 16 stores of four windowed pipelines (438,562
+        // statements, 98 s on lavapipe); apart, one elementwise pipeline inlines them 4 times.
+        let mut modules = vec![linear(4, 4)];
+        modules.extend(vec![Module::Activation(Activation::Mish); 64]);
+        let (cost, kinds) = plan_cost(modules.clone(), KernelMode::Fused);
+        assert!(cost < 15_000, "{cost}");
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "elementwise").count(),
+            2,
+            "{kinds:?}"
+        );
+        // The Linear passes are those of a Linear with no epilogue.
+        let (bare, _) = plan_cost(vec![linear(4, 4)], KernelMode::Fused);
+        let (separate, _) = plan_cost(modules, KernelMode::Separate);
+        assert!(cost <= separate + bare, "{cost} {separate} {bare}");
+    }
+
+    #[test]
+    fn identical_chains_are_counted_once_and_short_ones_stay_fused() {
+        let layer = || {
+            let mut m = vec![linear(6, 6)];
+            m.extend(vec![
+                Module::Activation(Activation::Softplus {
+                    beta: 1.0,
+                    threshold: 20.0
+                });
+                4
+            ]);
+            m
+        };
+        let (one, kinds) = plan_cost(layer(), KernelMode::Fused);
+        assert!(kinds.contains(&"elementwise".to_string()), "{kinds:?}");
+        let (eight, _) = plan_cost((0..8).flat_map(|_| layer()).collect(), KernelMode::Fused);
+        assert_eq!(one, eight);
+        // BatchNorm then GELU, as real models have it, stays in the Linear's store step.
+        let (_, kinds) = plan_cost(
+            vec![
+                linear(6, 6),
+                Module::BatchNorm1d(BatchNorm1d::default_init(6)),
+                Module::Activation(Activation::Gelu),
+            ],
+            KernelMode::Fused,
+        );
+        assert!(!kinds.contains(&"elementwise".to_string()), "{kinds:?}");
     }
 }
