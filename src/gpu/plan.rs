@@ -318,8 +318,9 @@ fn bias_add(b: &[f32]) -> Expr {
 fn check_weight_binding(step: usize, l: &Linear, max_binding: u64) -> Result<()> {
     let rows = l.in_features().next_multiple_of(BUFFER_WEIGHT_PAD.0);
     let cols = l.out_features().next_multiple_of(BUFFER_WEIGHT_PAD.1);
-    let bytes = pack::f32_bytes(rows).saturating_mul(cols as u64);
-    if bytes > max_binding {
+    // Exact, so the message never shows a saturated count.
+    let bytes = u128::from(pack::f32_bytes(rows)) * cols as u128;
+    if bytes > u128::from(max_binding) {
         return Err(Error::OutOfMemory(format!(
             "step {step}'s weight Linear({}, {}) needs {bytes} bytes on the device, over the \
              largest storage binding of {max_binding} bytes; splitting one weight matrix across \
