@@ -156,13 +156,11 @@ mod tests {
     fn every_single_activation_and_norm_epilogue_is_fusable_but_long_chains_are_not() {
         for a in Activation::ALL.iter().filter(|a| !a.is_row()) {
             let e = compile(&Expr::activation(*a).unwrap(), 5);
-            eprintln!("{a:?}: {}", e.statements());
             assert!(e.fusable(), "{a:?}: {} statements", e.statements());
         }
         // BatchNorm ((x − mean)·scale + bias) then GELU, as real models fuse.
         let bn = Expr::centered_affine(vec![1.0; 5], vec![2.0; 5], vec![0.5; 5]);
         let e = compile(&bn.then(&Expr::activation(Activation::Gelu).unwrap()), 5);
-        eprintln!("bn+gelu: {}", e.statements());
         assert!(e.fusable(), "{} statements", e.statements());
         // Four Mish in a row are not.
         let mish = Expr::activation(Activation::Mish).unwrap();
