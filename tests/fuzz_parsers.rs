@@ -924,7 +924,10 @@ fn check_npy(bytes: &[u8]) -> Result<Outcome, String> {
     // an integer array's values agree with the f64 read wherever f64 holds them exactly.
     let ints = npy::integers_from_bytes(bytes, "fuzz");
     check_error(&ints, "fuzz")?;
-    check_error(&wgpu_mlp::io::labels::labels_from_npy(bytes, "fuzz"), "fuzz")?;
+    check_error(
+        &wgpu_mlp::io::labels::labels_from_npy(bytes, "fuzz"),
+        "fuzz",
+    )?;
     if let (Ok((_, ints)), Ok(a)) = (&ints, &r64)
         && (ints.len() != a.data.len()
             || ints
