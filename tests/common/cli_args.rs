@@ -177,10 +177,20 @@ const TARGETS: &[&str] = &[
     "fuzz.csv",
     "missing.npy",
 ];
+/// `train --output`: mostly a state_dict file name, the rest as `infer`'s.
+const TRAIN_OUTPUTS: &[&str] = &[
+    "trained.safetensors",
+    "trained.safetensors",
+    "good.safetensors",
+    "y.npy",
+    "folder",
+    "missing/t.safetensors",
+];
 /// `train --layers`: small, since training has no memory check of its own for absurd widths.
 const TRAIN_LAYERS: &[&str] = &["3,3,2", "3,2", "2,2", "3", ""];
 /// `train --epochs`: small, so a line never trains for long.
-const EPOCHS: &[&str] = &["0", "1", "3", "-1", "x", ""];
+const EPOCHS: &[&str] = &["1", "1", "2", "3", "0", "-1", "x"];
+const OPTIMS: &[&str] = &["sgd", "adam", "adamw", "sgd", "adam", "nope"];
 const LOSSES: &[&str] = &[
     "mse",
     "l1",
@@ -301,15 +311,24 @@ pub fn command_line(b: &mut Bytes<'_>, dir: &Path) -> Vec<OsString> {
         5 => {
             args.push("train".into());
             if b.below(2) == 0 {
-                args.extend(["--weights".into(), path(value(b, WEIGHTS))]);
+                let weights = match b.below(2) {
+                    0 => "good.safetensors".to_string(),
+                    _ => value(b, WEIGHTS),
+                };
+                args.extend(["--weights".into(), path(weights)]);
             } else {
                 args.extend(["--layers".into(), value(b, TRAIN_LAYERS)]);
             }
             args.extend(["--input".into(), path(value(b, INPUTS))]);
             args.extend(["--target".into(), path(value(b, TARGETS))]);
-            args.extend(["--loss".into(), value(b, LOSSES)]);
-            args.extend(["--output".into(), path(value(b, OUTPUTS))]);
-            args.extend(["--epochs".into(), value(b, EPOCHS)]);
+            args.extend(["--loss".into(), b.pick(LOSSES).to_string()]);
+            args.extend(["--output".into(), path(value(b, TRAIN_OUTPUTS))]);
+            args.extend(["--epochs".into(), b.pick(EPOCHS).to_string()]);
+            args.extend(["--optim".into(), b.pick(OPTIMS).to_string()]);
+            args.extend([
+                "--batch-size".into(),
+                b.pick(&["1", "2", "3", "0"]).to_string(),
+            ]);
             args.extend(["--device".into(), "cpu".into()]);
             &[
                 ("--act", Some(ACTS)),
@@ -320,7 +339,6 @@ pub fn command_line(b: &mut Bytes<'_>, dir: &Path) -> Vec<OsString> {
                 ("--names", Some(NAMES)),
                 ("--seed", Some(INTEGERS)),
                 ("--reduction", Some(&["mean", "sum", "nope"])),
-                ("--optim", Some(&["sgd", "adam", "adamw", "nope"])),
                 ("--lr", Some(FLOATS)),
                 ("--momentum", Some(FLOATS)),
                 ("--dampening", Some(FLOATS)),
@@ -329,12 +347,8 @@ pub fn command_line(b: &mut Bytes<'_>, dir: &Path) -> Vec<OsString> {
                 ("--betas", Some(&["0.9,0.999", "1,1", "nan,0", "0.9", ""])),
                 ("--eps", Some(FLOATS)),
                 ("--amsgrad", None),
-                ("--epochs", Some(EPOCHS)),
-                ("--batch-size", Some(INTEGERS)),
                 ("--shuffle-seed", Some(INTEGERS)),
                 ("--drop-last", None),
-                ("--device", Some(&["cpu", "cpu-reference", "nope"])),
-                ("--target", Some(TARGETS)),
                 ("--log", Some(OUTPUTS)),
             ]
         }
@@ -390,7 +404,8 @@ pub fn command_line(b: &mut Bytes<'_>, dir: &Path) -> Vec<OsString> {
             let is_file = std::ptr::eq(pool, OUTPUTS)
                 || std::ptr::eq(pool, INPUTS)
                 || std::ptr::eq(pool, WEIGHTS)
-                || std::ptr::eq(pool, TARGETS);
+                || std::ptr::eq(pool, TARGETS)
+                || std::ptr::eq(pool, TRAIN_OUTPUTS);
             args.push(if is_file { path(v) } else { v });
         }
     }
