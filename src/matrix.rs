@@ -133,7 +133,7 @@ pub(crate) fn check_input_slice(len: usize, batch: usize, width: usize) -> Resul
         Some(n) if n == len => Ok(()),
         _ => Err(Error::shape(format!(
             "the input holds {len} values, but {batch} rows of the model's {width} features are {}",
-            batch.saturating_mul(width)
+            batch as u128 * width as u128
         ))),
     }
 }
@@ -144,7 +144,7 @@ pub(crate) fn check_output_slice(len: usize, batch: usize, width: usize) -> Resu
         Some(n) if n == len => Ok(()),
         _ => Err(Error::shape(format!(
             "the output slice holds {len} values; {batch} rows of {width} outputs need {}",
-            batch.saturating_mul(width)
+            batch as u128 * width as u128
         ))),
     }
 }

@@ -138,6 +138,48 @@ fn the_async_future_is_send() {
     assert_eq!(y.shape(), [2, 5]);
 }
 
+#[test]
+fn cancelled_async_calls_return_their_workspace_and_allocations_stay_flat() {
+    // A future dropped before it is polled, after its submit, while its readback maps, or after
+    // the map finished: each returns its workspace to the pool (the readback aborted), so after
+    // warm-up nothing more is allocated and every later call gets the right numbers.
+    let m = odd_model();
+    let gpu = GpuMlp::new(ctx(), &m).unwrap();
+    let x = input(9, 7, 3, 1.0);
+    let expected = gpu.forward(&x).unwrap();
+    let waker = std::task::Waker::noop();
+    let cancel = |polls: usize, pause_us: u64| {
+        let mut f = pin!(gpu.forward_async(&x));
+        for _ in 0..polls {
+            let polled = f.as_mut().poll(&mut std::task::Context::from_waker(waker));
+            if polled.is_ready() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(pause_us));
+        }
+    };
+    let stages = [(0, 0), (1, 0), (2, 0), (2, 2000), (5, 1000), (50, 500)];
+    for &(polls, pause) in &stages {
+        cancel(polls, pause);
+    }
+    let warm = gpu.workspace_allocations();
+    for round in 0..40 {
+        for &(polls, pause) in &stages {
+            cancel(polls, pause);
+        }
+        if round % 10 == 0 {
+            let y = pollster::block_on(gpu.forward_async(&x)).unwrap();
+            assert_eq!(y.as_slice(), expected.as_slice(), "round {round}");
+            assert_eq!(gpu.forward(&x).unwrap().as_slice(), expected.as_slice());
+        }
+    }
+    assert_eq!(
+        gpu.workspace_allocations(),
+        warm,
+        "240 cancelled calls allocated new workspaces"
+    );
+}
+
 /// A STORAGE buffer of the application's holding `data`, readable back.
 fn app_buffer(device: &wgpu::Device, queue: &wgpu::Queue, data: &[f32]) -> wgpu::Buffer {
     let b = device.create_buffer(&wgpu::BufferDescriptor {

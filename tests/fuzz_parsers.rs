@@ -920,6 +920,23 @@ fn check_npy(bytes: &[u8]) -> Result<Outcome, String> {
     check_error(&r, "fuzz")?;
     let r64 = npy::from_bytes_f64(bytes, "fuzz");
     check_error(&r64, "fuzz")?;
+    // The exact integer read (class targets) and the labels on it: a value or a Format error;
+    // an integer array's values agree with the f64 read wherever f64 holds them exactly.
+    let ints = npy::integers_from_bytes(bytes, "fuzz");
+    check_error(&ints, "fuzz")?;
+    check_error(
+        &wgpu_mlp::io::labels::labels_from_npy(bytes, "fuzz"),
+        "fuzz",
+    )?;
+    if let (Ok((_, ints)), Ok(a)) = (&ints, &r64)
+        && (ints.len() != a.data.len()
+            || ints
+                .iter()
+                .zip(&a.data)
+                .any(|(&i, &f)| i.unsigned_abs() < 1 << 53 && i as f64 != f))
+    {
+        return Err("integers_from_bytes and from_bytes_f64 disagree".into());
+    }
     match (r, r64) {
         (Ok(m), Ok(a)) => {
             check_matrix(&m)?;

@@ -1306,3 +1306,73 @@ fn write_atomic_and_check_output_are_the_one_writer() {
         );
     }
 }
+
+/// `primer.meta.safetensors` with its `wgpu_mlp.arch` metadata replaced by `arch`.
+fn primer_with_arch(arch: &str) -> Vec<u8> {
+    let bytes = std::fs::read(data("models/primer.meta.safetensors")).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    header["__metadata__"]["wgpu_mlp.arch"] = arch.into();
+    raw_st(&header.to_string(), &bytes[8 + len..])
+}
+
+#[test]
+fn invalid_own_metadata_is_the_files_fault_and_an_override_skips_it() {
+    // Issue 24, item 11: the file's metadata was parsed even when --arch replaced it, and its
+    // errors were reported as "--arch: …".
+    let own: wgpu_mlp::Arch = std::fs::read(data("models/primer.meta.safetensors"))
+        .map(|b| st::metadata(&b, "primer").unwrap().0.unwrap())
+        .unwrap()
+        .parse()
+        .unwrap();
+    for bad in ["linear,relux,linear", "relu", "linear,dropout:2,linear"] {
+        let bytes = primer_with_arch(bad);
+        let e = st::from_bytes(&bytes, "bad.safetensors", None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bad.safetensors")
+                && e.contains("wgpu_mlp.arch metadata is not valid")
+                && !e.contains("--arch"),
+            "{bad}: {e}"
+        );
+        // Given an architecture, the file's own is never parsed.
+        let m = st::from_bytes(&bytes, "bad.safetensors", Some(&own), None).unwrap();
+        assert_eq!(m.in_features(), 3, "{bad}");
+    }
+    // On the command line: the file's fault without --arch, a working model with it, and a bad
+    // --arch is still named as such.
+    let dir = std::env::temp_dir().join(format!("own_arch_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.safetensors");
+    std::fs::write(&file, primer_with_arch("linear,relux,linear")).unwrap();
+    let x = data("models/primer.x.npy");
+    let out = dir.join("y.csv");
+    let run = |arch: Option<&str>| {
+        let mut args = vec![
+            "infer",
+            "--device",
+            "cpu",
+            "--weights",
+            common::path_str(&file),
+            "-i",
+            common::path_str(&x),
+            "-o",
+            common::path_str(&out),
+        ];
+        if let Some(a) = arch {
+            args.extend(["--arch", a]);
+        }
+        common::cli(&args).output().unwrap()
+    };
+    let e = common::assert_fails(&run(None));
+    assert!(
+        e.contains("metadata is not valid") && !e.contains("--arch:"),
+        "{e}"
+    );
+    let own = own.to_string();
+    common::assert_ok(&run(Some(&own)));
+    let e = common::assert_fails(&run(Some("linear,relux,linear")));
+    assert!(e.contains("--arch: unknown module 'relux'"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -241,3 +241,32 @@ fn crafted_pickles_are_read_exactly_or_refused_by_name() {
     let msg = format_error(StateDict::from_bytes(&archive(b".", &[]), "x"));
     assert!(msg.contains("pickle"), "{msg}");
 }
+
+#[test]
+fn batchnorm_keeps_the_files_num_batches_tracked() {
+    // PyTorch saved 7 (make_pth.py trains 7 steps) in the .pth files and 1000 in the
+    // safetensors fixtures; the library loaders started every BatchNorm at 0.
+    let tracked = |m: &wgpu_mlp::Mlp| -> Vec<i64> {
+        m.modules()
+            .iter()
+            .filter_map(|m| match m {
+                wgpu_mlp::Module::BatchNorm1d(b) => Some(b.num_batches_tracked()),
+                _ => None,
+            })
+            .collect()
+    };
+    let arch: Arch = "linear,batchnorm1d,relu,dropout,linear".parse().unwrap();
+    for name in ["state_dict", "f64", "f16", "bf16"] {
+        let dict = StateDict::load(pth(&format!("{name}.pth"))).unwrap();
+        assert_eq!(tracked(&arch.bind(&dict, None).unwrap()), [7], "{name}.pth");
+    }
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/models");
+    for (name, want) in [
+        ("seq_bn", vec![1000]),
+        ("bn_first", vec![1000]),
+        ("norm_variants", vec![1000, 1000]),
+    ] {
+        let m = st::load(models.join(format!("{name}.meta.safetensors")), None, None).unwrap();
+        assert_eq!(tracked(&m), want, "{name}");
+    }
+}

@@ -365,6 +365,36 @@ fn absurd_sizes_fail_cleanly_without_allocating() {
 }
 
 #[test]
+fn counts_in_messages_are_exact_never_saturated() {
+    // (2⁶³ + 1) rows of 3 features in, 2 out: the products overflow u64; the messages give them
+    // exactly (27670116110564327427, 18446744073709551618), never 18446744073709551615 (issue
+    // 24, item 11).
+    let _serial = serial();
+    let m = model(&[3, 4, 2], &[Activation::Relu, Activation::Identity], 1);
+    let cpu = wgpu_mlp::CpuMlp::new(&m).unwrap();
+    let gpu = wgpu_mlp::gpu::GpuMlp::new(common::ctx(), &m).unwrap();
+    let batch = (1usize << 63) + 1;
+    let saturated = u64::MAX.to_string();
+    let mut out = vec![0.0f32; 2];
+    let errors = [
+        cpu.forward_slice(&[1.0; 3], batch).unwrap_err(),
+        gpu.forward_slice(&[1.0; 3], batch).unwrap_err(),
+        cpu.forward_into(&[1.0; 3], batch, &mut out).unwrap_err(),
+        gpu.forward_into(&[1.0; 3], batch, &mut out).unwrap_err(),
+    ];
+    for e in errors {
+        let msg = e.to_string();
+        assert!(
+            (msg.contains("27670116110564327427") || msg.contains("18446744073709551618"))
+                && !msg.contains(&saturated),
+            "{msg}"
+        );
+    }
+    let e = gpu.forward_into(&[1.0; 6], 2, &mut out[..1]).unwrap_err();
+    assert!(e.to_string().contains("need 4"), "{e}");
+}
+
+#[test]
 fn invalid_init_arguments_are_errors_naming_the_layer() {
     let _serial = serial();
     let spec = |init: Init| LayerSpec::new(4, Activation::Relu).weight_init(init);

@@ -84,7 +84,7 @@ impl Source {
             }
             (MatrixFormat::Json, _) => cannot_read()?,
         };
-        dtype_note(&name, array.dtype, array.rounded, array.data.len());
+        dtype_note(&name, array.dtype, array.rounded, array.data.len() as u128);
         let shape = array.shape.clone();
         let m = array.into_matrix(flatten, &name)?;
         if shape.len() > 2 {
@@ -159,7 +159,7 @@ fn cannot_read<T>() -> Result<T> {
 }
 
 /// A note for values that were not float32: converted as `x.float()` does.
-fn dtype_note(name: &str, dtype: &str, rounded: usize, count: usize) {
+fn dtype_note(name: &str, dtype: &str, rounded: usize, count: u128) {
     if dtype == "float32" {
         return;
     }
@@ -213,7 +213,7 @@ impl Batches {
     pub(crate) fn finish(&self) {
         match self {
             Batches::Npy(rows, name) => {
-                let count = self.total().unwrap_or(0).saturating_mul(rows.row_len());
+                let count = self.total().unwrap_or(0) as u128 * rows.row_len() as u128;
                 dtype_note(name, rows.dtype(), rows.rounded(), count);
             }
             Batches::Csv(c) => c.finish(),

@@ -22,7 +22,12 @@ pub(crate) enum Given {
 impl Given {
     pub(crate) fn parse(args: &ArchArgs) -> Result<Self> {
         Ok(match (&args.arch, &args.act) {
-            (Some(a), _) => Given::Arch(a.parse()?),
+            (Some(a), _) => Given::Arch(a.parse().map_err(|e: Error| {
+                Error::InvalidArgument(format!(
+                    "--arch: {}",
+                    e.to_string().trim_start_matches("invalid argument: ")
+                ))
+            })?),
             (None, Some(a)) => Given::Acts(wgpu_mlp::activation::parse_list(a)?),
             (None, None) => Given::Nothing,
         })

@@ -165,7 +165,8 @@ pub(crate) fn plan(
                         && !separate
                         && caps.subgroups
                         && wg == windowed::SUBGROUP_WG
-                        && step.epilogue.is_identity() =>
+                        && step.epilogue.is_identity()
+                        && epilogue::compile(epilogue, step.n_out).fusable() =>
                     {
                         Some((*op, epilogue))
                     }
@@ -176,6 +177,9 @@ pub(crate) fn plan(
                     Some((_, e)) => e.clone(),
                     None => step.epilogue.clone(),
                 };
+                // An epilogue too long to inline at every store runs as a pass of its own.
+                let apart = !separate && fused.is_none() && !epilogue::compile(&expr, 1).fusable();
+                let expr = if apart { Expr::identity() } else { expr };
                 let ep = epilogue::compile(&expr, step.n_out);
                 let bias = l.bias().is_some() && !separate;
                 let b_t = b.constant("b", pack::bias_padded(l));
@@ -255,8 +259,8 @@ pub(crate) fn plan(
                 };
                 b.passes.push(pass);
                 cur = dst;
-                if separate {
-                    if let Some(bias) = l.bias() {
+                if separate || apart {
+                    if let Some(bias) = l.bias().filter(|_| separate) {
                         b.elementwise(&bias_add(bias), step.n_out, cur);
                     }
                     if !step.epilogue.is_identity() {
@@ -266,7 +270,8 @@ pub(crate) fn plan(
                 i += usize::from(fused.is_some());
             }
             StepOp::Row(op) => {
-                let split = separate && !step.epilogue.is_identity();
+                let split = !step.epilogue.is_identity()
+                    && (separate || !epilogue::compile(&step.epilogue, 1).fusable());
                 let expr = if split {
                     Expr::identity()
                 } else {
@@ -313,8 +318,9 @@ fn bias_add(b: &[f32]) -> Expr {
 fn check_weight_binding(step: usize, l: &Linear, max_binding: u64) -> Result<()> {
     let rows = l.in_features().next_multiple_of(BUFFER_WEIGHT_PAD.0);
     let cols = l.out_features().next_multiple_of(BUFFER_WEIGHT_PAD.1);
-    let bytes = pack::f32_bytes(rows).saturating_mul(cols as u64);
-    if bytes > max_binding {
+    // Exact, so the message never shows a saturated count.
+    let bytes = u128::from(pack::f32_bytes(rows)) * cols as u128;
+    if bytes > u128::from(max_binding) {
         return Err(Error::OutOfMemory(format!(
             "step {step}'s weight Linear({}, {}) needs {bytes} bytes on the device, over the \
              largest storage binding of {max_binding} bytes; splitting one weight matrix across \

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::error_scope::ErrorScope;
-use crate::gpu::kernels::Kernel;
 use crate::gpu::kernels::copy::{Copy, Direction};
 use crate::gpu::kernels::linear::windowed;
+use crate::gpu::kernels::{Kernel, PipelineSpec, compile_cost};
 use crate::gpu::pack;
 use crate::gpu::plan::Plan;
 use crate::gpu::tensor::{Extent, TensorId};
@@ -44,6 +44,15 @@ impl Program {
     pub(crate) fn upload(ctx: &GpuContext, mut plan: Plan) -> Result<Self> {
         let inner = &ctx.inner;
         let (device, queue, kernels) = (&inner.device, &inner.queue, &inner.kernels);
+        // Refused before anything is uploaded or compiled.
+        let specs: Vec<Vec<PipelineSpec>> =
+            plan.passes.iter().map(|p| p.kernel.pipelines()).collect();
+        let copy_specs = [
+            (Direction::Pack, plan.n_in),
+            (Direction::Unpack, plan.n_out),
+        ]
+        .map(|(dir, cols)| Copy { dir, cols, row0: 0 }.pipelines().remove(0));
+        compile_cost::check_budget(specs.iter().flatten().chain(&copy_specs))?;
         let scope = ErrorScope::push(device);
         let fixed = plan
             .tensors
@@ -78,22 +87,11 @@ impl Program {
                 }
             })
             .collect();
-        let pipelines = plan
-            .passes
+        let pipelines = specs
             .iter()
-            .map(|p| {
-                let specs = p.kernel.pipelines();
-                specs.iter().map(|s| kernels.pipeline(device, s)).collect()
-            })
+            .map(|specs| specs.iter().map(|s| kernels.pipeline(device, s)).collect())
             .collect();
-        let copies = [
-            (Direction::Pack, plan.n_in),
-            (Direction::Unpack, plan.n_out),
-        ]
-        .map(|(dir, cols)| {
-            let spec = &Copy { dir, cols, row0: 0 }.pipelines()[0];
-            kernels.pipeline(device, spec)
-        });
+        let copies = copy_specs.map(|spec| kernels.pipeline(device, &spec));
         scope.pop()?;
         Ok(Program {
             ctx: ctx.clone(),

@@ -78,11 +78,34 @@ impl ContextInner {
             let _held = self.hold();
             MapWait::start(buffer, bytes)
         };
+        // Unmaps the buffer if the future is dropped before `finish_map` does.
+        let mut pending = PendingMap {
+            inner: self,
+            buffer: Some(buffer),
+        };
         #[cfg(not(target_arch = "wasm32"))]
         let _watch = self.poller.watch(&map.state, self.timeout());
         let waited = (&map).await.and_then(|()| self.check_alive());
+        pending.buffer = None;
         let _held = self.hold();
         finish_map(buffer, bytes, waited, read)
+    }
+}
+
+/// A map started by [`ContextInner::read_async`] whose future may be dropped before it ends
+/// (a cancelled `forward_async`): dropped while armed, it aborts the map (or unmaps a finished
+/// one), so the buffer can be mapped again and its workspace reused.
+struct PendingMap<'a> {
+    inner: &'a ContextInner,
+    buffer: Option<&'a wgpu::Buffer>,
+}
+
+impl Drop for PendingMap<'_> {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.buffer {
+            let _held = self.inner.hold();
+            buffer.unmap();
+        }
     }
 }
 

@@ -280,12 +280,14 @@ impl GpuMlp {
         let batch = input.rows();
         let mut out = Vec::with_capacity(batch * self.out_features());
         if batch > 0 {
-            let mut ws = self.take_workspace(self.workspace_rows(batch));
-            let result = self
-                .run_async(&mut ws, input.as_slice(), batch, &mut out)
-                .await;
-            self.give_workspace(ws);
-            result?;
+            // Back to the pool however the call ends: finished, failed, or dropped mid-flight.
+            let mut lent = Lent {
+                model: self,
+                ws: Some(self.take_workspace(self.workspace_rows(batch))),
+            };
+            let ws = lent.ws.as_mut().expect("set above");
+            self.run_async(ws, input.as_slice(), batch, &mut out)
+                .await?;
         }
         Matrix::new(batch, self.out_features(), out)
     }
@@ -456,4 +458,20 @@ fn prepared(guard: &mut Option<Held<Workspace>>) -> Result<&mut Held<Workspace>>
         .as_mut()
         .filter(|w| w.prepared_rows.is_some())
         .ok_or_else(|| Error::invalid("call prepare() with an input first"))
+}
+
+/// A workspace lent to one [`GpuMlp::forward_async`] call, returned to the model's pool when the
+/// call ends or its future is dropped (a readback then in flight was aborted by
+/// `read_async`; the work already submitted runs before any later submit that reuses it).
+struct Lent<'m> {
+    model: &'m GpuMlp,
+    ws: Option<Held<Workspace>>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(ws) = self.ws.take() {
+            self.model.give_workspace(ws);
+        }
+    }
 }

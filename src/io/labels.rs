@@ -50,102 +50,24 @@ pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<i64>> {
     }
 }
 
-/// Parses an integer `.npy` file's bytes.
+/// Parses an integer `.npy` file's bytes (through [`super::npy::integers_from_bytes`], exact).
 pub fn labels_from_npy(bytes: &[u8], source: &str) -> Result<Vec<i64>> {
     let err = |m: String| Error::format(source, m);
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(err("not a .npy file (no \\x93NUMPY magic)".into()));
-    }
-    let (len, start) = match bytes[6] {
-        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        v => return Err(err(format!("unsupported .npy version {v}"))),
-    };
-    let header = bytes
-        .get(start..start + len)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or_else(|| err("truncated or non-text .npy header".into()))?;
-    let descr = quoted_after(header, "'descr':").ok_or_else(|| err("no 'descr' key".into()))?;
-    if !header.contains("'fortran_order': False") {
-        return Err(err(
-            "only C-order arrays are read (fortran_order is not False)".into(),
-        ));
-    }
-    let (size, signed) = match descr {
-        "|i1" | "<i1" => (1, true),
-        "<i2" => (2, true),
-        "<i4" => (4, true),
-        "<i8" => (8, true),
-        "|u1" | "<u1" => (1, false),
-        "<u2" => (2, false),
-        "<u4" => (4, false),
-        "<u8" => (8, false),
-        d if d.contains('f') => {
-            return Err(err(format!(
-                "class targets must be integers, this array is {d} (float); save them with \
-                 np.int64 (float targets would be class probabilities in PyTorch)"
-            )));
-        }
-        d => return Err(err(format!("unsupported dtype {d} for class targets"))),
-    };
-    let shape = shape_of(header).ok_or_else(|| err("no readable 'shape' key".into()))?;
-    let n = match shape.as_slice() {
-        [n] | [n, 1] | [1, n] => *n,
-        _ => {
-            return Err(err(format!(
-                "class targets are [n] or [n, 1]; this array is {shape:?}"
-            )));
-        }
-    };
-    let data = &bytes[start + len..];
-    if data.len() != n * size {
+    let dtype = super::npy::dtype_from_bytes(bytes, source)?;
+    if dtype.starts_with("float") {
+        // Refused, never truncated.
         return Err(err(format!(
-            "the shape says {n} values of {size} bytes but the data is {} bytes",
-            data.len()
+            "class targets must be integers, this array is {dtype} (float); save them with \
+             np.int64 (float targets would be class probabilities in PyTorch)"
         )));
     }
-    data.chunks_exact(size)
-        .map(|c| {
-            let mut b = [0u8; 8];
-            b[..size].copy_from_slice(c);
-            if signed && c[size - 1] & 0x80 != 0 {
-                b[size..].fill(0xff);
-            }
-            let v = i64::from_le_bytes(b);
-            if !signed && v < 0 {
-                Err(err(format!(
-                    "class target {} is too large",
-                    u64::from_le_bytes(b)
-                )))
-            } else {
-                Ok(v)
-            }
-        })
-        .collect()
-}
-
-/// The text between the quotes after `key`.
-fn quoted_after<'a>(header: &'a str, key: &str) -> Option<&'a str> {
-    let rest = &header[header.find(key)? + key.len()..];
-    let open = rest.find('\'')?;
-    let rest = &rest[open + 1..];
-    Some(&rest[..rest.find('\'')?])
-}
-
-/// The `shape` tuple of the header.
-fn shape_of(header: &str) -> Option<Vec<usize>> {
-    let rest = &header[header.find("'shape':")? + 8..];
-    let open = rest.find('(')?;
-    let close = rest.find(')')?;
-    rest[open + 1..close]
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().ok())
-        .collect()
+    let (shape, values) = super::npy::integers_from_bytes(bytes, source)?;
+    match shape.as_slice() {
+        [_] | [_, 1] | [1, _] => Ok(values),
+        _ => Err(err(format!(
+            "class targets are [n] or [n, 1]; this array is {shape:?}"
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -184,7 +106,18 @@ mod tests {
         let e = labels_from_npy(&npy("<f4", "(1,)", &[0; 4]), "t").unwrap_err();
         assert!(e.to_string().contains("must be integers"), "{e}");
         let e = labels_from_npy(&npy("<i8", "(2,)", &[0; 8]), "t").unwrap_err();
-        assert!(e.to_string().contains("the shape says 2 values"), "{e}");
+        assert!(e.to_string().contains("data is truncated"), "{e}");
+        // Exact past f32's and f64's integers, either byte order; past i64::MAX and bool refused.
+        let big = (1i64 << 60) + 1;
+        let d: Vec<u8> = [big, -big].iter().flat_map(|v| v.to_be_bytes()).collect();
+        assert_eq!(
+            labels_from_npy(&npy(">i8", "(2,)", &d), "t").unwrap(),
+            [big, -big]
+        );
+        let e = labels_from_npy(&npy("<u8", "(1,)", &u64::MAX.to_le_bytes()), "t").unwrap_err();
+        assert!(e.to_string().contains("past the largest int64"), "{e}");
+        let e = labels_from_npy(&npy("|b1", "(1,)", &[1]), "t").unwrap_err();
+        assert!(e.to_string().contains("expected integers"), "{e}");
         let e = labels_from_npy(&npy("<i8", "(2, 2)", &[0; 32]), "t").unwrap_err();
         assert!(e.to_string().contains("[n] or [n, 1]"), "{e}");
     }

@@ -91,11 +91,11 @@ impl FromStr for Arch {
     fn from_str(s: &str) -> Result<Self> {
         let tokens = s
             .split(',')
-            .map(|t| parse_token(t).map_err(|e| Error::invalid(format!("--arch: {e}"))))
+            .map(|t| parse_token(t).map_err(Error::invalid))
             .collect::<Result<Vec<_>>>()?;
         if !tokens.contains(&Token::Linear) {
             return Err(Error::invalid(format!(
-                "--arch '{}' has no linear module; a network needs at least one",
+                "'{}' has no linear module; a network needs at least one",
                 escape(s)
             )));
         }

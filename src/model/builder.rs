@@ -240,7 +240,7 @@ fn try_zeros(len: usize, what: impl FnOnce() -> String) -> Result<Vec<f32>> {
     v.try_reserve_exact(len).map_err(|e| {
         Error::invalid(format!(
             "out of memory: cannot allocate {} bytes for {}: {e}",
-            len.saturating_mul(4),
+            len as u128 * 4,
             what()
         ))
     })?;

@@ -75,6 +75,10 @@ pub fn prepare(dir: &Path) {
     wgpu_mlp::io::write_matrix(dir.join("x.npy"), &x).unwrap();
     wgpu_mlp::io::write_matrix(dir.join("x.csv"), &x).unwrap();
     std::fs::write(dir.join("header.csv"), "a,b,c\n").unwrap();
+    // Targets for `train`: values for the 2 outputs, and class indices.
+    let t = wgpu_mlp::Matrix::new(2, 2, vec![0.5, -1.0, 2.0, 0.0]).unwrap();
+    wgpu_mlp::io::write_matrix(dir.join("t.npy"), &t).unwrap();
+    std::fs::write(dir.join("labels.csv"), "0\n1\n").unwrap();
     std::fs::create_dir_all(dir.join("folder")).unwrap();
     #[cfg(unix)]
     {
@@ -164,6 +168,40 @@ const INTEGERS: &[&str] = &[
     " 2",
     "",
 ];
+/// `train --target` files (besides the inputs'); t.npy and labels.csv fit the 3 → 3 → 2 model.
+const TARGETS: &[&str] = &[
+    "t.npy",
+    "labels.csv",
+    "x.npy",
+    "fuzz.npy",
+    "fuzz.csv",
+    "missing.npy",
+];
+/// `train --output`: mostly a state_dict file name, the rest as `infer`'s.
+const TRAIN_OUTPUTS: &[&str] = &[
+    "trained.safetensors",
+    "trained.safetensors",
+    "good.safetensors",
+    "y.npy",
+    "folder",
+    "missing/t.safetensors",
+];
+/// `train --layers`: small, since training has no memory check of its own for absurd widths.
+const TRAIN_LAYERS: &[&str] = &["3,3,2", "3,2", "2,2", "3", ""];
+/// `train --epochs`: small, so a line never trains for long.
+const EPOCHS: &[&str] = &["1", "1", "2", "3", "0", "-1", "x"];
+const OPTIMS: &[&str] = &["sgd", "adam", "adamw", "sgd", "adam", "nope"];
+const LOSSES: &[&str] = &[
+    "mse",
+    "l1",
+    "smooth_l1:0.5",
+    "huber:nan",
+    "cross_entropy:0.1",
+    "nll",
+    "bce",
+    "bce_with_logits",
+    "nope",
+];
 const FLOATS: &[&str] = &[
     "0.01", "0", "-1", "2e19", "1e300", "nan", "inf", "-inf", "1e-300", "-0", "",
 ];
@@ -214,7 +252,7 @@ pub fn command_line(b: &mut Bytes<'_>, dir: &Path) -> Vec<OsString> {
     let mut args: Vec<String> = Vec::new();
     // (option, pool of values; None for a flag without a value)
     type Opts = &'static [(&'static str, Option<&'static [&'static str]>)];
-    let options: Opts = match b.below(5) {
+    let options: Opts = match b.below(6) {
         0 => {
             args.push("summary".into());
             if b.below(2) == 0 {
@@ -270,6 +308,50 @@ pub fn command_line(b: &mut Bytes<'_>, dir: &Path) -> Vec<OsString> {
                 ("--kernel", Some(&["auto", "tiled64", "nope"])),
             ]
         }
+        5 => {
+            args.push("train".into());
+            if b.below(2) == 0 {
+                let weights = match b.below(2) {
+                    0 => "good.safetensors".to_string(),
+                    _ => value(b, WEIGHTS),
+                };
+                args.extend(["--weights".into(), path(weights)]);
+            } else {
+                args.extend(["--layers".into(), value(b, TRAIN_LAYERS)]);
+            }
+            args.extend(["--input".into(), path(value(b, INPUTS))]);
+            args.extend(["--target".into(), path(value(b, TARGETS))]);
+            args.extend(["--loss".into(), b.pick(LOSSES).to_string()]);
+            args.extend(["--output".into(), path(value(b, TRAIN_OUTPUTS))]);
+            args.extend(["--epochs".into(), b.pick(EPOCHS).to_string()]);
+            args.extend(["--optim".into(), b.pick(OPTIMS).to_string()]);
+            args.extend([
+                "--batch-size".into(),
+                b.pick(&["1", "2", "3", "0"]).to_string(),
+            ]);
+            args.extend(["--device".into(), "cpu".into()]);
+            &[
+                ("--act", Some(ACTS)),
+                (
+                    "--arch",
+                    Some(&["linear,relu,linear", "linear,batchnorm1d,linear", "nope"]),
+                ),
+                ("--names", Some(NAMES)),
+                ("--seed", Some(INTEGERS)),
+                ("--reduction", Some(&["mean", "sum", "nope"])),
+                ("--lr", Some(FLOATS)),
+                ("--momentum", Some(FLOATS)),
+                ("--dampening", Some(FLOATS)),
+                ("--nesterov", None),
+                ("--weight-decay", Some(FLOATS)),
+                ("--betas", Some(&["0.9,0.999", "1,1", "nan,0", "0.9", ""])),
+                ("--eps", Some(FLOATS)),
+                ("--amsgrad", None),
+                ("--shuffle-seed", Some(INTEGERS)),
+                ("--drop-last", None),
+                ("--log", Some(OUTPUTS)),
+            ]
+        }
         3 => {
             args.push("bench".into());
             for fixed in [
@@ -321,7 +403,9 @@ pub fn command_line(b: &mut Bytes<'_>, dir: &Path) -> Vec<OsString> {
             let v = value(b, pool);
             let is_file = std::ptr::eq(pool, OUTPUTS)
                 || std::ptr::eq(pool, INPUTS)
-                || std::ptr::eq(pool, WEIGHTS);
+                || std::ptr::eq(pool, WEIGHTS)
+                || std::ptr::eq(pool, TARGETS)
+                || std::ptr::eq(pool, TRAIN_OUTPUTS);
             args.push(if is_file { path(v) } else { v });
         }
     }

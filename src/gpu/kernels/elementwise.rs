@@ -30,6 +30,9 @@ pub(crate) const SLOTS: &[Slot] = &[DIMS, Y, EP];
 /// Every set of bindings it uses.
 pub(crate) const SLOT_SETS: &[&[Slot]] = &[SLOTS];
 
+/// Its pipeline's label (the compile budget counts these pipelines apart).
+pub(crate) const LABEL: &str = "elementwise";
+
 /// A pass of the elementwise kernel: `y = epilogue(y)` on rows of `width` values.
 #[derive(Debug)]
 pub(crate) struct Elementwise {
@@ -45,7 +48,7 @@ impl Kernel for Elementwise {
     fn pipelines(&self) -> Vec<PipelineSpec> {
         let body = shader!("elementwise.wgsl");
         vec![PipelineSpec::checked::<ElementwiseDims>(
-            "elementwise",
+            LABEL,
             "elementwise",
             SLOTS,
             &self.ep.code,

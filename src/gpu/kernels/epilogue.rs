@@ -22,6 +22,29 @@ pub(crate) struct Epilogue {
     pub(crate) params: Vec<f32>,
 }
 
+/// The most statements (inlined, per lane: [`Epilogue::statements`]) an epilogue may have to be
+/// fused into a Linear or row pass. Those kernels inline their epilogue at every store (up to
+/// 64 times per pipeline, in 4 pipelines for the windowed kernel), so a longer one runs as an
+/// elementwise pass of its own, which inlines it 4 times: a Linear layer followed by 64 Mish
+/// modules took 98 s to compile on lavapipe fused and 5 s apart (docs/LOG.md, 2026-12-07).
+/// Real models' epilogues (BatchNorm then an activation, LayerNorm's affine part then GELU)
+/// stay well under it.
+pub(crate) const MAX_FUSED_STATEMENTS: u64 = 64;
+
+impl Epilogue {
+    /// The statements of `ep_value` with every helper it calls inlined (see
+    /// [`compile_cost`](super::compile_cost)).
+    pub(crate) fn statements(&self) -> u64 {
+        let helpers = [super::MATH_WGSL, super::ACTIVATION_WGSL, &self.code].concat();
+        super::compile_cost::inlined_statements(&helpers, "ep_value")
+    }
+
+    /// Whether it is cheap enough to compile into a Linear or row pass.
+    pub(crate) fn fusable(&self) -> bool {
+        self.statements() <= MAX_FUSED_STATEMENTS
+    }
+}
+
 /// The `ep` binding's WGSL type.
 pub(crate) const EP_TYPE: &str = "array<f32>";
 
@@ -128,6 +151,22 @@ pub(crate) fn compile(expr: &Expr, width: usize) -> Epilogue {
 mod tests {
     use super::*;
     use crate::activation::Activation;
+
+    #[test]
+    fn every_single_activation_and_norm_epilogue_is_fusable_but_long_chains_are_not() {
+        for a in Activation::ALL.iter().filter(|a| !a.is_row()) {
+            let e = compile(&Expr::activation(*a).unwrap(), 5);
+            assert!(e.fusable(), "{a:?}: {} statements", e.statements());
+        }
+        // BatchNorm ((x − mean)·scale + bias) then GELU, as real models fuse.
+        let bn = Expr::centered_affine(vec![1.0; 5], vec![2.0; 5], vec![0.5; 5]);
+        let e = compile(&bn.then(&Expr::activation(Activation::Gelu).unwrap()), 5);
+        assert!(e.fusable(), "{} statements", e.statements());
+        // Four Mish in a row are not.
+        let mish = Expr::activation(Activation::Mish).unwrap();
+        let e = compile(&mish.then(&mish).then(&mish).then(&mish), 5);
+        assert!(!e.fusable(), "{} statements", e.statements());
+    }
 
     #[test]
     fn identity_is_a_plain_return() {

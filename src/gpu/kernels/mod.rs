@@ -33,6 +33,7 @@ macro_rules! kernels {
 #[rustfmt::skip]
 kernels!(activation_grad, adam, batchnorm, colsum, copy, elementwise, linear, loss, matmul, row, row_grad, sgd);
 
+pub(crate) mod compile_cost;
 pub(crate) mod epilogue;
 pub(crate) mod kernel;
 pub(crate) mod step_state;
@@ -43,7 +44,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// The math helpers every kernel may use (NaN tests, expm1, log1p, tanh, erf, …).
-const MATH_WGSL: &str = shader!("common/math.wgsl");
+pub(crate) const MATH_WGSL: &str = shader!("common/math.wgsl");
 /// `act_<name>` for each elementwise [`Activation`](crate::Activation).
 pub(crate) const ACTIVATION_WGSL: &str = shader!("common/activation.wgsl");
 /// `epilogue(v, col4, n_out)`: the generated `ep_value` per lane, padding lanes set to 0.

@@ -123,6 +123,32 @@ impl Dtype {
         });
     }
 
+    /// Whether it holds integers (signed or unsigned; bool is not one).
+    pub(crate) fn is_integer(self) -> bool {
+        matches!(self.kind, Kind::Int | Kind::Uint)
+    }
+
+    /// Appends the elements in `bytes` to `out` exactly as i64; an unsigned value past
+    /// `i64::MAX` is an error naming its position.
+    pub(crate) fn decode_i64(self, bytes: &[u8], out: &mut Vec<i64>) -> Result<(), String> {
+        let mut too_large = None;
+        self.each(bytes, |v| {
+            let x = match v {
+                Value::I(x) => x,
+                Value::U(x) => i64::try_from(x).unwrap_or_else(|_| {
+                    too_large.get_or_insert((out.len(), x));
+                    0
+                }),
+                Value::F(x) => x as i64,
+            };
+            out.push(x);
+        });
+        match too_large {
+            Some((i, x)) => Err(format!("value {i} is {x}, past the largest int64")),
+            None => Ok(()),
+        }
+    }
+
     /// Calls `f` with each element of `bytes`, exactly (an f16 or f32 widened to f64 is exact).
     fn each(self, bytes: &[u8], mut f: impl FnMut(Value)) {
         for chunk in bytes.chunks_exact(self.size) {

@@ -127,6 +127,37 @@ pub fn array_from_bytes(bytes: &[u8], source: &str) -> Result<Array> {
     })
 }
 
+/// NumPy's name of the dtype of a `.npy` file (`float32`, `int64`, …), from its header.
+pub fn dtype_from_bytes(bytes: &[u8], source: &str) -> Result<&'static str> {
+    parse(bytes, source).map(|(h, _)| h.dtype.name())
+}
+
+/// Parses the bytes of an integer `.npy` file (any integer dtype, either byte or memory order)
+/// exactly: its shape and its values as i64 in C order. Floats and bools are refused (a float
+/// is never silently truncated); an unsigned value past `i64::MAX` is an error.
+pub fn integers_from_bytes(bytes: &[u8], source: &str) -> Result<(Vec<usize>, Vec<i64>)> {
+    let (h, data) = parse(bytes, source)?;
+    if !h.dtype.is_integer() {
+        return Err(Error::format(
+            source,
+            format!("expected integers, the array is {}", h.dtype.name()),
+        ));
+    }
+    let mut values = Vec::new();
+    values
+        .try_reserve_exact(h.count)
+        .map_err(|_| Error::format(source, format!("{} values do not fit in memory", h.count)))?;
+    h.dtype
+        .decode_i64(data, &mut values)
+        .map_err(|m| Error::format(source, m))?;
+    let values = if h.fortran {
+        from_fortran(&h.shape, &values)
+    } else {
+        values
+    };
+    Ok((h.shape, values))
+}
+
 /// Parses the bytes of a `.npy` file at full precision; `source` names it in error messages.
 pub fn from_bytes_f64(bytes: &[u8], source: &str) -> Result<ArrayF64> {
     let (h, data) = parse(bytes, source)?;

@@ -90,6 +90,16 @@ impl Tensors for StateDict {
         Some(t.size.iter().map(|&d| d as usize).collect())
     }
 
+    fn count(&self, key: &str) -> Option<i64> {
+        let t = self.tensors.get(key)?;
+        if !matches!(t.dtype, Dtype::I64) || t.size.iter().product::<u64>() != 1 {
+            return None;
+        }
+        let at = usize::try_from(t.offset).ok()?.checked_mul(8)?;
+        let b = self.storages.get(&t.key)?.get(at..)?.get(..8)?;
+        Some(i64::from_le_bytes(b.try_into().ok()?))
+    }
+
     fn values(&self, key: &str) -> std::result::Result<Vec<f32>, String> {
         let t = self
             .tensors

@@ -67,35 +67,43 @@ pub fn from_bytes(
         Parsed::Pth(_) => (None, None),
         Parsed::Safetensors(_) => metadata(bytes, source)?,
     };
+    // The file's own architecture is parsed only when the caller gives none.
+    let parsed;
     let arch = match (arch, &own_arch) {
         (Some(a), _) => a,
-        (None, Some(a)) => a,
+        (None, Some(own)) => {
+            parsed = parse_own_arch(own, source)?;
+            &parsed
+        }
         (None, None) => return Err(Error::format(source, no_arch_message(&dict))),
     };
     let names = names.or(own_names.as_deref());
     arch.bind(&dict, names).map_err(err)
 }
 
-/// The architecture and module names a self-describing file carries, if any.
-pub fn metadata(bytes: &[u8], source: &str) -> Result<(Option<Arch>, Option<Vec<String>>)> {
+/// The architecture (as written: [`parse_own_arch`] parses it) and module names a
+/// self-describing file carries, if any.
+pub fn metadata(bytes: &[u8], _source: &str) -> Result<(Option<String>, Option<Vec<String>>)> {
     let Ok((_, meta)) = SafeTensors::read_metadata(bytes) else {
         return Ok((None, None));
     };
     let Some(map) = meta.metadata() else {
         return Ok((None, None));
     };
-    let arch = map
-        .get(ARCH_KEY)
-        .map(|s| {
-            s.parse::<Arch>().map_err(|e| {
-                Error::format(source, format!("its {ARCH_KEY} metadata is not valid: {e}"))
-            })
-        })
-        .transpose()?;
+    let arch = map.get(ARCH_KEY).cloned();
     let names = map
         .get(NAMES_KEY)
         .map(|s| s.split(',').map(|n| n.trim().to_string()).collect());
     Ok((arch, names))
+}
+
+/// A file's own `wgpu_mlp.arch` metadata as an [`Arch`]; an error names the file's metadata.
+pub fn parse_own_arch(own: &str, source: &str) -> Result<Arch> {
+    own.parse::<Arch>().map_err(|e| {
+        let e = e.to_string();
+        let e = e.trim_start_matches("invalid argument: ");
+        Error::format(source, format!("its {ARCH_KEY} metadata is not valid: {e}"))
+    })
 }
 
 /// Why a plain state_dict cannot load on its own, and what to pass.

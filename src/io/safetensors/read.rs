@@ -75,6 +75,10 @@ impl Tensors for Parsed<'_> {
     fn values(&self, key: &str) -> std::result::Result<Vec<f32>, String> {
         self.inner().values(key)
     }
+
+    fn count(&self, key: &str) -> Option<i64> {
+        self.inner().count(key)
+    }
 }
 
 /// A safetensors file's tensors, for [`Arch::bind`](crate::Arch::bind).
@@ -131,6 +135,13 @@ impl Tensors for StateDict<'_> {
             Some(t) => to_f32(key, t),
             None => Err(format!("no tensor '{key}'")),
         }
+    }
+
+    fn count(&self, key: &str) -> Option<i64> {
+        let t = self.tensors.get(key)?;
+        let one = t.shape().iter().product::<usize>() == 1;
+        let bytes = <[u8; 8]>::try_from(t.data()).ok()?;
+        (t.dtype() == Dtype::I64 && one).then(|| i64::from_le_bytes(bytes))
     }
 }
 

@@ -50,6 +50,9 @@ pub fn model_to_bytes(model: &Mlp) -> Result<Vec<u8>> {
                 }
                 put("running_mean", bn.running_mean(), c.clone());
                 put("running_var", bn.running_var(), c);
+                // As PyTorch saves it: an int64 scalar.
+                let n = bn.num_batches_tracked();
+                tensors.push((format!("{index}.num_batches_tracked"), F32Tensor::count(n)));
             }
             Module::LayerNorm(ln) => {
                 let c = vec![ln.features()];
@@ -128,8 +131,9 @@ pub fn module_indices(activations: &[Activation]) -> Vec<usize> {
         .collect()
 }
 
-/// A little-endian f32 tensor for `safetensors::serialize`.
+/// A little-endian f32 tensor (or BatchNorm's int64 counter) for `safetensors::serialize`.
 struct F32Tensor {
+    dtype: Dtype,
     shape: Vec<usize>,
     bytes: Vec<u8>,
 }
@@ -137,13 +141,26 @@ struct F32Tensor {
 impl F32Tensor {
     fn new(shape: Vec<usize>, values: &[f32]) -> Self {
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        F32Tensor { shape, bytes }
+        F32Tensor {
+            dtype: Dtype::F32,
+            shape,
+            bytes,
+        }
+    }
+
+    /// An int64 scalar (shape `[]`).
+    fn count(n: i64) -> Self {
+        F32Tensor {
+            dtype: Dtype::I64,
+            shape: Vec::new(),
+            bytes: n.to_le_bytes().to_vec(),
+        }
     }
 }
 
 impl View for F32Tensor {
     fn dtype(&self) -> Dtype {
-        Dtype::F32
+        self.dtype
     }
     fn shape(&self) -> &[usize] {
         &self.shape

@@ -41,6 +41,12 @@ pub trait Tensors {
     fn shape(&self, key: &str) -> Option<Vec<usize>>;
     /// The values of `key` converted to f32 (an error says why not, e.g. its dtype).
     fn values(&self, key: &str) -> std::result::Result<Vec<f32>, String>;
+    /// `key` as one int64 exactly (BatchNorm's `num_batches_tracked`); `None` where it is
+    /// absent or not a single int64 (the default, for readers without integers).
+    fn count(&self, key: &str) -> Option<i64> {
+        let _ = key;
+        None
+    }
 }
 
 impl Arch {

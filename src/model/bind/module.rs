@@ -92,9 +92,16 @@ pub(super) fn bind_module(
             })?;
             let c = Some(mean.len());
             let var = vector("running_var", c)?.ok_or_else(|| missing("running_var"))?;
-            BatchNorm1d::new(mean, var, vector("weight", c)?, vector("bias", c)?, eps)
-                .map(Module::BatchNorm1d)
-                .map_err(|e| e.to_string())
+            let mut bn = BatchNorm1d::new(mean, var, vector("weight", c)?, vector("bias", c)?, eps)
+                .map_err(|e| e.to_string())?;
+            // Training steps taken so far, where the file keeps them (PyTorch saves them).
+            if let Some(n) = group
+                .get("num_batches_tracked")
+                .and_then(|k| tensors.count(k))
+            {
+                bn.set_num_batches_tracked(n);
+            }
+            Ok(Module::BatchNorm1d(bn))
         }
         Token::LayerNorm { eps } => {
             let w = vector("weight", None)?.ok_or_else(|| missing("weight"))?;
