@@ -7,6 +7,8 @@
 mod activation_grad;
 mod backward;
 mod expr_grad;
+mod fast_linear;
+mod fused;
 mod linear_grad;
 mod loss;
 mod norm_grad;
