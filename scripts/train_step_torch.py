@@ -8,7 +8,9 @@ Timing as the harness: 3 warm-up steps and on until 0.3 s have passed (stopping 
 budget), then up to RUNS timed steps, stopping after 3 once BUDGET seconds have passed.
 
 Prints one line per batch: `torch train-b64 MEDIAN_MS MIN_MS MAX_MS RUNS` (the format
-scripts/train_compare.sh reads), and with --config the threads and backends used.
+scripts/train_compare.sh reads), and with --config the threads and backends used. With
+--cpu-time the steps are timed in process CPU time (all threads together), which a loaded
+machine disturbs much less than wall time.
 
 Usage: /opt/torchvenv/bin/python scripts/train_step_torch.py [--batch 64,1024] [--threads 2]
            [--runs 10] [--budget 5] [--config]
@@ -47,7 +49,7 @@ def step_fn(batch, seed=0):
     return step
 
 
-def time_steps(step, runs, budget, warmup=3, warmup_s=0.3):
+def time_steps(step, runs, budget, warmup=3, warmup_s=0.3, clock=time.perf_counter):
     start = time.perf_counter()
     done = 0
     while done < warmup or time.perf_counter() - start < warmup_s:
@@ -58,9 +60,9 @@ def time_steps(step, runs, budget, warmup=3, warmup_s=0.3):
     samples = []
     start = time.perf_counter()
     while len(samples) < runs:
-        t = time.perf_counter()
+        t = clock()
         step()
-        samples.append((time.perf_counter() - t) * 1e3)
+        samples.append((clock() - t) * 1e3)
         if len(samples) >= 3 and time.perf_counter() - start >= budget:
             break
     return samples
@@ -73,6 +75,12 @@ def main():
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--budget", type=float, default=5.0)
     ap.add_argument("--config", action="store_true")
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time each step in process CPU time (all threads) instead of wall time: "
+        "steadier on a loaded machine; printed as torch-cpu",
+    )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.config:
@@ -83,9 +91,11 @@ def main():
             f"cpu capability {torch.backends.cpu.get_cpu_capability()}"
         )
     for b in (int(v) for v in a.batch.split(",")):
-        s = time_steps(step_fn(b), a.runs, a.budget)
+        clock = time.process_time if a.cpu_time else time.perf_counter
+        s = time_steps(step_fn(b), a.runs, a.budget, clock=clock)
+        name = "torch-cpu" if a.cpu_time else "torch"
         print(
-            f"torch train-b{b} {statistics.median(s):.4f} {min(s):.4f} {max(s):.4f} {len(s)}",
+            f"{name} train-b{b} {statistics.median(s):.4f} {min(s):.4f} {max(s):.4f} {len(s)}",
             flush=True,
         )
 

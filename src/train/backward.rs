@@ -122,9 +122,10 @@ fn forward_plain(m: &Module, x: &[f32], width: usize) -> Vec<f32> {
             out
         }
         // ReLU is exact: f32 gives the f64 formula's bits, without its per-element dispatch.
-        Module::Activation(Activation::Relu) | Module::Function(Activation::Relu) => {
-            x.iter().map(|&v| Activation::Relu.apply_f32(v)).collect()
-        }
+        Module::Activation(Activation::Relu) | Module::Function(Activation::Relu) => x
+            .iter()
+            .map(|&v| if v > 0.0 || v.is_nan() { v } else { 0.0 })
+            .collect(),
         Module::Activation(a) | Module::Function(a) => x
             .iter()
             .map(|&v| a.apply_f64(f64::from(v)) as f32)

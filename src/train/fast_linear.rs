@@ -97,7 +97,7 @@ fn transpose_into(m: &[f32], rows: usize, cols: usize, t: &mut [f32]) {
 
 /// The fast path's thread pool: one thread per core, started on first use and shared by every
 /// trainer (a pool runs one job at a time; concurrent trainers take turns).
-fn pool() -> &'static Threads {
+pub(crate) fn pool() -> &'static Threads {
     static POOL: OnceLock<Threads> = OnceLock::new();
     POOL.get_or_init(|| Threads::new(std::thread::available_parallelism().map_or(1, |n| n.get())))
 }

@@ -43,6 +43,43 @@ with_fma! {
     }
 }
 
+/// Elements below which [`threaded_momentum_step`] stays on the calling thread.
+const PAR_MIN: usize = 1 << 16;
+
+/// [`momentum_step`] split over the training pool's threads in contiguous chunks (each element
+/// is computed alone, so the bits do not depend on the split). It streams three arrays once,
+/// memory-bound: on a large layer a second core's share of the bandwidth helps.
+pub(crate) fn threaded_momentum_step(
+    p: &mut [f32],
+    buf: &mut [f32],
+    g: &[f32],
+    keep: f32,
+    m: f32,
+    neg_lr: f32,
+) {
+    let pool = crate::train::fast_linear::pool();
+    let n = p.len().min(buf.len()).min(g.len());
+    if n < PAR_MIN || pool.count() < 2 {
+        return momentum_step(p, buf, g, keep, m, neg_lr);
+    }
+    // Chunks of whole cache lines, a few per thread so that a descheduled thread is covered.
+    let tasks = 4 * pool.count();
+    let len = n.div_ceil(tasks).next_multiple_of(16);
+    let parts: Vec<std::sync::Mutex<(&mut [f32], &mut [f32], &[f32])>> = p[..n]
+        .chunks_mut(len)
+        .zip(buf[..n].chunks_mut(len))
+        .zip(g[..n].chunks(len))
+        .map(|((p, b), g)| std::sync::Mutex::new((p, b, g)))
+        .collect();
+    pool.run(parts.len(), &|t| {
+        // Each task locks only its own chunk: never contended.
+        if let Ok(mut part) = parts[t].lock() {
+            let (p, b, g) = &mut *part;
+            momentum_step(p, b, g, keep, m, neg_lr);
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +100,18 @@ mod tests {
         let b = e.mul_add(1.0, 0.25f32 * 0.9);
         assert!(buf.iter().all(|&v| v == b));
         assert!(p.iter().all(|&v| v == b.mul_add(-0.01, 0.5)));
+    }
+
+    #[test]
+    fn the_threaded_momentum_step_is_the_plain_one() {
+        let n = PAR_MIN * 3 + 17;
+        let mut rng = crate::rng::Generator::new(9);
+        let (p0, b0, g) = (rng.rand(n), rng.rand(n), rng.rand(n));
+        let (mut p1, mut b1) = (p0.clone(), b0.clone());
+        let (mut p2, mut b2) = (p0, b0);
+        momentum_step(&mut p1, &mut b1, &g, 1.0, 0.9, -0.01);
+        threaded_momentum_step(&mut p2, &mut b2, &g, 1.0, 0.9, -0.01);
+        assert!(p1.iter().zip(&p2).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(b1.iter().zip(&b2).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 }

@@ -226,7 +226,7 @@ fn sgd(
         match &mut slot.a {
             Some(buf) => {
                 let (m, keep) = (momentum as f32, (1.0 - dampening) as f32);
-                fused::momentum_step(p, buf, grad, keep, m, neg_lr);
+                fused::threaded_momentum_step(p, buf, grad, keep, m, neg_lr);
             }
             None => {
                 slot.a = Some(grad.to_vec());
