@@ -164,7 +164,10 @@ pub(crate) fn run_case(
             _ => Err(Error::invalid("no GPU context")),
         };
         let rec = match stepper {
-            Ok(mut s) => measure_steps(opts, rec, s.as_mut(), expected.as_ref()),
+            // --threads applies to the fast path's products and optimizer step, as to cpu-fast's.
+            Ok(mut s) => crate::train::fast_linear::with_threads(opts.threads, || {
+                measure_steps(opts, rec, s.as_mut(), expected.as_ref())
+            }),
             Err(e) => rec.failed(
                 e.to_string()
                     .trim_start_matches("invalid argument: ")

@@ -5,7 +5,8 @@
 //! in order (docs/CPU.md), so each result is the same whichever arrangement and kernel set runs
 //! it; the bias is added once at the end, as the forward kernels add it.
 
-use std::sync::OnceLock;
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
 
 use crate::cpu::{Kernel, PackedLinear, Threads};
 use crate::model::Linear;
@@ -17,13 +18,13 @@ pub(crate) fn forward(lin: &Linear, x: &[f32], batch: usize, kernel: Kernel) -> 
     if batch.saturating_mul(k + n) >= k * n {
         // Pack W (the smaller operand) as the forward pass does.
         let w = PackedLinear::from_nk(k, n, lin.weight(), kernel).expect(SUPPORTED);
-        w.forward(x, batch, &mut y, pool(), &|_, _| {});
+        with_pool(|t| w.forward(x, batch, &mut y, t, &|_, _| {}));
     } else {
         // Few rows: yᵀ = W·xᵀ, packing x ([batch, k] is a Linear weight's layout) and reading
         // W in place, then y = (yᵀ)ᵀ.
         let xs = PackedLinear::from_nk(k, batch, x, kernel).expect(SUPPORTED);
         let mut yt = vec![0.0f32; n * batch];
-        xs.forward(lin.weight(), n, &mut yt, pool(), &|_, _| {});
+        with_pool(|t| xs.forward(lin.weight(), n, &mut yt, t, &|_, _| {}));
         transpose_into(&yt, n, batch, &mut y);
     }
     if let Some(b) = lin.bias() {
@@ -39,7 +40,7 @@ pub(crate) fn input_grad(lin: &Linear, g: &[f32], batch: usize, kernel: Kernel) 
     let (k, n) = (lin.in_features(), lin.out_features());
     let w = PackedLinear::from_kn(n, k, lin.weight(), kernel).expect(SUPPORTED);
     let mut dx = vec![0.0f32; batch * k];
-    w.forward(g, batch, &mut dx, pool(), &|_, _| {});
+    with_pool(|t| w.forward(g, batch, &mut dx, t, &|_, _| {}));
     dx
 }
 
@@ -55,7 +56,7 @@ pub(crate) fn weight_grad(
     let mut gt = vec![0.0f32; n * batch];
     transpose_into(g, batch, n, &mut gt);
     let mut dw = vec![0.0f32; n * k];
-    xs.forward(&gt, n, &mut dw, pool(), &|_, _| {});
+    with_pool(|t| xs.forward(&gt, n, &mut dw, t, &|_, _| {}));
     dw
 }
 
@@ -96,10 +97,31 @@ fn transpose_into(m: &[f32], rows: usize, cols: usize, t: &mut [f32]) {
 }
 
 /// The fast path's thread pool: one thread per core, started on first use and shared by every
-/// trainer (a pool runs one job at a time; concurrent trainers take turns).
-pub(crate) fn pool() -> &'static Threads {
+/// trainer (a pool runs one job at a time; concurrent trainers take turns), unless
+/// [`with_threads`] set another for the calling thread.
+pub(crate) fn with_pool<R>(f: impl FnOnce(&Threads) -> R) -> R {
     static POOL: OnceLock<Threads> = OnceLock::new();
-    POOL.get_or_init(|| Threads::new(std::thread::available_parallelism().map_or(1, |n| n.get())))
+    let local = OVERRIDE.with(|o| o.borrow().clone());
+    match local {
+        Some(t) => f(&t),
+        None => f(POOL.get_or_init(|| {
+            Threads::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        })),
+    }
+}
+
+thread_local! {
+    static OVERRIDE: RefCell<Option<Arc<Threads>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the fast training path of this thread on `threads` threads (the harness's
+/// `--threads`); the default pool again afterwards.
+pub(crate) fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
+    let pool = Arc::new(Threads::new(threads));
+    let before = OVERRIDE.with(|o| o.replace(Some(pool)));
+    let out = f();
+    OVERRIDE.with(|o| *o.borrow_mut() = before);
+    out
 }
 
 #[cfg(test)]

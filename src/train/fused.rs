@@ -57,27 +57,28 @@ pub(crate) fn threaded_momentum_step(
     m: f32,
     neg_lr: f32,
 ) {
-    let pool = crate::train::fast_linear::pool();
-    let n = p.len().min(buf.len()).min(g.len());
-    if n < PAR_MIN || pool.count() < 2 {
-        return momentum_step(p, buf, g, keep, m, neg_lr);
-    }
-    // Chunks of whole cache lines, a few per thread so that a descheduled thread is covered.
-    let tasks = 4 * pool.count();
-    let len = n.div_ceil(tasks).next_multiple_of(16);
-    let parts: Vec<std::sync::Mutex<(&mut [f32], &mut [f32], &[f32])>> = p[..n]
-        .chunks_mut(len)
-        .zip(buf[..n].chunks_mut(len))
-        .zip(g[..n].chunks(len))
-        .map(|((p, b), g)| std::sync::Mutex::new((p, b, g)))
-        .collect();
-    pool.run(parts.len(), &|t| {
-        // Each task locks only its own chunk: never contended.
-        if let Ok(mut part) = parts[t].lock() {
-            let (p, b, g) = &mut *part;
-            momentum_step(p, b, g, keep, m, neg_lr);
+    crate::train::fast_linear::with_pool(|pool| {
+        let n = p.len().min(buf.len()).min(g.len());
+        if n < PAR_MIN || pool.count() < 2 {
+            return momentum_step(p, buf, g, keep, m, neg_lr);
         }
-    });
+        // Chunks of whole cache lines, a few per thread so that a descheduled thread is covered.
+        let tasks = 4 * pool.count();
+        let len = n.div_ceil(tasks).next_multiple_of(16);
+        let parts: Vec<std::sync::Mutex<(&mut [f32], &mut [f32], &[f32])>> = p[..n]
+            .chunks_mut(len)
+            .zip(buf[..n].chunks_mut(len))
+            .zip(g[..n].chunks(len))
+            .map(|((p, b), g)| std::sync::Mutex::new((p, b, g)))
+            .collect();
+        pool.run(parts.len(), &|t| {
+            // Each task locks only its own chunk: never contended.
+            if let Ok(mut part) = parts[t].lock() {
+                let (p, b, g) = &mut *part;
+                momentum_step(p, b, g, keep, m, neg_lr);
+            }
+        });
+    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 mod activation_grad;
 mod backward;
 mod expr_grad;
-mod fast_linear;
+pub(crate) mod fast_linear;
 mod fused;
 mod linear_grad;
 mod loss;
