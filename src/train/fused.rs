@@ -43,6 +43,9 @@ with_fma! {
     }
 }
 
+/// One task's share of [`threaded_momentum_step`]: `p`, `buf` and `g`.
+type Chunk<'a> = (&'a mut [f32], &'a mut [f32], &'a [f32]);
+
 /// Elements below which [`threaded_momentum_step`] stays on the calling thread.
 const PAR_MIN: usize = 1 << 16;
 
@@ -65,7 +68,7 @@ pub(crate) fn threaded_momentum_step(
         // Chunks of whole cache lines, a few per thread so that a descheduled thread is covered.
         let tasks = 4 * pool.count();
         let len = n.div_ceil(tasks).next_multiple_of(16);
-        let parts: Vec<std::sync::Mutex<(&mut [f32], &mut [f32], &[f32])>> = p[..n]
+        let parts: Vec<std::sync::Mutex<Chunk<'_>>> = p[..n]
             .chunks_mut(len)
             .zip(buf[..n].chunks_mut(len))
             .zip(g[..n].chunks(len))
