@@ -183,6 +183,8 @@ fn utc_dates() {
 fn quick_and_full_cases() {
     let quick = BenchOptions::default().cases().unwrap();
     assert!(quick.iter().all(|c| c.workload != Workload::Wide));
+    // The train step's reference takes seconds at batch 1024: --full or --workload train only.
+    assert!(quick.iter().all(|c| c.workload != Workload::Train));
     let sized = |w| {
         quick
             .iter()
@@ -211,6 +213,12 @@ fn quick_and_full_cases() {
         .map(|c| c.batch)
         .collect();
     assert_eq!(mnist, [1, 64, 1024]);
+    let train: Vec<usize> = full
+        .iter()
+        .filter(|c| c.workload == Workload::Train)
+        .map(|c| c.batch)
+        .collect();
+    assert_eq!(train, [64, 1024]);
     assert!(
         full.iter()
             .any(|c| c.workload == Workload::Wide && c.batch == 1024)
@@ -630,6 +638,42 @@ fn cpu_only_run_produces_checked_records() {
     assert_eq!(report.crate_version, env!("CARGO_PKG_VERSION"));
     assert!(report.threads >= 1 && !report.cpu.is_empty());
     serde_json::from_str::<serde_json::Value>(&report.to_json()).unwrap();
+}
+
+/// The train workload on the CPU: one optimizer step per timed run, the first step of cpu-fast
+/// checked against the reference's, FLOPs per product computed, and its own plot panel.
+#[test]
+fn cpu_only_train_run_checks_the_first_step() {
+    let opts = BenchOptions {
+        workloads: vec![Workload::Train],
+        batches: Some(vec![3]),
+        paths: vec![BenchPath::CpuReference, BenchPath::CpuFast],
+        warmup: 0,
+        runs: 2,
+        ..BenchOptions::default()
+    };
+    let report = bench::run(&opts).unwrap();
+    assert_eq!(report.records.len(), 2);
+    for r in &report.records {
+        assert_eq!((r.workload.as_str(), r.batch), ("train", 3));
+        assert!(r.stats.is_some_and(|s| s.runs == 2), "{r:?}");
+        assert_eq!(r.flops, bench::step_flops(&[784, 512, 512, 10], 3));
+    }
+    let fast = &report.records[1];
+    assert_eq!(fast.path, BenchPath::CpuFast);
+    assert_eq!(fast.checked_rows, Some(3));
+    assert!(
+        fast.max_abs_err.is_some_and(|e| e > 0.0 && e < 1e-4),
+        "{fast:?}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["records"][1]["workload"], "train");
+    assert_eq!(json["records"][1]["path"], "cpu-fast");
+    assert!(json["records"][1]["median_ms"].as_f64().unwrap() > 0.0);
+    let svg = bench::svg(&report);
+    assert!(svg.contains("train step"));
+    xml_check::balanced(&svg).unwrap();
+    assert!(report.to_markdown().contains("one optimizer step"));
 }
 
 /// Checks that every element of an XML document is closed in order (no DTDs or CDATA needed).

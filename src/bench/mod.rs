@@ -25,6 +25,7 @@ mod plot;
 mod report;
 mod stats;
 mod timing;
+mod train;
 mod transfer;
 mod workload;
 
@@ -37,6 +38,7 @@ pub use plot::svg;
 pub use report::{BenchPath, Record, Report, Settings, sig};
 pub use stats::{Stats, linear_flops, model_flops};
 pub use timing::{INPUT_SEED, measure, random_input, time_runs};
+pub use train::{TARGET_SEED, TRAIN_LOSS, random_classes, step_flops, train_optimizer};
 pub use workload::{Case, MODEL_SEED, Workload};
 
 use crate::cpu::CpuMlp;
@@ -175,6 +177,12 @@ fn run_case(
         };
         progress.done(&rec);
         return Ok(vec![rec]);
+    }
+    if case.workload == Workload::Train {
+        return train::run_case(opts, case, &paths, gpu, &template, &|what, rec| match rec {
+            Some(r) => progress.done(r),
+            None => progress.working(what),
+        });
     }
     let model = case.model()?;
     let flops = model_flops(&model, case.batch);

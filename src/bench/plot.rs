@@ -1,5 +1,6 @@
 //! The throughput plot: GFLOP/s (log scale) against batch size (mnist) and GEMM size, one line per
-//! path, so the point where the GPU overtakes the CPU (if it does) is visible. Hand-written SVG.
+//! path, so the point where the GPU overtakes the CPU (if it does) is visible; a third panel for
+//! the training step (`train`) when the run has it. Hand-written SVG.
 
 use std::fmt::Write as _;
 
@@ -7,7 +8,6 @@ use crate::bench::report::{BenchPath, Report};
 
 const WIDTH: f64 = 1000.0;
 const HEIGHT: f64 = 490.0;
-const PANEL_W: f64 = WIDTH / 2.0;
 const MARGIN_L: f64 = 72.0;
 const MARGIN_R: f64 = 24.0;
 const TOP: f64 = 96.0;
@@ -56,9 +56,10 @@ fn panel(report: &Report, workload: &str, title: &'static str, x_label: &'static
     }
 }
 
-/// Draws the report's mnist and gemm figures as an SVG document.
+/// Draws the report's mnist and gemm figures (and the train step's, when there are any) as an
+/// SVG document.
 pub fn svg(report: &Report) -> String {
-    let panels = [
+    let mut panels = vec![
         panel(
             report,
             "mnist",
@@ -67,6 +68,15 @@ pub fn svg(report: &Report) -> String {
         ),
         panel(report, "gemm", "gemm: one Linear, M = N = K", "M = N = K"),
     ];
+    if report.records.iter().any(|r| r.workload == "train") {
+        panels.push(panel(
+            report,
+            "train",
+            "train step (784→512→512→10, SGD)",
+            "batch size (rows)",
+        ));
+    }
+    let panel_w = WIDTH / panels.len() as f64;
     let all: Vec<f64> = panels
         .iter()
         .flat_map(|p| p.series.iter().flat_map(|(_, s)| s.iter().map(|pt| pt.1)))
@@ -94,8 +104,13 @@ pub fn svg(report: &Report) -> String {
     let _ = writeln!(
         s,
         "<text x=\"{}\" y=\"24\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">\
-         Forward-pass throughput, GFLOP/s (log scale; higher is better)</text>",
-        WIDTH / 2.0
+         {}, GFLOP/s (log scale; higher is better)</text>",
+        WIDTH / 2.0,
+        if panels.len() > 2 {
+            "Throughput of the forward pass and the training step"
+        } else {
+            "Forward-pass throughput"
+        }
     );
     // Legend, one row.
     let mut lx = 40.0;
@@ -114,7 +129,7 @@ pub fn svg(report: &Report) -> String {
         lx += 240.0;
     }
     for (i, p) in panels.iter().enumerate() {
-        draw_panel(&mut s, p, i as f64 * PANEL_W, lo, hi);
+        draw_panel(&mut s, p, i as f64 * panel_w, panel_w, lo, hi);
     }
     let gpu = match (&report.adapter, &report.adapter_error) {
         (Some(a), _) => format!("{} ({}, {})", a.name, a.backend, a.device_type),
@@ -150,9 +165,9 @@ pub fn svg(report: &Report) -> String {
     s
 }
 
-fn draw_panel(s: &mut String, p: &Panel, x0: f64, lo: i32, hi: i32) {
+fn draw_panel(s: &mut String, p: &Panel, x0: f64, panel_w: f64, lo: i32, hi: i32) {
     let left = x0 + MARGIN_L;
-    let right = x0 + PANEL_W - MARGIN_R;
+    let right = x0 + panel_w - MARGIN_R;
     let y_of = |g: f64| BOTTOM - (g.log10() - f64::from(lo)) / f64::from(hi - lo) * (BOTTOM - TOP);
     let mut xs: Vec<f64> = p
         .series

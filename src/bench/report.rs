@@ -325,6 +325,14 @@ impl Report {
         if self.records.iter().any(|r| r.workload == "roundtrip") {
             s.push_str(" roundtrip is a 1→1 identity model's forward pass: the adapter's floor.");
         }
+        if self.records.iter().any(|r| r.workload == "train") {
+            s.push_str(
+                " A train row is one optimizer step (forward, cross-entropy, backward, SGD with \
+                 momentum); its FLOPs count each product computed (forward and dW of every layer, \
+                 dX of all but the first), and its check compares the first step's loss and \
+                 updated parameters with the reference's.",
+            );
+        }
         if self.records.iter().any(|r| {
             r.checked_rows
                 .is_some_and(|c| c < r.batch && r.stats.is_some())
@@ -495,7 +503,7 @@ impl Report {
                 "budget_s": st.budget_s,
             },
             "tolerance": {"abs": num(Some(self.tolerance.abs)), "rel": num(Some(self.tolerance.rel))},
-            "flops_rule": "2*batch*in*out per Linear layer",
+            "flops_rule": "2*batch*in*out per Linear layer; train: per product computed (forward and dW of every layer, dX of all but the first)",
             "records": records,
         });
         let mut text = serde_json::to_string_pretty(&report)

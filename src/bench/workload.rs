@@ -19,6 +19,9 @@ pub enum Workload {
     Wide,
     /// Linear(3→3) + Sigmoid → Linear(3→2).
     Seed,
+    /// One training step of Linear(784→512) + ReLU → Linear(512→512) + ReLU → Linear(512→10):
+    /// forward, cross-entropy loss, backward, SGD with momentum 0.9.
+    Train,
     /// The adapter's floor, measured as the forward pass of a 1→1 identity model on one row
     /// (upload 4 bytes, one tiny dispatch, read 4 bytes back). GPU paths only.
     Roundtrip,
@@ -29,11 +32,12 @@ pub enum Workload {
 
 impl Workload {
     /// Every workload, in table order.
-    pub const ALL: [Workload; 6] = [
+    pub const ALL: [Workload; 7] = [
         Workload::Gemm,
         Workload::Mnist,
         Workload::Wide,
         Workload::Seed,
+        Workload::Train,
         Workload::Roundtrip,
         Workload::Transfer,
     ];
@@ -45,6 +49,7 @@ impl Workload {
             Workload::Mnist => "mnist",
             Workload::Wide => "wide",
             Workload::Seed => "seed",
+            Workload::Train => "train",
             Workload::Roundtrip => "roundtrip",
             Workload::Transfer => "transfer",
         }
@@ -64,9 +69,10 @@ impl Workload {
             })
     }
 
-    /// Part of the quick (default) run?
+    /// Part of the quick (default) run? Not `wide`, nor `train` (its reference step takes
+    /// seconds at batch 1024).
     pub fn in_quick(self) -> bool {
-        self != Workload::Wide
+        !matches!(self, Workload::Wide | Workload::Train)
     }
 
     /// GEMM sizes (`gemm`), MiB (`transfer`) or batch sizes (the others) of a quick or full run.
@@ -76,6 +82,7 @@ impl Workload {
             (Workload::Gemm, true) => &[256, 512, 1024, 2048],
             (Workload::Mnist, _) => &[1, 64, 1024],
             (Workload::Wide, _) => &[1024],
+            (Workload::Train, _) => &[64, 1024],
             (Workload::Seed | Workload::Roundtrip, _) => &[1],
             (Workload::Transfer, false) => &[1, 16],
             (Workload::Transfer, true) => &[1, 16, 128],
@@ -107,6 +114,11 @@ impl Workload {
                 .layer(2048, Identity)
                 .build(),
             Workload::Seed => b(3).layer(3, Sigmoid).layer(2, Identity).build(),
+            Workload::Train => b(784)
+                .layer(512, Relu)
+                .layer(512, Relu)
+                .layer(10, Identity)
+                .build(),
             Workload::Roundtrip => b(1).layer(1, Identity).build(),
             Workload::Transfer => Err(Error::invalid("the transfer workload has no model")),
         }
@@ -117,7 +129,7 @@ impl Workload {
     pub fn widths(self, size: usize) -> Vec<usize> {
         match self {
             Workload::Gemm => vec![size, size],
-            Workload::Mnist => vec![784, 512, 512, 10],
+            Workload::Mnist | Workload::Train => vec![784, 512, 512, 10],
             Workload::Wide => vec![2048; 4],
             Workload::Seed => vec![3, 3, 2],
             Workload::Roundtrip => vec![1, 1],
@@ -155,7 +167,9 @@ impl Case {
 
     /// Bytes this case holds at its peak (see [`crate::memory`]): the model and up to two copies
     /// of its weights (the fast CPU path's and the GPU's), the input (drawn, then kept), and the
-    /// forward pass; for `transfer`, the host and device buffers.
+    /// forward pass (for `train`, also the gradients, the momentum and the reference's copy of
+    /// the model, and every layer's activations kept for the backward); for `transfer`, the
+    /// host and device buffers.
     pub fn memory_bytes(&self) -> u128 {
         if self.workload == Workload::Transfer {
             return (4 * self.size.unwrap_or(1) as u128) << 20;
@@ -163,9 +177,15 @@ impl Case {
         let widths = self.workload.widths(self.size.unwrap_or(0));
         let params = crate::memory::params(&widths);
         let batch = self.batch as u128;
+        let train = if self.workload == Workload::Train {
+            16 * params + 16 * batch * widths.iter().sum::<usize>() as u128
+        } else {
+            0
+        };
         12 * params
             + 8 * batch * widths[0] as u128
             + crate::memory::forward_bytes(&widths, params, self.batch, true)
+            + train
     }
 
     /// Refuses a case whose weights are over the per-tensor limit, before anything is built.

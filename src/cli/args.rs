@@ -335,7 +335,8 @@ pub(crate) struct TrainToolArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Every workload and size (adds gemm 1024 and 2048, and wide b1024); minutes on a CPU.
+    /// Every workload and size (adds gemm 1024 and 2048, wide b1024, and the train step at
+    /// b64 and b1024); minutes on a CPU.
     /// The default is a quick run: gemm 256 and 512, mnist b1, b64 and b1024, seed, roundtrip,
     /// transfer.
     #[arg(long, conflicts_with = "quick")]
@@ -345,12 +346,12 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     pub(crate) quick: bool,
 
-    /// Workloads to run: gemm, mnist, wide, seed, roundtrip, transfer (repeatable or comma
-    /// separated).
+    /// Workloads to run: gemm, mnist, wide, seed, train, roundtrip, transfer (repeatable or
+    /// comma separated).
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub(crate) workload: Vec<String>,
 
-    /// Batch sizes for mnist, wide and seed, replacing their defaults (e.g. 1,64,1024).
+    /// Batch sizes for mnist, wide, seed and train, replacing their defaults (e.g. 1,64,1024).
     #[arg(long, value_name = "N,...", value_delimiter = ',', value_parser = parse_count, allow_negative_numbers = true)]
     pub(crate) batch: Option<Vec<usize>>,
 

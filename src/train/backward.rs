@@ -131,6 +131,11 @@ fn forward_plain(m: &Module, x: &[f32], width: usize) -> Vec<f32> {
             }
             out
         }
+        // ReLU is exact: f32 gives the f64 formula's bits, without its per-element dispatch.
+        Module::Activation(Activation::Relu) | Module::Function(Activation::Relu) => x
+            .iter()
+            .map(|&v| if v > 0.0 || v.is_nan() { v } else { 0.0 })
+            .collect(),
         Module::Activation(a) | Module::Function(a) => x
             .iter()
             .map(|&v| a.apply_f64(f64::from(v)) as f32)
@@ -306,6 +311,14 @@ fn activation_backward(a: Activation, x: &[f32], y: &[f32], g: &[f32], width: us
             }
         }
         return out;
+    }
+    if a == Activation::Relu {
+        // g·1 or g·0 (ReLU'(0) = 0, on the output): exact in f32, the f64 product's bits.
+        return y
+            .iter()
+            .zip(g)
+            .map(|(&y, &g)| g * f32::from(u8::from(y > 0.0)))
+            .collect();
     }
     x.iter()
         .zip(y)

@@ -1,13 +1,11 @@
 //! A Linear layer's forward pass and its gradients (`dX = G·W`, `dW = Gᵀ·X`, `db = Σ_batch G`)
 //! in the two precisions of the trainer: the reference accumulates every dot product in f64 and
 //! rounds it once; the fast path runs all three products on the fast CPU path's packed kernels
-//! ([`PackedLinear`]: f32 FMA chains, AVX-512/AVX2 where the CPU has them, its thread pool),
-//! packing `W`, `Wᵀ` and `Xᵀ` afresh each step since they change.
+//! (`fast_linear.rs`: f32 FMA chains, AVX-512/AVX2 where the CPU has them, its thread pool).
 
-use std::sync::OnceLock;
-
-use crate::cpu::{PackedLinear, Threads};
+use crate::cpu::Kernel;
 use crate::model::Linear;
+use crate::train::fast_linear;
 
 /// Which arithmetic a training step uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,9 +20,7 @@ pub(crate) enum Precision {
 pub(crate) fn forward(lin: &Linear, x: &[f32], batch: usize, p: Precision) -> Vec<f32> {
     let (n_in, n_out) = (lin.in_features(), lin.out_features());
     if p == Precision::Fast {
-        let mut y = vec![0.0f32; batch * n_out];
-        PackedLinear::new(lin).forward(x, batch, &mut y, pool(), &|_, _| {});
-        return y;
+        return fast_linear::forward(lin, x, batch, Kernel::best());
     }
     let w = lin.weight();
     let mut y = Vec::with_capacity(batch * n_out);
@@ -52,29 +48,18 @@ pub(crate) fn backward(
 ) -> LinearGrads {
     let (n_in, n_out) = (lin.in_features(), lin.out_features());
     let w = lin.weight();
-    let db = lin.bias().map(|_| {
-        (0..n_out)
-            .map(|o| {
-                let col = (0..batch).map(|b| g[b * n_out + o]);
-                match p {
-                    Precision::Reference => col.map(f64::from).sum::<f64>() as f32,
-                    Precision::Fast => col.sum::<f32>(),
-                }
-            })
-            .collect()
-    });
     if p == Precision::Fast {
-        // dW[out, in] = Gᵀ·X = Gᵀ·(Xᵀ)ᵀ; dX[batch, in] = G·W = G·(Wᵀ)ᵀ.
-        let dw = product_nt(
-            &transpose(g, batch, n_out),
-            n_out,
-            batch,
-            transpose(x, batch, n_in),
-            n_in,
-        );
-        let dx = need_dx.then(|| product_nt(g, batch, n_out, transpose(w, n_out, n_in), n_in));
+        let kernel = Kernel::best();
+        let db = lin.bias().map(|_| fast_linear::bias_grad(g, n_out));
+        let dw = fast_linear::weight_grad(x, g, batch, (n_in, n_out), kernel);
+        let dx = need_dx.then(|| fast_linear::input_grad(lin, g, batch, kernel));
         return (dx, dw, db);
     }
+    let db = lin.bias().map(|_| {
+        (0..n_out)
+            .map(|o| (0..batch).map(|b| f64::from(g[b * n_out + o])).sum::<f64>() as f32)
+            .collect()
+    });
     // dW[o, i] = Σ_b g[b, o]·x[b, i], one weight row at a time.
     let mut dw = Vec::with_capacity(n_out * n_in);
     let mut acc = vec![0.0f64; n_in];
@@ -111,31 +96,4 @@ fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
         .zip(b)
         .map(|(&x, &y)| f64::from(x) * f64::from(y))
         .sum()
-}
-
-/// `a[rows, k] · bᵀ` for `b` `[n, k]` row-major, on the packed kernels (`b` is packed as the
-/// weight of a Linear(k, n)).
-fn product_nt(a: &[f32], rows: usize, k: usize, b: Vec<f32>, n: usize) -> Vec<f32> {
-    let lin = Linear::new(k, n, b, None).expect("the shapes come from the model and the batch");
-    let mut y = vec![0.0f32; rows * n];
-    PackedLinear::new(&lin).forward(a, rows, &mut y, pool(), &|_, _| {});
-    y
-}
-
-/// `m[rows, cols]` transposed.
-fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0f32; m.len()];
-    for (r, row) in m.chunks_exact(cols).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            t[c * rows + r] = v;
-        }
-    }
-    t
-}
-
-/// The fast path's thread pool: one thread per core, started on first use and shared by every
-/// trainer (a pool runs one job at a time; concurrent trainers take turns).
-fn pool() -> &'static Threads {
-    static POOL: OnceLock<Threads> = OnceLock::new();
-    POOL.get_or_init(|| Threads::new(std::thread::available_parallelism().map_or(1, |n| n.get())))
 }

@@ -8,6 +8,8 @@ mod activation_grad;
 pub(crate) mod backward;
 mod checkpoint;
 mod expr_grad;
+pub(crate) mod fast_linear;
+mod fused;
 mod gpu_backend;
 pub mod health;
 mod linear_grad;

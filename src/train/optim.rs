@@ -5,6 +5,7 @@
 //! `p + (v·m)/d`. Checked bit for bit against `torch.optim` on the CPU.
 
 use crate::error::{Error, Result};
+use crate::train::fused;
 
 /// An optimizer and its hyperparameters (PyTorch's defaults from [`Optimizer::sgd`],
 /// [`Optimizer::adam`], [`Optimizer::adamw`]).
@@ -234,6 +235,21 @@ fn sgd(
     nesterov: bool,
     wd: f64,
 ) {
+    let neg_lr = (-lr) as f32;
+    // The common case in one pass, no copy of the gradient (the same ops and bits as below).
+    if wd == 0.0 && momentum != 0.0 && !nesterov {
+        match &mut slot.a {
+            Some(buf) => {
+                let (m, keep) = (momentum as f32, (1.0 - dampening) as f32);
+                fused::threaded_momentum_step(p, buf, grad, keep, m, neg_lr);
+            }
+            None => {
+                slot.a = Some(grad.to_vec());
+                fused::axpy(p, grad, neg_lr);
+            }
+        }
+        return;
+    }
     // grad = grad.add(param, alpha=weight_decay)
     let mut g: Vec<f32> = if wd != 0.0 {
         let wd = wd as f32;
@@ -267,10 +283,7 @@ fn sgd(
         }
     }
     // param.add_(grad, alpha=-lr)
-    let neg_lr = (-lr) as f32;
-    for (pv, &gv) in p.iter_mut().zip(&g) {
-        *pv = gv.mul_add(neg_lr, *pv);
-    }
+    fused::axpy(p, &g, neg_lr);
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -66,6 +66,27 @@ impl PackedLinear {
         Some(PackedLinear { w, ks })
     }
 
+    /// `B` (`[k, n]` row-major) packed for `kernel` as a layer `in = k`, `out = n` with no bias,
+    /// so that [`forward`](Self::forward) computes `a·B` (a copy instead of the transposition
+    /// `with_kernel` of a Linear holding `Bᵀ` would need); `None` if this CPU lacks `kernel`.
+    pub(crate) fn from_kn(k: usize, n: usize, b: &[f32], kernel: Kernel) -> Option<Self> {
+        let ks = kernel.table()?;
+        Some(PackedLinear {
+            w: PackedWeight::from_kn(k, n, b),
+            ks,
+        })
+    }
+
+    /// `Bᵀ` (`[n, k]` row-major, a Linear weight's layout) packed for `kernel` with no bias,
+    /// without building a [`Linear`] around it; `None` if this CPU lacks `kernel`.
+    pub(crate) fn from_nk(k: usize, n: usize, bt: &[f32], kernel: Kernel) -> Option<Self> {
+        let ks = kernel.table()?;
+        Some(PackedLinear {
+            w: PackedWeight::new(k, n, bt, None),
+            ks,
+        })
+    }
+
     /// The kernel this layer runs.
     pub fn kernel(&self) -> Kernel {
         self.ks.kernel

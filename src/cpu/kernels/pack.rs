@@ -53,6 +53,26 @@ impl PackedWeight {
         }
     }
 
+    /// Packs `b` (`[k, n]` row-major: `B` itself, where [`new`](Self::new) takes `Bᵀ`) with
+    /// no bias, for products `a·B` (training's `dX = dY·W` and `dW = dYᵀ·X`). Panel `j`, row `p`
+    /// is a contiguous run `b[p][16j..16j + 16]`, so packing is a copy, not a transposition.
+    pub(crate) fn from_kn(k: usize, n: usize, b: &[f32]) -> Self {
+        assert_eq!(b.len(), k * n, "b is not [{k}, {n}]");
+        let panels = n.div_ceil(NR);
+        let mut data = vec![Block::default(); panels * k];
+        for (p, row) in b.chunks_exact(n.max(1)).enumerate().take(k) {
+            for (j, run) in row.chunks(NR).enumerate() {
+                data[j * k + p].0[..run.len()].copy_from_slice(run);
+            }
+        }
+        PackedWeight {
+            k,
+            n,
+            data,
+            bias: vec![0.0; panels * NR],
+        }
+    }
+
     /// Input width (`in`).
     pub(crate) fn k(&self) -> usize {
         self.k
@@ -104,5 +124,10 @@ mod tests {
         }
         assert_eq!(pw.bias_from(1)[..3], [-16.0, -17.0, 0.0]);
         assert_eq!((pw.cols(0, 1), pw.cols(0, 2), pw.cols(1, 1)), (16, 18, 2));
+        // The same layout from W's transpose, `[k, n]`, with a zero bias.
+        let wt: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
+        let from_kn = PackedWeight::from_kn(k, n, &wt);
+        assert_eq!(from_kn.data, pw.data);
+        assert_eq!(from_kn.bias_from(0), [0.0; 32]);
     }
 }
