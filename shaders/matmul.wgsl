@@ -3,54 +3,73 @@
 //   forward  Z = X·Wᵀ + b   (A = X [rows, in], B = W [out, in] transposed)
 //   dX       = dZ·W         (A = dZ [rows, out], B = W [out, in])
 //   dW       = dZᵀ·X        (A = dZ [rows, out] transposed, B = X [rows, in])
-// Plain f32 storage, 16×16 output tiles through workgroup memory. Each output is one fma chain
-// over k in increasing order: no atomics, so a run repeats bit for bit. Loads outside the
-// matrices read 0, and 0·0 adds nothing, so no value outside them reaches a result.
+// Plain f32 storage. Each invocation computes a 4×4 block of C from registers, reading A and B
+// straight from storage: no workgroup memory and no barriers, which software adapters (lavapipe,
+// llvmpipe) run as loop splits and make slow (docs/LOG.md, 2026-12-07: the 16×16 tiled form
+// took 6× as long per training step on lavapipe). Each output is one fma chain over k in increasing order (a
+// vec4 fma is four scalar ones): no atomics, so a run repeats bit for bit, and the bits do not
+// depend on the blocking. Rows and columns past the edge read the last row or column (always in
+// the buffers) and their results are not stored, so no value outside the matrices reaches a
+// result.
 
-const T: u32 = 16u;
+/// Outputs per invocation along each side (`BLOCK` in matmul.rs).
+const R: u32 = 4u;
 
-var<workgroup> tile_a: array<array<f32, 16>, 16>;
-var<workgroup> tile_b: array<array<f32, 16>, 16>;
-
-fn load_a(m: u32, k: u32) -> f32 {
-    if m >= dims.m || k >= dims.k {
-        return 0.0;
+@compute @workgroup_size(8, 8)
+fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let m0 = gid.y * R;
+    let n0 = gid.x * R;
+    if m0 >= dims.m || n0 >= dims.n {
+        return;
     }
+    // A[m, k] is at m·sam + k·sak, B[k, n] at k·sbk + n·sbn.
+    var sam = dims.k;
+    var sak = 1u;
     if dims.trans_a != 0u {
-        return a[k * dims.m + m];
+        sam = 1u;
+        sak = dims.m;
     }
-    return a[m * dims.k + k];
-}
-
-fn load_b(k: u32, n: u32) -> f32 {
-    if k >= dims.k || n >= dims.n {
-        return 0.0;
-    }
+    var sbk = dims.n;
+    var sbn = 1u;
     if dims.trans_b != 0u {
-        return b[n * dims.k + k];
+        sbk = 1u;
+        sbn = dims.k;
     }
-    return b[k * dims.n + n];
+    let last_m = vec4<u32>(dims.m - 1u);
+    let last_n = vec4<u32>(dims.n - 1u);
+    let ma = min(vec4<u32>(m0) + vec4<u32>(0u, 1u, 2u, 3u), last_m) * sam;
+    let nb = min(vec4<u32>(n0) + vec4<u32>(0u, 1u, 2u, 3u), last_n) * sbn;
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+    for (var k = 0u; k < dims.k; k++) {
+        let ka = k * sak;
+        let kb = k * sbk;
+        let bv = vec4<f32>(b[kb + nb.x], b[kb + nb.y], b[kb + nb.z], b[kb + nb.w]);
+        c0 = fma(vec4<f32>(a[ma.x + ka]), bv, c0);
+        c1 = fma(vec4<f32>(a[ma.y + ka]), bv, c1);
+        c2 = fma(vec4<f32>(a[ma.z + ka]), bv, c2);
+        c3 = fma(vec4<f32>(a[ma.w + ka]), bv, c3);
+    }
+    store_row(m0, n0, c0);
+    store_row(m0 + 1u, n0, c1);
+    store_row(m0 + 2u, n0, c2);
+    store_row(m0 + 3u, n0, c3);
 }
 
-@compute @workgroup_size(16, 16)
-fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let m = wid.y * T + lid.y;
-    let n = wid.x * T + lid.x;
-    var acc = 0.0;
-    for (var k0 = 0u; k0 < dims.k; k0 += T) {
-        tile_a[lid.y][lid.x] = load_a(m, k0 + lid.x);
-        tile_b[lid.y][lid.x] = load_b(k0 + lid.y, n);
-        workgroupBarrier();
-        for (var kk = 0u; kk < T; kk++) {
-            acc = fma(tile_a[lid.y][kk], tile_b[kk][lid.x], acc);
-        }
-        workgroupBarrier();
+fn store_row(m: u32, n0: u32, v: vec4<f32>) {
+    if m >= dims.m {
+        return;
     }
-    if m < dims.m && n < dims.n {
-        var v = acc;
-        if dims.has_bias != 0u {
-            v = v + bias[n];
+    for (var j = 0u; j < R; j++) {
+        let n = n0 + j;
+        if n < dims.n {
+            var x = v[j];
+            if dims.has_bias != 0u {
+                x = x + bias[n];
+            }
+            c[m * dims.n + n] = x;
         }
-        c[m * dims.n + n] = v;
     }
 }

@@ -7,8 +7,12 @@
 
 use crate::gpu::kernels::{Dispatch, Kernel, NO_EPILOGUE, PipelineSpec, Slot, wgsl_struct};
 
-/// The output tile's side (`T` in the WGSL).
-const TILE: u64 = 16;
+/// Outputs per invocation along each side (`R` in the WGSL).
+const BLOCK: u64 = 4;
+/// Invocations per workgroup along each side (`@workgroup_size(8, 8)` in the WGSL).
+const WG: u64 = 8;
+/// The side of the block of C one workgroup computes.
+const TILE: u64 = BLOCK * WG;
 
 wgsl_struct! {
     /// The uniform block: C is `[m, n]`, the sum runs over `k`.
