@@ -515,8 +515,9 @@ impl Trainer {
     }
 
     /// The trained model. On the GPU the parameters are read back first; if that fails (the
-    /// device was lost) the model is as of the last successful [`sync`](Self::sync): call
-    /// `sync` first to see the error.
+    /// device was lost, or on wasm32, where reading back blocks) the model is as of the last
+    /// successful [`sync`](Self::sync) or [`sync_async`](Self::sync_async): call one of them
+    /// first (on wasm32 `sync_async`).
     pub fn into_model(mut self) -> Mlp {
         let _ = self.sync();
         self.model
