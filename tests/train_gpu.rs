@@ -175,6 +175,36 @@ fn awaited_steps_give_the_blocking_bits_and_a_dropped_one_does_not_wedge() {
     assert_ne!(synced, case.model.tensors(), "it trained");
 }
 
+#[test]
+fn an_awaited_epoch_longer_than_the_loss_ring_reads_it_as_it_fills() {
+    // 1030 steps of one row: the device keeps 1024 unread losses, so epoch_async awaits a
+    // read of the ring mid-epoch (epoch reads it blocking): the same bits.
+    let model = Mlp::builder(2)
+        .layer(1, Activation::Identity)
+        .seed(0)
+        .build()
+        .unwrap();
+    let rows = 1030;
+    let x = Matrix::new(
+        rows,
+        2,
+        (0..rows * 2).map(|i| (i % 7) as f32 / 7.0).collect(),
+    )
+    .unwrap();
+    let y =
+        Target::Values(Matrix::new(rows, 1, (0..rows).map(|i| (i % 3) as f32).collect()).unwrap());
+    let order = wgpu_mlp::data::EpochOrder::new(rows, 1, None, false).unwrap();
+    let optim = Optimizer::sgd(0.01);
+    let mut a = gpu_trainer(model.clone(), Loss::Mse, Reduction::Mean, optim);
+    let mut b = gpu_trainer(model, Loss::Mse, Reduction::Mean, optim);
+    let la = a.epoch(&x, &y, &mut order.clone()).unwrap();
+    let lb = pollster::block_on(b.epoch_async(&x, &y, &mut order.clone())).unwrap();
+    assert_eq!(la.len(), rows);
+    assert_eq!(la, lb);
+    assert_eq!(a.model().tensors(), b.model().tensors());
+    assert_eq!(b.steps(), rows as u64);
+}
+
 /// The loss and gradients of one batch on the GPU and on the f64 reference, compared: the loss
 /// within `tol·|loss| + ulps`, each gradient tensor within `tol` of its largest reference
 /// value. Returns the worst error as a fraction of the tolerance.
