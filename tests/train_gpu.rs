@@ -62,16 +62,7 @@ fn gpu_trajectories_match_pytorch() {
 #[test]
 fn step_by_step_and_queued_steps_agree_bit_for_bit() {
     let case = gpu_cases().into_iter().next().unwrap();
-    let batch = |i: usize| {
-        let rows: Vec<usize> = (i * 4..i * 4 + 4).collect();
-        let x = Matrix::new(
-            4,
-            case.x.cols(),
-            rows.iter().flat_map(|&r| case.x.row(r).to_vec()).collect(),
-        )
-        .unwrap();
-        (x, case.y.select(&rows).unwrap())
-    };
+    let batch = |i: usize| batch_of(&case, i);
     let mut a = gpu_trainer(case.model.clone(), case.loss, case.reduction, case.optim);
     let mut b = gpu_trainer(case.model.clone(), case.loss, case.reduction, case.optim);
     let mut c = gpu_trainer(case.model.clone(), case.loss, case.reduction, case.optim);
@@ -113,6 +104,105 @@ fn step_by_step_and_queued_steps_agree_bit_for_bit() {
     assert_eq!(epoch.len(), order.batches_per_epoch());
     assert_eq!(d.take_losses().unwrap(), la[..3]);
     assert_eq!(d.steps(), 4 + epoch.len() as u64);
+}
+
+/// Four batches of 4 rows of `case`'s data set.
+fn batch_of(case: &Case, i: usize) -> (Matrix, Target) {
+    let rows: Vec<usize> = (i * 4..i * 4 + 4).collect();
+    let x = Matrix::new(
+        4,
+        case.x.cols(),
+        rows.iter().flat_map(|&r| case.x.row(r).to_vec()).collect(),
+    )
+    .unwrap();
+    (x, case.y.select(&rows).unwrap())
+}
+
+#[test]
+fn awaited_steps_give_the_blocking_bits_and_a_dropped_one_does_not_wedge() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let case = gpu_cases().into_iter().next().unwrap();
+    let mut a = gpu_trainer(case.model.clone(), case.loss, case.reduction, case.optim);
+    let mut b = gpu_trainer(case.model.clone(), case.loss, case.reduction, case.optim);
+    for i in 0..3 {
+        let (x, y) = batch_of(&case, i);
+        let blocking = a.step(&x, &y).unwrap();
+        let awaited = pollster::block_on(b.step_async(&x, &y)).unwrap();
+        assert_eq!(blocking.to_bits(), awaited.to_bits(), "step {}", i + 1);
+    }
+    let mut order_a = case.order.clone();
+    let mut order_b = case.order.clone();
+    let ea = a.epoch(&case.x, &case.y, &mut order_a).unwrap();
+    let eb = pollster::block_on(b.epoch_async(&case.x, &case.y, &mut order_b)).unwrap();
+    assert_eq!(ea, eb);
+    assert_eq!(a.model().tensors(), b.model().tensors(), "the epochs' sync");
+    // Queued steps read with take_losses_async.
+    for i in 0..2 {
+        let (x, y) = batch_of(&case, i);
+        a.step_queued(&x, &y).unwrap();
+        b.step_queued(&x, &y).unwrap();
+    }
+    assert_eq!(
+        a.take_losses().unwrap(),
+        pollster::block_on(b.take_losses_async()).unwrap()
+    );
+    // A step_async dropped after its first poll (submitted, its read in flight): the step was
+    // taken, its loss comes with the next take_losses, and the trainer goes on.
+    let (x, y) = batch_of(&case, 3);
+    let handed = {
+        let mut fut = std::pin::pin!(b.step_async(&x, &y));
+        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(loss) => vec![loss.unwrap()],
+            Poll::Pending => Vec::new(),
+        }
+    };
+    a.step_queued(&x, &y).unwrap();
+    let mut late = handed;
+    late.extend(pollster::block_on(b.take_losses_async()).unwrap());
+    assert_eq!(a.take_losses().unwrap(), late);
+    assert_eq!(a.steps(), b.steps());
+    let (x, y) = batch_of(&case, 0);
+    let blocking = a.step(&x, &y).unwrap();
+    let awaited = pollster::block_on(b.step_async(&x, &y)).unwrap();
+    assert_eq!(
+        blocking.to_bits(),
+        awaited.to_bits(),
+        "after the dropped step"
+    );
+    let synced = pollster::block_on(b.sync_async()).unwrap().tensors();
+    assert_eq!(a.sync().unwrap().tensors(), synced);
+    assert_ne!(synced, case.model.tensors(), "it trained");
+}
+
+#[test]
+fn an_awaited_epoch_longer_than_the_loss_ring_reads_it_as_it_fills() {
+    // 1030 steps of one row: the device keeps 1024 unread losses, so epoch_async awaits a
+    // read of the ring mid-epoch (epoch reads it blocking): the same bits.
+    let model = Mlp::builder(2)
+        .layer(1, Activation::Identity)
+        .seed(0)
+        .build()
+        .unwrap();
+    let rows = 1030;
+    let x = Matrix::new(
+        rows,
+        2,
+        (0..rows * 2).map(|i| (i % 7) as f32 / 7.0).collect(),
+    )
+    .unwrap();
+    let y =
+        Target::Values(Matrix::new(rows, 1, (0..rows).map(|i| (i % 3) as f32).collect()).unwrap());
+    let order = wgpu_mlp::data::EpochOrder::new(rows, 1, None, false).unwrap();
+    let optim = Optimizer::sgd(0.01);
+    let mut a = gpu_trainer(model.clone(), Loss::Mse, Reduction::Mean, optim);
+    let mut b = gpu_trainer(model, Loss::Mse, Reduction::Mean, optim);
+    let la = a.epoch(&x, &y, &mut order.clone()).unwrap();
+    let lb = pollster::block_on(b.epoch_async(&x, &y, &mut order.clone())).unwrap();
+    assert_eq!(la.len(), rows);
+    assert_eq!(la, lb);
+    assert_eq!(a.model().tensors(), b.model().tensors());
+    assert_eq!(b.steps(), rows as u64);
 }
 
 /// The loss and gradients of one batch on the GPU and on the f64 reference, compared: the loss

@@ -1,7 +1,8 @@
 // Panel 4: trains the digits MLP from scratch in the page (Training, web/src/training_api.rs).
 // Steps run in chunks of about CHUNK_MS, each followed by a yield to the event loop, so the page
 // keeps drawing and answering while it trains. Each epoch the training and held-out rows are
-// scored and the curves and the gradient-health table redrawn.
+// scored and the curves and the gradient-health table redrawn. Device "WebGPU" trains with
+// Training.onWebGpu, each step awaited (stepAsync); "CPU" (the default) on the f64 reference.
 //
 // For the page test and the console: globalThis.wgpuMlpTraining = { config, losses (every step),
 // epochs: [{ epoch, step, trainLoss, trainAccuracy, heldoutLoss, heldoutAccuracy }], health }.
@@ -73,7 +74,7 @@ export function setupTraining({ Training, getGpu, message, useModel }) {
     const trained = !!training && training.steps > 0;
     $('trainUse').disabled = running || !trained || !getGpu();
     $('trainSave').disabled = running || !trained;
-    for (const id of ['trainInit', 'trainAct', 'trainOpt', 'trainLr', 'trainEpochs', 'trainSeed']) $(id).disabled = running;
+    for (const id of ['trainInit', 'trainAct', 'trainOpt', 'trainLr', 'trainEpochs', 'trainSeed', 'trainDevice']) $(id).disabled = running;
   };
 
   function config() {
@@ -85,7 +86,7 @@ export function setupTraining({ Training, getGpu, message, useModel }) {
     if (!Number.isInteger(seed) || seed < 0) throw new Error('the seed must be a whole number from 0');
     return {
       init: $('trainInit').value, activation: $('trainAct').value, optimizer: $('trainOpt').value,
-      lr, epochs, seed, shuffleSeed: seed, batchSize: 64,
+      lr, epochs, seed, shuffleSeed: seed, batchSize: 64, device: $('trainDevice').value,
     };
   }
 
@@ -173,7 +174,16 @@ export function setupTraining({ Training, getGpu, message, useModel }) {
         data = new Uint8Array(await res.arrayBuffer());
       }
       training?.free();
-      training = new Training(data, c.init, c.activation, c.optimizer, c.lr, c.batchSize, c.seed, c.shuffleSeed);
+      training = null;
+      const settings = [data, c.init, c.activation, c.optimizer, c.lr, c.batchSize, c.seed, c.shuffleSeed];
+      if (c.device === 'webgpu') {
+        // Steps on WebGPU are awaited (stepAsync): the device never blocks the page.
+        const gpu = getGpu();
+        if (!gpu) throw new Error('WebGPU is not available in this page (see the digits panel): train on the CPU');
+        training = Training.onWebGpu(gpu, ...settings);
+      } else {
+        training = new Training(...settings);
+      }
     } catch (e) {
       error(message(e));
       running = false;
@@ -191,7 +201,7 @@ export function setupTraining({ Training, getGpu, message, useModel }) {
       while (running && training.steps < total) {
         const start = performance.now();
         while (training.steps < total && performance.now() - start < CHUNK_MS) {
-          const loss = training.step();
+          const loss = c.device === 'webgpu' ? await training.stepAsync() : training.step();
           record.losses.push(loss);
           if (training.steps % training.stepsPerEpoch === 0) {
             busyMs += performance.now() - start;
@@ -214,7 +224,7 @@ export function setupTraining({ Training, getGpu, message, useModel }) {
     const e = record.epochs[record.epochs.length - 1];
     const s = (performance.now() - t0) / 1000;
     status(`${stopped ? 'Stopped' : 'Done'} after ${training.steps} steps (${(training.steps / training.stepsPerEpoch).toFixed(2)} epochs) ` +
-      `in ${s.toFixed(1)} s (${(busyMs / Math.max(training.steps, 1)).toFixed(2)} ms a step on the ${training.backend} path, wasm): ` +
+      `in ${s.toFixed(1)} s (${(busyMs / Math.max(training.steps, 1)).toFixed(2)} ms a step on the ${training.backend} path): ` +
       `held-out accuracy ${pct(e.heldoutAccuracy)} (${e.heldoutCorrect}/${e.heldoutTotal}) at epoch ${e.epoch.toFixed(2).replace(/\.00$/, '')}.`,
     stopped ? 'stopped' : 'done');
     running = false;

@@ -48,7 +48,6 @@ mod program;
 mod readback;
 mod run;
 mod tensor;
-#[cfg(not(target_arch = "wasm32"))]
 pub(crate) mod train;
 mod workspace;
 
@@ -58,5 +57,4 @@ pub use adapter::{AdapterSummary, GpuOptions};
 pub use context::GpuContext;
 pub use model::GpuMlp;
 pub use options::{GpuMlpOptions, KernelMode, LinearKernel, WeightFormat};
-#[cfg(not(target_arch = "wasm32"))]
 pub use train::GpuBatch;

@@ -9,7 +9,7 @@ use crate::matrix::Matrix;
 use crate::model::{Mlp, TensorKind, TensorValues};
 use crate::rng::Generator;
 use crate::train::backward;
-use crate::train::gpu_backend::GpuBackend;
+use crate::train::gpu_backend::{GpuBackend, refuse_blocking};
 use crate::train::health::Monitor;
 use crate::train::linear_grad::Precision;
 use crate::train::loss::{Loss, Reduction, Target, select_rows};
@@ -30,6 +30,10 @@ pub enum Backend {
     /// resident there, one submit per step. Trains every module the CPU paths train but ONNX
     /// elementwise subgraphs ([`Trainer::new`] refuses those, naming them), with every loss and
     /// optimizer. The default adapter; [`Trainer::on_gpu`] takes a context of your choice.
+    /// On wasm32 only through `on_gpu` (with a context from
+    /// [`GpuContext::new_async`](crate::gpu::GpuContext::new_async)) and only the calls that
+    /// do not wait: [`Trainer::step_async`], [`Trainer::epoch_async`],
+    /// [`Trainer::take_losses_async`], [`Trainer::sync_async`], [`Trainer::step_queued`].
     /// docs/TRAINING.md, "On the GPU".
     Gpu,
 }
@@ -276,6 +280,7 @@ impl Trainer {
             )));
         }
         if self.gpu.is_some() {
+            refuse_blocking("Trainer::epoch", "Trainer::epoch_async")?;
             // On the GPU the steps do not wait: the losses are read once, at the end (losses
             // queued before the epoch stay for take_losses).
             let earlier = self.take_losses()?;
@@ -358,6 +363,87 @@ impl Trainer {
         Ok(losses)
     }
 
+    /// [`step`](Self::step) as a future that never blocks: on the GPU the step is submitted
+    /// and its loss awaited through the device's readback (natively the context's poller maps
+    /// it; in a browser, WebGPU does), the counterpart of
+    /// [`GpuMlp::forward_async`](crate::gpu::GpuMlp::forward_async); the same bits as `step`.
+    /// On the CPU paths it is `step`, ready at once. A future dropped before it ends leaves the
+    /// trainer usable: the step was taken (if it was submitted), and its loss, not handed out,
+    /// comes with the next [`take_losses`](Self::take_losses).
+    pub async fn step_async(&mut self, x: &Matrix, y: &Target) -> Result<f32> {
+        match &mut self.gpu {
+            Some(gpu) => {
+                let loss = gpu.step_async(x, y, &mut self.dropout).await;
+                self.steps = gpu.steps();
+                loss
+            }
+            None => self.step(x, y),
+        }
+    }
+
+    /// [`take_losses`](Self::take_losses) as a future that never blocks.
+    pub async fn take_losses_async(&mut self) -> Result<Vec<f32>> {
+        let mut losses = std::mem::take(&mut self.queued);
+        if let Some(gpu) = &mut self.gpu {
+            let device = gpu.take_losses_async().await;
+            self.steps = gpu.steps();
+            losses.extend(device?);
+        }
+        Ok(losses)
+    }
+
+    /// [`sync`](Self::sync) as a future that never blocks (on wasm32 the way to read the
+    /// trained parameters back: `into_model` cannot, and returns the model as of the last
+    /// sync).
+    pub async fn sync_async(&mut self) -> Result<&Mlp> {
+        if let Some(gpu) = &mut self.gpu {
+            gpu.sync_async(&mut self.model).await?;
+        }
+        Ok(&self.model)
+    }
+
+    /// [`epoch`](Self::epoch) as a future that never blocks: on the GPU the steps are queued
+    /// (one submit each), the losses read once at the end (and whenever the device's ring of
+    /// unread losses fills), then the parameters; the same bits as `epoch`.
+    pub async fn epoch_async(
+        &mut self,
+        x: &Matrix,
+        y: &Target,
+        order: &mut EpochOrder,
+    ) -> Result<Vec<f32>> {
+        if self.gpu.is_none() {
+            return self.epoch(x, y, order);
+        }
+        if y.rows() != x.rows() {
+            return Err(Error::shape(format!(
+                "the input has {} rows but the target {}",
+                x.rows(),
+                y.rows()
+            )));
+        }
+        let earlier = self.take_losses_async().await?;
+        let losses = self.queued_epoch(x, y, order).await;
+        self.queued = earlier;
+        let losses = losses?;
+        self.sync_async().await?;
+        Ok(losses)
+    }
+
+    /// The GPU's steps of [`epoch_async`](Self::epoch_async) and their losses.
+    async fn queued_epoch(
+        &mut self,
+        x: &Matrix,
+        y: &Target,
+        order: &mut EpochOrder,
+    ) -> Result<Vec<f32>> {
+        for batch in order.next_epoch() {
+            let (xb, yb) = (select_rows(x, &batch)?, y.select(&batch)?);
+            let gpu = self.gpu.as_mut().expect("a GPU trainer");
+            gpu.step_queued_async(&xb, &yb, &mut self.dropout).await?;
+        }
+        self.take_losses_async().await
+    }
+
     /// The loss, the reduction, the optimizer state and the Dropout generator, for a
     /// checkpoint (`train::checkpoint`).
     pub(crate) fn parts(&self) -> (Loss, Reduction, &OptimState, &Generator) {
@@ -378,7 +464,6 @@ impl Trainer {
     /// Uploads a batch to the GPU once, for [`step_batch`](Self::step_batch): a data set
     /// resident on the device trains without any host-to-device copy per step. `Backend::Gpu`
     /// only.
-    #[cfg(not(target_arch = "wasm32"))]
     pub fn upload_batch(&self, x: &Matrix, y: &Target) -> Result<crate::gpu::GpuBatch> {
         match &self.gpu {
             Some(gpu) => gpu.upload_batch(x, y),
@@ -388,7 +473,6 @@ impl Trainer {
 
     /// A [`step_queued`](Self::step_queued) on a batch already on the device (copied there by
     /// [`upload_batch`](Self::upload_batch)): one submit, no upload, no wait.
-    #[cfg(not(target_arch = "wasm32"))]
     pub fn step_batch(&mut self, batch: &crate::gpu::GpuBatch) -> Result<()> {
         let gpu = self
             .gpu
@@ -426,12 +510,14 @@ impl Trainer {
 
     /// Optimizer steps taken.
     pub fn steps(&self) -> u64 {
-        self.steps
+        // The device's count: an awaited step dropped mid-read was taken all the same.
+        self.gpu.as_ref().map_or(self.steps, GpuBackend::steps)
     }
 
     /// The trained model. On the GPU the parameters are read back first; if that fails (the
-    /// device was lost) the model is as of the last successful [`sync`](Self::sync): call
-    /// `sync` first to see the error.
+    /// device was lost, or on wasm32, where reading back blocks) the model is as of the last
+    /// successful [`sync`](Self::sync) or [`sync_async`](Self::sync_async): call one of them
+    /// first (on wasm32 `sync_async`).
     pub fn into_model(mut self) -> Mlp {
         let _ = self.sync();
         self.model

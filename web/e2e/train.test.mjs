@@ -10,7 +10,8 @@
 //   sides here run the same f64 reference, so only the ulp term is allowed (wasm's libm may round
 //   an exp or a log differently from glibc's);
 // - the held-out accuracy after the run within one sample (0.2 %) of the native run's;
-// and the same for a second trajectory (tanh, SGD with momentum 0.9, seed 3, two epochs).
+// and the same for a second trajectory (tanh, SGD with momentum 0.9, seed 3, two epochs); one
+// epoch on WebGPU (the Device select) within issue 21's budget of the same trajectory.
 // Then: the page stayed responsive while training (timer gaps), the curves and the gradient-health
 // table are drawn, the saved .safetensors reads back in the CLI, the trained model classifies
 // drawn held-out digits in the digits panel, the zero init shows its symmetry warning, bad
@@ -172,6 +173,34 @@ const c2 = fixture2.config;
 const run2 = await train({ init: c2.init, act: c2.activation, opt: c2.optimizer, lr: c2.lr, epochs: c2.epochs, seed: c2.seed });
 check(run2.error === null, `trains with tanh and SGD + momentum (${run2.error ?? 'no error'})`);
 sameTrajectory(run2, fixture2, 'tanh, SGD momentum 0.9, seed 3');
+
+// ------------------------------------------------------------------ on WebGPU
+
+// The Device select: the defaults for one epoch on WebGPU (Training.onWebGpu, stepAsync) against
+// the native CPU-reference trajectory within issue 21's budget: 2x PyTorch's own float32-vs-
+// float64 loss drift so far (fixtures/train_drift.json, real PyTorch) + 4 f32 ulps.
+const drift = JSON.parse(readFileSync(join(here, 'fixtures/train_drift.json'), 'utf8')).drift;
+check(await page.$eval('#trainDevice', (s) => s.value) === 'cpu', 'the Device select defaults to the CPU');
+await page.selectOption('#trainDevice', 'webgpu');
+const onGpu = await train({ init: c.init, act: c.activation, opt: c.optimizer, lr: c.lr, epochs: 1, seed: c.seed });
+await page.selectOption('#trainDevice', 'cpu');
+check(onGpu.error === null && / on the gpu path/.test(onGpu.status), `trains on WebGPU (${onGpu.error ?? onGpu.status})`);
+{
+  let worstDrift = 0;
+  let worst = 0;
+  let bad = -1;
+  onGpu.losses.forEach((l, i) => {
+    worstDrift = Math.max(worstDrift, drift[i]);
+    const budget = 2 * worstDrift + ULPS * ulp(fixture.losses[i]);
+    const err = Math.abs(l - fixture.losses[i]);
+    worst = Math.max(worst, err / budget);
+    if (!(err <= budget) && bad < 0) bad = i;
+  });
+  check(onGpu.losses.length === drift.length && bad < 0,
+    `WebGPU: the first epoch's ${onGpu.losses.length} step losses within 2x PyTorch's drift + ${ULPS} ulps of the CPU reference's ` +
+    `(worst ${worst.toFixed(3)} of the budget)${bad >= 0 ? `; first off at step ${bad + 1}: ${onGpu.losses[bad]} vs ${fixture.losses[bad]}` : ''}`);
+  check(onGpu.rows === 4 && onGpu.epochs.length === 2, `WebGPU: scored and the health table drawn (${onGpu.rows - 1} layers)`);
+}
 
 // ------------------------------------------------------------------ the primer's lessons, visibly
 

@@ -7,13 +7,16 @@
 //! --device cpu-reference` (web/e2e/fixtures/make_train_trajectory.sh makes that trajectory;
 //! web/e2e/train.test.mjs compares the page's with it).
 //!
-//! The step runs on [`Backend::CpuReference`]: a step of this 64 → 64 → 32 → 10 model takes
-//! milliseconds in wasm. The backend is one field of [`Config`], so the GPU trainer can take
-//! its place (asynchronously: a step would then return a promise) once the library has one.
+//! By default the step runs on [`Backend::CpuReference`]: a step of this 64 → 64 → 32 → 10
+//! model takes milliseconds in wasm. [`Session::on_gpu`] trains on WebGPU instead
+//! ([`Backend::Gpu`]): its steps are awaited ([`Session::step_async`], the library's
+//! [`Trainer::step_async`] then [`Trainer::sync_async`], so the host's model, which the scores
+//! and the health table read, is the device's after every step).
 
 use std::collections::VecDeque;
 
 use wgpu_mlp::data::EpochOrder;
+use wgpu_mlp::gpu::GpuContext;
 use wgpu_mlp::train::{Backend, Loss, Optimizer, Reduction, Target, Trainer};
 use wgpu_mlp::{Activation, Init, LayerSpec, Matrix, Mlp, Module, cpu};
 
@@ -175,7 +178,8 @@ pub struct Config {
     pub seed: u64,
     /// The DataLoader's generator seed.
     pub shuffle_seed: u64,
-    /// Where a step runs (the page: [`Backend::CpuReference`]).
+    /// Where a step runs: [`Backend::CpuReference`] ([`Session::new`]) or [`Backend::Gpu`]
+    /// ([`Session::on_gpu`]).
     pub backend: Backend,
 }
 
@@ -218,7 +222,11 @@ pub struct Session {
     last_batch: Option<Vec<usize>>,
     batch_size: usize,
     update_ratios: Vec<f32>,
+    optimizer: Optimizer,
 }
+
+/// A batch taken for a step: its rows, inputs, targets and each Linear's weights before it.
+type Taken = (Vec<usize>, Matrix, Target, Vec<Vec<f32>>);
 
 impl Session {
     /// A new model from `config`, to be trained on `train` and scored on `heldout`.
@@ -230,8 +238,30 @@ impl Session {
             Reduction::Mean,
             config.optimizer,
             config.backend,
-        )
-        .map_err(|e| e.to_string())?;
+        );
+        Self::with_trainer(config, trainer, train, heldout)
+    }
+
+    /// [`Session::new`] on the GPU of `ctx` (WebGPU in the page; `config.backend` is not
+    /// read): step with [`step_async`](Self::step_async).
+    pub fn on_gpu(
+        config: &Config,
+        train: Digits,
+        heldout: Digits,
+        ctx: &GpuContext,
+    ) -> Result<Self, String> {
+        let model = config.model()?;
+        let trainer = Trainer::on_gpu(model, LOSS, Reduction::Mean, config.optimizer, ctx);
+        Self::with_trainer(config, trainer, train, heldout)
+    }
+
+    fn with_trainer(
+        config: &Config,
+        trainer: wgpu_mlp::Result<Trainer>,
+        train: Digits,
+        heldout: Digits,
+    ) -> Result<Self, String> {
+        let trainer = trainer.map_err(|e| e.to_string())?;
         let order = EpochOrder::new(
             train.x.rows(),
             config.batch_size,
@@ -250,22 +280,58 @@ impl Session {
             last_batch: None,
             batch_size: config.batch_size,
             update_ratios: vec![0.0; layers],
+            optimizer: config.optimizer,
         })
     }
 
     /// One optimizer step on the next batch (a new epoch's order is drawn when the last one is
-    /// used up): the loss as `loss.item()` gives it.
+    /// used up): the loss as `loss.item()` gives it. On the CPU paths only (on the GPU the
+    /// library refuses it: await [`step_async`](Self::step_async)).
     pub fn step(&mut self) -> Result<f32, String> {
+        let (batch, x, y, before) = self.take_batch()?;
+        let loss = self.trainer.step(&x, &y);
+        self.stepped(batch, &before, loss)
+    }
+
+    /// [`step`](Self::step) as a future that never blocks (any backend); on the GPU it also
+    /// reads the trained parameters back, so the model the panel reads is current.
+    pub async fn step_async(&mut self) -> Result<f32, String> {
+        let (batch, x, y, before) = self.take_batch()?;
+        let loss = self.trainer.step_async(&x, &y).await;
+        let synced = self.trainer.sync_async().await.map(|_| ());
+        self.stepped(batch, &before, synced.and(loss))
+    }
+
+    /// The next batch (drawing a new epoch's order when the last is used up).
+    fn take_batch(&mut self) -> Result<Taken, String> {
         if self.pending.is_empty() {
             self.pending = self.order.next_epoch().into();
         }
         let batch = self.pending.pop_front().expect("an epoch has a batch");
         let (x, y) = self.rows(&batch)?;
         let before: Vec<Vec<f32>> = self.linears().map(|l| l.weight().to_vec()).collect();
-        let loss = self.trainer.step(&x, &y).map_err(|e| e.to_string())?;
+        Ok((batch, x, y, before))
+    }
+
+    /// After a step on `batch`: each Linear's update ratio, the epoch count; a step that
+    /// failed (refused, or a loss that is not finite: the model is as before it) gives its
+    /// batch back, so the next step takes it again.
+    fn stepped(
+        &mut self,
+        batch: Vec<usize>,
+        before: &[Vec<f32>],
+        loss: wgpu_mlp::Result<f32>,
+    ) -> Result<f32, String> {
+        let loss = match loss {
+            Ok(l) => l,
+            Err(e) => {
+                self.pending.push_front(batch);
+                return Err(e.to_string());
+            }
+        };
         self.update_ratios = self
             .linears()
-            .zip(&before)
+            .zip(before)
             .map(|(l, w0)| {
                 let dw: f64 = l
                     .weight()
@@ -288,6 +354,11 @@ impl Session {
             self.epochs_done += 1;
         }
         Ok(loss)
+    }
+
+    /// Where the steps run.
+    pub fn backend(&self) -> Backend {
+        self.trainer.backend()
     }
 
     fn rows(&self, batch: &[usize]) -> Result<(Matrix, Target), String> {
@@ -349,7 +420,22 @@ impl Session {
             None => (0..self.batch_size.min(self.train.x.rows())).collect(),
         };
         let (x, y) = self.rows(&batch)?;
-        let (_, grads) = self.trainer.gradients(&x, &y).map_err(|e| e.to_string())?;
+        // The GPU's gradients are not read back (the library refuses the blocking read in a
+        // browser): there, those of the model as synced after the last step, on the reference.
+        let grads = if self.trainer.backend() == Backend::Gpu {
+            let model = self.trainer.model().clone();
+            Trainer::new(
+                model,
+                LOSS,
+                Reduction::Mean,
+                self.optimizer,
+                Backend::CpuReference,
+            )
+            .and_then(|mut t| t.gradients(&x, &y))
+        } else {
+            self.trainer.gradients(&x, &y)
+        };
+        let (_, grads) = grads.map_err(|e| e.to_string())?;
         layer_health(
             self.trainer.model(),
             &grads,

@@ -5,27 +5,90 @@
 //! const data = new Uint8Array(await (await fetch('model/digits.bin')).arrayBuffer());
 //! const t = new Training(data, 'pytorch', 'relu', 'adam', 0.01, 64, 0, 0); // init, act, optim, lr, batch, seed, shuffle seed
 //! const loss = t.step();               // one optimizer step, synchronous (the CPU reference)
+//! const g = Training.onWebGpu(await Gpu.init(), data, 'pytorch', 'relu', 'adam', 0.01, 64, 0, 0);
+//! const l = await g.stepAsync();        // one step on WebGPU: a promise of its loss
 //! t.score(true);                       // { loss, correct, total, accuracy } on the held-out rows
 //! t.health();                          // [{ name, gradWeight, gradBias, weight, updateRatio, dead, saturated, identicalUnits }]
 //! const m = t.toModel();               // a Model (with a softmax): upload(gpu), classifyDigit(…)
 //! ```
 //!
 //! `step` is synchronous: on the CPU a step of this model takes milliseconds, and the page calls
-//! it in chunks that yield to the event loop between them. The GPU trainer, when the library has
-//! one, will come as an asynchronous `stepGpu()` returning a promise of the loss (as
-//! `Model.forwardGpu` is to `forwardCpu`): the page's loop already awaits between chunks.
+//! it in chunks that yield to the event loop between them. On WebGPU (`Training.onWebGpu`) a
+//! step is `stepAsync()`, a promise of the loss (as `Model.forwardGpu` is to `forwardCpu`; it
+//! works on the CPU too); `step()` there throws, naming `stepAsync`. Await each `stepAsync`
+//! before the next call: while one runs, the other calls throw that training is busy.
 
-use js_sys::{Array, Object};
+use std::cell::{Ref, RefCell, RefMut};
+use std::rc::Rc;
+
+use js_sys::{Array, Object, Promise};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
 use wgpu_mlp::train::Backend;
 
 use crate::training::{self, Config, InitChoice, Score, Session};
-use crate::{Model, err, panic, set};
+use crate::{Gpu, Model, err, panic, set};
 
 /// A digits MLP (64 → 64 → 32 → 10) being trained in the page.
 #[wasm_bindgen]
 pub struct Training {
-    session: Session,
+    /// Shared with a `stepAsync` in flight (which holds it mutably until it ends).
+    session: Rc<RefCell<Session>>,
+}
+
+/// What a call made while a `stepAsync` runs throws.
+const BUSY: &str = "training is busy: await the last stepAsync() first";
+
+impl Training {
+    fn session(&self) -> Result<Ref<'_, Session>, JsError> {
+        self.session.try_borrow().map_err(|_| err(BUSY))
+    }
+
+    fn session_mut(&self) -> Result<RefMut<'_, Session>, JsError> {
+        self.session.try_borrow_mut().map_err(|_| err(BUSY))
+    }
+
+    /// The settings `new` and `onWebGpu` share, checked.
+    #[allow(clippy::too_many_arguments)]
+    fn config(
+        init: &str,
+        activation: &str,
+        optimizer: &str,
+        lr: f64,
+        batch_size: usize,
+        seed: f64,
+        shuffle_seed: f64,
+        backend: Backend,
+    ) -> Result<Config, JsError> {
+        let whole = |v: f64, what: &str| {
+            if (0.0..=9_007_199_254_740_992.0).contains(&v) && v.fract() == 0.0 {
+                Ok(v as u64)
+            } else {
+                Err(err(format!(
+                    "{what} must be a whole number from 0 to 2^53, not {v}"
+                )))
+            }
+        };
+        if batch_size == 0 {
+            return Err(err("the batch size must be at least 1"));
+        }
+        Ok(Config {
+            hidden: vec![64, 32],
+            activation: training::parse_activation(activation).map_err(err)?,
+            init: InitChoice::parse(init).map_err(err)?,
+            optimizer: training::parse_optimizer(optimizer, lr).map_err(err)?,
+            batch_size,
+            seed: whole(seed, "the seed")?,
+            shuffle_seed: whole(shuffle_seed, "the shuffle seed")?,
+            backend,
+        })
+    }
+
+    fn wrap(session: Session) -> Training {
+        Training {
+            session: Rc::new(RefCell::new(session)),
+        }
+    }
 }
 
 fn score_object(s: Score) -> JsValue {
@@ -57,66 +120,98 @@ impl Training {
         shuffle_seed: f64,
     ) -> Result<Training, JsError> {
         panic::install();
-        let whole = |v: f64, what: &str| {
-            if (0.0..=9_007_199_254_740_992.0).contains(&v) && v.fract() == 0.0 {
-                Ok(v as u64)
-            } else {
-                Err(err(format!(
-                    "{what} must be a whole number from 0 to 2^53, not {v}"
-                )))
-            }
-        };
-        if batch_size == 0 {
-            return Err(err("the batch size must be at least 1"));
-        }
-        let config = Config {
-            hidden: vec![64, 32],
-            activation: training::parse_activation(activation).map_err(err)?,
-            init: InitChoice::parse(init).map_err(err)?,
-            optimizer: training::parse_optimizer(optimizer, lr).map_err(err)?,
+        let config = Self::config(
+            init,
+            activation,
+            optimizer,
+            lr,
             batch_size,
-            seed: whole(seed, "the seed")?,
-            shuffle_seed: whole(shuffle_seed, "the shuffle seed")?,
-            backend: Backend::CpuReference,
-        };
+            seed,
+            shuffle_seed,
+            Backend::CpuReference,
+        )?;
         let (train, heldout) = training::parse_digits(data).map_err(err)?;
         let session = Session::new(&config, train, heldout).map_err(err)?;
-        Ok(Training { session })
+        Ok(Self::wrap(session))
+    }
+
+    /// The same model trained on WebGPU (`gpu` from `await Gpu.init()`): the same settings as
+    /// `new`; step with `stepAsync()`.
+    #[wasm_bindgen(js_name = onWebGpu)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_webgpu(
+        gpu: &Gpu,
+        data: &[u8],
+        init: &str,
+        activation: &str,
+        optimizer: &str,
+        lr: f64,
+        batch_size: usize,
+        seed: f64,
+        shuffle_seed: f64,
+    ) -> Result<Training, JsError> {
+        panic::install();
+        let config = Self::config(
+            init,
+            activation,
+            optimizer,
+            lr,
+            batch_size,
+            seed,
+            shuffle_seed,
+            Backend::Gpu,
+        )?;
+        let (train, heldout) = training::parse_digits(data).map_err(err)?;
+        let session = Session::on_gpu(&config, train, heldout, &gpu.ctx).map_err(err)?;
+        Ok(Self::wrap(session))
+    }
+
+    /// One optimizer step on the next batch, awaited: a promise of its loss (`loss.item()`).
+    /// On WebGPU the step and the read-back of its loss and parameters never block the page;
+    /// on the CPU it is `step`.
+    #[wasm_bindgen(js_name = stepAsync)]
+    pub fn step_async(&self) -> Promise {
+        let session = Rc::clone(&self.session);
+        future_to_promise(async move {
+            let mut s = session.try_borrow_mut().map_err(|_| err(BUSY))?;
+            let loss = s.step_async().await.map_err(err)?;
+            Ok(JsValue::from(loss))
+        })
     }
 
     /// One optimizer step on the next batch: its loss (`loss.item()`). Synchronous.
     pub fn step(&mut self) -> Result<f32, JsError> {
-        self.session.step().map_err(err)
+        self.session_mut()?.step().map_err(err)
     }
 
     /// Optimizer steps taken.
     #[wasm_bindgen(getter)]
     pub fn steps(&self) -> f64 {
-        self.session.steps() as f64
+        self.session.borrow().steps() as f64
     }
 
     /// Whole epochs done.
     #[wasm_bindgen(getter, js_name = epochsDone)]
     pub fn epochs_done(&self) -> usize {
-        self.session.epochs_done()
+        self.session.borrow().epochs_done()
     }
 
     /// Steps per epoch (`ceil(rows / batch)`).
     #[wasm_bindgen(getter, js_name = stepsPerEpoch)]
     pub fn steps_per_epoch(&self) -> usize {
-        self.session.steps_per_epoch()
+        self.session.borrow().steps_per_epoch()
     }
 
-    /// Where the steps run: `cpu-reference` (wasm).
+    /// Where the steps run: `cpu-reference` (wasm) or `gpu` (WebGPU).
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
-        Backend::CpuReference.to_string()
+        self.session.borrow().backend().to_string()
     }
 
     /// `{ loss, correct, total, accuracy }` on the held-out rows (`heldout = true`) or the
     /// training rows.
     pub fn score(&self, heldout: bool) -> Result<JsValue, JsError> {
-        Ok(score_object(self.session.score(heldout).map_err(err)?))
+        Ok(score_object(self.session()?.score(heldout).map_err(err)?))
     }
 
     /// Each Linear layer's gradient health: `[{ name, gradWeight, gradBias, weight,
@@ -124,7 +219,7 @@ impl Training {
     /// do not apply). See `training::LayerHealth`.
     pub fn health(&mut self) -> Result<Array, JsError> {
         let rows = Array::new();
-        for h in self.session.health().map_err(err)? {
+        for h in self.session_mut()?.health().map_err(err)? {
             let o = Object::new();
             set(&o, "name", h.name.as_str());
             set(&o, "gradWeight", h.grad_weight);
@@ -147,7 +242,7 @@ impl Training {
     /// panel can draw with (`upload(gpu)`, then `classifyDigit`).
     #[wasm_bindgen(js_name = toModel)]
     pub fn to_model(&self) -> Result<Model, JsError> {
-        let mlp = self.session.classifier().map_err(err)?;
+        let mlp = self.session()?.classifier().map_err(err)?;
         Model::from_mlp(mlp, "trained in this page", "trained").map_err(err)
     }
 
@@ -155,7 +250,7 @@ impl Training {
     /// `wgpu-mlp train -o` writes.
     #[wasm_bindgen(js_name = stateDict)]
     pub fn state_dict(&self) -> Result<Vec<u8>, JsError> {
-        wgpu_mlp::train::state_dict_bytes(self.session.model(), None).map_err(err)
+        wgpu_mlp::train::state_dict_bytes(self.session()?.model(), None).map_err(err)
     }
 }
 
@@ -170,14 +265,81 @@ mod tests {
     const ONNX: &[u8] = include_bytes!("../../tests/data/external/digits.onnx");
     const ONNX_DATA: &[u8] = include_bytes!("../../tests/data/external/digits.onnx.data");
 
-    /// The fixture's `"losses": [...]` (written by Python's json: one number a line).
-    fn native_losses() -> Vec<f32> {
-        let start = FIXTURE.find("\"losses\": [").expect("losses") + "\"losses\": [".len();
-        let end = start + FIXTURE[start..].find(']').expect("]");
-        FIXTURE[start..end]
+    /// PyTorch's float32-vs-float64 drift on the first epoch (make_train_drift.py).
+    const DRIFT: &str = include_str!("../e2e/fixtures/train_drift.json");
+
+    /// A JSON file's `"key": [...]` of numbers (written by Python's json: one a line).
+    fn numbers(json: &str, key: &str) -> Vec<f64> {
+        let open = format!("\"{key}\": [");
+        let start = json.find(&open).expect(key) + open.len();
+        let end = start + json[start..].find(']').expect("]");
+        json[start..end]
             .split(',')
-            .map(|v| v.trim().parse::<f32>().expect("a number"))
+            .map(|v| v.trim().parse::<f64>().expect("a number"))
             .collect()
+    }
+
+    /// The fixture's `"losses": [...]`.
+    fn native_losses() -> Vec<f32> {
+        numbers(FIXTURE, "losses")
+            .into_iter()
+            .map(|v| v as f32)
+            .collect()
+    }
+
+    #[test]
+    async fn steps_on_webgpu_follow_the_cpu_reference_within_issue_21s_tolerance() {
+        use wasm_bindgen_futures::JsFuture;
+        let gpu = Gpu::init().await.map_err(JsValue::from).unwrap();
+        let settings = ("pytorch", "relu", "adam", 0.01, 64, 0.0, 0.0);
+        let (i, a, o, lr, b, s, sh) = settings;
+        let g = Training::on_webgpu(&gpu, DIGITS, i, a, o, lr, b, s, sh)
+            .map_err(JsValue::from)
+            .unwrap();
+        assert_eq!(g.backend(), "gpu");
+        let mut c = Training::new(DIGITS, i, a, o, lr, b, s, sh)
+            .map_err(JsValue::from)
+            .unwrap();
+        // The blocking step is refused on WebGPU, naming the call to await; nothing stepped.
+        let mut g = g;
+        let refused = g.step().map_err(JsValue::from).unwrap_err();
+        let refused = js_sys::Error::from(refused).message().as_string().unwrap();
+        assert!(refused.contains("step_async"), "{refused}");
+        assert_eq!(g.steps(), 0.0);
+        // Issue 21's budget (docs/TRAINING.md, "Tolerances"): 2 x PyTorch's own float32-vs-
+        // float64 loss drift so far + 4 f32 ulps of the reference's loss.
+        let drift = numbers(DRIFT, "drift");
+        let mut worst_drift = 0.0f64;
+        let mut worst = 0.0f64;
+        for (k, d) in drift.iter().enumerate() {
+            let got = JsFuture::from(g.step_async()).await.unwrap();
+            let got = got.as_f64().expect("a number") as f32;
+            let want = c.step().map_err(JsValue::from).unwrap();
+            worst_drift = worst_drift.max(*d);
+            let ulp = f64::from(want.abs() * f32::EPSILON);
+            let budget = 2.0 * worst_drift + 4.0 * ulp;
+            let err = f64::from((got - want).abs());
+            assert!(
+                got.is_finite() && err <= budget,
+                "step {}: WebGPU {got} vs the CPU reference {want}: off by {err:e}, budget {budget:e}",
+                k + 1
+            );
+            worst = worst.max(err / budget);
+        }
+        web_sys_log(&format!(
+            "WebGPU vs CPU reference, 22 steps: worst {worst:.3} of the budget"
+        ));
+        assert_eq!((g.steps(), g.epochs_done()), (22.0, 1));
+        // The host's model is the device's after each step: the scores agree with the CPU's.
+        let (sg, sc) = (g.score(true).unwrap(), c.score(true).unwrap());
+        let correct = |o: &JsValue| js_sys::Reflect::get(o, &"correct".into()).unwrap();
+        assert_eq!(correct(&sg).as_f64(), correct(&sc).as_f64());
+        assert_eq!(g.health().map_err(JsValue::from).unwrap().length(), 3);
+    }
+
+    /// A line in the test runner's output.
+    fn web_sys_log(line: &str) {
+        wasm_bindgen_test::console_log!("{line}");
     }
 
     #[test]

@@ -11,51 +11,22 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::device_lock::Held;
 use crate::gpu::error_scope::ErrorScope;
 use crate::gpu::kernels::adam::AdamHyper;
-use crate::gpu::kernels::matmul::Matmul;
 use crate::gpu::kernels::step_state;
 use crate::gpu::pack;
 use crate::gpu::program::{Program, Resource};
 use crate::gpu::tensor::{Role, TensorId};
 use crate::gpu::train::plan::{self, TrainPlan};
 use crate::gpu::workspace::{Ends, Workspace};
-use crate::matrix::Matrix;
 use crate::model::{Mlp, Module, TensorKind};
 use crate::rng::Generator;
 use crate::train::backward::dropout_mask;
-use crate::train::{Loss, Optimizer, Reduction, Target};
+use crate::train::{Loss, Optimizer, Reduction};
 
-/// A batch uploaded to the device once, for steps that do not upload their batch
-/// ([`Trainer::step_batch`](crate::train::Trainer::step_batch)): the inputs and the targets in
-/// device buffers of their own.
-#[derive(Debug)]
-pub struct GpuBatch {
-    // Released under the device lock (GL: see device_lock.rs).
-    x: Held<wgpu::Buffer>,
-    y: Held<wgpu::Buffer>,
-    rows: usize,
-}
+mod awaited;
+mod batch;
 
-impl GpuBatch {
-    /// Rows in the batch.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-}
-
-/// Where a step's batch comes from.
-pub(crate) enum Batch<'a> {
-    Host(&'a Matrix, &'a Target),
-    Device(&'a GpuBatch),
-}
-
-impl Batch<'_> {
-    fn rows(&self) -> usize {
-        match self {
-            Batch::Host(x, _) => x.rows(),
-            Batch::Device(b) => b.rows,
-        }
-    }
-}
+pub(crate) use batch::Batch;
+pub use batch::GpuBatch;
 
 /// A training plan on the device (see the module docs).
 #[derive(Debug)]
@@ -81,6 +52,9 @@ pub(crate) struct GpuTraining {
     /// Each Dropout's mask tensor, rate and width.
     masks: Vec<(TensorId, f32, usize)>,
 }
+
+/// A parameter read back: its module, kind, tensor and length.
+type ParamSlot = (usize, TensorKind, TensorId, usize);
 
 /// Copies `src`'s values `[from, from + len)` into `dst` at byte 0, in `encoder`.
 fn copy_values(
@@ -165,108 +139,6 @@ impl GpuTraining {
         }
     }
 
-    /// Checks a host batch's shapes and targets as the CPU trainer does.
-    fn check_batch(&self, x: &Matrix, y: &Target) -> Result<()> {
-        let plan = &self.program.plan;
-        if x.cols() != plan.n_in {
-            return Err(Error::shape(format!(
-                "the batch has {} columns but the model takes {}",
-                x.cols(),
-                plan.n_in
-            )));
-        }
-        if x.rows() == 0 {
-            return Err(Error::invalid("a training batch needs at least one row"));
-        }
-        if y.rows() != x.rows() {
-            return Err(Error::shape(format!(
-                "the batch has {} input rows but {} targets",
-                x.rows(),
-                y.rows()
-            )));
-        }
-        if x.rows() < 2
-            && let Some(&(module, _)) = self.batchnorms.first()
-        {
-            return Err(Error::invalid(format!(
-                "at step {}: BatchNorm1d (module {module}) in train mode needs more than 1 value \
-                 per channel, got a batch of 1 row (as PyTorch; use drop_last or another batch \
-                 size)",
-                self.steps + 1
-            )));
-        }
-        let max = Matmul::max_rows(
-            self.program
-                .ctx
-                .inner
-                .limits
-                .max_compute_workgroups_per_dimension,
-        );
-        if x.rows() > max {
-            return Err(Error::invalid(format!(
-                "a GPU training batch has at most {max} rows, not {}",
-                x.rows()
-            )));
-        }
-        // The loss's own checks (kinds, shapes, class ranges) on a zero output of the batch's
-        // shape: the same messages as the CPU paths.
-        match (self.loss.wants_classes(), y) {
-            (true, Target::Classes(c)) => {
-                let cols = plan.n_out as i64;
-                if let Some((i, &bad)) = c.iter().enumerate().find(|(_, v)| **v < 0 || **v >= cols)
-                {
-                    return Err(Error::invalid(format!(
-                        "{}: target {bad} at row {i} is out of bounds: the model has {cols} \
-                         classes (0..={})",
-                        self.loss,
-                        cols - 1
-                    )));
-                }
-                Ok(())
-            }
-            (false, Target::Values(m)) if m.cols() == plan.n_out => Ok(()),
-            _ => {
-                let zeros = Matrix::new(x.rows(), plan.n_out, vec![0.0; x.rows() * plan.n_out])?;
-                self.loss.evaluate(&zeros, y, Reduction::Mean).map(|_| ())
-            }
-        }
-    }
-
-    /// The target values as the device stores them (class indices as f32).
-    fn target_values(y: &Target) -> std::borrow::Cow<'_, [f32]> {
-        match y {
-            Target::Values(m) => m.as_slice().into(),
-            Target::Classes(c) => c.iter().map(|&k| k as f32).collect::<Vec<_>>().into(),
-        }
-    }
-
-    /// Uploads a batch to device buffers of its own.
-    pub(crate) fn upload_batch(&self, x: &Matrix, y: &Target) -> Result<GpuBatch> {
-        self.check_batch(x, y)?;
-        let inner = &self.program.ctx.inner;
-        let _held = inner.hold();
-        let scope = ErrorScope::push(&inner.device);
-        let buffer = |label: &str, values: &[f32]| {
-            let b = inner.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: pack::f32_bytes(values.len()).next_multiple_of(16).max(16),
-                usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            inner
-                .queue
-                .write_buffer(&b, 0, bytemuck::cast_slice(values));
-            Held::new(b, inner.lock.clone())
-        };
-        let batch = GpuBatch {
-            x: buffer("batch x", x.as_slice()),
-            y: buffer("batch y", &Self::target_values(y)),
-            rows: x.rows(),
-        };
-        scope.pop()?;
-        Ok(batch)
-    }
-
     /// One step on `batch`: forward, loss, backward and (unless `update` is false) the
     /// optimizer's update, in one submit. With `read`, waits for the step and returns its loss
     /// (earlier unread losses are kept for [`take_losses`](Self::take_losses)); a non-finite
@@ -284,10 +156,47 @@ impl GpuTraining {
         if let Batch::Host(x, y) = &batch {
             self.check_batch(x, y)?;
         }
-        if self.pending == step_state::RING {
+        if self.ring_full() {
             let losses = self.take_losses()?;
             self.drained = losses;
         }
+        let (index, verdict) = self.submit(batch, update, read, false, dropout, ErrorScope::pop)?;
+        verdict?;
+        if read {
+            // This step's loss is the last; earlier unread ones wait for take_losses.
+            let all = self.read_ring(index, "Trainer::step_async")?;
+            Ok(self.split_last(all))
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Whether the ring of unread losses is full (the next step must read it first).
+    pub(crate) fn ring_full(&self) -> bool {
+        self.pending == step_state::RING
+    }
+
+    /// The step's loss out of a read of the ring (the last); the earlier ones are kept for
+    /// [`take_losses`](Self::take_losses).
+    fn split_last(&mut self, mut all: Vec<f32>) -> Vec<f32> {
+        let last = all.pop();
+        self.drained = all;
+        last.into_iter().collect()
+    }
+
+    /// Writes and submits one step (the part of [`step`](Self::step) that does not wait; the
+    /// batch is checked and the ring has room). `awaited`: the caller awaits the error
+    /// scopes' verdict (in a browser only those are real scopes); `pop` pops them, under the
+    /// device lock, before any await.
+    fn submit<V>(
+        &mut self,
+        batch: Batch<'_>,
+        update: bool,
+        read: bool,
+        awaited: bool,
+        dropout: &mut Generator,
+        pop: impl FnOnce(ErrorScope) -> V,
+    ) -> Result<(wgpu::SubmissionIndex, V)> {
         let rows = batch.rows();
         let ctx = self.program.ctx.clone();
         let inner = &ctx.inner;
@@ -297,7 +206,11 @@ impl GpuTraining {
             let ws = Workspace::new(&self.program, rows);
             self.ws = Some(Held::new(ws, inner.lock.clone()));
         }
-        let scope = ErrorScope::push(&inner.device);
+        let scope = if awaited {
+            ErrorScope::push_awaited(&inner.device)
+        } else {
+            ErrorScope::push(&inner.device)
+        };
         let t = self.steps + 1;
         let mut header = [0.0f32; step_state::HEADER];
         header[step_state::FIRST] = f32::from(u8::from(t == 1));
@@ -381,16 +294,7 @@ impl GpuTraining {
             );
         }
         let index = inner.queue.submit([encoder.finish()]);
-        scope.pop()?;
-        if read {
-            // This step's loss is the last; earlier unread ones wait for take_losses.
-            let mut all = self.read_ring(index)?;
-            let last = all.pop();
-            self.drained = all;
-            Ok(last.into_iter().collect())
-        } else {
-            Ok(Vec::new())
-        }
+        Ok((index, pop(scope)))
     }
 
     /// Reads the losses of the steps not read so far (waits for them).
@@ -398,6 +302,12 @@ impl GpuTraining {
         if self.pending == 0 {
             return Ok(std::mem::take(&mut self.drained));
         }
+        let index = self.submit_ring_copy()?;
+        self.read_ring(index, "Trainer::take_losses_async")
+    }
+
+    /// Copies the ring's pending losses to the readback buffer.
+    fn submit_ring_copy(&self) -> Result<wgpu::SubmissionIndex> {
         let ctx = self.program.ctx.clone();
         let inner = &ctx.inner;
         inner.check_alive()?;
@@ -412,19 +322,50 @@ impl GpuTraining {
             &self.loss_staging,
             0,
         );
-        let index = inner.queue.submit([encoder.finish()]);
-        self.read_ring(index)
+        Ok(inner.queue.submit([encoder.finish()]))
     }
 
-    /// Reads the ring's pending losses after submission `index`; a non-finite loss stops there.
-    fn read_ring(&mut self, index: wgpu::SubmissionIndex) -> Result<Vec<f32>> {
+    /// Reads the ring's pending losses after submission `index`, blocking (`instead`: the
+    /// call that does not block, named in wasm32's refusal).
+    fn read_ring(&mut self, index: wgpu::SubmissionIndex, instead: &str) -> Result<Vec<f32>> {
+        let bytes = pack::f32_bytes(self.pending);
+        let ring = self.read_blocking(&self.loss_staging, bytes, index, instead)?;
+        self.absorb_ring(ring)
+    }
+
+    /// Reads `bytes` of a staging buffer after submission `index`, blocking; refused on wasm32,
+    /// naming `instead`, the call to await.
+    fn read_blocking(
+        &self,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+        index: wgpu::SubmissionIndex,
+        instead: &str,
+    ) -> Result<Vec<f32>> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let _ = instead;
+            self.program
+                .ctx
+                .inner
+                .read_blocking(buffer, bytes, index, |b| bytemuck::cast_slice(b).to_vec())
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = (buffer, bytes, index);
+            Err(Error::invalid(format!(
+                "reading back from the GPU blocks, which a browser does not allow: on wasm32 \
+                 await {instead} instead"
+            )))
+        }
+    }
+
+    /// Takes a read of the ring's pending losses (with those drained before it); a non-finite
+    /// loss stops there.
+    fn absorb_ring(&mut self, ring: Vec<f32>) -> Result<Vec<f32>> {
         let ctx = self.program.ctx.clone();
         let inner = &ctx.inner;
         let n = self.pending;
-        let ring: Vec<f32> =
-            inner.read_blocking(&self.loss_staging, pack::f32_bytes(n), index, |b| {
-                bytemuck::cast_slice(b).to_vec()
-            })?;
         self.pending = 0;
         let mut losses = std::mem::take(&mut self.drained);
         let base = losses.len();
@@ -455,23 +396,32 @@ impl GpuTraining {
     /// Reads every parameter and running statistic back into `model` (the tensors whose role
     /// is `Parameter`), and counts BatchNorm's `num_batches_tracked` on by the steps taken.
     pub(crate) fn read_parameters(&self, model: &mut Mlp) -> Result<()> {
+        let (held, index, bytes) = self.submit_parameter_copy(model)?;
+        let values =
+            self.read_blocking(&self.param_staging, bytes, index, "Trainer::sync_async")?;
+        self.apply_parameters(model, &held, &values)
+    }
+
+    /// Copies every parameter to the readback buffer: which tensors (with their lengths), the
+    /// submission and the bytes to read.
+    fn submit_parameter_copy(
+        &self,
+        model: &mut Mlp,
+    ) -> Result<(Vec<ParamSlot>, wgpu::SubmissionIndex, u64)> {
         let inner = &self.program.ctx.inner;
         inner.check_alive()?;
         let _held = inner.hold();
         let tensors = &self.program.plan.tensors;
-        let held: Vec<(usize, TensorKind, TensorId)> = (0..tensors.len())
+        let held: Vec<ParamSlot> = (0..tensors.len())
             .filter_map(|i| match tensors[i].role {
                 Role::Parameter { module, kind } => Some((module, kind, TensorId(i))),
                 _ => None,
             })
-            .collect();
-        let lens: Vec<usize> = held
-            .iter()
-            .map(|&(module, kind, _)| model.tensor_mut(module, kind).map(|t| t.len()))
+            .map(|(module, kind, id)| Ok((module, kind, id, model.tensor_mut(module, kind)?.len())))
             .collect::<Result<_>>()?;
         let mut encoder = inner.device.create_command_encoder(&Default::default());
         let mut at = 0;
-        for (&(_, _, id), &len) in held.iter().zip(&lens) {
+        for &(_, _, id, len) in &held {
             copy_values(
                 &mut encoder,
                 &self.fixed(id),
@@ -483,11 +433,13 @@ impl GpuTraining {
             at += pack::f32_bytes(len);
         }
         let index = inner.queue.submit([encoder.finish()]);
-        let values: Vec<f32> = inner.read_blocking(&self.param_staging, at.max(4), index, |b| {
-            bytemuck::cast_slice(b).to_vec()
-        })?;
+        Ok((held, index, at.max(4)))
+    }
+
+    /// Writes the read-back parameters into `model`.
+    fn apply_parameters(&self, model: &mut Mlp, held: &[ParamSlot], values: &[f32]) -> Result<()> {
         let mut from = 0;
-        for (&(module, kind, _), &len) in held.iter().zip(&lens) {
+        for &(module, kind, _, len) in held {
             model.set_tensor(module, kind, &values[from..from + len])?;
             from += len;
         }
@@ -516,17 +468,21 @@ impl GpuTraining {
             at += pack::f32_bytes(len);
         }
         let index = inner.queue.submit([encoder.finish()]);
-        inner.read_blocking(&self.param_staging, at.max(4), index, |b| {
-            let all: &[f32] = bytemuck::cast_slice(b);
-            let mut from = 0;
-            self.params
-                .iter()
-                .map(|&(_, _, len)| {
-                    from += len;
-                    all[from - len..from].to_vec()
-                })
-                .collect()
-        })
+        let all = self.read_blocking(
+            &self.param_staging,
+            at.max(4),
+            index,
+            "a CPU backend's Trainer::gradients (the GPU's has no async form)",
+        )?;
+        let mut from = 0;
+        Ok(self
+            .params
+            .iter()
+            .map(|&(_, _, len)| {
+                from += len;
+                all[from - len..from].to_vec()
+            })
+            .collect())
     }
 
     /// Optimizer steps taken (submitted).
