@@ -260,7 +260,10 @@ fn bad_options_are_refused() {
     assert!(batch0.cases().is_err());
     assert!(Workload::parse("mnist").is_ok());
     let e = Workload::parse("resnet").unwrap_err().to_string();
-    assert!(e.contains("gemm, mnist, wide, seed, train, roundtrip"), "{e}");
+    assert!(
+        e.contains("gemm, mnist, wide, seed, train, roundtrip"),
+        "{e}"
+    );
     assert_eq!(BenchPath::parse("gpu-e2e").unwrap(), BenchPath::GpuE2e);
     assert!(BenchPath::parse("gpu").is_err());
 }
