@@ -13,7 +13,9 @@
 //! signal, restored to its default action: the parent sees a process killed by SIGINT (a shell
 //! reports status 130) or SIGTERM (143), as it would without the handler. The lock is never
 //! released, so no new temporary file can appear in the meantime. A fault's handler does not
-//! return (the faulting code cannot go on): it waits for the watcher to end the process. If the
+//! return (the faulting code cannot go on): it waits for the watcher to end the process; so does
+//! SIGXFSZ's, so the write that passed the size limit never returns an error that could end the
+//! process with status 1 first. If the
 //! fault struck while the registry was locked, the watcher gives up on the files after a second
 //! rather than hang.
 //!
@@ -67,8 +69,13 @@ mod imp {
         libc::SIGPIPE,
     ];
 
-    /// Faults: raised by the code that is running, which cannot go on after its handler.
-    const FAULTS: [c_int; 7] = [
+    /// Signals raised by the running code's own call, whose handler must not return to it:
+    /// faults (the code cannot go on), and SIGXFSZ, sent to the thread whose write passed the
+    /// file-size limit: if its handler returned, that write would fail with EFBIG and the error
+    /// path could exit with status 1 before the watcher ends the process with the signal (seen
+    /// under load).
+    const FAULTS: [c_int; 8] = [
+        libc::SIGXFSZ,
         libc::SIGABRT,
         libc::SIGILL,
         libc::SIGFPE,
@@ -105,7 +112,8 @@ mod imp {
             }
         }
         if FAULTS.contains(&sig) {
-            // The faulting code cannot go on: wait for the watcher to end the process.
+            // The faulting code cannot go on (nor may a write past the size limit return):
+            // wait for the watcher to end the process.
             loop {
                 // SAFETY: pause(2) is async-signal-safe.
                 unsafe {
