@@ -340,15 +340,7 @@ pub(crate) fn plan(
                     let kernel = row(Entry::LayerNormGxhat, width, 1, eps);
                     b.pass(Phase::Backward, kernel, vec![("x", x), ("gy", g), ("t", t)]);
                     for (src, dst) in [(t, gw), (g, gb)] {
-                        let sum = Colsum {
-                            cols: width,
-                            rows_per_row: 1,
-                        };
-                        b.pass(
-                            Phase::Backward,
-                            sum,
-                            vec![(colsum::X.name, src), (colsum::OUT.name, dst)],
-                        );
+                        col_sums(&mut b, src, dst, width, 1);
                     }
                 }
                 if !x_grad {
@@ -400,22 +392,8 @@ pub(crate) fn plan(
                 let kernel = row(Entry::PReluGslope, width, 0, 0.0);
                 b.pass(Phase::Backward, kernel, vec![("x", x), ("gy", g), ("t", t)]);
                 // One slope: the sum of every value (width values per row, one column).
-                let sum = if slopes > 1 {
-                    Colsum {
-                        cols: width,
-                        rows_per_row: 1,
-                    }
-                } else {
-                    Colsum {
-                        cols: 1,
-                        rows_per_row: width,
-                    }
-                };
-                b.pass(
-                    Phase::Backward,
-                    sum,
-                    vec![(colsum::X.name, t), (colsum::OUT.name, ga)],
-                );
+                let (cols, rows_per_row) = if slopes > 1 { (width, 1) } else { (1, width) };
+                col_sums(&mut b, t, ga, cols, rows_per_row);
                 if !x_grad {
                     break;
                 }
@@ -475,15 +453,7 @@ pub(crate) fn plan(
                 ];
                 b.pass(Phase::Backward, mm(Variant::WeightGrad), binds);
                 if let Some(gb) = gb {
-                    let binds = vec![(colsum::X.name, g), (colsum::OUT.name, gb)];
-                    b.pass(
-                        Phase::Backward,
-                        Colsum {
-                            cols: n_out,
-                            rows_per_row: 1,
-                        },
-                        binds,
-                    );
+                    col_sums(&mut b, g, gb, n_out, 1);
                 }
                 if !x_grad {
                     break;
@@ -545,6 +515,14 @@ fn param(
         vec![0.0; v.len()],
     );
     (p, g, v.len())
+}
+
+/// A backward pass summing `src`'s columns into `dst` (`cols` columns; `rows_per_row` rows of
+/// `src` per row of the batch, so one column can take every value).
+fn col_sums(b: &mut Builder, src: TensorId, dst: TensorId, cols: usize, rows_per_row: usize) {
+    let sum = Colsum { cols, rows_per_row };
+    let binds = vec![(colsum::X.name, src), (colsum::OUT.name, dst)];
+    b.pass(Phase::Backward, sum, binds);
 }
 
 fn row(entry: Entry, width: usize, op: u32, eps: f32) -> RowGrad {
