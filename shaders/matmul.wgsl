@@ -6,7 +6,7 @@
 // Plain f32 storage. Each invocation computes a 4×4 block of C from registers, reading A and B
 // straight from storage: no workgroup memory and no barriers, which software adapters (lavapipe,
 // llvmpipe) run as loop splits and make slow (docs/LOG.md, 2026-12-07: the 16×16 tiled form
-// took 6× as long per training step on lavapipe). Each output is one fma chain over k in increasing order (a
+// took 5.5× as long per training step on lavapipe and llvmpipe). Each output is one fma chain over k in increasing order (a
 // vec4 fma is four scalar ones): no atomics, so a run repeats bit for bit, and the bits do not
 // depend on the blocking. Rows and columns past the edge read the last row or column (always in
 // the buffers) and their results are not stored, so no value outside the matrices reaches a
