@@ -5,14 +5,21 @@
 //! packed, padded or f16 weights are read-only layouts; training updates its weights in place,
 //! so it reads them as they are in PyTorch (`[out, in]`).
 
-use crate::gpu::kernels::{Dispatch, Kernel, NO_EPILOGUE, PipelineSpec, Slot, wgsl_struct};
+use crate::gpu::kernels::{
+    Dispatch, Kernel, NO_EPILOGUE, PipelineSpec, SUBGROUP_DIRECTIVE, Slot, WgslStruct, source,
+    wgsl_struct,
+};
 
-/// Outputs per invocation along each side (`R` in the WGSL).
-const BLOCK: u64 = 4;
-/// Invocations per workgroup along each side (`@workgroup_size(8, 8)` in the WGSL).
-const WG: u64 = 8;
-/// The side of the block of C one workgroup computes.
-const TILE: u64 = BLOCK * WG;
+const BODY: &str = shader!("matmul.wgsl");
+const A_SUBGROUP: &str = shader!("matmul_subgroup.wgsl");
+const A_NO_SUBGROUP: &str = shader!("matmul_no_subgroup.wgsl");
+
+/// Rows of C per invocation (`ROWS` in the WGSL, whose accumulators are written out for 16).
+const ROWS: u64 = 16;
+/// Invocations per workgroup at most (a row of them, each computing 4 columns).
+const MAX_WG: u64 = 64;
+/// Invocations per workgroup at least: one subgroup of a software adapter.
+const MIN_WG: u64 = 8;
 
 wgsl_struct! {
     /// The uniform block: C is `[m, n]`, the sum runs over `k`.
@@ -20,14 +27,14 @@ wgsl_struct! {
         m: u32,
         n: u32,
         k: u32,
-        /// A is stored `[k, m]`.
-        trans_a: u32,
-        /// B is stored `[n, k]`.
-        trans_b: u32,
+        /// `A[m, k]` is at `m·sam + k·sak`.
+        sam: u32,
+        sak: u32,
+        /// `B[k, n]` is at `k·sbk + n·sbn`.
+        sbk: u32,
+        sbn: u32,
         /// `bias[n]` is added to every row.
         has_bias: u32,
-        pad0: u32,
-        pad1: u32,
     }
 }
 
@@ -64,30 +71,52 @@ pub(crate) struct Matmul {
     pub(crate) n_out: usize,
     /// Forward only: add the bias.
     pub(crate) bias: bool,
+    /// The device has subgroups (of at least 8): rows of A are shared by `subgroupBroadcast`.
+    pub(crate) subgroups: bool,
 }
 
 impl Matmul {
     /// The uniform block for a batch of `rows` rows.
     pub(crate) fn dims(&self, rows: usize) -> MatmulDims {
         let (m, n, k, trans_a, trans_b) = match self.variant {
-            Variant::Forward => (rows, self.n_out, self.n_in, 0, 1),
-            Variant::InputGrad => (rows, self.n_in, self.n_out, 0, 0),
-            Variant::WeightGrad => (self.n_out, self.n_in, rows, 1, 0),
+            Variant::Forward => (rows, self.n_out, self.n_in, false, true),
+            Variant::InputGrad => (rows, self.n_in, self.n_out, false, false),
+            Variant::WeightGrad => (self.n_out, self.n_in, rows, true, false),
         };
+        // Row-major A [m, k] (or [k, m] read transposed) and B [k, n] (or [n, k]).
+        let (sam, sak) = if trans_a { (1, m) } else { (k, 1) };
+        let (sbk, sbn) = if trans_b { (1, k) } else { (n, 1) };
         MatmulDims {
             m: m as u32,
             n: n as u32,
             k: k as u32,
-            trans_a,
-            trans_b,
+            sam: sam as u32,
+            sak: sak as u32,
+            sbk: sbk as u32,
+            sbn: sbn as u32,
             has_bias: u32::from(self.bias && self.variant == Variant::Forward),
-            ..MatmulDims::default()
         }
     }
 
-    /// The most rows a batch may have: the grid's y dimension counts tiles of rows.
+    /// Columns of C: they set the workgroup's width.
+    fn columns(&self) -> usize {
+        match self.variant {
+            Variant::Forward => self.n_out,
+            Variant::InputGrad | Variant::WeightGrad => self.n_in,
+        }
+    }
+
+    /// Invocations per workgroup: 64, or the smallest power of two of at least 8 that covers
+    /// the columns' groups of 4 (a software adapter runs every invocation, useful or not).
+    fn wg(&self) -> u64 {
+        (self.columns().div_ceil(4) as u64)
+            .next_power_of_two()
+            .clamp(MIN_WG, MAX_WG)
+    }
+
+    /// The most rows a batch may have: the grid's y dimension counts blocks of rows.
     pub(crate) fn max_rows(max_groups: u32) -> usize {
-        (u64::from(max_groups) * TILE) as usize
+        (u64::from(max_groups) * ROWS) as usize
     }
 }
 
@@ -97,21 +126,27 @@ impl Kernel for Matmul {
     }
 
     fn pipelines(&self) -> Vec<PipelineSpec> {
-        let body = shader!("matmul.wgsl");
-        vec![PipelineSpec::checked::<MatmulDims>(
-            "matmul",
-            "matmul",
-            SLOTS,
-            NO_EPILOGUE,
-            body,
-        )]
+        let (directive, rows_of_a) = if self.subgroups {
+            (SUBGROUP_DIRECTIVE, A_SUBGROUP)
+        } else {
+            ("", A_NO_SUBGROUP)
+        };
+        let header = format!("{directive}{}const ROWS: u32 = {ROWS}u;\n", MatmulDims::WGSL);
+        vec![PipelineSpec {
+            label: "matmul",
+            source: source(&header, SLOTS, NO_EPILOGUE, &[rows_of_a, BODY].concat()),
+            trusted: false,
+            entry: "matmul",
+            constants: vec![("WG", self.wg() as f64)],
+            slots: SLOTS,
+        }]
     }
 
     fn dispatches(&self, rows: usize, _max_groups: u32) -> Vec<Dispatch> {
         let dims = self.dims(rows);
         let grid = (
-            u64::from(dims.n).div_ceil(TILE).max(1) as u32,
-            u64::from(dims.m).div_ceil(TILE).max(1) as u32,
+            u64::from(dims.n).div_ceil(4 * self.wg()).max(1) as u32,
+            u64::from(dims.m).div_ceil(ROWS).max(1) as u32,
         );
         vec![Dispatch::new(0, &dims, grid)]
     }

@@ -271,6 +271,13 @@ impl PipelineSpec {
     }
 }
 
+/// WebGPU (a browser) wants subgroup operations enabled by a directive at the top of the module;
+/// naga, which compiles the WGSL on native targets, does not implement that directive yet.
+#[cfg(target_arch = "wasm32")]
+pub(crate) const SUBGROUP_DIRECTIVE: &str = "enable subgroups;\n";
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) const SUBGROUP_DIRECTIVE: &str = "";
+
 /// The `ep_value` of a kernel without an epilogue (the common WGSL calls it).
 pub(crate) const NO_EPILOGUE: &str = "fn ep_value(x: f32, c: u32) -> f32 { return x; }\n";
 

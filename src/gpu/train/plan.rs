@@ -136,6 +136,7 @@ pub(crate) fn plan(
     loss: Loss,
     reduction: Reduction,
     optimizer: Optimizer,
+    subgroups: bool,
 ) -> Result<TrainPlan> {
     check_supported(model)?;
     let mut b = Builder::default();
@@ -163,6 +164,7 @@ pub(crate) fn plan(
                     n_in: fi,
                     n_out: fo,
                     bias: bias.is_some(),
+                    subgroups,
                 };
                 let binds = vec![
                     (matmul::A.name, cur),
@@ -444,6 +446,7 @@ pub(crate) fn plan(
                     n_in,
                     n_out,
                     bias: false,
+                    subgroups,
                 };
                 let binds = vec![
                     (matmul::A.name, g),

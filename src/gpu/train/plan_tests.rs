@@ -33,7 +33,7 @@ fn every_module() -> Mlp {
 fn forward_keeps_everything_backward_reads_and_phases_run_in_order() {
     let model = every_module();
     for optim in [Optimizer::sgd(0.1), Optimizer::adam(0.1)] {
-        let p = plan(&model, Loss::Nll, Reduction::Mean, optim).unwrap();
+        let p = plan(&model, Loss::Nll, Reduction::Mean, optim, false).unwrap();
         let phases: Vec<Phase> = p.plan.passes.iter().map(|q| q.phase).collect();
         let first_backward = phases.iter().position(|&f| f == Phase::Backward).unwrap();
         let first_update = phases.iter().position(|&f| f == Phase::Update).unwrap();

@@ -85,7 +85,7 @@ impl GpuTraining {
             step,
             params,
             masks,
-        } = plan::plan(model, loss, reduction, optimizer)?;
+        } = plan::plan(model, loss, reduction, optimizer, ctx.inner.subgroups)?;
         let lock = ctx.inner.lock.clone();
         let _held = ctx.inner.hold();
         let program = Held::new(Program::upload(ctx, plan)?, lock.clone());

@@ -9,19 +9,15 @@
 
 use crate::gpu::kernels::epilogue::{EP_TYPE, Epilogue};
 use crate::gpu::kernels::linear::{B, DIMS, LinearDims, LinearKernel, X, Y};
-use crate::gpu::kernels::{Dispatch, Kernel, PipelineSpec, Slot, SlotKind, WgslStruct, source};
+use crate::gpu::kernels::{
+    Dispatch, Kernel, PipelineSpec, SUBGROUP_DIRECTIVE, Slot, SlotKind, WgslStruct, source,
+};
 use crate::gpu::options::WeightFormat;
 use crate::gpu::pack::{self, PanelLayout};
 
 const BODY: &str = shader!("linear/windowed.wgsl");
 const X_SUBGROUP: &str = shader!("linear/windowed_subgroup.wgsl");
 const X_NO_SUBGROUP: &str = shader!("linear/windowed_no_subgroup.wgsl");
-/// WebGPU (a browser) wants subgroup operations enabled by a directive at the top of the module;
-/// naga, which compiles the WGSL on native targets, does not implement that directive yet.
-#[cfg(target_arch = "wasm32")]
-const SUBGROUP_DIRECTIVE: &str = "enable subgroups;\n";
-#[cfg(not(target_arch = "wasm32"))]
-const SUBGROUP_DIRECTIVE: &str = "";
 
 /// Bytes of x one uniform window holds (`array<vec4<f32>, 4096>`).
 pub(crate) const WINDOW_BYTES: u64 = 65536;
