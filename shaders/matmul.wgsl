@@ -8,11 +8,13 @@
 // The shape follows llvmpipe's cost model (docs/KERNELS.md, "Why: llvmpipe's cost model"), as
 // the windowed inference kernel does: every storage load whose address differs between lanes is
 // emitted lane by lane, so what counts is loads per multiply-add. A workgroup is one row of WG
-// invocations; invocation i computes output columns 4i..4i+3 for ROWS rows. Per step of 4 in k
-// it loads 16 values of B and the ROWS × 4 values of A the prepended file provides (with
-// subgroups each lane loads 2 of the 16 rows and subgroupBroadcast shares them), then does
-// 16·ROWS multiply-adds. No workgroup memory and no barriers (the 16×16 tiled form was 5.5× slower
-// on software adapters; docs/LOG.md, 2026-12-07).
+// invocations; invocation i computes output columns 4i..4i+3 for ROWS (32) rows. Per step of 4
+// in k it loads 16 values of B and the ROWS × 4 values of A the prepended file provides (with
+// subgroups each lane loads 4 of the 32 rows and subgroupBroadcast shares them), then does
+// 16·ROWS multiply-adds. 32 rows rather than 16: a fifth less time per step on lavapipe, as each
+// loaded value of B serves twice the rows; 64 gained little more (docs/LOG.md, 2026-12-07).
+// No workgroup memory and no barriers (the 16×16 tiled form was 5.5× slower on software
+// adapters; docs/LOG.md, 2026-12-07).
 //
 // Each output is one fma chain over k in increasing order: no atomics, so a run repeats bit for
 // bit, and the bits do not depend on the blocking. Rows and columns past the edge load the last
@@ -54,8 +56,9 @@ fn matmul(ids: Ids) {
     let n0 = (ids.wid.x * WG + ids.lid.x) * 4u;
     let src = a_source(ids, r0);
     let nb = min(vec4<u32>(n0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(dims.n - 1u)) * dims.sbn;
-    // ROWS (16) accumulators, each written out below: constant indices keep them in registers.
-    var acc: array<vec4<f32>, 16>;
+    // ROWS (32) accumulators, each written out below: constant indices keep them out of memory
+    // indexed at run time (llvmpipe still spills most of them to the stack, cheaply).
+    var acc: array<vec4<f32>, 32>;
     var k = 0u;
     for (; k + 4u <= dims.k; k += 4u) {
         let x = a_rows4(src, k);
@@ -79,6 +82,22 @@ fn matmul(ids: Ids) {
         acc[13] = step4(acc[13], x[13], b0, b1, b2, b3);
         acc[14] = step4(acc[14], x[14], b0, b1, b2, b3);
         acc[15] = step4(acc[15], x[15], b0, b1, b2, b3);
+        acc[16] = step4(acc[16], x[16], b0, b1, b2, b3);
+        acc[17] = step4(acc[17], x[17], b0, b1, b2, b3);
+        acc[18] = step4(acc[18], x[18], b0, b1, b2, b3);
+        acc[19] = step4(acc[19], x[19], b0, b1, b2, b3);
+        acc[20] = step4(acc[20], x[20], b0, b1, b2, b3);
+        acc[21] = step4(acc[21], x[21], b0, b1, b2, b3);
+        acc[22] = step4(acc[22], x[22], b0, b1, b2, b3);
+        acc[23] = step4(acc[23], x[23], b0, b1, b2, b3);
+        acc[24] = step4(acc[24], x[24], b0, b1, b2, b3);
+        acc[25] = step4(acc[25], x[25], b0, b1, b2, b3);
+        acc[26] = step4(acc[26], x[26], b0, b1, b2, b3);
+        acc[27] = step4(acc[27], x[27], b0, b1, b2, b3);
+        acc[28] = step4(acc[28], x[28], b0, b1, b2, b3);
+        acc[29] = step4(acc[29], x[29], b0, b1, b2, b3);
+        acc[30] = step4(acc[30], x[30], b0, b1, b2, b3);
+        acc[31] = step4(acc[31], x[31], b0, b1, b2, b3);
     }
     // The last k mod 4 steps, one at a time.
     for (; k < dims.k; k++) {
@@ -100,8 +119,24 @@ fn matmul(ids: Ids) {
         acc[13] = fma(vec4<f32>(x[13]), b0, acc[13]);
         acc[14] = fma(vec4<f32>(x[14]), b0, acc[14]);
         acc[15] = fma(vec4<f32>(x[15]), b0, acc[15]);
+        acc[16] = fma(vec4<f32>(x[16]), b0, acc[16]);
+        acc[17] = fma(vec4<f32>(x[17]), b0, acc[17]);
+        acc[18] = fma(vec4<f32>(x[18]), b0, acc[18]);
+        acc[19] = fma(vec4<f32>(x[19]), b0, acc[19]);
+        acc[20] = fma(vec4<f32>(x[20]), b0, acc[20]);
+        acc[21] = fma(vec4<f32>(x[21]), b0, acc[21]);
+        acc[22] = fma(vec4<f32>(x[22]), b0, acc[22]);
+        acc[23] = fma(vec4<f32>(x[23]), b0, acc[23]);
+        acc[24] = fma(vec4<f32>(x[24]), b0, acc[24]);
+        acc[25] = fma(vec4<f32>(x[25]), b0, acc[25]);
+        acc[26] = fma(vec4<f32>(x[26]), b0, acc[26]);
+        acc[27] = fma(vec4<f32>(x[27]), b0, acc[27]);
+        acc[28] = fma(vec4<f32>(x[28]), b0, acc[28]);
+        acc[29] = fma(vec4<f32>(x[29]), b0, acc[29]);
+        acc[30] = fma(vec4<f32>(x[30]), b0, acc[30]);
+        acc[31] = fma(vec4<f32>(x[31]), b0, acc[31]);
     }
-    store_row(r0, n0, acc[0]);
+    store_row(r0 + 0u, n0, acc[0]);
     store_row(r0 + 1u, n0, acc[1]);
     store_row(r0 + 2u, n0, acc[2]);
     store_row(r0 + 3u, n0, acc[3]);
@@ -117,4 +152,20 @@ fn matmul(ids: Ids) {
     store_row(r0 + 13u, n0, acc[13]);
     store_row(r0 + 14u, n0, acc[14]);
     store_row(r0 + 15u, n0, acc[15]);
+    store_row(r0 + 16u, n0, acc[16]);
+    store_row(r0 + 17u, n0, acc[17]);
+    store_row(r0 + 18u, n0, acc[18]);
+    store_row(r0 + 19u, n0, acc[19]);
+    store_row(r0 + 20u, n0, acc[20]);
+    store_row(r0 + 21u, n0, acc[21]);
+    store_row(r0 + 22u, n0, acc[22]);
+    store_row(r0 + 23u, n0, acc[23]);
+    store_row(r0 + 24u, n0, acc[24]);
+    store_row(r0 + 25u, n0, acc[25]);
+    store_row(r0 + 26u, n0, acc[26]);
+    store_row(r0 + 27u, n0, acc[27]);
+    store_row(r0 + 28u, n0, acc[28]);
+    store_row(r0 + 29u, n0, acc[29]);
+    store_row(r0 + 30u, n0, acc[30]);
+    store_row(r0 + 31u, n0, acc[31]);
 }

@@ -60,11 +60,7 @@ impl GpuMlp {
     ) -> Result<Self> {
         let inner = &ctx.inner;
         inner.check_alive()?;
-        let caps = DeviceCaps {
-            software: ctx.is_software(),
-            subgroups: inner.subgroups,
-            limits: inner.limits.clone(),
-        };
+        let caps = DeviceCaps::of(ctx);
         let plan = plan::plan(steps, n_in, &caps, options)?;
         let _held = inner.hold();
         Ok(GpuMlp {

@@ -38,6 +38,17 @@ pub(crate) struct DeviceCaps {
     pub(crate) limits: wgpu::Limits,
 }
 
+impl DeviceCaps {
+    /// What `ctx`'s device is and has.
+    pub(crate) fn of(ctx: &crate::gpu::GpuContext) -> Self {
+        DeviceCaps {
+            software: ctx.is_software(),
+            subgroups: ctx.inner.subgroups,
+            limits: ctx.inner.limits.clone(),
+        }
+    }
+}
+
 /// The plan of a whole model.
 #[derive(Debug)]
 pub(crate) struct Plan {

@@ -1,8 +1,11 @@
 //! The training plan's activations (`shaders/activation_grad.wgsl`): an elementwise activation
 //! forward into a tensor of its own (its input, the pre-activation, stays for backward), and its
 //! backward `gx = gy·f'(x)` with autograd's formulas and kinks. The forward calls the same
-//! `act_<name>` functions as inference (`shaders/common/activation.wgsl`); which one is a
-//! uniform (`kind`, the activation's place in [`kinds`]), so one pipeline serves them all.
+//! `act_<name>` functions as inference (`shaders/common/activation.wgsl`); each activation gets
+//! a pipeline of its own that calls only its functions. (A switch on a uniform `kind` served them
+//! all from one pipeline, but llvmpipe, which cannot prove a uniform equal in every lane, ran
+//! every case for every value: 35 ns per value, a sixth of a batch-1024 step; `docs/LOG.md`,
+//! 2026-12-07 05:20.)
 
 use crate::activation::Activation;
 use crate::gpu::kernels::{Dispatch, Kernel, NO_EPILOGUE, PipelineSpec, Slot, fold, wgsl_struct};
@@ -16,9 +19,8 @@ wgsl_struct! {
         /// Values: rows × width.
         n: u32,
         groups_x: u32,
-        /// The activation's index in [`kinds`].
-        kind: u32,
         pad0: u32,
+        pad3: u32,
         /// Its parameters, as inference passes them (`Spec::values`).
         p0: f32,
         p1: f32,
@@ -45,25 +47,14 @@ pub(crate) const BACKWARD_SLOTS: &[Slot] = &[DIMS, X, Y_READ, GY, GX];
 /// Every set of bindings it uses.
 pub(crate) const SLOT_SETS: &[&[Slot]] = &[FORWARD_SLOTS, BACKWARD_SLOTS];
 
-/// The elementwise activations, in the order `kind` numbers them.
-pub(crate) fn kinds() -> impl Iterator<Item = Activation> {
-    Activation::ALL.into_iter().filter(|a| !a.is_row())
-}
-
-/// `act_any` and `dact_any`: a switch over [`kinds`].
-fn dispatch_wgsl() -> String {
-    let mut fwd = String::from("fn act_any(kind: u32, x: f32, p0: f32, p1: f32) -> f32 {\n    switch kind {\n");
-    let mut bwd = String::from(
-        "fn dact_any(kind: u32, x: f32, y: f32, g: f32, p0: f32, p1: f32) -> f32 {\n    switch kind {\n",
-    );
-    for (i, a) in kinds().enumerate() {
-        let name = a.spec().name;
-        fwd += &format!("        case {i}u: {{ return act_{name}(x, p0, p1); }}\n");
-        bwd += &format!("        case {i}u: {{ return dact_{name}(x, y, g, p0, p1); }}\n");
-    }
-    fwd += "        default: { return x; }\n    }\n}\n";
-    bwd += "        default: { return g; }\n    }\n}\n";
-    fwd + &bwd
+/// `act_any` and `dact_any`, the entry points' calls, bound to `act`'s functions.
+fn dispatch_wgsl(act: Activation) -> String {
+    let name = act.spec().name;
+    format!(
+        "fn act_any(x: f32, p0: f32, p1: f32) -> f32 {{\n    return act_{name}(x, p0, p1);\n}}\n\
+         fn dact_any(x: f32, y: f32, g: f32, p0: f32, p1: f32) -> f32 {{\n    \
+         return dact_{name}(x, y, g, p0, p1);\n}}\n"
+    )
 }
 
 /// Which way.
@@ -106,7 +97,7 @@ impl Kernel for ActivationPass {
             Direction::Forward => fwd,
             Direction::Backward => bwd,
         };
-        let body = [common, &dispatch_wgsl(), "@compute", entry_text].concat();
+        let body = [common, &dispatch_wgsl(self.act), "@compute", entry_text].concat();
         let entry = match self.dir {
             Direction::Forward => "act_forward",
             Direction::Backward => "act_backward",
@@ -123,14 +114,11 @@ impl Kernel for ActivationPass {
     fn dispatches(&self, rows: usize, max_groups: u32) -> Vec<Dispatch> {
         let n = rows * self.width;
         let grid = fold((n as u64).div_ceil(WG), max_groups);
-        let kind = kinds()
-            .position(|a| a.spec().name == self.act.spec().name)
-            .expect("an elementwise activation") as u32;
+        debug_assert!(!self.act.is_row(), "an elementwise activation");
         let [p0, p1] = self.act.spec().values;
         let dims = ActDims {
             n: n as u32,
             groups_x: grid.0,
-            kind,
             p0,
             p1,
             ..ActDims::default()
@@ -146,7 +134,8 @@ mod tests {
     #[test]
     fn every_elementwise_activation_has_its_derivative() {
         let wgsl = shader!("activation_grad.wgsl");
-        for a in kinds() {
+        // The row activations (softmax, log-softmax) are row_grad's.
+        for a in Activation::ALL.into_iter().filter(|a| !a.is_row()) {
             let decl = format!(
                 "fn dact_{}(x: f32, y: f32, g: f32, p0: f32, p1: f32) -> f32",
                 a.spec().name

@@ -10,6 +10,10 @@ use crate::gpu::kernels::{
 
 /// Invocations per workgroup (`WG` in the WGSL).
 const WG: u64 = 64;
+/// Values per invocation (`PER` in the WGSL): the step-state reads (stop flag, step scalars),
+/// loaded lane by lane on software adapters, are made once for all of them (docs/LOG.md,
+/// 2026-12-07: a third of a batch-64 step's non-product time was SGD's).
+const PER: u64 = 8;
 
 wgsl_struct! {
     /// The uniform block: the tensor's length, the folded grid and the fixed hyper-parameters.
@@ -81,7 +85,8 @@ impl Kernel for Adam {
     }
 
     fn pipelines(&self) -> Vec<PipelineSpec> {
-        let body = [&step_state::wgsl(), shader!("adam.wgsl")].concat();
+        let per = format!("const PER: u32 = {PER}u;\n");
+        let body = [&step_state::wgsl(), &per, shader!("adam.wgsl")].concat();
         vec![PipelineSpec::checked::<AdamDims>(
             "adam",
             "adam",
@@ -92,7 +97,7 @@ impl Kernel for Adam {
     }
 
     fn dispatches(&self, _rows: usize, max_groups: u32) -> Vec<Dispatch> {
-        let grid = fold((self.len as u64).div_ceil(WG), max_groups);
+        let grid = fold((self.len as u64).div_ceil(WG * PER), max_groups);
         let h = &self.hyper;
         let weight_decay = match (h.weight_decay, h.decoupled) {
             (0.0, _) => 0.0,

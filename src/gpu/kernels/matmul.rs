@@ -14,8 +14,8 @@ const BODY: &str = shader!("matmul.wgsl");
 const A_SUBGROUP: &str = shader!("matmul_subgroup.wgsl");
 const A_NO_SUBGROUP: &str = shader!("matmul_no_subgroup.wgsl");
 
-/// Rows of C per invocation (`ROWS` in the WGSL, whose accumulators are written out for 16).
-const ROWS: u64 = 16;
+/// Rows of C per invocation (`ROWS` in the WGSL, whose accumulators are written out for 32).
+const ROWS: u64 = 32;
 /// Invocations per workgroup at most (a row of them, each computing 4 columns).
 const MAX_WG: u64 = 64;
 /// Invocations per workgroup at least: one subgroup of a software adapter.
@@ -73,6 +73,8 @@ pub(crate) struct Matmul {
     pub(crate) bias: bool,
     /// The device has subgroups (of at least 8): rows of A are shared by `subgroupBroadcast`.
     pub(crate) subgroups: bool,
+    /// A software adapter, which runs every invocation of a workgroup, useful or not.
+    pub(crate) software: bool,
 }
 
 impl Matmul {
@@ -106,12 +108,19 @@ impl Matmul {
         }
     }
 
-    /// Invocations per workgroup: 64, or the smallest power of two of at least 8 that covers
-    /// the columns' groups of 4 (a software adapter runs every invocation, useful or not).
+    /// Invocations per workgroup, one per 4 columns. A software adapter runs every invocation,
+    /// useful or not, so there the width (8 to 64) that pads the columns least, the widest on a
+    /// tie (784 columns: 8, 200 invocations where 64 ran 256); elsewhere 64, or the smallest
+    /// power of two of at least 8 that covers the columns.
     fn wg(&self) -> u64 {
-        (self.columns().div_ceil(4) as u64)
-            .next_power_of_two()
-            .clamp(MIN_WG, MAX_WG)
+        let groups = self.columns().div_ceil(4) as u64;
+        if !self.software {
+            return groups.next_power_of_two().clamp(MIN_WG, MAX_WG);
+        }
+        [MAX_WG, 32, 16, MIN_WG]
+            .into_iter()
+            .min_by_key(|wg| groups.div_ceil(*wg) * wg)
+            .expect("widths")
     }
 
     /// The most rows a batch may have: the grid's y dimension counts blocks of rows.
@@ -149,5 +158,32 @@ impl Kernel for Matmul {
             u64::from(dims.m).div_ceil(ROWS).max(1) as u32,
         );
         vec![Dispatch::new(0, &dims, grid)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wg(columns: usize, software: bool) -> u64 {
+        Matmul {
+            variant: Variant::Forward,
+            n_in: 3,
+            n_out: columns,
+            bias: false,
+            subgroups: false,
+            software,
+        }
+        .wg()
+    }
+
+    #[test]
+    fn software_adapters_get_the_width_that_pads_least() {
+        assert_eq!(wg(512, true), 64); // 128 groups of 4 columns: no padding at 64
+        assert_eq!(wg(784, true), 8); // 196: 200 invocations at 8, 256 at 64
+        assert_eq!(wg(192, true), 16); // 48: 48 at 16 and at 8, the wider wins
+        assert_eq!(wg(10, true), 8);
+        assert_eq!(wg(784, false), 64);
+        assert_eq!(wg(10, false), 8);
     }
 }

@@ -11,6 +11,10 @@ use crate::gpu::kernels::{
 
 /// Invocations per workgroup (`WG` in the WGSL).
 const WG: u64 = 64;
+/// Values per invocation (`PER` in the WGSL): the step-state reads (stop flag, step scalars),
+/// loaded lane by lane on software adapters, are made once for all of them (docs/LOG.md,
+/// 2026-12-07: a third of a batch-64 step's non-product time was SGD's).
+const PER: u64 = 8;
 
 wgsl_struct! {
     /// The uniform block: the tensor's length, the folded grid and the hyper-parameters.
@@ -66,7 +70,8 @@ impl Kernel for Sgd {
     }
 
     fn pipelines(&self) -> Vec<PipelineSpec> {
-        let body = [&step_state::wgsl(), shader!("sgd.wgsl")].concat();
+        let per = format!("const PER: u32 = {PER}u;\n");
+        let body = [&step_state::wgsl(), &per, shader!("sgd.wgsl")].concat();
         vec![PipelineSpec::checked::<SgdDims>(
             "sgd",
             "sgd",
@@ -77,7 +82,7 @@ impl Kernel for Sgd {
     }
 
     fn dispatches(&self, _rows: usize, max_groups: u32) -> Vec<Dispatch> {
-        let grid = fold((self.len as u64).div_ceil(WG), max_groups);
+        let grid = fold((self.len as u64).div_ceil(WG * PER), max_groups);
         let h = &self.hyper;
         let dims = SgdDims {
             n: self.len as u32,

@@ -23,7 +23,7 @@ use crate::gpu::kernels::matmul::{self, Matmul, Variant};
 use crate::gpu::kernels::row_grad::{Entry, RowGrad};
 use crate::gpu::kernels::step_state;
 use crate::gpu::pass::Phase;
-use crate::gpu::plan::Plan;
+use crate::gpu::plan::{DeviceCaps, Plan};
 use crate::gpu::tensor::{Role, TensorId};
 use crate::gpu::train::batchnorm::BnNode;
 use crate::gpu::train::builder::Builder;
@@ -136,7 +136,7 @@ pub(crate) fn plan(
     loss: Loss,
     reduction: Reduction,
     optimizer: Optimizer,
-    subgroups: bool,
+    caps: &DeviceCaps,
 ) -> Result<TrainPlan> {
     check_supported(model)?;
     let mut b = Builder::default();
@@ -164,7 +164,8 @@ pub(crate) fn plan(
                     n_in: fi,
                     n_out: fo,
                     bias: bias.is_some(),
-                    subgroups,
+                    subgroups: caps.subgroups,
+                    software: caps.software,
                 };
                 let binds = vec![
                     (matmul::A.name, cur),
@@ -446,7 +447,8 @@ pub(crate) fn plan(
                     n_in,
                     n_out,
                     bias: false,
-                    subgroups,
+                    subgroups: caps.subgroups,
+                    software: caps.software,
                 };
                 let binds = vec![
                     (matmul::A.name, g),

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use crate::Activation;
 use crate::gpu::kernels::SlotKind;
 use crate::gpu::pass::Phase;
+use crate::gpu::plan::DeviceCaps;
 use crate::gpu::tensor::{Role, TensorId};
 use crate::gpu::train::plan::plan;
 use crate::model::{BatchNorm1d, LayerNorm, Linear, Mlp, Module, PRelu};
@@ -32,8 +33,13 @@ fn every_module() -> Mlp {
 #[test]
 fn forward_keeps_everything_backward_reads_and_phases_run_in_order() {
     let model = every_module();
+    let caps = DeviceCaps {
+        software: true,
+        subgroups: false,
+        limits: wgpu::Limits::default(),
+    };
     for optim in [Optimizer::sgd(0.1), Optimizer::adam(0.1)] {
-        let p = plan(&model, Loss::Nll, Reduction::Mean, optim, false).unwrap();
+        let p = plan(&model, Loss::Nll, Reduction::Mean, optim, &caps).unwrap();
         let phases: Vec<Phase> = p.plan.passes.iter().map(|q| q.phase).collect();
         let first_backward = phases.iter().position(|&f| f == Phase::Backward).unwrap();
         let first_update = phases.iter().position(|&f| f == Phase::Update).unwrap();

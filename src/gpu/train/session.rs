@@ -13,6 +13,7 @@ use crate::gpu::error_scope::ErrorScope;
 use crate::gpu::kernels::adam::AdamHyper;
 use crate::gpu::kernels::step_state;
 use crate::gpu::pack;
+use crate::gpu::plan::DeviceCaps;
 use crate::gpu::program::{Program, Resource};
 use crate::gpu::tensor::{Role, TensorId};
 use crate::gpu::train::plan::{self, TrainPlan};
@@ -85,7 +86,7 @@ impl GpuTraining {
             step,
             params,
             masks,
-        } = plan::plan(model, loss, reduction, optimizer, ctx.inner.subgroups)?;
+        } = plan::plan(model, loss, reduction, optimizer, &DeviceCaps::of(ctx))?;
         let lock = ctx.inner.lock.clone();
         let _held = ctx.inner.hold();
         let program = Held::new(Program::upload(ctx, plan)?, lock.clone());
