@@ -5,10 +5,12 @@
 // the losses ring in `step`; a loss that is NaN or infinite raises the stop flag there, and the
 // update kernels then leave the parameters as they were.
 //
-// kind: 0 mse, 1 l1, 2 smooth_l1 (param = beta), 3 huber (param = delta), 4 bce, 5
-// bce_with_logits, 6 cross_entropy (param = label smoothing), 7 nll. norm: 1/count for mean
-// reduction (elements, or rows for the class losses), 1 for sum. Class targets are indices
-// stored as f32 (exact below 2²⁴), checked on the host.
+// KIND (a pipeline constant): 0 mse, 1 l1, 2 smooth_l1 (param = beta), 3 huber (param =
+// delta), 4 bce, 5 bce_with_logits, 6 cross_entropy (param = label smoothing), 7 nll. norm:
+// 1/count for mean reduction (elements, or rows for the class losses), 1 for sum. Class targets
+// are indices stored as f32 (exact below 2²⁴), checked on the host.
+
+override KIND: u32;
 
 const WG: u32 = 256u;
 
@@ -47,7 +49,7 @@ fn element(i: u32) -> f32 {
     let beta = dims.param;
     var l = 0.0;
     var gr = 0.0;
-    switch dims.kind {
+    switch KIND {
         case 0u: {
             l = d * d;
             gr = 2.0 * d;
@@ -98,7 +100,7 @@ fn row(r: u32) -> f32 {
     let c = dims.cols;
     let base = r * c;
     let k = u32(want[r]);
-    if dims.kind == 7u {
+    if KIND == 7u {
         for (var j = 0u; j < c; j++) {
             grad[base + j] = select(0.0, -dims.norm, j == k);
         }
@@ -129,7 +131,7 @@ fn row(r: u32) -> f32 {
 @compute @workgroup_size(WG)
 fn loss(@builtin(local_invocation_id) lid: vec3<u32>) {
     var s = 0.0;
-    if dims.kind >= 6u {
+    if KIND >= 6u {
         for (var r = lid.x; r < dims.rows; r += WG) {
             s = s + row(r);
         }

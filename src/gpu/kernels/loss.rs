@@ -12,9 +12,8 @@ wgsl_struct! {
         rows: u32,
         /// The model's outputs per row.
         cols: u32,
-        /// Which loss (the shader's header numbers them).
-        kind: u32,
         pad0: u32,
+        pad3: u32,
         /// 1/count for a mean, 1 for a sum.
         norm: f32,
         /// smooth_l1's beta, huber's delta or cross-entropy's label smoothing.
@@ -71,17 +70,17 @@ impl Kernel for LossPass {
 
     fn pipelines(&self) -> Vec<PipelineSpec> {
         let body = [&step_state::wgsl(), shader!("loss.wgsl")].concat();
-        vec![PipelineSpec::checked::<LossDims>(
-            "loss",
-            "loss",
-            SLOTS,
-            NO_EPILOGUE,
-            &body,
-        )]
+        // Which loss is a pipeline constant, not a uniform: llvmpipe cannot prove a uniform
+        // equal in every lane and would run every case of the switch for every value.
+        let (kind, _) = self.kind();
+        vec![
+            PipelineSpec::checked::<LossDims>("loss", "loss", SLOTS, NO_EPILOGUE, &body)
+                .with_constants(vec![("KIND", f64::from(kind))]),
+        ]
     }
 
     fn dispatches(&self, rows: usize, _max_groups: u32) -> Vec<Dispatch> {
-        let (kind, param) = self.kind();
+        let (_, param) = self.kind();
         let count = if self.loss.wants_classes() {
             rows
         } else {
@@ -94,7 +93,6 @@ impl Kernel for LossPass {
         let dims = LossDims {
             rows: rows as u32,
             cols: self.cols as u32,
-            kind,
             norm: norm as f32,
             param: param as f32,
             ..LossDims::default()
