@@ -174,7 +174,10 @@ impl Trainer {
             // on the reference from the parameters before and after it (and its Dropout masks).
             let before = match monitor {
                 Some(_) => {
-                    refuse_blocking("Trainer::step_monitored", "Monitor::observe_step")?;
+                    refuse_blocking(
+                        "Trainer::step_monitored",
+                        "Trainer::step_async, then sync_async and Monitor::observe_step",
+                    )?;
                     gpu.sync(&mut self.model)?;
                     Some((self.model.clone(), self.dropout.clone()))
                 }
