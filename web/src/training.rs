@@ -22,9 +22,7 @@ use std::collections::VecDeque;
 
 use wgpu_mlp::data::EpochOrder;
 use wgpu_mlp::gpu::GpuContext;
-use wgpu_mlp::train::{
-    Backend, EpochReport, Loss, Monitor, Optimizer, Reduction, Target, Trainer,
-};
+use wgpu_mlp::train::{Backend, EpochReport, Loss, Monitor, Optimizer, Reduction, Target, Trainer};
 use wgpu_mlp::{Activation, Init, LayerSpec, Matrix, Mlp, Module, cpu};
 
 /// Bytes of one record of `web/model/digits.bin`: the label, then the 64 pixels (0..16).

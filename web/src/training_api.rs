@@ -347,6 +347,27 @@ mod tests {
         let correct = |o: &JsValue| js_sys::Reflect::get(o, &"correct".into()).unwrap();
         assert_eq!(correct(&sg).as_f64(), correct(&sc).as_f64());
         assert_eq!(g.health().map_err(JsValue::from).unwrap().length(), 3);
+        // The health table: WebGPU's steps observed on the reference (Monitor::observe_step with
+        // the synced model) against the CPU session's own monitored steps; the steps differ in
+        // their last bits, so within 1e-5 relative (tests/train_gpu_health.rs), counts equal.
+        let sg = g.session().map_err(JsValue::from).unwrap();
+        let sc = c.session().map_err(JsValue::from).unwrap();
+        let (rg, rc) = (sg.health().unwrap(), sc.health().unwrap());
+        let rel = |a: f64, b: f64| (a - b).abs() / b.abs();
+        let mut worst = rel(rg.train.loss, rc.train.loss);
+        for (a, b) in rg.layers.iter().zip(&rc.layers) {
+            worst = worst.max(rel(a.grad, b.grad)).max(rel(a.update, b.update));
+            let counts = |h: &wgpu_mlp::train::LayerHealth| (h.dead, h.saturated, h.identical);
+            assert_eq!(counts(a), counts(b), "layer {}", a.layer);
+        }
+        assert!(rg.layers.len() == 3 && worst <= 1e-5, "{worst:e}");
+        assert_eq!(
+            (&rg.warnings, rg.train.accuracy),
+            (&rc.warnings, rc.train.accuracy)
+        );
+        web_sys_log(&format!(
+            "WebGPU vs CPU reference, gradient health of the epoch: worst {worst:.1e} relative"
+        ));
     }
 
     /// A line in the test runner's output.
