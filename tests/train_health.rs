@@ -380,12 +380,13 @@ fn observing_a_step_afterwards_equals_monitoring_it() {
     );
     assert!(r.train.accuracy.is_some() && r.train.rows == 40);
     // On the fast CPU path the steps differ from the reference's in the last bits: the observed
-    // figures are the reference's recomputation of those steps, close to the reference run's.
+    // figures are the reference's recomputation of those steps, close to the reference run's
+    // (measured within 1.5e-7 relative after these 10 steps; checked within 1e-5).
     let (fast, _) = observed_epochs(Backend::Cpu, 2);
     for (a, b) in fast[1].layers.iter().zip(&want[1].layers) {
-        assert!((a.grad - b.grad).abs() <= 1e-3 * b.grad, "{a:?} vs {b:?}");
+        assert!((a.grad - b.grad).abs() <= 1e-5 * b.grad, "{a:?} vs {b:?}");
         assert!(
-            (a.update - b.update).abs() <= 1e-3 * b.update,
+            (a.update - b.update).abs() <= 1e-5 * b.update,
             "{a:?} vs {b:?}"
         );
     }
