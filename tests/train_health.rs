@@ -411,6 +411,7 @@ fn observe_step_refuses_what_it_cannot_observe() {
         m.observe_step(&model, &model, &x, &y4, Reduction::Mean),
         m.observe_step(&model, &other, &x, &y, Reduction::Mean),
         m.observe_step(&model, &model, &nan, &y, Reduction::Mean),
+        m.observe_step(&other, &other, &x, &y, Reduction::Mean),
     ];
     for e in &errors {
         assert!(e.is_err());
@@ -423,5 +424,6 @@ fn observe_step_refuses_what_it_cannot_observe() {
     );
     assert!(text(2).contains("different parameters"), "{}", text(2));
     assert!(text(3).contains("NaN"), "{}", text(3));
+    assert!(text(4).contains("the monitor was made for"), "{}", text(4));
     assert_eq!(m.finish_epoch(&model), fresh);
 }

@@ -161,7 +161,8 @@ impl Monitor {
     /// gives on [`Backend::CpuReference`](crate::train::Backend::CpuReference). A model with
     /// Dropout is observed with the monitor's own masks (seeded 0), not the step's:
     /// `step_monitored` on the GPU passes the step's. Nothing is counted when this fails: `x`
-    /// does not fit `before`, `after` is another architecture, or the loss is not finite.
+    /// does not fit `before`, `before`, `after` and the monitor's model differ in architecture,
+    /// or the loss is not finite.
     pub fn observe_step(
         &mut self,
         before: &Mlp,
@@ -202,9 +203,14 @@ impl Monitor {
                 .map(|t| (t.module, t.kind, t.shape))
                 .collect()
         };
-        if shapes(before) != shapes(after) {
+        let watched = self.layers.iter().all(|l| {
+            matches!(before.modules().get(l.module), Some(Module::Linear(lin))
+                if lin.out_features() == l.units)
+        });
+        if shapes(before) != shapes(after) || !watched {
             return Err(Error::invalid(
-                "observe_step: the models before and after the step have different parameters",
+                "observe_step: the models before and after the step have different parameters, \
+                 or not those of the model the monitor was made for",
             ));
         }
         // A copy: the forward pass updates BatchNorm's running statistics.
