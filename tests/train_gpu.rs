@@ -589,10 +589,11 @@ fn the_command_trains_on_the_gpu() {
     };
     let (note, got, log) = run("gpu", "gpu.safetensors");
     assert!(note.contains("training on"), "{note}");
-    // The tool's epoch lines (mean loss; no accuracy or layer health from the device).
+    // The tool's epoch lines (mean loss; no accuracy or layer health without --health:
+    // tests/train_gpu_health.rs).
     assert!(note.contains("epoch 3/3"), "{note}");
     assert!(
-        note.contains("gradient health: computed on the CPU paths only"),
+        note.contains("gradient health: not measured on the GPU unless asked (--health"),
         "{note}"
     );
     // Checkpoints need the optimizer state, which the device keeps: refused, nothing written.

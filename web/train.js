@@ -5,7 +5,8 @@
 // Training.onWebGpu, each step awaited (stepAsync); "CPU" (the default) on the f64 reference.
 //
 // For the page test and the console: globalThis.wgpuMlpTraining = { config, losses (every step),
-// epochs: [{ epoch, step, trainLoss, trainAccuracy, heldoutLoss, heldoutAccuracy }], health }.
+// epochs: [{ epoch, step, trainLoss, trainAccuracy, heldoutLoss, heldoutAccuracy }], health (the last
+// whole epoch's: [{ name, layer, units, grad, update, dead, saturated, identical }]), healthWarnings }.
 
 const CHUNK_MS = 30;
 const $ = (id) => document.getElementById(id);
@@ -109,32 +110,40 @@ export function setupTraining({ Training, getGpu, message, useModel }) {
     ], { xMax, yMin: 0, yMax: 1, xLabel: 'epoch', yLabel: 'accuracy', fmt: (v) => `${(v * 100).toFixed(0)}%` });
   }
 
-  function healthTable(rows) {
+  // The library's gradient health of the last whole epoch (train::Monitor, the table `wgpu-mlp
+  // train` prints; docs/TRAINING.md, "Gradient health"): rows from training.health(), its
+  // warnings from training.healthWarnings().
+  function healthTable(rows, warnings) {
+    if (!rows.length) {
+      const p = Object.assign(document.createElement('p'), { className: 'meta', textContent: 'Gradient health: after the first epoch.' });
+      $('health').replaceChildren(p);
+      $('health').dataset.warnings = '0';
+      return;
+    }
     const table = document.createElement('table');
     const head = table.insertRow();
-    for (const h of ['layer', 'mean |∇W|', 'mean |∇b|', 'mean |W|', '|ΔW| / |W| (last step)', 'dead units', 'saturated (|x| > 4)']) {
-      head.append(Object.assign(document.createElement('th'), { textContent: h }));
+    const columns = [
+      ['layer', 'The Linear layer and the activation after it'],
+      ['mean |∇W|', "Mean |gradient| of the weight, averaged over the epoch's steps: a layer far below the last one hardly learns (vanishing gradients)"],
+      ['‖ΔW‖ / ‖W‖', 'Update-to-weight ratio: ‖ΔW‖ / ‖W‖ (Frobenius norms) of each step, averaged over the epoch; about 1e-3 is the usual healthy size'],
+      ['dead units', 'ReLU-family layers: the fraction of units whose pre-activation was never > 0 on any training image of the epoch'],
+      ['saturated (|x| > 4)', 'Sigmoid/tanh layers: the fraction of (image, unit) pre-activations beyond ±4 over the epoch, where the slope is nearly 0'],
+    ];
+    for (const [h, title] of columns) {
+      head.append(Object.assign(document.createElement('th'), { textContent: h, title }));
     }
-    const last = rows[rows.length - 1];
-    const warnings = [];
     for (const r of rows) {
       const tr = table.insertRow();
       tr.insertCell().textContent = r.name;
-      tr.insertCell().textContent = fmtE(r.gradWeight);
-      tr.insertCell().textContent = fmtE(r.gradBias);
-      tr.insertCell().textContent = fmtE(r.weight);
-      tr.insertCell().textContent = fmtE(r.updateRatio);
+      tr.insertCell().textContent = fmtE(r.grad);
+      tr.insertCell().textContent = fmtE(r.update);
       tr.insertCell().textContent = r.dead === null ? '–' : pct(r.dead);
       tr.insertCell().textContent = r.saturated === null ? '–' : pct(r.saturated);
-      if (r.identicalUnits) warnings.push(`${r.name}: every unit is the same (symmetric init): training can never tell them apart`);
-      if (r !== last && last.gradWeight > 0 && r.gradWeight < last.gradWeight / 1000) {
-        warnings.push(`${r.name}: gradients over 1000× smaller than the last layer's (it hardly learns)`);
-      }
     }
     const note = document.createElement('p');
     note.className = 'meta';
-    note.textContent = 'Gradients of the last batch; dead: ReLU-family units never positive on any training image; ' +
-      'saturated: sigmoid/tanh pre-activations beyond ±4, over all training images.';
+    note.textContent = `Epoch ${training.epochsDone}, over its steps (the table wgpu-mlp train prints): mean |∇W| and ‖ΔW‖ / ‖W‖ averaged over the steps; ` +
+      'dead: ReLU-family units never positive on any training image of the epoch; saturated: sigmoid/tanh pre-activations beyond ±4.';
     const warn = warnings.map((w) => Object.assign(document.createElement('p'), { className: 'warn', textContent: `⚠ ${w}` }));
     $('health').replaceChildren(table, ...warn, note);
     $('health').dataset.warnings = String(warnings.length);
@@ -155,7 +164,8 @@ export function setupTraining({ Training, getGpu, message, useModel }) {
     };
     record.epochs.push(e);
     record.health = training.health();
-    healthTable(record.health);
+    record.healthWarnings = training.healthWarnings();
+    healthTable(record.health, record.healthWarnings);
     draw();
     return e;
   }
@@ -190,7 +200,7 @@ export function setupTraining({ Training, getGpu, message, useModel }) {
       buttons();
       return;
     }
-    record = { config: c, losses: [], epochs: [], health: [] };
+    record = { config: c, losses: [], epochs: [], health: [], healthWarnings: [] };
     globalThis.wgpuMlpTraining = record;
     status('Training…', 'running');
     await scoreEpoch(); // epoch 0: the untrained model

@@ -319,6 +319,12 @@ pub(crate) struct TrainToolArgs {
     #[arg(long, value_name = "CURVES.svg")]
     pub(crate) plot: Option<PathBuf>,
 
+    /// Measure gradient health on the GPU too (the CPU paths always do): after every step the
+    /// parameters are read back and the step recomputed on the f64 CPU reference, many times
+    /// the GPU step's own time (docs/TRAINING.md, "Gradient health").
+    #[arg(long)]
+    pub(crate) health: bool,
+
     /// Write a checkpoint every N epochs (to --checkpoint).
     #[arg(long, value_name = "N", value_parser = parse_count, allow_negative_numbers = true)]
     pub(crate) checkpoint_every: Option<usize>,

@@ -155,6 +155,10 @@ pub(crate) fn run(
     }
     let ckpt = checkpoint_path(args);
     let mut monitor = Monitor::new(trainer.model(), loss);
+    // The GPU's steps do not wait and read nothing back but their losses, once an epoch; with
+    // --health each step waits, its parameters are read back and the monitor recomputes it on
+    // the reference (docs/TRAINING.md, "Gradient health").
+    let monitored = !on_gpu || args.tool.health;
     let mut log = String::new();
     let mut last: Option<EpochReport> = None;
     let mut warned: Vec<String> = Vec::new();
@@ -164,14 +168,12 @@ pub(crate) fn run(
     for epoch in first..=args.epochs {
         progress.start();
         let steps_before = trainer.steps() as usize;
-        // The GPU's steps do not wait and read nothing back but their losses, once an epoch:
-        // no gradient health there (docs/TRAINING.md).
-        let losses = if on_gpu {
-            trainer.epoch(&data.x, &data.y, &mut order)
-        } else {
+        let losses = if monitored {
             trainer.epoch_monitored(&data.x, &data.y, &mut order, &mut monitor, |done, of, l| {
                 progress.step(epoch, args.epochs, done, of, (done * batch).min(rows), l)
             })
+        } else {
+            trainer.epoch(&data.x, &data.y, &mut order)
         };
         let losses = match losses {
             Ok(l) => l,
@@ -197,10 +199,10 @@ pub(crate) fn run(
                 json_f32(*l)
             ));
         }
-        let report = if on_gpu {
-            gpu_report(&losses, batch, args.reduction.parse()?, rows)
-        } else {
+        let report = if monitored {
             monitor.finish_epoch(trainer.model())
+        } else {
+            gpu_report(&losses, batch, args.reduction.parse()?, rows)
         };
         let val = match &data.val {
             Some((vx, vy)) => Some(evaluate(
@@ -258,17 +260,20 @@ pub(crate) fn run(
         files.push((p.as_path(), s.as_bytes()));
     }
     io::write_atomic_all(&files)?;
-    if on_gpu {
-        note!("gradient health: computed on the CPU paths only (--device cpu)");
+    if !monitored {
+        note!(
+            "gradient health: not measured on the GPU unless asked (--health: each step is then \
+             read back and recomputed on the CPU reference, which is slower)"
+        );
     } else if let Some(r) = &last {
         note!("{}", train_report::health_table(args.epochs, r).trim_end());
     }
     Ok(())
 }
 
-/// An epoch on the GPU as the report shows it: the mean loss per row from the step losses
-/// (batches of `batch` rows, the last one what is left of `rows`), no accuracy and no layer
-/// health (neither is read back from the device).
+/// An epoch on the GPU without --health as the report shows it: the mean loss per row from the
+/// step losses (batches of `batch` rows, the last one what is left of `rows`), no accuracy and
+/// no layer health (neither is read back from the device).
 fn gpu_report(losses: &[f32], batch: usize, reduction: Reduction, rows: usize) -> EpochReport {
     let (mut total, mut seen) = (0f64, 0usize);
     for l in losses {

@@ -1,6 +1,7 @@
 //! Gradient health, the primer made visible: a [`Monitor`] watches every step of an epoch
-//! ([`Trainer::step_monitored`](crate::train::Trainer::step_monitored)) and reports, per Linear
-//! layer, what the primer's lessons are about:
+//! ([`Trainer::step_monitored`](crate::train::Trainer::step_monitored), or
+//! [`Monitor::observe_step`] after a step taken any other way) and reports, per Linear layer,
+//! what the primer's lessons are about:
 //!
 //! - `grad`: the mean |gradient| of the weight over the epoch's steps (vanishing gradients:
 //!   a deep sigmoid stack's first layer);
@@ -16,10 +17,22 @@
 //! Warnings: identical units, and a layer whose `grad` is under 1/1000 of the last layer's.
 //! The activation counted is the first activation after the layer (a BatchNorm, Dropout or
 //! LayerNorm between them is passed over).
+//!
+//! Where the statistics come from: on the CPU paths, the step's own forward and backward. A step
+//! on the GPU reads nothing back but its loss, so there the monitor recomputes the step on the
+//! f64 reference ([`Monitor::observe_step`]: the model before the step, its forward, loss and
+//! backward on the batch, and the update from the parameters before and after): the statistics
+//! `step_monitored` gives on [`Backend::CpuReference`](crate::train::Backend::CpuReference),
+//! for the cost of one reference forward and backward (and, on the GPU, one read-back of the
+//! parameters) per step. docs/TRAINING.md, "Gradient health".
 
 use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::matrix::Matrix;
 use crate::model::{Mlp, Module, TensorKind};
-use crate::train::backward::Tape;
+use crate::rng::Generator;
+use crate::train::backward::{self, Tape};
+use crate::train::linear_grad::Precision;
 use crate::train::loss::{Loss, Reduction, Target};
 use crate::train::metrics::{Evaluation, Sums};
 
@@ -90,6 +103,8 @@ pub struct Monitor {
     loss: Loss,
     layers: Vec<LayerSums>,
     sums: Sums,
+    /// Dropout's masks for [`Monitor::observe_step`]'s own forward passes.
+    dropout: Generator,
 }
 
 impl Monitor {
@@ -132,7 +147,88 @@ impl Monitor {
             loss,
             layers,
             sums: Sums::default(),
+            dropout: Generator::new(0),
         }
+    }
+
+    /// Observes a step taken on any backend (the GPU's, whose step reads nothing back, or one
+    /// made outside a [`Trainer`](crate::train::Trainer)): `before` and `after` are the model
+    /// before and after the step (on the GPU, as [`Trainer::sync`](crate::train::Trainer::sync)
+    /// reads it back), `x`, `y` the step's batch and `reduction` its loss's. Runs the train-mode
+    /// forward, the loss and the backward of `before` on the f64 reference (the cost: one
+    /// reference step without its update, on the CPU), and takes the update from
+    /// `after − before`: the statistics [`Trainer::step_monitored`](crate::train::Trainer::step_monitored)
+    /// gives on [`Backend::CpuReference`](crate::train::Backend::CpuReference). A model with
+    /// Dropout is observed with the monitor's own masks (seeded 0), not the step's:
+    /// `step_monitored` on the GPU passes the step's. Nothing is counted when this fails: `x`
+    /// does not fit `before`, `before`, `after` and the monitor's model differ in architecture,
+    /// or the loss is not finite.
+    pub fn observe_step(
+        &mut self,
+        before: &Mlp,
+        after: &Mlp,
+        x: &Matrix,
+        y: &Target,
+        reduction: Reduction,
+    ) -> Result<()> {
+        let mut dropout = std::mem::replace(&mut self.dropout, Generator::new(0));
+        let out = self.observe_step_with(before, after, x, y, reduction, &mut dropout);
+        self.dropout = dropout;
+        out
+    }
+
+    /// [`Monitor::observe_step`] with Dropout's masks drawn from `dropout` (a copy of the
+    /// generator the step drew from, before it, gives the step's own masks).
+    pub(crate) fn observe_step_with(
+        &mut self,
+        before: &Mlp,
+        after: &Mlp,
+        x: &Matrix,
+        y: &Target,
+        reduction: Reduction,
+        dropout: &mut Generator,
+    ) -> Result<()> {
+        before.check_input(x.rows(), x.cols())?;
+        if x.rows() == 0 || y.rows() != x.rows() {
+            return Err(Error::shape(format!(
+                "observe_step: a batch of {} input rows and {} targets (the same number, at \
+                 least one, expected)",
+                x.rows(),
+                y.rows()
+            )));
+        }
+        let shapes = |m: &Mlp| -> Vec<(usize, TensorKind, Vec<usize>)> {
+            m.parameters()
+                .into_iter()
+                .map(|t| (t.module, t.kind, t.shape))
+                .collect()
+        };
+        let watched = self.layers.iter().all(|l| {
+            matches!(before.modules().get(l.module), Some(Module::Linear(lin))
+                if lin.out_features() == l.units)
+        });
+        if shapes(before) != shapes(after) || !watched {
+            return Err(Error::invalid(
+                "observe_step: the models before and after the step have different parameters, \
+                 or not those of the model the monitor was made for",
+            ));
+        }
+        // A copy: the forward pass updates BatchNorm's running statistics.
+        let mut model = before.clone();
+        let p = Precision::Reference;
+        let tape = backward::forward(&mut model, x.as_slice(), x.rows(), p, dropout)?;
+        let out = Matrix::new(x.rows(), model.out_features(), tape.output().to_vec())?;
+        let (loss, grad) = self.loss.evaluate(&out, y, reduction)?;
+        if !loss.is_finite() {
+            return Err(Error::invalid(format!(
+                "observe_step: the loss of the model before the step is {loss}"
+            )));
+        }
+        let grads = backward::backward(&model, &tape, grad, p)?;
+        self.observe_forward(&model, &tape, y, loss, reduction);
+        let weights = self.weights(before);
+        self.observe_update(after, &grads, &weights);
+        Ok(())
     }
 
     /// The train-mode forward pass of a step: its outputs and each activation's input.

@@ -154,7 +154,11 @@ impl Trainer {
     }
 
     /// [`Trainer::step`], also showing `monitor` what the step saw (its outputs, every module's
-    /// input, the gradients and the updates): see [`Monitor`].
+    /// input, the gradients and the updates): see [`Monitor`]. On the GPU, which reads none of
+    /// them back, the parameters are read back after the step and the monitor recomputes it on
+    /// the f64 reference ([`Monitor::observe_step`]): one read-back and one reference forward
+    /// and backward per step, many times the GPU step's own time. Natively only (on wasm32:
+    /// [`sync_async`](Self::sync_async) and `observe_step`).
     pub fn step_monitored(&mut self, x: &Matrix, y: &Target, monitor: &mut Monitor) -> Result<f32> {
         self.step_inner(x, y, Some(monitor))
     }
@@ -166,16 +170,27 @@ impl Trainer {
         mut monitor: Option<&mut Monitor>,
     ) -> Result<f32> {
         if let Some(gpu) = &mut self.gpu {
-            if monitor.is_some() {
-                return Err(Error::invalid(
-                    "gradient health (a Monitor) needs a CPU backend: the GPU does not read \
-                     its activations and gradients back",
-                ));
-            }
+            // The GPU reads back no activations or gradients: the monitor recomputes the step
+            // on the reference from the parameters before and after it (and its Dropout masks).
+            let before = match monitor {
+                Some(_) => {
+                    refuse_blocking(
+                        "Trainer::step_monitored",
+                        "Trainer::step_async, then sync_async and Monitor::observe_step",
+                    )?;
+                    gpu.sync(&mut self.model)?;
+                    Some((self.model.clone(), self.dropout.clone()))
+                }
+                None => None,
+            };
             let loss = gpu
                 .step(x, y, true, &mut self.dropout)?
                 .expect("a read step's loss");
             self.steps = gpu.steps();
+            if let (Some(m), Some((model, mut dropout))) = (monitor, before) {
+                gpu.sync(&mut self.model)?;
+                m.observe_step_with(&model, &self.model, x, y, self.reduction, &mut dropout)?;
+            }
             return Ok(loss);
         }
         let (loss, grads) = self.loss_and_gradients(x, y, monitor.as_deref_mut())?;

@@ -13,7 +13,7 @@
 // and the same for a second trajectory (tanh, SGD with momentum 0.9, seed 3, two epochs); one
 // epoch on WebGPU (the Device select) within issue 21's budget of the same trajectory.
 // Then: the page stayed responsive while training (timer gaps), the curves and the gradient-health
-// table are drawn, the saved .safetensors reads back in the CLI, the trained model classifies
+// table are drawn (the library's last-epoch table, equal to the fixture's from `--log`), the saved .safetensors reads back in the CLI, the trained model classifies
 // drawn held-out digits in the digits panel, the zero init shows its symmetry warning, bad
 // settings give a message, and Stop stops.
 import { execFileSync } from 'node:child_process';
@@ -121,10 +121,20 @@ results.push(`info training: ${run.status}; longest timer gap ${run.maxGap.toFix
 check(run.lossPaths === 3 && run.accPaths === 2, `curves drawn: ${run.lossPaths} loss and ${run.accPaths} accuracy lines`);
 check(run.rows === 4 && run.health.length === 3, `gradient-health table: ${run.rows - 1} layers`);
 const h = run.health;
-check(h.every((l) => l.gradWeight > 0 && Number.isFinite(l.gradWeight) && l.updateRatio > 0 && !l.identicalUnits)
-  && h[0].dead !== null && h[2].dead === null && h[0].saturated === null,
-  `gradient health: ${h.map((l) => `${l.name}: |∇W| ${l.gradWeight.toExponential(2)}, dead ${l.dead === null ? '–' : `${(l.dead * 100).toFixed(0)} %`}`).join('; ')}`);
-check(run.warnings === 0, `no health warnings with PyTorch's init (${run.warningText || 'none'})`);
+check(h.every((l) => l.grad > 0 && Number.isFinite(l.grad) && l.update > 0 && Number.isFinite(l.update) && !l.identical)
+  && h[0].dead !== null && h[2].dead === null && h[0].saturated === null && h.map((l) => l.layer).join() === '1,2,3',
+  `gradient health (the library's, epoch ${c.epochs}): ${h.map((l) => `${l.name}: |∇W| ${l.grad.toExponential(2)}, ‖ΔW‖/‖W‖ ${l.update.toExponential(2)}, dead ${l.dead === null ? '–' : `${(l.dead * 100).toFixed(0)} %`}`).join('; ')}`);
+// The table is the last epoch's of `wgpu-mlp train --log` for the same run (the fixture's
+// "health"): the same reference steps through the same train::Monitor, so the same figures (up to
+// the trajectory's ulps).
+{
+  const want = fixture.health;
+  const rel = (a, b) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-30);
+  const worst = Math.max(...h.flatMap((l, i) => [rel(l.grad, want[i].grad), rel(l.update, want[i].update)]));
+  check(h.length === want.length && h.every((l, i) => l.dead === want[i].dead && l.saturated === want[i].saturated) && worst <= 1e-6,
+    `gradient health equals \`wgpu-mlp train --log\`'s last epoch (largest relative difference ${worst.toExponential(1)})`);
+}
+check(run.warnings === 0 && fixture.health_warnings.length === 0, `no health warnings with PyTorch's init (${run.warningText || 'none'})`);
 // The panel after the run (the README's is `TRAIN_SCREENSHOT=docs/web-train.png`).
 mkdirSync(dirname(TRAIN_SCREENSHOT), { recursive: true });
 await (await page.$('#train')).screenshot({ path: TRAIN_SCREENSHOT });
@@ -205,9 +215,9 @@ check(onGpu.error === null && / on the gpu path/.test(onGpu.status), `trains on 
 // ------------------------------------------------------------------ the primer's lessons, visibly
 
 const zeros = await train({ init: 'zeros', act: 'relu', opt: 'adam', lr: 0.01, epochs: 1, seed: 0 });
-check(zeros.error === null && zeros.warnings >= 1 && /every unit is the same/.test(zeros.warningText),
+check(zeros.error === null && zeros.warnings >= 1 && /units are identical/.test(zeros.warningText),
   `zero init: the symmetry warning (${zeros.warningText})`);
-check(zeros.health.slice(0, 2).every((l) => l.identicalUnits), 'zero init: the hidden layers\' units are identical after an epoch');
+check(zeros.health.slice(0, 2).every((l) => l.identical), 'zero init: the hidden layers\' units are identical after an epoch');
 const sig = await train({ init: 'pytorch', act: 'sigmoid', opt: 'sgd', lr: 0.1, epochs: 1, seed: 1 });
 check(sig.error === null && sig.health[0].saturated !== null && sig.health[0].dead === null,
   `sigmoid: saturation column filled (${sig.health.map((l) => l.saturated).join(', ')})`);

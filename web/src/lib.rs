@@ -22,7 +22,6 @@
 
 pub mod digits;
 pub mod inputs;
-pub mod layer_health;
 pub mod panic;
 pub mod training;
 pub mod training_api;

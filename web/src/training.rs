@@ -11,16 +11,19 @@
 //! model takes milliseconds in wasm. [`Session::on_gpu`] trains on WebGPU instead
 //! ([`Backend::Gpu`]): its steps are awaited ([`Session::step_async`], the library's
 //! [`Trainer::step_async`] then [`Trainer::sync_async`], so the host's model, which the scores
-//! and the health table read, is the device's after every step).
+//! read, is the device's after every step).
+//!
+//! The gradient-health table is the library's [`Monitor`] over each whole epoch (the table
+//! `wgpu-mlp train` prints): it watches every step, through [`Trainer::step_monitored`] on the
+//! CPU and [`Monitor::observe_step`] on WebGPU (the model before the step and the synced one
+//! after it, recomputed on the f64 reference: the GPU reads no gradients back).
 
 use std::collections::VecDeque;
 
 use wgpu_mlp::data::EpochOrder;
 use wgpu_mlp::gpu::GpuContext;
-use wgpu_mlp::train::{Backend, Loss, Optimizer, Reduction, Target, Trainer};
+use wgpu_mlp::train::{Backend, EpochReport, Loss, Monitor, Optimizer, Reduction, Target, Trainer};
 use wgpu_mlp::{Activation, Init, LayerSpec, Matrix, Mlp, Module, cpu};
-
-use crate::layer_health::{LayerHealth, layer_health};
 
 /// Bytes of one record of `web/model/digits.bin`: the label, then the 64 pixels (0..16).
 pub const RECORD: usize = 65;
@@ -34,6 +37,8 @@ pub const CLASSES: usize = 10;
 const LOSS: Loss = Loss::CrossEntropy {
     label_smoothing: 0.0,
 };
+/// The loss's reduction: the mean over the batch, as `nn.CrossEntropyLoss()`.
+const REDUCTION: Reduction = Reduction::Mean;
 
 /// Rows of inputs (pixel / 16, as the digits model was trained) and their class labels.
 #[derive(Clone, Debug)]
@@ -211,7 +216,8 @@ pub struct Score {
     pub total: usize,
 }
 
-/// A model being trained: the trainer, the data order and the batches left in this epoch.
+/// A model being trained: the trainer, the data order, the batches left in this epoch and the
+/// gradient health of the epoch so far and of the last whole one.
 pub struct Session {
     trainer: Trainer,
     order: EpochOrder,
@@ -219,26 +225,18 @@ pub struct Session {
     epochs_done: usize,
     train: Digits,
     heldout: Digits,
-    last_batch: Option<Vec<usize>>,
-    batch_size: usize,
-    update_ratios: Vec<f32>,
-    optimizer: Optimizer,
+    monitor: Monitor,
+    health: Option<EpochReport>,
 }
 
-/// A batch taken for a step: its rows, inputs, targets and each Linear's weights before it.
-type Taken = (Vec<usize>, Matrix, Target, Vec<Vec<f32>>);
+/// A batch taken for a step: its rows, inputs and targets.
+type Taken = (Vec<usize>, Matrix, Target);
 
 impl Session {
     /// A new model from `config`, to be trained on `train` and scored on `heldout`.
     pub fn new(config: &Config, train: Digits, heldout: Digits) -> Result<Self, String> {
         let model = config.model()?;
-        let trainer = Trainer::new(
-            model,
-            LOSS,
-            Reduction::Mean,
-            config.optimizer,
-            config.backend,
-        );
+        let trainer = Trainer::new(model, LOSS, REDUCTION, config.optimizer, config.backend);
         Self::with_trainer(config, trainer, train, heldout)
     }
 
@@ -251,7 +249,7 @@ impl Session {
         ctx: &GpuContext,
     ) -> Result<Self, String> {
         let model = config.model()?;
-        let trainer = Trainer::on_gpu(model, LOSS, Reduction::Mean, config.optimizer, ctx);
+        let trainer = Trainer::on_gpu(model, LOSS, REDUCTION, config.optimizer, ctx);
         Self::with_trainer(config, trainer, train, heldout)
     }
 
@@ -269,37 +267,52 @@ impl Session {
             false,
         )
         .map_err(|e| e.to_string())?;
-        let layers = config.hidden.len() + 1;
         Ok(Session {
+            monitor: Monitor::new(trainer.model(), LOSS),
             trainer,
             order,
             pending: VecDeque::new(),
             epochs_done: 0,
             train,
             heldout,
-            last_batch: None,
-            batch_size: config.batch_size,
-            update_ratios: vec![0.0; layers],
-            optimizer: config.optimizer,
+            health: None,
         })
     }
 
     /// One optimizer step on the next batch (a new epoch's order is drawn when the last one is
-    /// used up): the loss as `loss.item()` gives it. On the CPU paths only (on the GPU the
-    /// library refuses it: await [`step_async`](Self::step_async)).
+    /// used up), watched by the health monitor: the loss as `loss.item()` gives it. In a
+    /// browser on the CPU paths only (on the GPU the library refuses the blocking read-back:
+    /// await [`step_async`](Self::step_async)).
     pub fn step(&mut self) -> Result<f32, String> {
-        let (batch, x, y, before) = self.take_batch()?;
-        let loss = self.trainer.step(&x, &y);
-        self.stepped(batch, &before, loss)
+        let (batch, x, y) = self.take_batch()?;
+        let loss = self.trainer.step_monitored(&x, &y, &mut self.monitor);
+        self.stepped(batch, loss)
     }
 
     /// [`step`](Self::step) as a future that never blocks (any backend); on the GPU it also
-    /// reads the trained parameters back, so the model the panel reads is current.
+    /// reads the trained parameters back, so the model the panel reads is current, and the
+    /// health monitor observes the step from the parameters before and after it.
     pub async fn step_async(&mut self) -> Result<f32, String> {
-        let (batch, x, y, before) = self.take_batch()?;
+        if self.trainer.backend() != Backend::Gpu {
+            return self.step();
+        }
+        let (batch, x, y) = self.take_batch()?;
+        // The host's model is the device's: every step here ends with a read-back.
+        let before = self.trainer.model().clone();
         let loss = self.trainer.step_async(&x, &y).await;
         let synced = self.trainer.sync_async().await.map(|_| ());
-        self.stepped(batch, &before, synced.and(loss))
+        let loss = synced.and(loss);
+        // Only a step that was taken is observed (a refused one, or one whose loss is not
+        // finite, left the model as it was).
+        let observed = match loss {
+            Ok(_) => self
+                .monitor
+                .observe_step(&before, self.trainer.model(), &x, &y, REDUCTION),
+            Err(_) => Ok(()),
+        };
+        let loss = self.stepped(batch, loss)?;
+        observed.map_err(|e| e.to_string())?;
+        Ok(loss)
     }
 
     /// The next batch (drawing a new epoch's order when the last is used up).
@@ -309,19 +322,13 @@ impl Session {
         }
         let batch = self.pending.pop_front().expect("an epoch has a batch");
         let (x, y) = self.rows(&batch)?;
-        let before: Vec<Vec<f32>> = self.linears().map(|l| l.weight().to_vec()).collect();
-        Ok((batch, x, y, before))
+        Ok((batch, x, y))
     }
 
-    /// After a step on `batch`: each Linear's update ratio, the epoch count; a step that
-    /// failed (refused, or a loss that is not finite: the model is as before it) gives its
-    /// batch back, so the next step takes it again.
-    fn stepped(
-        &mut self,
-        batch: Vec<usize>,
-        before: &[Vec<f32>],
-        loss: wgpu_mlp::Result<f32>,
-    ) -> Result<f32, String> {
+    /// After a step on `batch`: the epoch count, and the health report when the epoch is
+    /// whole; a step that failed (refused, or a loss that is not finite: the model is as
+    /// before it) gives its batch back, so the next step takes it again.
+    fn stepped(&mut self, batch: Vec<usize>, loss: wgpu_mlp::Result<f32>) -> Result<f32, String> {
         let loss = match loss {
             Ok(l) => l,
             Err(e) => {
@@ -329,29 +336,9 @@ impl Session {
                 return Err(e.to_string());
             }
         };
-        self.update_ratios = self
-            .linears()
-            .zip(before)
-            .map(|(l, w0)| {
-                let dw: f64 = l
-                    .weight()
-                    .iter()
-                    .zip(w0)
-                    .map(|(a, b)| f64::from(a - b).abs())
-                    .sum();
-                let w: f64 = w0.iter().map(|v| f64::from(*v).abs()).sum();
-                if w > 0.0 {
-                    (dw / w) as f32
-                } else if dw > 0.0 {
-                    f32::INFINITY
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        self.last_batch = Some(batch);
         if self.pending.is_empty() {
             self.epochs_done += 1;
+            self.health = Some(self.monitor.finish_epoch(self.trainer.model()));
         }
         Ok(loss)
     }
@@ -370,10 +357,6 @@ impl Session {
         let x = Matrix::new(batch.len(), PIXELS, x).map_err(|e| e.to_string())?;
         let y = Target::Classes(batch.iter().map(|&r| self.train.labels[r]).collect());
         Ok((x, y))
-    }
-
-    fn linears(&self) -> impl Iterator<Item = &wgpu_mlp::Linear> {
-        self.trainer.model().linears()
     }
 
     /// Optimizer steps taken.
@@ -397,7 +380,7 @@ impl Session {
         let d = if heldout { &self.heldout } else { &self.train };
         let out = cpu::forward(self.trainer.model(), &d.x).map_err(|e| e.to_string())?;
         let (loss, _) = LOSS
-            .evaluate(&out, &Target::Classes(d.labels.clone()), Reduction::Mean)
+            .evaluate(&out, &Target::Classes(d.labels.clone()), REDUCTION)
             .map_err(|e| e.to_string())?;
         let correct = out
             .as_slice()
@@ -412,36 +395,26 @@ impl Session {
         })
     }
 
-    /// Each Linear layer's health (see [`LayerHealth`]); the gradients are those of the last
-    /// batch stepped on (of the first batch before any step).
-    pub fn health(&mut self) -> Result<Vec<LayerHealth>, String> {
-        let batch = match &self.last_batch {
-            Some(b) => b.clone(),
-            None => (0..self.batch_size.min(self.train.x.rows())).collect(),
+    /// The gradient health of the last whole epoch (the library's [`EpochReport`]: per Linear
+    /// layer and its warnings); `None` before the first epoch ends.
+    pub fn health(&self) -> Option<&EpochReport> {
+        self.health.as_ref()
+    }
+
+    /// The table's name of the Linear layer at `module`: `Linear(64, 64) → ReLU`, or
+    /// `Linear(32, 10) (logits)` for the last.
+    pub fn layer_name(&self, module: usize) -> String {
+        let modules = self.trainer.model().modules();
+        let Some(Module::Linear(l)) = modules.get(module) else {
+            return format!("module {module}");
         };
-        let (x, y) = self.rows(&batch)?;
-        // The GPU's gradients are not read back (the library refuses the blocking read in a
-        // browser): there, those of the model as synced after the last step, on the reference.
-        let grads = if self.trainer.backend() == Backend::Gpu {
-            let model = self.trainer.model().clone();
-            Trainer::new(
-                model,
-                LOSS,
-                Reduction::Mean,
-                self.optimizer,
-                Backend::CpuReference,
-            )
-            .and_then(|mut t| t.gradients(&x, &y))
-        } else {
-            self.trainer.gradients(&x, &y)
-        };
-        let (_, grads) = grads.map_err(|e| e.to_string())?;
-        layer_health(
-            self.trainer.model(),
-            &grads,
-            &self.train.x,
-            &self.update_ratios,
-        )
+        let (i, o) = (l.in_features(), l.out_features());
+        match modules.get(module + 1) {
+            Some(Module::Activation(a) | Module::Function(a)) => {
+                format!("Linear({i}, {o}) → {}", activation_name(*a))
+            }
+            _ => format!("Linear({i}, {o}) (logits)"),
+        }
     }
 
     /// The model trained so far, with a softmax after the logits: the digits panel's input
@@ -455,6 +428,18 @@ impl Session {
     /// The model trained so far (logits), e.g. to save.
     pub fn model(&self) -> &Mlp {
         self.trainer.model()
+    }
+}
+
+/// An activation as the panel's select names it (PyTorch's class name).
+fn activation_name(a: Activation) -> &'static str {
+    match a {
+        Activation::Relu => "ReLU",
+        Activation::LeakyRelu(_) => "LeakyReLU",
+        Activation::Tanh => "Tanh",
+        Activation::Sigmoid => "Sigmoid",
+        Activation::Gelu => "GELU",
+        _ => "activation",
     }
 }
 
@@ -537,13 +522,15 @@ mod tests {
         }
         assert_eq!(s.epochs_done(), 21);
         assert!(s.score(false).unwrap().loss < first);
-        let h = s.health().unwrap();
+        let h = &s.health().unwrap().layers;
         assert_eq!(h.len(), 3);
         assert!(
             h.iter()
-                .all(|l| l.grad_weight > 0.0 && l.update_ratio > 0.0 && !l.identical_units)
+                .all(|l| l.grad > 0.0 && l.update > 0.0 && !l.identical)
         );
         assert!(h[0].dead.is_some() && h[2].dead.is_none() && h[0].saturated.is_none());
+        assert_eq!(s.layer_name(h[0].module), "Linear(64, 8) → ReLU");
+        assert_eq!(s.layer_name(h[2].module), "Linear(6, 10) (logits)");
         let c = s.classifier().unwrap();
         assert_eq!((c.in_features(), c.out_features()), (PIXELS, CLASSES));
     }
@@ -552,15 +539,49 @@ mod tests {
     fn zeros_keep_units_identical_and_sigmoid_reports_saturation() {
         let (tr, ho) = parse_digits(&data(HELDOUT_ROWS + 40)).unwrap();
         let mut s = Session::new(&config(InitChoice::Zeros, Activation::Sigmoid), tr, ho).unwrap();
-        for _ in 0..5 {
+        for _ in 0..2 {
             s.step().unwrap();
         }
-        let h = s.health().unwrap();
-        assert!(h[0].identical_units && h[1].identical_units, "{h:?}");
+        assert!(s.health().is_none(), "no whole epoch yet");
+        for _ in 0..3 {
+            s.step().unwrap();
+        }
+        let r = s.health().unwrap();
+        let h = &r.layers;
+        assert!(h[0].identical && h[1].identical, "{h:?}");
         assert!(h[0].saturated.is_some() && h[0].dead.is_none());
+        assert!(r.warnings[0].contains("identical"), "{:?}", r.warnings);
         // The same rows stay the same: the weight of the first layer is one row repeated.
         let w = s.model().linears().next().unwrap().weight();
         assert!(w.chunks_exact(PIXELS).all(|r| r == &w[..PIXELS]));
+    }
+
+    /// The panel's table is the library's: the report of the same epoch trained with
+    /// `Trainer::epoch_monitored` on the same rows, order and settings.
+    #[test]
+    fn the_health_table_is_the_library_s_epoch_report() {
+        let (tr, ho) = parse_digits(&data(HELDOUT_ROWS + 40)).unwrap();
+        let cfg = config(InitChoice::Xavier, Activation::Tanh);
+        let mut s = Session::new(&cfg, tr.clone(), ho).unwrap();
+        let mut t = Trainer::new(
+            cfg.model().unwrap(),
+            LOSS,
+            REDUCTION,
+            cfg.optimizer,
+            Backend::CpuReference,
+        )
+        .unwrap();
+        let mut order = EpochOrder::new(40, cfg.batch_size, Some(cfg.shuffle_seed), false).unwrap();
+        let mut m = Monitor::new(t.model(), LOSS);
+        let y = Target::Classes(tr.labels.clone());
+        for _ in 0..2 {
+            for _ in 0..s.steps_per_epoch() {
+                s.step().unwrap();
+            }
+            t.epoch_monitored(&tr.x, &y, &mut order, &mut m, |_, _, _| {})
+                .unwrap();
+            assert_eq!(s.health(), Some(&m.finish_epoch(t.model())));
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! const g = Training.onWebGpu(await Gpu.init(), data, 'pytorch', 'relu', 'adam', 0.01, 64, 0, 0);
 //! const l = await g.stepAsync();        // one step on WebGPU: a promise of its loss
 //! t.score(true);                       // { loss, correct, total, accuracy } on the held-out rows
-//! t.health();                          // [{ name, gradWeight, gradBias, weight, updateRatio, dead, saturated, identicalUnits }]
+//! t.health();                          // the last epoch's: [{ name, layer, units, grad, update, dead, saturated, identical }]
+//! t.healthWarnings();                  // its warnings: [string]
 //! const m = t.toModel();               // a Model (with a softmax): upload(gpu), classifyDigit(…)
 //! ```
 //!
@@ -214,28 +215,39 @@ impl Training {
         Ok(score_object(self.session()?.score(heldout).map_err(err)?))
     }
 
-    /// Each Linear layer's gradient health: `[{ name, gradWeight, gradBias, weight,
-    /// updateRatio, dead, saturated, identicalUnits }]` (`dead` and `saturated` null where they
-    /// do not apply). See `training::LayerHealth`.
-    pub fn health(&mut self) -> Result<Array, JsError> {
+    /// Each Linear layer's gradient health over the last whole epoch (the library's
+    /// `train::Monitor`, the table `wgpu-mlp train` prints): `[{ name, layer, units, grad,
+    /// update, dead, saturated, identical }]` (`dead` and `saturated` null where they do not
+    /// apply); empty before the first epoch ends. docs/TRAINING.md, "Gradient health".
+    pub fn health(&self) -> Result<Array, JsError> {
+        let s = self.session()?;
         let rows = Array::new();
-        for h in self.session_mut()?.health().map_err(err)? {
+        for h in s.health().map_or(&[][..], |r| r.layers.as_slice()) {
             let o = Object::new();
-            set(&o, "name", h.name.as_str());
-            set(&o, "gradWeight", h.grad_weight);
-            set(&o, "gradBias", h.grad_bias);
-            set(&o, "weight", h.weight);
-            set(&o, "updateRatio", h.update_ratio);
+            set(&o, "name", s.layer_name(h.module).as_str());
+            set(&o, "layer", h.layer);
+            set(&o, "units", h.units);
+            set(&o, "grad", h.grad);
+            set(&o, "update", h.update);
             set(&o, "dead", h.dead.map_or(JsValue::NULL, JsValue::from));
             set(
                 &o,
                 "saturated",
                 h.saturated.map_or(JsValue::NULL, JsValue::from),
             );
-            set(&o, "identicalUnits", h.identical_units);
+            set(&o, "identical", h.identical);
             rows.push(&o);
         }
         Ok(rows)
+    }
+
+    /// The warnings of the last whole epoch's gradient health (identical units, vanishing
+    /// gradients), as sentences; empty before the first epoch ends.
+    #[wasm_bindgen(js_name = healthWarnings)]
+    pub fn health_warnings(&self) -> Result<Array, JsError> {
+        let s = self.session()?;
+        let warnings = s.health().map_or(&[][..], |r| r.warnings.as_slice());
+        Ok(warnings.iter().map(|w| JsValue::from(w.as_str())).collect())
     }
 
     /// The model trained so far, with a softmax after its logits, as a [`Model`] the digits
@@ -335,6 +347,27 @@ mod tests {
         let correct = |o: &JsValue| js_sys::Reflect::get(o, &"correct".into()).unwrap();
         assert_eq!(correct(&sg).as_f64(), correct(&sc).as_f64());
         assert_eq!(g.health().map_err(JsValue::from).unwrap().length(), 3);
+        // The health table: WebGPU's steps observed on the reference (Monitor::observe_step with
+        // the synced model) against the CPU session's own monitored steps; the steps differ in
+        // their last bits, so within 1e-5 relative (tests/train_gpu_health.rs), counts equal.
+        let sg = g.session().map_err(JsValue::from).unwrap();
+        let sc = c.session().map_err(JsValue::from).unwrap();
+        let (rg, rc) = (sg.health().unwrap(), sc.health().unwrap());
+        let rel = |a: f64, b: f64| (a - b).abs() / b.abs();
+        let mut worst = rel(rg.train.loss, rc.train.loss);
+        for (a, b) in rg.layers.iter().zip(&rc.layers) {
+            worst = worst.max(rel(a.grad, b.grad)).max(rel(a.update, b.update));
+            let counts = |h: &wgpu_mlp::train::LayerHealth| (h.dead, h.saturated, h.identical);
+            assert_eq!(counts(a), counts(b), "layer {}", a.layer);
+        }
+        assert!(rg.layers.len() == 3 && worst <= 1e-5, "{worst:e}");
+        assert_eq!(
+            (&rg.warnings, rg.train.accuracy),
+            (&rc.warnings, rc.train.accuracy)
+        );
+        web_sys_log(&format!(
+            "WebGPU vs CPU reference, gradient health of the epoch: worst {worst:.1e} relative"
+        ));
     }
 
     /// A line in the test runner's output.
