@@ -14,14 +14,8 @@
 mod common;
 
 use wgpu_mlp::data::EpochOrder;
-use wgpu_mlp::train::{Backend, EpochReport, Loss, Monitor, Optimizer, Reduction, Target, Trainer};
+use wgpu_mlp::train::{Backend, EpochReport, Monitor, Optimizer, Reduction, Target, Trainer};
 use wgpu_mlp::{Activation, Matrix, Mlp, Module};
-
-fn ce() -> Loss {
-    Loss::CrossEntropy {
-        label_smoothing: 0.0,
-    }
-}
 
 /// 37 rows (batches of 8 and a short one) of 6 features, 3 classes.
 fn data() -> (Matrix, Target) {
@@ -50,7 +44,7 @@ fn model() -> Mlp {
 fn reports(mut t: Trainer) -> Vec<EpochReport> {
     let (x, y) = data();
     let mut order = EpochOrder::new(x.rows(), 8, Some(5), false).unwrap();
-    let mut m = Monitor::new(t.model(), ce());
+    let mut m = Monitor::new(t.model(), common::train::cross_entropy());
     t.epoch(&x, &y, &mut order).unwrap();
     (0..2)
         .map(|_| {
@@ -71,8 +65,22 @@ fn close(a: f64, b: f64, what: &str) {
 #[test]
 fn health_of_gpu_steps_matches_the_reference_s() {
     let optim = Optimizer::adam(0.02);
-    let gpu = Trainer::on_gpu(model(), ce(), Reduction::Mean, optim, common::ctx()).unwrap();
-    let cpu = Trainer::new(model(), ce(), Reduction::Mean, optim, Backend::CpuReference).unwrap();
+    let gpu = Trainer::on_gpu(
+        model(),
+        common::train::cross_entropy(),
+        Reduction::Mean,
+        optim,
+        common::ctx(),
+    )
+    .unwrap();
+    let cpu = Trainer::new(
+        model(),
+        common::train::cross_entropy(),
+        Reduction::Mean,
+        optim,
+        Backend::CpuReference,
+    )
+    .unwrap();
     let (got, want) = (reports(gpu), reports(cpu));
     for (g, w) in got.iter().zip(&want) {
         close(g.train.loss, w.train.loss, "loss");

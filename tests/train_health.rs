@@ -9,14 +9,8 @@ use std::collections::BTreeMap;
 use wgpu_mlp::data::EpochOrder;
 use wgpu_mlp::init::Init;
 use wgpu_mlp::model::{LayerSpec, Module, TensorKind};
-use wgpu_mlp::train::{Backend, Loss, Monitor, Optimizer, Reduction, Target, Trainer, evaluate};
+use wgpu_mlp::train::{Backend, Monitor, Optimizer, Reduction, Target, Trainer, evaluate};
 use wgpu_mlp::{Activation, Matrix, Mlp};
-
-fn ce() -> Loss {
-    Loss::CrossEntropy {
-        label_smoothing: 0.0,
-    }
-}
 
 /// 40 rows of 6 features in [-1, 1], 3 classes.
 fn data() -> (Matrix, Target) {
@@ -26,14 +20,21 @@ fn data() -> (Matrix, Target) {
 }
 
 fn trainer(model: Mlp, optim: Optimizer, backend: Backend) -> Trainer {
-    Trainer::new(model, ce(), Reduction::Mean, optim, backend).unwrap()
+    Trainer::new(
+        model,
+        common::train::cross_entropy(),
+        Reduction::Mean,
+        optim,
+        backend,
+    )
+    .unwrap()
 }
 
 /// One monitored epoch; its report.
 fn one_epoch(model: Mlp, optim: Optimizer) -> wgpu_mlp::train::EpochReport {
     let (x, y) = data();
     let mut t = trainer(model, optim, Backend::CpuReference);
-    let mut m = Monitor::new(t.model(), ce());
+    let mut m = Monitor::new(t.model(), common::train::cross_entropy());
     let mut order = EpochOrder::new(x.rows(), 8, Some(0), false).unwrap();
     t.epoch_monitored(&x, &y, &mut order, &mut m, |_, _, _| {})
         .unwrap();
@@ -153,7 +154,7 @@ fn gradient_and_update_figures_are_the_step_s_own() {
         Module::Linear(l) => l.weight().to_vec(),
         _ => unreachable!(),
     };
-    let mut m = Monitor::new(t.model(), ce());
+    let mut m = Monitor::new(t.model(), common::train::cross_entropy());
     t.step_monitored(&x, &y, &mut m).unwrap();
     let r = m.finish_epoch(t.model());
     let g = &grads[0];
@@ -169,7 +170,7 @@ fn gradient_and_update_figures_are_the_step_s_own() {
     // Training accuracy and loss of the step: its own forward pass.
     let e = evaluate(
         &common::model(&[6, 5, 3], &[Activation::Relu, Activation::Identity], 3),
-        ce(),
+        common::train::cross_entropy(),
         Reduction::Mean,
         &x,
         &y,
@@ -337,7 +338,7 @@ fn health_model() -> Mlp {
 fn observed_epochs(backend: Backend, epochs: usize) -> (Vec<wgpu_mlp::train::EpochReport>, Mlp) {
     let (x, y) = data();
     let mut t = trainer(health_model(), Optimizer::adam(0.05), backend);
-    let mut m = Monitor::new(t.model(), ce());
+    let mut m = Monitor::new(t.model(), common::train::cross_entropy());
     let mut order = EpochOrder::new(x.rows(), 8, Some(1), false).unwrap();
     let mut reports = Vec::new();
     for _ in 0..epochs {
@@ -360,7 +361,7 @@ fn observed_epochs(backend: Backend, epochs: usize) -> (Vec<wgpu_mlp::train::Epo
 fn observing_a_step_afterwards_equals_monitoring_it() {
     let (x, y) = data();
     let mut t = trainer(health_model(), Optimizer::adam(0.05), Backend::CpuReference);
-    let mut m = Monitor::new(t.model(), ce());
+    let mut m = Monitor::new(t.model(), common::train::cross_entropy());
     let mut order = EpochOrder::new(x.rows(), 8, Some(1), false).unwrap();
     let mut want = Vec::new();
     for _ in 0..2 {
@@ -398,7 +399,7 @@ fn observing_a_step_afterwards_equals_monitoring_it() {
 fn observe_step_refuses_what_it_cannot_observe() {
     let (x, y) = data();
     let model = health_model();
-    let mut m = Monitor::new(&model, ce());
+    let mut m = Monitor::new(&model, common::train::cross_entropy());
     let fresh = m.clone().finish_epoch(&model);
     let other = common::model(&[6, 7, 3], &[Activation::Relu, Activation::Identity], 0);
     let narrow = common::input(4, 5, 1, 1.0);

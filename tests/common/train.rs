@@ -371,3 +371,10 @@ pub fn check_trajectory(case: &Case, losses: &[f32], model: &Mlp, k: f64, what: 
         }
     }
 }
+
+/// `CrossEntropyLoss()` as PyTorch's default (no label smoothing).
+pub fn cross_entropy() -> Loss {
+    Loss::CrossEntropy {
+        label_smoothing: 0.0,
+    }
+}
