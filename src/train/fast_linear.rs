@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
-use crate::cpu::{Kernel, PackedLinear, Threads};
+use crate::cpu::{Kernel, Lhs, PackedLinear, Threads};
 use crate::model::Linear;
 
 /// `y = x·Wᵀ + b` on `batch` rows.
@@ -44,7 +44,8 @@ pub(crate) fn input_grad(lin: &Linear, g: &[f32], batch: usize, kernel: Kernel) 
     dx
 }
 
-/// `dW = Gᵀ·X` (`[out, in]`): `X` packed by a copy, `G` transposed (`[out, batch]`).
+/// `dW = Gᵀ·X` (`[out, in]`): `X` packed by a copy, `Gᵀ` read in place (a transposition of
+/// `G` cost 10% of a batch-1024 step, docs/LOG.md cpustep).
 pub(crate) fn weight_grad(
     x: &[f32],
     g: &[f32],
@@ -53,10 +54,13 @@ pub(crate) fn weight_grad(
     kernel: Kernel,
 ) -> Vec<f32> {
     let xs = PackedLinear::from_kn(batch, k, x, kernel).expect(SUPPORTED);
-    let mut gt = vec![0.0f32; n * batch];
-    transpose_into(g, batch, n, &mut gt);
+    let gt = Lhs {
+        data: g,
+        ld: 1,
+        kx: n,
+    };
     let mut dw = vec![0.0f32; n * k];
-    with_pool(|t| xs.forward(&gt, n, &mut dw, t, &|_, _| {}));
+    with_pool(|t| xs.product(gt, n, &mut dw, t, &|_, _| {}));
     dw
 }
 

@@ -1,18 +1,55 @@
 //! The driver: `y = x·Wᵀ + b` for a block of rows and a range of panels, as a sweep of register
-//! tiles (a few rows × a few panels, over all of `k`, see [`Tile`]).
+//! tiles (a few rows × a few panels, over a k-block, see [`Tile`]).
 //!
-//! Panel groups outer, row chunks inner: a panel group (`np·k` blocks, ≤ 512 KiB at k = 2048) is
-//! read once from L3 or memory and then served from L2 to every row chunk of the block, while
-//! each chunk's rows of `x` (≤ 64 KiB) come from L1/L2. `x` is read in place: broadcasting from
-//! a row-major `x` needs no packing, and there is no k-blocking, so no partial sums go back to
-//! memory. On this Zen 4 that beat a BLIS-style GEMM (packed A, k-blocks of 256, an 8×32 or 6×16
-//! microkernel) by ~14% single-threaded at batch 8–64 and ~10% at 1024 (docs/CPU.md).
+//! Panel groups outer, then k-blocks, row chunks inner: a panel group's k-block (≤ 32 KiB) is
+//! read once from L2 or L3 and then served from L1 to every row chunk of the block, while each
+//! chunk's rows of `x` come from L1/L2. `x` is read in place: broadcasting needs no packing, so
+//! the left operand can as well be a transpose read with a stride ([`Lhs`]). Each k-block after
+//! the first resumes the chains from the f32 partial sums stored in `y` (exact, so the bits do
+//! not depend on the blocking). Without k-blocking each 4-row tile streamed its panel group over
+//! all of `k` from L2 (256 KiB at k = 1024), ~85 GFLOP/s on the Xeon of docs/LOG.md (cpustep);
+//! on the Zen 4 of docs/CPU.md the unblocked sweep beat a BLIS-style GEMM (packed A, k-blocks of
+//! 256) by ~10–14%, most of which was A's packing.
 
 use super::kernel::{Kernels, Tile};
-use super::pack::{NR, PackedWeight};
+use super::pack::{Block, NR, PackedWeight};
 
-/// Computes rows `0..rows` (of `x`, `[rows, k]`) × panels `j0..j1` of `y = x·Wᵀ + b` into `y`
-/// (`[rows, n]`).
+/// Bytes of a panel group's k-block: small enough to stay in L1 (32–48 KiB) beside a row
+/// chunk's `x` while every row chunk of the block reads it.
+const KBLOCK_BYTES: usize = 32 * 1024;
+
+/// The left operand of a product, `a[r][p] = data[r·ld + p·kx]`: row-major `x` (`ld = k`,
+/// `kx = 1`), or the transpose of a row-major matrix read in place (`ld = 1`, `kx` its row
+/// length), as training's `dW = Gᵀ·X` reads `G`.
+#[derive(Clone, Copy)]
+pub(crate) struct Lhs<'a> {
+    pub data: &'a [f32],
+    pub ld: usize,
+    pub kx: usize,
+}
+
+impl<'a> Lhs<'a> {
+    /// Row-major `[rows, k]`.
+    pub(crate) fn rows(data: &'a [f32], k: usize) -> Self {
+        Lhs { data, ld: k, kx: 1 }
+    }
+
+    /// The rows from `r0` on.
+    pub(crate) fn from_row(self, r0: usize) -> Self {
+        Lhs {
+            data: &self.data[(r0 * self.ld).min(self.data.len())..],
+            ..self
+        }
+    }
+
+    /// Whether `data` holds `rows` rows of `k` values.
+    pub(crate) fn holds(&self, rows: usize, k: usize) -> bool {
+        rows == 0 || k == 0 || self.data.len() > (rows - 1) * self.ld + (k - 1) * self.kx
+    }
+}
+
+/// Computes rows `0..rows` (of `x`, `k` values each) × panels `j0..j1` of `y = x·Wᵀ + b` into
+/// `y` (`[rows, n]`).
 ///
 /// # Safety
 /// `y` is valid for reads and writes of `rows` rows of `w.n()` floats, and no other thread
@@ -20,44 +57,61 @@ use super::pack::{NR, PackedWeight};
 pub(crate) unsafe fn block(
     ks: &Kernels,
     w: &PackedWeight,
-    x: &[f32],
+    x: Lhs<'_>,
     rows: usize,
     y: *mut f32,
     (j0, j1): (usize, usize),
 ) {
     let (k, n) = (w.k(), w.n());
-    assert!(x.len() >= rows * k);
+    assert!(x.holds(rows, k));
     // Rows in equal chunks of at most ks.rows (9 rows: 5 + 4, not 8 + 1, whose 1-row tile has
     // too few accumulators). The np table never grows with the row count, so the group width
     // fitted to the largest chunk fits every chunk.
     let chunks = rows.div_ceil(ks.rows);
     let chunk = rows.div_ceil(chunks);
     let group = ks.np[chunk];
+    // k-blocks of equal length, only where several row chunks share a panel group's block.
+    let kblocks = if chunks > 1 {
+        k.div_ceil((KBLOCK_BYTES / (group * size_of::<Block>())).max(16))
+            .max(1)
+    } else {
+        1
+    };
+    let kc = k.div_ceil(kblocks);
     let mut j = j0;
     while j < j1 {
         let np = group.min(j1 - j);
-        let mut r0 = 0;
-        while r0 < rows {
-            let rr = chunk.min(rows - r0);
-            let tile = Tile {
-                k,
-                x: &x[r0 * k..rows * k],
-                ldx: k,
-                rows: rr,
-                w: &w.from(j, 0)[..np * k],
-                np,
-                // SAFETY: row r0, column j·NR of y: in bounds by this function's contract.
-                y: unsafe { y.add(r0 * n + j * NR) },
-                ldy: n,
-                cols: w.cols(j, np),
-                bias: w.bias_from(j),
-            };
-            // SAFETY: the table's ISA was checked when the layer was built; rr ≤ ks.rows and
-            // np ≤ ks.np[rr] (see above); the slices are cut as Tile requires (panels j..j + np
-            // exist, the bias is padded to whole panels); y's part is ours by this function's
-            // contract.
-            unsafe { (ks.run)(&tile) };
-            r0 += rr;
+        for b in 0..kblocks {
+            let p0 = (b * kc).min(k);
+            let pk = kc.min(k - p0);
+            let mut r0 = 0;
+            while r0 < rows {
+                let rr = chunk.min(rows - r0);
+                let xs = x.from_row(r0);
+                let tile = Tile {
+                    k: pk,
+                    x: &xs.data[(p0 * x.kx).min(xs.data.len())..],
+                    ldx: x.ld,
+                    kx: x.kx,
+                    rows: rr,
+                    w: &w.from(j, p0)[..(np - 1) * k + pk],
+                    ldw: k,
+                    np,
+                    // SAFETY: row r0, column j·NR of y: in bounds by this function's contract.
+                    y: unsafe { y.add(r0 * n + j * NR) },
+                    ldy: n,
+                    cols: w.cols(j, np),
+                    bias: w.bias_from(j),
+                    resume: b > 0,
+                    last: b + 1 == kblocks,
+                };
+                // SAFETY: the table's ISA was checked when the layer was built; rr ≤ ks.rows
+                // and np ≤ ks.np[rr] (see above); the slices are cut as Tile requires (panels
+                // j..j + np exist, the bias is padded to whole panels, x holds the rows'
+                // k-block, asserted above); y's part is ours by this function's contract.
+                unsafe { (ks.run)(&tile) };
+                r0 += rr;
+            }
         }
         j += np;
     }
