@@ -60,9 +60,16 @@ impl PackedWeight {
         assert_eq!(b.len(), k * n, "b is not [{k}, {n}]");
         let panels = n.div_ceil(NR);
         let mut data = vec![Block::default(); panels * k];
+        let whole = n / NR;
         for (p, row) in b.chunks_exact(n.max(1)).enumerate().take(k) {
-            for (j, run) in row.chunks(NR).enumerate() {
-                data[j * k + p].0[..run.len()].copy_from_slice(run);
+            let (runs, tail) = row.split_at(whole * NR);
+            // Whole runs as fixed-size copies (inlined moves; a `copy_from_slice` of a length
+            // the compiler cannot see was a `memmove` call per 64 bytes).
+            for (j, run) in runs.chunks_exact(NR).enumerate() {
+                data[j * k + p].0 = run.try_into().expect("NR floats");
+            }
+            if !tail.is_empty() {
+                data[whole * k + p].0[..tail.len()].copy_from_slice(tail);
             }
         }
         PackedWeight {
