@@ -45,7 +45,8 @@ pub(crate) fn input_grad(lin: &Linear, g: &[f32], batch: usize, kernel: Kernel) 
 }
 
 /// `dW = Gᵀ·X` (`[out, in]`): `X` packed by a copy, `Gᵀ` read in place (a transposition of
-/// `G` cost 10% of a batch-1024 step, docs/LOG.md cpustep).
+/// `G` cost 10% of a batch-1024 step, docs/LOG.md cpustep; the driver copies `Gᵀ`'s k-blocks
+/// into its own order instead).
 pub(crate) fn weight_grad(
     x: &[f32],
     g: &[f32],

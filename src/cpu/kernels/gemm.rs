@@ -78,41 +78,80 @@ pub(crate) unsafe fn block(
         1
     };
     let kc = k.div_ceil(kblocks);
-    let mut j = j0;
-    while j < j1 {
-        let np = group.min(j1 - j);
+    // A transposed left operand is copied per k-block into chunk-major order (chunk c's step p,
+    // row r at c·chunk·kc + p·chunk + r): read in place, each step's few values sit one row of
+    // the source apart (2 KiB for a 512-wide G), so a k-block's lines fell into two L1 sets.
+    let pack = x.kx != 1 && chunks > 1;
+    APACK.with_borrow_mut(|buf| {
+        if pack {
+            buf.clear();
+            buf.resize(chunks * chunk * kc, 0.0);
+        }
         for b in 0..kblocks {
             let p0 = (b * kc).min(k);
             let pk = kc.min(k - p0);
-            let mut r0 = 0;
-            while r0 < rows {
-                let rr = chunk.min(rows - r0);
-                let xs = x.from_row(r0);
-                let tile = Tile {
-                    k: pk,
-                    x: &xs.data[(p0 * x.kx).min(xs.data.len())..],
-                    ldx: x.ld,
-                    kx: x.kx,
-                    rows: rr,
-                    w: &w.from(j, p0)[..(np - 1) * k + pk],
-                    ldw: k,
-                    np,
-                    // SAFETY: row r0, column j·NR of y: in bounds by this function's contract.
-                    y: unsafe { y.add(r0 * n + j * NR) },
-                    ldy: n,
-                    cols: w.cols(j, np),
-                    bias: w.bias_from(j),
-                    resume: b > 0,
-                    last: b + 1 == kblocks,
-                };
-                // SAFETY: the table's ISA was checked when the layer was built; rr ≤ ks.rows
-                // and np ≤ ks.np[rr] (see above); the slices are cut as Tile requires (panels
-                // j..j + np exist, the bias is padded to whole panels, x holds the rows'
-                // k-block, asserted above); y's part is ours by this function's contract.
-                unsafe { (ks.run)(&tile) };
-                r0 += rr;
+            if pack {
+                // Step by step (the source's rows are contiguous for a transposed G), each
+                // chunk's few values to its own run.
+                for p in 0..pk {
+                    let src = &x.data[(p0 + p) * x.kx..];
+                    for (c, dst) in buf.chunks_exact_mut(chunk * kc).enumerate() {
+                        let (r0, rr) = (c * chunk, chunk.min(rows - c * chunk));
+                        let dst = &mut dst[p * chunk..p * chunk + rr];
+                        // A plain loop: a few floats, where copy_from_slice was a memmove
+                        // call each.
+                        for (r, d) in dst.iter_mut().enumerate() {
+                            *d = src[(r0 + r) * x.ld];
+                        }
+                    }
+                }
+            }
+            let mut j = j0;
+            while j < j1 {
+                let np = group.min(j1 - j);
+                let mut r0 = 0;
+                while r0 < rows {
+                    let rr = chunk.min(rows - r0);
+                    let (xs, ldx, kx) = if pack {
+                        (&buf[(r0 / chunk) * chunk * kc..], 1, chunk)
+                    } else {
+                        let xs = x.from_row(r0).data;
+                        (&xs[(p0 * x.kx).min(xs.len())..], x.ld, x.kx)
+                    };
+                    let tile = Tile {
+                        k: pk,
+                        x: xs,
+                        ldx,
+                        kx,
+                        rows: rr,
+                        w: &w.from(j, p0)[..(np - 1) * k + pk],
+                        ldw: k,
+                        np,
+                        // SAFETY: row r0, column j·NR of y: in bounds by this function's
+                        // contract.
+                        y: unsafe { y.add(r0 * n + j * NR) },
+                        ldy: n,
+                        cols: w.cols(j, np),
+                        bias: w.bias_from(j),
+                        resume: b > 0,
+                        last: b + 1 == kblocks,
+                    };
+                    // SAFETY: the table's ISA was checked when the layer was built; rr ≤
+                    // ks.rows and np ≤ ks.np[rr] (see above); the slices are cut as Tile
+                    // requires (panels j..j + np exist, the bias is padded to whole panels, x
+                    // or its packed copy holds the rows' k-block, asserted above); y's part
+                    // is ours by this function's contract.
+                    unsafe { (ks.run)(&tile) };
+                    r0 += rr;
+                }
+                j += np;
             }
         }
-        j += np;
-    }
+    });
+}
+
+thread_local! {
+    /// Each thread's buffer for a transposed left operand's k-block (kept: no allocation per
+    /// call).
+    static APACK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
