@@ -66,23 +66,37 @@ impl PackedLinear {
         Some(PackedLinear { w, ks })
     }
 
-    /// `B` (`[k, n]` row-major) packed for `kernel` as a layer `in = k`, `out = n` with no bias,
+    /// `B` (`[k, n]` row-major) packed for `kernel` (on `threads`) as a layer `in = k`, `out = n`
+    /// with no bias,
     /// so that [`forward`](Self::forward) computes `a·B` (a copy instead of the transposition
     /// `with_kernel` of a Linear holding `Bᵀ` would need); `None` if this CPU lacks `kernel`.
-    pub(crate) fn from_kn(k: usize, n: usize, b: &[f32], kernel: Kernel) -> Option<Self> {
+    pub(crate) fn from_kn(
+        k: usize,
+        n: usize,
+        b: &[f32],
+        kernel: Kernel,
+        threads: &Threads,
+    ) -> Option<Self> {
         let ks = kernel.table()?;
         Some(PackedLinear {
-            w: PackedWeight::from_kn(k, n, b),
+            w: PackedWeight::from_kn(k, n, b, threads),
             ks,
         })
     }
 
-    /// `Bᵀ` (`[n, k]` row-major, a Linear weight's layout) packed for `kernel` with no bias,
+    /// `Bᵀ` (`[n, k]` row-major, a Linear weight's layout) packed for `kernel` (on `threads`)
+    /// with no bias,
     /// without building a [`Linear`] around it; `None` if this CPU lacks `kernel`.
-    pub(crate) fn from_nk(k: usize, n: usize, bt: &[f32], kernel: Kernel) -> Option<Self> {
+    pub(crate) fn from_nk(
+        k: usize,
+        n: usize,
+        bt: &[f32],
+        kernel: Kernel,
+        threads: &Threads,
+    ) -> Option<Self> {
         let ks = kernel.table()?;
         Some(PackedLinear {
-            w: PackedWeight::new(k, n, bt, None),
+            w: PackedWeight::new_on(k, n, bt, None, threads),
             ks,
         })
     }
