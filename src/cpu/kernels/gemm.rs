@@ -35,7 +35,7 @@ impl<'a> Lhs<'a> {
     }
 
     /// The rows from `r0` on.
-    pub(crate) fn from_row(self, r0: usize) -> Self {
+    pub(crate) fn skip_rows(self, r0: usize) -> Self {
         Lhs {
             data: &self.data[(r0 * self.ld).min(self.data.len())..],
             ..self
@@ -115,7 +115,7 @@ pub(crate) unsafe fn block(
                     let (xs, ldx, kx) = if pack {
                         (&buf[(r0 / chunk) * chunk * kc..], 1, chunk)
                     } else {
-                        let xs = x.from_row(r0).data;
+                        let xs = x.skip_rows(r0).data;
                         (&xs[(p0 * x.kx).min(xs.len())..], x.ld, x.kx)
                     };
                     let tile = Tile {

@@ -216,7 +216,7 @@ impl PackedLinear {
             // which is not otherwise touched until `run` returns.
             unsafe {
                 let yb = out.get().add(r0 * n);
-                block(ks, &self.w, x.from_row(r0), r1 - r0, yb, all);
+                block(ks, &self.w, x.skip_rows(r0), r1 - r0, yb, all);
                 epilogue(r0, std::slice::from_raw_parts_mut(yb, (r1 - r0) * n));
             }
         });
