@@ -1,15 +1,17 @@
 //! The driver: `y = x·Wᵀ + b` for a block of rows and a range of panels, as a sweep of register
-//! tiles (a few rows × a few panels, over a k-block, see [`Tile`]).
+//! tiles (a few rows × a few panels, over all of `k` or a k-block, see [`Tile`]).
 //!
-//! Panel groups outer, then k-blocks, row chunks inner: a panel group's k-block (≤ 32 KiB) is
-//! read once from L2 or L3 and then served from L1 to every row chunk of the block, while each
-//! chunk's rows of `x` come from L1/L2. `x` is read in place: broadcasting needs no packing, so
-//! the left operand can as well be a transpose read with a stride ([`Lhs`]). Each k-block after
-//! the first resumes the chains from the f32 partial sums stored in `y` (exact, so the bits do
-//! not depend on the blocking). Without k-blocking each 4-row tile streamed its panel group over
-//! all of `k` from L2 (256 KiB at k = 1024), ~85 GFLOP/s on the Xeon of docs/LOG.md (cpustep);
-//! on the Zen 4 of docs/CPU.md the unblocked sweep beat a BLIS-style GEMM (packed A, k-blocks of
-//! 256) by ~10–14%, most of which was A's packing.
+//! Panel groups outer, row chunks inner: a panel group (`np·k` blocks, ≤ 512 KiB at k = 2048) is
+//! read once from L3 or memory and then served from L2 to every row chunk of the block, while
+//! each chunk's rows of `x` (≤ 64 KiB) come from L1/L2. A row-major `x` is read in place
+//! (broadcasting from it needs no packing) over all of `k`, so no partial sums go back to
+//! memory. On this Zen 4 that beat a BLIS-style GEMM (packed A, k-blocks of 256, an 8×32 or 6×16
+//! microkernel) by ~14% single-threaded at batch 8–64 and ~10% at 1024 (docs/CPU.md).
+//!
+//! A transposed left operand ([`Lhs`] with a stride along `k`: training's `Gᵀ` in
+//! `dW = Gᵀ·X`) is copied per k-block into the tiles' order (k-blocks outermost, ≤ 32 KiB of a
+//! panel group each); each k-block after the first resumes the chains from the f32 partial sums
+//! stored in `y`, which are their values exactly, so the bits do not depend on the blocking.
 
 use super::kernel::{Kernels, Tile};
 use super::pack::{Block, NR, PackedWeight};
@@ -70,8 +72,11 @@ pub(crate) unsafe fn block(
     let chunks = rows.div_ceil(ks.rows);
     let chunk = rows.div_ceil(chunks);
     let group = ks.np[chunk];
-    // k-blocks of equal length, only where several row chunks share a panel group's block.
-    let kblocks = if chunks > 1 {
+    // k-blocks of equal length, only for a strided left operand (copied block by block, below)
+    // shared by several row chunks: on a row-major one they measured no faster on the Xeon of
+    // docs/LOG.md (cpustep), and their partial sums' round trips cost the inference path at
+    // batch 64 a few percent.
+    let kblocks = if chunks > 1 && x.kx != 1 {
         k.div_ceil((KBLOCK_BYTES / (group * size_of::<Block>())).max(16))
             .max(1)
     } else {

@@ -305,7 +305,8 @@ fn wrong_x_length() {
 }
 
 /// Each output is one chain over `p = 0..k` in order, then `+ b`, whatever the k-blocking
-/// (`gemm.rs` cuts long reductions into blocks and resumes from the stored f32 partial sums):
+/// (`gemm.rs` cuts a transposed operand's reduction into blocks and resumes from the stored
+/// f32 partial sums):
 /// bit for bit against that chain computed one scalar at a time (fused on the FMA kernels,
 /// rounded product then sum on the portable one), on shapes whose `k` spans several blocks
 /// with a partial last one, partial panels and tiles, on 1–3 threads, with the left operand
