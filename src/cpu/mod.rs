@@ -23,5 +23,6 @@ mod kernels;
 mod reference;
 
 pub use fast::CpuMlp;
+pub(crate) use kernels::Lhs;
 pub use kernels::{Kernel, MAX_THREADS, PackedLinear, Threads};
 pub use reference::{forward, forward_f64};

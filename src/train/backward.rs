@@ -241,6 +241,12 @@ pub(crate) fn backward(
                 per_module[i].push(dw.into_iter().map(|v| v as f32).collect());
                 dx
             }
+            // ReLU's mask in place: no fresh buffer (and its page faults) per step.
+            (Module::Activation(Activation::Relu) | Module::Function(Activation::Relu), _) => {
+                let mut g = std::mem::take(&mut g);
+                relu_backward_in_place(y, &mut g);
+                g
+            }
             (Module::Activation(a) | Module::Function(a), _) => {
                 activation_backward(*a, x, y, &g, width)
             }
@@ -313,16 +319,22 @@ fn activation_backward(a: Activation, x: &[f32], y: &[f32], g: &[f32], width: us
         return out;
     }
     if a == Activation::Relu {
-        // g·1 or g·0 (ReLU'(0) = 0, on the output): exact in f32, the f64 product's bits.
-        return y
-            .iter()
-            .zip(g)
-            .map(|(&y, &g)| g * f32::from(u8::from(y > 0.0)))
-            .collect();
+        let mut g = g.to_vec();
+        relu_backward_in_place(y, &mut g);
+        return g;
     }
     x.iter()
         .zip(y)
         .zip(g)
         .map(|((&x, &y), &g)| (f64::from(g) * derivative(a, f64::from(x), f64::from(y))) as f32)
         .collect()
+}
+
+/// ReLU's input gradient from its output: `g·1` or `g·0` (ReLU'(0) = 0, on the output), exact
+/// in f32, the f64 product's bits (a negative or non-finite `g` times 0 gives −0 or NaN, as
+/// that product does).
+fn relu_backward_in_place(y: &[f32], g: &mut [f32]) {
+    for (g, &y) in g.iter_mut().zip(y) {
+        *g *= f32::from(u8::from(y > 0.0));
+    }
 }

@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
-use crate::cpu::{Kernel, PackedLinear, Threads};
+use crate::cpu::{Kernel, Lhs, PackedLinear, Threads};
 use crate::model::Linear;
 
 /// `y = x·Wᵀ + b` on `batch` rows.
@@ -17,14 +17,18 @@ pub(crate) fn forward(lin: &Linear, x: &[f32], batch: usize, kernel: Kernel) -> 
     let mut y = vec![0.0f32; batch * n];
     if batch.saturating_mul(k + n) >= k * n {
         // Pack W (the smaller operand) as the forward pass does.
-        let w = PackedLinear::from_nk(k, n, lin.weight(), kernel).expect(SUPPORTED);
-        with_pool(|t| w.forward(x, batch, &mut y, t, &|_, _| {}));
+        with_pool(|t| {
+            let w = PackedLinear::from_nk(k, n, lin.weight(), kernel, t).expect(SUPPORTED);
+            w.forward(x, batch, &mut y, t, &|_, _| {});
+        });
     } else {
         // Few rows: yᵀ = W·xᵀ, packing x ([batch, k] is a Linear weight's layout) and reading
         // W in place, then y = (yᵀ)ᵀ.
-        let xs = PackedLinear::from_nk(k, batch, x, kernel).expect(SUPPORTED);
         let mut yt = vec![0.0f32; n * batch];
-        with_pool(|t| xs.forward(lin.weight(), n, &mut yt, t, &|_, _| {}));
+        with_pool(|t| {
+            let xs = PackedLinear::from_nk(k, batch, x, kernel, t).expect(SUPPORTED);
+            xs.forward(lin.weight(), n, &mut yt, t, &|_, _| {});
+        });
         transpose_into(&yt, n, batch, &mut y);
     }
     if let Some(b) = lin.bias() {
@@ -38,13 +42,17 @@ pub(crate) fn forward(lin: &Linear, x: &[f32], batch: usize, kernel: Kernel) -> 
 /// `dX = G·W` (`G` `[batch, out]`, `W` `[out, in]`): `W` packed by a copy.
 pub(crate) fn input_grad(lin: &Linear, g: &[f32], batch: usize, kernel: Kernel) -> Vec<f32> {
     let (k, n) = (lin.in_features(), lin.out_features());
-    let w = PackedLinear::from_kn(n, k, lin.weight(), kernel).expect(SUPPORTED);
     let mut dx = vec![0.0f32; batch * k];
-    with_pool(|t| w.forward(g, batch, &mut dx, t, &|_, _| {}));
+    with_pool(|t| {
+        let w = PackedLinear::from_kn(n, k, lin.weight(), kernel, t).expect(SUPPORTED);
+        w.forward(g, batch, &mut dx, t, &|_, _| {});
+    });
     dx
 }
 
-/// `dW = Gᵀ·X` (`[out, in]`): `X` packed by a copy, `G` transposed (`[out, batch]`).
+/// `dW = Gᵀ·X` (`[out, in]`): `X` packed by a copy, `Gᵀ` read in place (a transposition of
+/// `G` cost 10% of a batch-1024 step, docs/LOG.md cpustep; the driver copies `Gᵀ`'s k-blocks
+/// into its own order instead).
 pub(crate) fn weight_grad(
     x: &[f32],
     g: &[f32],
@@ -52,11 +60,16 @@ pub(crate) fn weight_grad(
     (k, n): (usize, usize),
     kernel: Kernel,
 ) -> Vec<f32> {
-    let xs = PackedLinear::from_kn(batch, k, x, kernel).expect(SUPPORTED);
-    let mut gt = vec![0.0f32; n * batch];
-    transpose_into(g, batch, n, &mut gt);
+    let gt = Lhs {
+        data: g,
+        ld: 1,
+        kx: n,
+    };
     let mut dw = vec![0.0f32; n * k];
-    with_pool(|t| xs.forward(&gt, n, &mut dw, t, &|_, _| {}));
+    with_pool(|t| {
+        let xs = PackedLinear::from_kn(batch, k, x, kernel, t).expect(SUPPORTED);
+        xs.product(gt, n, &mut dw, t, &|_, _| {});
+    });
     dw
 }
 

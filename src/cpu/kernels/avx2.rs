@@ -5,7 +5,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernel::{Kernel, Kernels, Tile, store_tile};
+use super::kernel::{Kernel, Kernels, Tile, load_tile, store_tile};
 use super::pack::NR;
 
 pub(crate) static KERNELS: Kernels = Kernels {
@@ -40,21 +40,45 @@ unsafe fn run(t: &Tile<'_>) {
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile<const R: usize, const NP: usize>(t: &Tile<'_>) {
-    let (k, ldx) = (t.k, t.ldx);
-    assert!(t.w.len() >= NP * k && t.x.len() >= (R - 1) * ldx + k && t.bias.len() >= NP * NR);
+    let (k, ldx, kx, ldw) = (t.k, t.ldx, t.kx, t.ldw);
+    assert!(
+        t.w.len() >= (NP - 1) * ldw + k
+            && (k == 0 || t.x.len() > (R - 1) * ldx + (k - 1) * kx)
+            && t.bias.len() >= NP * NR
+    );
     let w = t.w.as_ptr().cast::<f32>();
     let x = t.x.as_ptr();
     let mut acc = [[[_mm256_setzero_ps(); 2]; NP]; R];
+    if t.resume {
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            for (q, acc_rq) in acc_r.iter_mut().enumerate() {
+                let cols = t.cols.saturating_sub(q * NR).min(NR);
+                // SAFETY: row r, panel q of y (cols floats) is in bounds by the caller's
+                // contract; a partial panel is read through a zero-padded copy.
+                unsafe {
+                    let yp = t.y.add(r * t.ldy + q * NR);
+                    let mut row = [[0.0f32; NR]];
+                    let src = if cols == NR {
+                        yp.cast_const()
+                    } else {
+                        load_tile(&mut row, yp, 0, cols);
+                        row[0].as_ptr()
+                    };
+                    *acc_rq = [_mm256_loadu_ps(src), _mm256_loadu_ps(src.add(8))];
+                }
+            }
+        }
+    }
     for p in 0..k {
         let mut xv = [_mm256_setzero_ps(); R];
         for (r, v) in xv.iter_mut().enumerate() {
-            // SAFETY: r·ldx + p < (R − 1)·ldx + k ≤ x.len().
-            *v = unsafe { _mm256_broadcast_ss(&*x.add(r * ldx + p)) };
+            // SAFETY: r·ldx + p·kx ≤ (R − 1)·ldx + (k − 1)·kx < x.len() (asserted).
+            *v = unsafe { _mm256_broadcast_ss(&*x.add(r * ldx + p * kx)) };
         }
         for q in 0..NP {
-            // SAFETY: block q·k + p < NP·k ≤ w.len(); blocks are 64-byte aligned.
+            // SAFETY: block q·ldw + p < (NP − 1)·ldw + k ≤ w.len(); blocks are 64-byte aligned.
             let (w0, w1) = unsafe {
-                let wq = w.add((q * k + p) * NR);
+                let wq = w.add((q * ldw + p) * NR);
                 (_mm256_load_ps(wq), _mm256_load_ps(wq.add(8)))
             };
             for (acc_r, &xr) in acc.iter_mut().zip(&xv) {
@@ -74,11 +98,15 @@ unsafe fn tile<const R: usize, const NP: usize>(t: &Tile<'_>) {
             // the bias holds NP·NR values (asserted).
             unsafe {
                 let yp = t.y.add(r * t.ldy + q * NR);
-                let (b0, b1) = (
-                    _mm256_loadu_ps(bias.add(q * NR)),
-                    _mm256_loadu_ps(bias.add(q * NR + 8)),
-                );
-                let (v0, v1) = (_mm256_add_ps(acc_rq[0], b0), _mm256_add_ps(acc_rq[1], b1));
+                let (v0, v1) = if t.last {
+                    let (b0, b1) = (
+                        _mm256_loadu_ps(bias.add(q * NR)),
+                        _mm256_loadu_ps(bias.add(q * NR + 8)),
+                    );
+                    (_mm256_add_ps(acc_rq[0], b0), _mm256_add_ps(acc_rq[1], b1))
+                } else {
+                    (acc_rq[0], acc_rq[1])
+                };
                 if cols == NR {
                     _mm256_storeu_ps(yp, v0);
                     _mm256_storeu_ps(yp.add(8), v1);
@@ -86,7 +114,7 @@ unsafe fn tile<const R: usize, const NP: usize>(t: &Tile<'_>) {
                     let mut row = [[0.0f32; NR]];
                     _mm256_storeu_ps(row[0].as_mut_ptr(), v0);
                     _mm256_storeu_ps(row[0].as_mut_ptr().add(8), v1);
-                    store_tile(&row, yp, 0, cols, &[0.0; NR]);
+                    store_tile(&row, yp, 0, cols, None);
                 }
             }
         }

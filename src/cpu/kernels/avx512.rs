@@ -35,22 +35,47 @@ unsafe fn run(t: &Tile<'_>) {
     unsafe { instances!(t; 1 => [1 2 3 4] 2 => [1 2 3 4] 3 => [1 2 3 4] 4 => [1 2 3 4]) }
 }
 
+/// Lanes of panel `q` that hold valid columns, as a store/load mask (none past the last).
+fn lane_mask(cols: usize, q: usize) -> __mmask16 {
+    let lanes = cols.saturating_sub(q * NR).min(NR);
+    if lanes == NR {
+        0xffff
+    } else {
+        (1u16 << lanes) - 1
+    }
+}
+
 #[target_feature(enable = "avx512f")]
 unsafe fn tile<const R: usize, const NP: usize>(t: &Tile<'_>) {
-    let (k, ldx) = (t.k, t.ldx);
-    assert!(t.w.len() >= NP * k && t.x.len() >= (R - 1) * ldx + k && t.bias.len() >= NP * NR);
+    let (k, ldx, kx, ldw) = (t.k, t.ldx, t.kx, t.ldw);
+    assert!(
+        t.w.len() >= (NP - 1) * ldw + k
+            && (k == 0 || t.x.len() > (R - 1) * ldx + (k - 1) * kx)
+            && t.bias.len() >= NP * NR
+    );
     let w = t.w.as_ptr().cast::<f32>();
     let x = t.x.as_ptr();
     let mut acc = [[_mm512_setzero_ps(); NP]; R];
+    if t.resume {
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            for (q, a) in acc_r.iter_mut().enumerate() {
+                // SAFETY: row r, panel q of y is valid for the masked lanes by the caller's
+                // contract; masked-off lanes are not read (and start from zero).
+                *a = unsafe {
+                    _mm512_maskz_loadu_ps(lane_mask(t.cols, q), t.y.add(r * t.ldy + q * NR))
+                };
+            }
+        }
+    }
     for p in 0..k {
         let mut xv = [_mm512_setzero_ps(); R];
         for (r, v) in xv.iter_mut().enumerate() {
-            // SAFETY: r·ldx + p < (R − 1)·ldx + k ≤ x.len().
-            *v = _mm512_set1_ps(unsafe { *x.add(r * ldx + p) });
+            // SAFETY: r·ldx + p·kx ≤ (R − 1)·ldx + (k − 1)·kx < x.len() (asserted).
+            *v = _mm512_set1_ps(unsafe { *x.add(r * ldx + p * kx) });
         }
         for q in 0..NP {
-            // SAFETY: block q·k + p < NP·k ≤ w.len(); blocks are 64-byte aligned.
-            let wq = unsafe { _mm512_load_ps(w.add((q * k + p) * NR)) };
+            // SAFETY: block q·ldw + p < (NP − 1)·ldw + k ≤ w.len(); blocks are 64-byte aligned.
+            let wq = unsafe { _mm512_load_ps(w.add((q * ldw + p) * NR)) };
             for (acc_r, &xr) in acc.iter_mut().zip(&xv) {
                 acc_r[q] = _mm512_fmadd_ps(xr, wq, acc_r[q]);
             }
@@ -59,20 +84,19 @@ unsafe fn tile<const R: usize, const NP: usize>(t: &Tile<'_>) {
     let bias = t.bias.as_ptr();
     for (r, acc_r) in acc.iter().enumerate() {
         for (q, &v) in acc_r.iter().enumerate() {
-            let lanes = t.cols.saturating_sub(q * NR).min(NR);
-            if lanes == 0 {
+            let m = lane_mask(t.cols, q);
+            if m == 0 {
                 continue;
             }
-            let m: __mmask16 = if lanes == NR {
-                0xffff
-            } else {
-                (1u16 << lanes) - 1
-            };
             // SAFETY: the bias holds NP·NR values (asserted); row r, panel q of y is valid for
-            // `lanes` floats by the caller's contract, and the masked store touches no others.
+            // the masked lanes by the caller's contract, and the masked store touches no others.
             unsafe {
-                let b = _mm512_loadu_ps(bias.add(q * NR));
-                _mm512_mask_storeu_ps(t.y.add(r * t.ldy + q * NR), m, _mm512_add_ps(v, b));
+                let v = if t.last {
+                    _mm512_add_ps(v, _mm512_loadu_ps(bias.add(q * NR)))
+                } else {
+                    v
+                };
+                _mm512_mask_storeu_ps(t.y.add(r * t.ldy + q * NR), m, v);
             }
         }
     }

@@ -71,25 +71,35 @@ impl Kernel {
 /// Most rows of one kernel call (the size of the `np` tables).
 pub(crate) const MAX_ROWS: usize = 8;
 
-/// One kernel call: `y[rows, cols] = x[rows, k]·W + bias` over all of `k`, for `np` consecutive
-/// panels of W (`w` holds at least `np·k` blocks), `x` rows `ldx` apart (at least
-/// `(rows − 1)·ldx + k` values), `y` rows `ldy` apart. `cols` is the number of valid columns,
-/// in `((np − 1)·NR, np·NR]` (the rest of the last panel is neither computed into `y` nor read);
-/// `bias` holds at least `np·NR` values (zero-padded).
+/// One kernel call: `y[rows, cols] = x[rows, k]·W + bias` over `k` steps of the reduction, for
+/// `np` consecutive panels of W (panel `q`'s step `p` at block `q·ldw + p`: `w` holds at least
+/// `(np − 1)·ldw + k` blocks), `x[r][p]` at `r·ldx + p·kx` (`x` holds at least
+/// `(rows − 1)·ldx + (k − 1)·kx + 1` values when `k > 0`), `y`
+/// rows `ldy` apart. `cols` is the number of valid columns, in `((np − 1)·NR, np·NR]` (the rest
+/// of the last panel is neither computed into `y` nor read); `bias` holds at least `np·NR`
+/// values (zero-padded).
 ///
-/// Each output is one FMA chain over `p = 0..k` in order, then `+ bias`: the same sum whatever
-/// the tile shape, the row chunking or the thread count.
+/// A long reduction may be cut into k-blocks (`gemm.rs`): the first call starts each chain from
+/// zero (`resume` false), later ones continue it from the f32 partial sum stored in `y`
+/// (`resume` true), and only the call with the last block adds the bias (`last`). A stored f32
+/// partial is the chain's value exactly, so each output is still one FMA chain over the whole
+/// reduction in order, then `+ bias`: the same sum whatever the tile shape, the k-blocking, the
+/// row chunking or the thread count.
 pub(crate) struct Tile<'a> {
     pub k: usize,
     pub x: &'a [f32],
     pub ldx: usize,
+    pub kx: usize,
     pub rows: usize,
     pub w: &'a [Block],
+    pub ldw: usize,
     pub np: usize,
     pub y: *mut f32,
     pub ldy: usize,
     pub cols: usize,
     pub bias: &'a [f32],
+    pub resume: bool,
+    pub last: bool,
 }
 
 /// # Safety
@@ -111,8 +121,9 @@ pub(crate) struct Kernels {
     pub run: TileFn,
 }
 
-/// Stores `tile + bias` (row `i` at `tile[i]`) into `cols` columns of `rows` rows of `y`, one
-/// lane at a time: the portable kernel's store and the fallback for partial panels.
+/// Stores `tile + bias` (row `i` at `tile[i]`; `tile` alone without a bias: a k-block's
+/// partial sums) into `cols` columns of `rows` rows of `y`, one lane at a time: the portable
+/// kernel's store and the fallback for partial panels.
 ///
 /// # Safety
 /// `y` is valid for writes of `tile.len()` rows of `cols ≤ W` floats `ldy` apart.
@@ -121,13 +132,33 @@ pub(crate) unsafe fn store_tile<const W: usize>(
     y: *mut f32,
     ldy: usize,
     cols: usize,
-    bias: &[f32],
+    bias: Option<&[f32]>,
 ) {
-    let bias = &bias[..cols];
     for (i, row) in tile.iter().enumerate() {
-        for (col, (&v, &b)) in row[..cols].iter().zip(bias).enumerate() {
+        for (col, &v) in row[..cols].iter().enumerate() {
+            let v = bias.map_or(v, |b| v + b[col]);
             // SAFETY: i < rows and col < cols, in bounds of y by the caller's contract.
-            unsafe { *y.add(i * ldy + col) = v + b };
+            unsafe { *y.add(i * ldy + col) = v };
+        }
+    }
+}
+
+/// Reads `cols` columns of `tile.len()` rows of `y` into `tile` (the rest of each row zero):
+/// a resumed k-block's partial sums, for the portable kernel and partial panels.
+///
+/// # Safety
+/// `y` is valid for reads of `tile.len()` rows of `cols ≤ W` floats `ldy` apart.
+pub(crate) unsafe fn load_tile<const W: usize>(
+    tile: &mut [[f32; W]],
+    y: *const f32,
+    ldy: usize,
+    cols: usize,
+) {
+    for (i, row) in tile.iter_mut().enumerate() {
+        *row = [0.0; W];
+        for (col, v) in row[..cols].iter_mut().enumerate() {
+            // SAFETY: i < rows and col < cols, in bounds of y by the caller's contract.
+            *v = unsafe { *y.add(i * ldy + col) };
         }
     }
 }

@@ -1,7 +1,7 @@
 //! [`PackedLinear`]: a Linear layer packed once, and the plan of its forward pass: whether to use
 //! the pool, and whether threads split the output columns or the rows.
 
-use super::gemm::block;
+use super::gemm::{Lhs, block};
 use super::kernel::{Kernel, Kernels};
 use super::pack::PackedWeight;
 use super::pool::Threads;
@@ -66,23 +66,37 @@ impl PackedLinear {
         Some(PackedLinear { w, ks })
     }
 
-    /// `B` (`[k, n]` row-major) packed for `kernel` as a layer `in = k`, `out = n` with no bias,
+    /// `B` (`[k, n]` row-major) packed for `kernel` (on `threads`) as a layer `in = k`, `out = n`
+    /// with no bias,
     /// so that [`forward`](Self::forward) computes `a·B` (a copy instead of the transposition
     /// `with_kernel` of a Linear holding `Bᵀ` would need); `None` if this CPU lacks `kernel`.
-    pub(crate) fn from_kn(k: usize, n: usize, b: &[f32], kernel: Kernel) -> Option<Self> {
+    pub(crate) fn from_kn(
+        k: usize,
+        n: usize,
+        b: &[f32],
+        kernel: Kernel,
+        threads: &Threads,
+    ) -> Option<Self> {
         let ks = kernel.table()?;
         Some(PackedLinear {
-            w: PackedWeight::from_kn(k, n, b),
+            w: PackedWeight::from_kn(k, n, b, threads),
             ks,
         })
     }
 
-    /// `Bᵀ` (`[n, k]` row-major, a Linear weight's layout) packed for `kernel` with no bias,
+    /// `Bᵀ` (`[n, k]` row-major, a Linear weight's layout) packed for `kernel` (on `threads`)
+    /// with no bias,
     /// without building a [`Linear`] around it; `None` if this CPU lacks `kernel`.
-    pub(crate) fn from_nk(k: usize, n: usize, bt: &[f32], kernel: Kernel) -> Option<Self> {
+    pub(crate) fn from_nk(
+        k: usize,
+        n: usize,
+        bt: &[f32],
+        kernel: Kernel,
+        threads: &Threads,
+    ) -> Option<Self> {
         let ks = kernel.table()?;
         Some(PackedLinear {
-            w: PackedWeight::new(k, n, bt, None),
+            w: PackedWeight::new_on(k, n, bt, None, threads),
             ks,
         })
     }
@@ -125,8 +139,29 @@ impl PackedLinear {
         threads: &Threads,
         epilogue: &(dyn Fn(usize, &mut [f32]) + Sync),
     ) {
-        let (k, n) = (self.w.k(), self.w.n());
+        let k = self.w.k();
         assert_eq!(x.len(), rows * k, "x is not [{rows}, {k}]");
+        self.product(Lhs::rows(x, k), rows, y, threads, epilogue);
+    }
+
+    /// [`forward`](Self::forward) with any left operand: `y[rows, out] = a·Wᵀ + b` where
+    /// `a[r][p]` is read where [`Lhs`] says (a row-major `x`, or a transpose read in place).
+    ///
+    /// # Panics
+    /// If `a` does not hold `rows` rows of `in` values or `y.len() != rows·out`.
+    pub(crate) fn product(
+        &self,
+        x: Lhs<'_>,
+        rows: usize,
+        y: &mut [f32],
+        threads: &Threads,
+        epilogue: &(dyn Fn(usize, &mut [f32]) + Sync),
+    ) {
+        let (k, n) = (self.w.k(), self.w.n());
+        assert!(
+            x.holds(rows, k),
+            "the left operand does not hold [{rows}, {k}]"
+        );
         assert_eq!(y.len(), rows * n, "y is not [{rows}, {n}]");
         if rows == 0 {
             return;
@@ -148,7 +183,7 @@ impl PackedLinear {
     }
 
     /// Threads take panel groups (of the width the row count's tiles use), all rows each.
-    fn forward_cols(&self, x: &[f32], rows: usize, out: OutPtr, t: usize, threads: &Threads) {
+    fn forward_cols(&self, x: Lhs<'_>, rows: usize, out: OutPtr, t: usize, threads: &Threads) {
         let ks = self.ks;
         let chunk = rows.div_ceil(rows.div_ceil(ks.rows));
         let chunks = Chunks::new(self.w.panels(), ks.np[chunk], t);
@@ -163,14 +198,14 @@ impl PackedLinear {
     /// all panels each, and run the epilogue on each block as soon as it is done.
     fn forward_rows(
         &self,
-        x: &[f32],
+        x: Lhs<'_>,
         rows: usize,
         out: OutPtr,
         t: usize,
         threads: &Threads,
         epilogue: &(dyn Fn(usize, &mut [f32]) + Sync),
     ) {
-        let (ks, k, n) = (self.ks, self.w.k(), self.w.n());
+        let (ks, n) = (self.ks, self.w.n());
         let tiles = rows.div_ceil(ks.rows);
         let blocks = rows.div_ceil(ROW_BLOCK).next_multiple_of(t).min(tiles);
         let all = (0, self.w.panels());
@@ -181,7 +216,7 @@ impl PackedLinear {
             // which is not otherwise touched until `run` returns.
             unsafe {
                 let yb = out.get().add(r0 * n);
-                block(ks, &self.w, &x[r0 * k..r1 * k], r1 - r0, yb, all);
+                block(ks, &self.w, x.skip_rows(r0), r1 - r0, yb, all);
                 epilogue(r0, std::slice::from_raw_parts_mut(yb, (r1 - r0) * n));
             }
         });

@@ -24,6 +24,7 @@ mod pack;
 mod pool;
 mod portable;
 
+pub(crate) use gemm::Lhs;
 pub use kernel::Kernel;
 pub use linear::PackedLinear;
 pub use pool::{MAX_THREADS, Threads};

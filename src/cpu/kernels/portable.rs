@@ -3,7 +3,7 @@
 //! NEON on aarch64). Separate multiply and add, not `mul_add`: without FMA hardware `mul_add`
 //! is a slow library call.
 
-use super::kernel::{Kernel, Kernels, Tile, store_tile};
+use super::kernel::{Kernel, Kernels, Tile, load_tile, store_tile};
 use super::pack::{Block, NR};
 
 pub(crate) static KERNELS: Kernels = Kernels {
@@ -32,14 +32,22 @@ unsafe fn run(t: &Tile<'_>) {
 
 unsafe fn tile<const R: usize, const NP: usize>(t: &Tile<'_>) {
     let k = t.k;
-    let xs: [&[f32]; R] = std::array::from_fn(|r| &t.x[r * t.ldx..r * t.ldx + k]);
-    let ws: [&[Block]; NP] = std::array::from_fn(|q| &t.w[q * k..(q + 1) * k]);
+    let kx = t.kx;
+    let xs: [&[f32]; R] = std::array::from_fn(|r| t.x.get(r * t.ldx..).unwrap_or(&[]));
+    let ws: [&[Block]; NP] = std::array::from_fn(|q| &t.w[q * t.ldw..q * t.ldw + k]);
     let mut acc = [[[0.0f32; NR]; R]; NP];
+    if t.resume {
+        for (q, acc_q) in acc.iter_mut().enumerate() {
+            let cols = t.cols.saturating_sub(q * NR).min(NR);
+            // SAFETY: panel q's columns of y, in bounds by the caller's contract.
+            unsafe { load_tile(acc_q, t.y.add(q * NR), t.ldy, cols) }
+        }
+    }
     for p in 0..k {
         for (acc_q, wq) in acc.iter_mut().zip(&ws) {
             let wb = &wq[p].0;
             for (acc_r, xr) in acc_q.iter_mut().zip(&xs) {
-                let xv = xr[p];
+                let xv = xr[p * kx];
                 for (s, &wv) in acc_r.iter_mut().zip(wb) {
                     *s += xv * wv;
                 }
@@ -49,8 +57,9 @@ unsafe fn tile<const R: usize, const NP: usize>(t: &Tile<'_>) {
     for (q, acc_q) in acc.iter().enumerate() {
         let cols = t.cols.saturating_sub(q * NR).min(NR);
         if cols > 0 {
+            let bias = t.last.then(|| &t.bias[q * NR..]);
             // SAFETY: panel q's columns of y, in bounds by the caller's contract.
-            unsafe { store_tile(acc_q, t.y.add(q * NR), t.ldy, cols, &t.bias[q * NR..]) }
+            unsafe { store_tile(acc_q, t.y.add(q * NR), t.ldy, cols, bias) }
         }
     }
 }

@@ -303,3 +303,61 @@ fn wrong_x_length() {
     let layer = PackedLinear::new(&Linear::new(5, 3, vec![1.0; 15], None).unwrap());
     layer.forward(&[0.0; 9], 2, &mut [0.0; 6], &Threads::single(), &|_, _| {});
 }
+
+/// Each output is one chain over `p = 0..k` in order, then `+ b`, whatever the k-blocking
+/// (`gemm.rs` cuts a transposed operand's reduction into blocks and resumes from the stored
+/// f32 partial sums):
+/// bit for bit against that chain computed one scalar at a time (fused on the FMA kernels,
+/// rounded product then sum on the portable one), on shapes whose `k` spans several blocks
+/// with a partial last one, partial panels and tiles, on 1–3 threads, with the left operand
+/// read row-major and as a transpose in place ([`Lhs`], training's `dW = Gᵀ·X`).
+#[test]
+fn k_blocks_keep_each_chain() {
+    use super::Lhs;
+    let mut rng = Rng(23);
+    for (rows, k, n) in [
+        (9, 300, 70),
+        (64, 1024, 33),
+        (5, 257, 16),
+        (70, 784, 40),
+        (3, 2000, 5),
+    ] {
+        let c = Case::new(&mut rng, k, n, rows, true, 1.0);
+        // The same rows stored transposed, `[k, rows]`.
+        let xt: Vec<f32> = (0..k * rows)
+            .map(|i| c.x[(i % rows) * k + i / rows])
+            .collect();
+        let (w, b) = (c.linear.weight(), c.linear.bias().unwrap());
+        for kernel in kernels() {
+            let chain = |r: usize, o: usize| {
+                let terms = c.x[r * k..(r + 1) * k].iter().zip(&w[o * k..(o + 1) * k]);
+                let s = terms.fold(0.0f32, |s, (&x, &w)| {
+                    if kernel == Kernel::Portable {
+                        s + x * w
+                    } else {
+                        x.mul_add(w, s)
+                    }
+                });
+                s + b[o]
+            };
+            let layer = PackedLinear::with_kernel(&c.linear, kernel).expect("supported");
+            for pool in &pools() {
+                let what = format!("[{rows}, {k}] -> {n} {} {}", kernel.name(), pool.count());
+                let mut y = c.run(&layer, pool);
+                let mut yt = vec![f32::NAN; rows * n];
+                let a = Lhs {
+                    data: &xt,
+                    ld: 1,
+                    kx: rows,
+                };
+                layer.product(a, rows, &mut yt, pool, &|_, _| {});
+                for (got, name) in [(&mut y, "row-major"), (&mut yt, "transposed")] {
+                    for (i, v) in got.iter().enumerate() {
+                        let want = chain(i / n, i % n);
+                        assert_eq!(v.to_bits(), want.to_bits(), "{what} {name} y[{i}]");
+                    }
+                }
+            }
+        }
+    }
+}
