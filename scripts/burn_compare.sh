@@ -48,8 +48,8 @@ for ((r = 0; r < rounds; r++)); do
         python3 -c '
 import json, sys
 for line in sys.stdin:
-    rec = json.loads(line)
-    print(f"burn b{rec[\"batch\"]} {rec[\"median_ms\"]:.4f} {rec[\"min_ms\"]:.4f} {rec[\"max_ms\"]:.4f} {rec[\"runs\"]} {sys.argv[1]}")
+    r = json.loads(line)
+    print("burn b%d %.4f %.4f %.4f %d %s" % (r["batch"], r["median_ms"], r["min_ms"], r["max_ms"], r["runs"], sys.argv[1]))
 ' "$load"
     else
       "$ours" bench --workload train --batch "$batches" --paths gpu-e2e,gpu-resident \
