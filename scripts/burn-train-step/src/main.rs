@@ -14,13 +14,13 @@
 
 use std::time::Instant;
 
-use burn::tensor::wgpu::WgpuBackend;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig, Relu};
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::prelude::*;
+use burn::tensor::wgpu::WgpuBackend;
 
 const IN: usize = 784;
 const HIDDEN: usize = 512;
@@ -205,7 +205,10 @@ fn main() {
             fmt(&warm_ms),
             warm.first().map_or(f32::NAN, |w| w.1)
         );
-        eprintln!("# b{batch}: timed ms {}; last loss {last_loss:.4}", fmt(&times));
+        eprintln!(
+            "# b{batch}: timed ms {}; last loss {last_loss:.4}",
+            fmt(&times)
+        );
         let mut sorted = times.clone();
         sorted.sort_by(f64::total_cmp);
         let (med, lo, hi) = (median(&sorted), sorted[0], sorted[sorted.len() - 1]);
