@@ -129,6 +129,7 @@ thread_local! {
 
 /// Runs `f` with the fast training path of this thread on `threads` threads (the harness's
 /// `--threads`); the default pool again afterwards.
+#[cfg(all(feature = "bench", not(target_arch = "wasm32")))]
 pub(crate) fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
     let pool = Arc::new(Threads::new(threads));
     let before = OVERRIDE.with(|o| o.replace(Some(pool)));
