@@ -10,45 +10,35 @@
 // in f64, as PyTorch's Python does, and writes them to the step-state buffer. The state is one
 // tensor: m, then v, then (amsgrad) vmax, each n values. NaN and inf propagate as in PyTorch.
 
-const WG: u32 = 64u;
-
+// WG comes from update_walk.rs.
 @compute @workgroup_size(WG)
 fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    if step_skip() {
+    let i = (wid.y * dims.groups_x + wid.x) * WG + lid.x;
+    if i >= dims.n || step_skip() {
         return;
     }
-    let neg_step_size = step[STEP_NEG_STEP_SIZE];
-    let bc2_sqrt = step[STEP_BC2_SQRT];
     let n = dims.n;
-    // PER values, WG apart (consecutive invocations read consecutive values).
-    let base = (wid.y * dims.groups_x + wid.x) * WG * PER + lid.x;
-    for (var j = 0u; j < PER; j++) {
-        let i = base + j * WG;
-        if i >= n {
-            break;
+    var w = p[i];
+    var gv = g[i];
+    if dims.weight_decay != 0.0 {
+        if (dims.flags & 2u) != 0u {
+            w = w * dims.weight_decay;
+        } else {
+            gv = fma(w, dims.weight_decay, gv);
         }
-        var w = p[i];
-        var gv = g[i];
-        if dims.weight_decay != 0.0 {
-            if (dims.flags & 2u) != 0u {
-                w = w * dims.weight_decay;
-            } else {
-                gv = fma(w, dims.weight_decay, gv);
-            }
-        }
-        let m0 = state[i];
-        let d = gv - m0;
-        let wt = dims.one_minus_beta1;
-        let m = select(fma(wt - 1.0, d, gv), fma(wt, d, m0), abs(wt) < 0.5);
-        state[i] = m;
-        let v = fma(dims.one_minus_beta2 * gv, gv, state[n + i] * dims.beta2);
-        state[n + i] = v;
-        var second = v;
-        if (dims.flags & 1u) != 0u {
-            second = max(state[2u * n + i], v);
-            state[2u * n + i] = second;
-        }
-        let denom = wm_sqrt(second) / bc2_sqrt + dims.eps;
-        p[i] = w + neg_step_size * m / denom;
     }
+    let m0 = state[i];
+    let d = gv - m0;
+    let wt = dims.one_minus_beta1;
+    let m = select(fma(wt - 1.0, d, gv), fma(wt, d, m0), abs(wt) < 0.5);
+    state[i] = m;
+    let v = fma(dims.one_minus_beta2 * gv, gv, state[n + i] * dims.beta2);
+    state[n + i] = v;
+    var second = v;
+    if (dims.flags & 1u) != 0u {
+        second = max(state[2u * n + i], v);
+        state[2u * n + i] = second;
+    }
+    let denom = wm_sqrt(second) / step[STEP_BC2_SQRT] + dims.eps;
+    p[i] = w + step[STEP_NEG_STEP_SIZE] * m / denom;
 }

@@ -1,5 +1,5 @@
 // The SGD update (sgd.rs): PyTorch's torch.optim.SGD step on one parameter tensor, in the
-// order of its single-tensor path (_single_tensor_sgd) and the CPU's optim.rs, PER values per
+// order of its single-tensor path (_single_tensor_sgd) and the CPU's optim.rs, one value per
 // invocation, each add(alpha=) fused as ATen's kernels fuse it:
 //   d = fma(p, weight_decay, g)                 (when weight_decay ≠ 0)
 //   buf = d on the first step, else fma(d, 1 − dampening, momentum·buf)   (when momentum ≠ 0)
@@ -10,39 +10,30 @@
 // loss was not finite (or a gradients-only step) changes nothing. NaN and inf propagate as in
 // PyTorch: nothing here tests or clamps a value.
 
-const WG: u32 = 64u;
-
+// WG comes from update_walk.rs.
 @compute @workgroup_size(WG)
 fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    if step_skip() {
+    // The grid is folded into 2-D past 65,535 workgroups: rebuild the linear index.
+    let i = (wid.y * dims.groups_x + wid.x) * WG + lid.x;
+    if i >= dims.n || step_skip() {
         return;
     }
-    let first = step[STEP_FIRST] != 0.0;
-    // PER values, WG apart (consecutive invocations read consecutive values). The grid is
-    // folded into 2-D past 65,535 workgroups: rebuild the linear index.
-    let base = (wid.y * dims.groups_x + wid.x) * WG * PER + lid.x;
-    for (var j = 0u; j < PER; j++) {
-        let i = base + j * WG;
-        if i >= dims.n {
-            break;
-        }
-        let w = p[i];
-        var d = g[i];
-        if dims.weight_decay != 0.0 {
-            d = fma(w, dims.weight_decay, d);
-        }
-        if dims.momentum != 0.0 {
-            var b = d;
-            if !first {
-                b = fma(d, dims.one_minus_dampening, dims.momentum * buf[i]);
-            }
-            buf[i] = b;
-            if dims.nesterov != 0u {
-                d = fma(b, dims.momentum, d);
-            } else {
-                d = b;
-            }
-        }
-        p[i] = fma(d, dims.neg_lr, w);
+    let w = p[i];
+    var d = g[i];
+    if dims.weight_decay != 0.0 {
+        d = fma(w, dims.weight_decay, d);
     }
+    if dims.momentum != 0.0 {
+        var b = d;
+        if step[STEP_FIRST] == 0.0 {
+            b = fma(d, dims.one_minus_dampening, dims.momentum * buf[i]);
+        }
+        buf[i] = b;
+        if dims.nesterov != 0u {
+            d = fma(b, dims.momentum, d);
+        } else {
+            d = b;
+        }
+    }
+    p[i] = fma(d, dims.neg_lr, w);
 }

@@ -37,6 +37,7 @@ pub(crate) mod compile_cost;
 pub(crate) mod epilogue;
 pub(crate) mod kernel;
 pub(crate) mod step_state;
+pub(crate) mod update_walk;
 
 pub(crate) use kernel::{Dispatch, Kernel};
 

@@ -6,15 +6,8 @@
 //! step-state buffer ([`step_state`](super::step_state)), so one replay serves every step.
 
 use crate::gpu::kernels::{
-    Dispatch, Kernel, NO_EPILOGUE, PipelineSpec, Slot, fold, step_state, wgsl_struct,
+    Dispatch, Kernel, NO_EPILOGUE, PipelineSpec, Slot, update_walk, wgsl_struct,
 };
-
-/// Invocations per workgroup (`WG` in the WGSL).
-const WG: u64 = 64;
-/// Values per invocation (`PER` in the WGSL): the step-state reads (stop flag, step scalars),
-/// loaded lane by lane on software adapters, are made once for all of them (docs/LOG.md,
-/// 2026-12-07: a third of a batch-64 step's non-product time was SGD's).
-const PER: u64 = 8;
 
 wgsl_struct! {
     /// The uniform block: the tensor's length, the folded grid and the hyper-parameters.
@@ -70,8 +63,7 @@ impl Kernel for Sgd {
     }
 
     fn pipelines(&self) -> Vec<PipelineSpec> {
-        let per = format!("const PER: u32 = {PER}u;\n");
-        let body = [&step_state::wgsl(), &per, shader!("sgd.wgsl")].concat();
+        let body = update_walk::wgsl(shader!("sgd.wgsl"));
         vec![PipelineSpec::checked::<SgdDims>(
             "sgd",
             "sgd",
@@ -82,7 +74,7 @@ impl Kernel for Sgd {
     }
 
     fn dispatches(&self, _rows: usize, max_groups: u32) -> Vec<Dispatch> {
-        let grid = fold((self.len as u64).div_ceil(WG * PER), max_groups);
+        let grid = update_walk::grid(self.len, max_groups);
         let h = &self.hyper;
         let dims = SgdDims {
             n: self.len as u32,
@@ -101,6 +93,7 @@ impl Kernel for Sgd {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+    use crate::gpu::kernels::step_state;
     use crate::gpu::ops::run_kernel;
     use crate::gpu::{GpuContext, GpuOptions};
 
